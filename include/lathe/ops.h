@@ -1,0 +1,70 @@
+#pragma once
+// The differentiable ops. Each records its backward when an input requires a gradient (see
+// autograd.h). Binary element-wise ops broadcast like NumPy. Axes may be negative. Errors are
+// lathe::Error naming the op and the shapes involved.
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "lathe/tensor.h"
+
+namespace lathe {
+
+// Element-wise (src/ops/elementwise.cpp).
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor neg(const Tensor& a);
+Tensor exp(const Tensor& a);
+Tensor log(const Tensor& a);
+Tensor pow(const Tensor& base, const Tensor& exponent);
+Tensor pow(const Tensor& base, double exponent);
+Tensor sqrt(const Tensor& a);
+Tensor abs(const Tensor& a);
+Tensor clamp(const Tensor& a, std::optional<double> min, std::optional<double> max);
+
+// Matrix products (src/ops/matmul.cpp). a: [M,K] or [B,M,K]; b: [K,N] or [B,K,N]. A transpose
+// flag reads that operand transposed (its last two axes swapped) without copying it.
+Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false,
+              bool transpose_b = false);
+
+// Reductions (src/ops/reduce.cpp). An empty axes list reduces over every axis.
+Tensor sum(const Tensor& a, const std::vector<std::int64_t>& axes = {}, bool keepdim = false);
+Tensor mean(const Tensor& a, const std::vector<std::int64_t>& axes = {}, bool keepdim = false);
+Tensor max(const Tensor& a, std::int64_t axis, bool keepdim = false);
+Tensor argmax(const Tensor& a, std::int64_t axis, bool keepdim = false);  // int64, no gradient
+// Sums `a` down to `shape` (the inverse of broadcasting `shape` up to a.shape()).
+Tensor sum_to(const Tensor& a, const Shape& shape);
+
+// Shape ops (src/ops/shape.cpp). reshape shares storage; the others copy.
+Tensor reshape(const Tensor& a, const Shape& shape);  // one axis may be -1
+Tensor permute(const Tensor& a, const std::vector<std::int64_t>& order);
+Tensor transpose(const Tensor& a, std::int64_t axis0, std::int64_t axis1);
+// Python-style slice a[start:end:step] along axis; start/end may be negative, are clamped.
+Tensor slice(const Tensor& a, std::int64_t axis, std::int64_t start, std::int64_t end,
+             std::int64_t step = 1);
+Tensor concat(const std::vector<Tensor>& tensors, std::int64_t axis);
+Tensor index_select(const Tensor& a, std::int64_t axis, const Tensor& indices);  // indices: int64 1-D
+Tensor gather(const Tensor& a, std::int64_t axis, const Tensor& indices);  // indices: int64, a's rank
+
+// Activations (src/ops/activation.cpp).
+Tensor relu(const Tensor& a);
+Tensor leaky_relu(const Tensor& a, double negative_slope = 0.01);
+Tensor sigmoid(const Tensor& a);
+Tensor tanh(const Tensor& a);
+enum class GeluApproximation { None, Tanh };
+Tensor gelu(const Tensor& a, GeluApproximation approximation = GeluApproximation::None);
+Tensor softmax(const Tensor& a, std::int64_t axis);
+Tensor log_softmax(const Tensor& a, std::int64_t axis);
+
+// Losses (src/ops/loss.cpp), each reduced to the mean as PyTorch's default does.
+Tensor mse_loss(const Tensor& prediction, const Tensor& target);
+// logits [N,C], targets int64 [N]. With class weights the mean is sum(w[y] * loss) / sum(w[y]).
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets,
+                     const Tensor& class_weights = Tensor());
+Tensor nll_loss(const Tensor& log_probs, const Tensor& targets,
+                const Tensor& class_weights = Tensor());
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targets);
+
+}  // namespace lathe

@@ -1,0 +1,10 @@
+#pragma once
+// One function per verb of the `lathe` command; main.cpp wires them to CLI11.
+#include <CLI/CLI.hpp>
+
+namespace lathe::cli {
+
+// `lathe demo`: a tiny end-to-end run of the core (autograd + SGD) on generated data.
+void add_demo_command(CLI::App& app);
+
+}  // namespace lathe::cli

@@ -1,0 +1,158 @@
+// The kernel thread pool behind parallel_for. One job runs at a time; the caller works on it too.
+// Workers block on a condition variable between jobs, so an idle pool costs no CPU.
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "lathe/error.h"
+#include "lathe/parallel.h"
+
+namespace lathe {
+namespace {
+
+thread_local bool t_inside_parallel_region = false;
+
+int default_thread_count() {
+  if (const char* env = std::getenv("LATHE_NUM_THREADS")) {
+    const int n = std::atoi(env);
+    if (n >= 1) return n;
+  }
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int threads) {
+    for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { work_loop(); });
+  }
+
+  ~ThreadPool() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& worker : workers_) worker.join();
+  }
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  void run(std::int64_t chunks, const std::function<void(std::int64_t)>& chunk_body) {
+    std::lock_guard job_lock(job_mutex_);
+    {
+      std::lock_guard lock(mutex_);
+      body_ = &chunk_body;
+      chunk_count_ = chunks;
+      next_chunk_.store(0);
+      busy_workers_ = static_cast<int>(workers_.size());
+      error_ = nullptr;
+      ++generation_;
+    }
+    wake_.notify_all();
+    run_chunks();
+    std::unique_lock lock(mutex_);
+    done_.wait(lock, [this] { return busy_workers_ == 0; });
+    body_ = nullptr;
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void run_chunks() {
+    t_inside_parallel_region = true;
+    for (std::int64_t chunk = next_chunk_.fetch_add(1); chunk < chunk_count_;
+         chunk = next_chunk_.fetch_add(1)) {
+      try {
+        (*body_)(chunk);
+      } catch (...) {
+        std::lock_guard lock(mutex_);
+        if (!error_) error_ = std::current_exception();
+      }
+    }
+    t_inside_parallel_region = false;
+  }
+
+  void work_loop() {
+    std::uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+        if (stopping_) return;
+        seen = generation_;
+      }
+      run_chunks();
+      {
+        std::lock_guard lock(mutex_);
+        --busy_workers_;
+      }
+      done_.notify_one();
+    }
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex job_mutex_;  // one job at a time
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  const std::function<void(std::int64_t)>* body_ = nullptr;
+  std::int64_t chunk_count_ = 0;
+  std::atomic<std::int64_t> next_chunk_{0};
+  int busy_workers_ = 0;
+  std::uint64_t generation_ = 0;
+  bool stopping_ = false;
+  std::exception_ptr error_;
+};
+
+std::mutex g_pool_mutex;
+std::unique_ptr<ThreadPool> g_pool;
+int g_requested_threads = 0;
+
+ThreadPool& pool() {
+  std::lock_guard lock(g_pool_mutex);
+  if (!g_pool) {
+    if (g_requested_threads == 0) g_requested_threads = default_thread_count();
+    g_pool = std::make_unique<ThreadPool>(g_requested_threads);
+  }
+  return *g_pool;
+}
+
+}  // namespace
+
+int num_threads() { return pool().size(); }
+
+void set_num_threads(int threads) {
+  if (threads < 1)
+    throw Error(fmt::format("set_num_threads: {} threads requested, need at least 1", threads));
+  std::lock_guard lock(g_pool_mutex);
+  g_requested_threads = threads;
+  g_pool.reset();
+}
+
+void parallel_for(std::int64_t n, std::int64_t grain,
+                  const std::function<void(std::int64_t, std::int64_t)>& body) {
+  if (n <= 0) return;
+  grain = std::max<std::int64_t>(grain, 1);
+  if (n <= grain || t_inside_parallel_region) {
+    body(0, n);
+    return;
+  }
+  ThreadPool& threads = pool();
+  const std::int64_t chunks = std::min<std::int64_t>(threads.size(), (n + grain - 1) / grain);
+  if (chunks <= 1) {
+    body(0, n);
+    return;
+  }
+  const std::int64_t per_chunk = (n + chunks - 1) / chunks;
+  threads.run(chunks, [&](std::int64_t chunk) {
+    const std::int64_t begin = chunk * per_chunk;
+    body(begin, std::min(n, begin + per_chunk));
+  });
+}
+
+}  // namespace lathe
