@@ -1,0 +1,199 @@
+// Forward values of every op family against closed-form math computed independently here.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numbers>
+
+#include "lathe/lathe.h"
+
+namespace lathe {
+namespace {
+
+Tensor f64(std::vector<double> values, Shape shape) {
+  return Tensor::from_vector(values, shape, DType::Float64);
+}
+
+void expect_values(const Tensor& t, const std::vector<double>& expected, double tolerance = 1e-12) {
+  const auto got = t.to_vector();
+  ASSERT_EQ(got.size(), expected.size());
+  for (std::size_t i = 0; i < got.size(); ++i)
+    EXPECT_NEAR(got[i], expected[i], tolerance) << "element " << i;
+}
+
+TEST(Elementwise, BroadcastAddRowAndColumn) {
+  const Tensor column = f64({1, 2, 3}, {3, 1});
+  const Tensor row = f64({10, 20}, {2});
+  const Tensor out = column + row;
+  EXPECT_EQ(out.shape(), (Shape{3, 2}));
+  expect_values(out, {11, 21, 12, 22, 13, 23});
+}
+
+TEST(Elementwise, ScalarOperatorsAndUnaryFunctions) {
+  const Tensor x = f64({0.25, 1, 4}, {3});
+  expect_values(2.0 * x - 1.0, {-0.5, 1, 7});
+  expect_values(1.0 / x, {4, 1, 0.25});
+  expect_values(sqrt(x), {0.5, 1, 2});
+  expect_values(log(x), {std::log(0.25), 0, std::log(4.0)});
+  expect_values(exp(x), {std::exp(0.25), std::exp(1.0), std::exp(4.0)});
+  expect_values(pow(x, 1.5), {0.125, 1, 8});
+  expect_values(pow(x, f64({2, 0, 0.5}, {3})), {0.0625, 1, 2});
+  expect_values(abs(f64({-2, 0, 3}, {3})), {2, 0, 3});
+  expect_values(clamp(f64({-2, 0.3, 3}, {3}), -1.0, 1.0), {-1, 0.3, 1});
+  expect_values(neg(x), {-0.25, -1, -4});
+}
+
+TEST(Elementwise, Float32MatchesFloat64) {
+  Generator generator(5);
+  const Tensor a = Tensor::randn({7, 9}, generator, DType::Float64);
+  const Tensor b = Tensor::randn({9}, generator, DType::Float64);
+  const Tensor wide = tanh(a * b + exp(a) / (abs(b) + 1.0));
+  const Tensor narrow =
+      tanh(a.to(DType::Float32) * b.to(DType::Float32) +
+           exp(a.to(DType::Float32)) / (abs(b.to(DType::Float32)) + 1.0));
+  EXPECT_EQ(narrow.dtype(), DType::Float32);
+  expect_values(narrow, wide.to_vector(), 1e-5);
+}
+
+// Matmul against a plain triple loop in double, for every transpose flag and a batch.
+TEST(Matmul, AgreesWithNaiveLoopsForAllTransposeFlags) {
+  Generator generator(9);
+  const std::int64_t m = 5, k = 7, n = 3;
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      const Tensor a = Tensor::randn(ta ? Shape{k, m} : Shape{m, k}, generator, DType::Float64);
+      const Tensor b = Tensor::randn(tb ? Shape{n, k} : Shape{k, n}, generator, DType::Float64);
+      const Tensor c = matmul(a, b, ta, tb);
+      ASSERT_EQ(c.shape(), (Shape{m, n}));
+      for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t j = 0; j < n; ++j) {
+          double expected = 0;
+          for (std::int64_t p = 0; p < k; ++p)
+            expected += (ta ? a.at({p, i}) : a.at({i, p})) * (tb ? b.at({j, p}) : b.at({p, j}));
+          EXPECT_NEAR(c.at({i, j}), expected, 1e-12) << "ta=" << ta << " tb=" << tb;
+        }
+    }
+  }
+}
+
+TEST(Matmul, BatchedAndBatchTimesMatrix) {
+  Generator generator(10);
+  const Tensor a = Tensor::randn({3, 4, 5}, generator, DType::Float64);
+  const Tensor b = Tensor::randn({3, 5, 2}, generator, DType::Float64);
+  const Tensor w = Tensor::randn({5, 2}, generator, DType::Float64);
+  const Tensor batched = matmul(a, b);
+  const Tensor shared = matmul(a, w);
+  ASSERT_EQ(batched.shape(), (Shape{3, 4, 2}));
+  ASSERT_EQ(shared.shape(), (Shape{3, 4, 2}));
+  for (std::int64_t s = 0; s < 3; ++s)
+    for (std::int64_t i = 0; i < 4; ++i)
+      for (std::int64_t j = 0; j < 2; ++j) {
+        double with_b = 0, with_w = 0;
+        for (std::int64_t p = 0; p < 5; ++p) {
+          with_b += a.at({s, i, p}) * b.at({s, p, j});
+          with_w += a.at({s, i, p}) * w.at({p, j});
+        }
+        EXPECT_NEAR(batched.at({s, i, j}), with_b, 1e-12);
+        EXPECT_NEAR(shared.at({s, i, j}), with_w, 1e-12);
+      }
+}
+
+TEST(Matmul, EmptyInnerDimensionGivesZeros) {
+  const Tensor c = matmul(Tensor::zeros({2, 0}), Tensor::zeros({0, 3}));
+  expect_values(c, std::vector<double>(6, 0.0));
+}
+
+TEST(Reduce, SumMeanMaxArgmax) {
+  const Tensor x = f64({1, 5, 3, 4, 2, 6}, {2, 3});
+  expect_values(sum(x), {21});
+  expect_values(sum(x, {0}), {5, 7, 9});
+  expect_values(sum(x, {1}, true), {9, 12});
+  EXPECT_EQ(sum(x, {1}, true).shape(), (Shape{2, 1}));
+  expect_values(mean(x, {-1}), {3, 4});
+  expect_values(max(x, 1), {5, 6});
+  expect_values(max(x, 0), {4, 5, 6});
+  const Tensor index = argmax(x, 1);
+  EXPECT_EQ(index.dtype(), DType::Int64);
+  expect_values(index, {1, 2});
+  expect_values(argmax(f64({2, 7, 7}, {3}), 0), {1});  // the first maximum wins
+}
+
+TEST(Shape, ReshapeSharesStoragePermuteCopies) {
+  Tensor x = f64({0, 1, 2, 3, 4, 5}, {2, 3});
+  Tensor r = reshape(x, {3, -1});
+  EXPECT_EQ(r.shape(), (Shape{3, 2}));
+  x.set({0, 0}, 42);
+  EXPECT_EQ(r.at({0, 0}), 42);
+  const Tensor t = transpose(f64({0, 1, 2, 3, 4, 5}, {2, 3}), 0, 1);
+  EXPECT_EQ(t.shape(), (Shape{3, 2}));
+  expect_values(t, {0, 3, 1, 4, 2, 5});
+  const Tensor p = permute(Tensor::arange(24, DType::Float64).to(DType::Float64), {0});
+  expect_values(p, Tensor::arange(24, DType::Float64).to_vector());
+  const Tensor cube = reshape(Tensor::arange(24, DType::Float64), {2, 3, 4});
+  const Tensor moved = permute(cube, {2, 0, 1});
+  EXPECT_EQ(moved.shape(), (Shape{4, 2, 3}));
+  for (std::int64_t i = 0; i < 2; ++i)
+    for (std::int64_t j = 0; j < 3; ++j)
+      for (std::int64_t k = 0; k < 4; ++k) EXPECT_EQ(moved.at({k, i, j}), cube.at({i, j, k}));
+}
+
+TEST(Shape, SliceConcatIndexSelectGather) {
+  const Tensor x = reshape(Tensor::arange(12, DType::Float64), {3, 4});
+  expect_values(slice(x, 1, 1, 3), {1, 2, 5, 6, 9, 10});
+  expect_values(slice(x, 0, -1, 100), {8, 9, 10, 11});
+  expect_values(slice(x, 1, 0, 4, 3), {0, 3, 4, 7, 8, 11});
+  EXPECT_EQ(slice(x, 1, 3, 1).shape(), (Shape{3, 0}));
+  const Tensor joined = concat({slice(x, 1, 0, 1), slice(x, 1, 3, 4)}, 1);
+  expect_values(joined, {0, 3, 4, 7, 8, 11});
+  expect_values(index_select(x, 0, Tensor::from_indices({2, 0}, {2})),
+                {8, 9, 10, 11, 0, 1, 2, 3});
+  expect_values(gather(x, 1, Tensor::from_indices({3, 0, 1, 1, 2, 2}, {3, 2})),
+                {3, 0, 5, 5, 10, 10});
+  const Tensor labels = Tensor::from_indices({4, 5, 6, 7}, {2, 2});
+  expect_values(reshape(labels, {4}), {4, 5, 6, 7});
+  expect_values(index_select(labels, 1, Tensor::from_indices({1}, {1})), {5, 7});
+}
+
+TEST(Activation, ClosedFormValues) {
+  const Tensor x = f64({-1, 0, 1}, {3});
+  expect_values(relu(x), {0, 0, 1});
+  expect_values(leaky_relu(x, 0.2), {-0.2, 0, 1});
+  expect_values(sigmoid(x), {1 / (1 + std::exp(1.0)), 0.5, 1 / (1 + std::exp(-1.0))});
+  expect_values(tanh(x), {std::tanh(-1.0), 0, std::tanh(1.0)});
+  // x * Phi(x) with Phi(1) = 0.8413447460685429 (standard normal CDF).
+  expect_values(gelu(x), {-0.15865525393145707, 0, 0.8413447460685429}, 1e-12);
+  const double inner = std::sqrt(2 / std::numbers::pi) * (1 + 0.044715);
+  expect_values(gelu(x, GeluApproximation::Tanh),
+                {-0.5 * (1 + std::tanh(-inner)), 0, 0.5 * (1 + std::tanh(inner))});
+  // Extreme inputs stay finite.
+  expect_values(sigmoid(f64({-1000, 1000}, {2})), {0, 1});
+}
+
+TEST(Activation, SoftmaxAndLogSoftmax) {
+  const Tensor x = f64({1, 2, 3, 1000, 1000, 1000}, {2, 3});
+  const double total = std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
+  expect_values(softmax(x, 1), {std::exp(1.0) / total, std::exp(2.0) / total,
+                                std::exp(3.0) / total, 1.0 / 3, 1.0 / 3, 1.0 / 3});
+  expect_values(log_softmax(x, -1), {1 - std::log(total), 2 - std::log(total),
+                                     3 - std::log(total), -std::log(3.0), -std::log(3.0),
+                                     -std::log(3.0)});
+  const Tensor columns = softmax(f64({0, 0, std::log(3.0), 0}, {2, 2}), 0);
+  expect_values(columns, {0.25, 0.5, 0.75, 0.5});
+}
+
+TEST(Loss, ClosedFormValues) {
+  const Tensor logits = f64({1, 2, 3, 0, 0, 0}, {2, 3});
+  const Tensor targets = Tensor::from_indices({2, 0}, {2});
+  const double row0 = std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0)) - 3;
+  const double row1 = std::log(3.0);
+  expect_values(cross_entropy(logits, targets), {(row0 + row1) / 2});
+  const Tensor weights = f64({2, 1, 0.5}, {3});
+  expect_values(cross_entropy(logits, targets, weights), {(0.5 * row0 + 2 * row1) / 2.5});
+  expect_values(nll_loss(log_softmax(logits, 1), targets), {(row0 + row1) / 2});
+  expect_values(mse_loss(f64({1, 2, 3}, {3}), f64({1, 0, 6}, {3})), {13.0 / 3});
+  // max(x,0) - x*y + log(1 + exp(-|x|)), including a logit that would overflow a naive exp.
+  expect_values(binary_cross_entropy_with_logits(f64({0, 1000, -2}, {3}), f64({1, 0, 0.25}, {3})),
+                {(std::log(2.0) + 1000 + (0.5 + std::log1p(std::exp(-2.0)))) / 3});
+}
+
+}  // namespace
+}  // namespace lathe
