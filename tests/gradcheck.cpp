@@ -75,9 +75,10 @@ GradcheckResult gradcheck(const OpFunction& f, std::vector<Tensor> inputs,
       if (!(std::abs(got - numerical) <= allowed)) {
         result.passed = false;
         if (reported++ < 5)
-          result.failures += fmt::format("input {} element {}: analytical {:.10g}, numerical "
-                                         "{:.10g}\n",
-                                         which, i, got, numerical);
+          result.failures += fmt::format(
+              "input {} element {}: analytical {:.10g}, numerical "
+              "{:.10g}\n",
+              which, i, got, numerical);
       }
     }
   }

@@ -47,9 +47,8 @@ TEST(Elementwise, Float32MatchesFloat64) {
   const Tensor a = Tensor::randn({7, 9}, generator, DType::Float64);
   const Tensor b = Tensor::randn({9}, generator, DType::Float64);
   const Tensor wide = tanh(a * b + exp(a) / (abs(b) + 1.0));
-  const Tensor narrow =
-      tanh(a.to(DType::Float32) * b.to(DType::Float32) +
-           exp(a.to(DType::Float32)) / (abs(b.to(DType::Float32)) + 1.0));
+  const Tensor narrow = tanh(a.to(DType::Float32) * b.to(DType::Float32) +
+                             exp(a.to(DType::Float32)) / (abs(b.to(DType::Float32)) + 1.0));
   EXPECT_EQ(narrow.dtype(), DType::Float32);
   expect_values(narrow, wide.to_vector(), 1e-5);
 }
@@ -144,8 +143,7 @@ TEST(Shape, SliceConcatIndexSelectGather) {
   EXPECT_EQ(slice(x, 1, 3, 1).shape(), (Shape{3, 0}));
   const Tensor joined = concat({slice(x, 1, 0, 1), slice(x, 1, 3, 4)}, 1);
   expect_values(joined, {0, 3, 4, 7, 8, 11});
-  expect_values(index_select(x, 0, Tensor::from_indices({2, 0}, {2})),
-                {8, 9, 10, 11, 0, 1, 2, 3});
+  expect_values(index_select(x, 0, Tensor::from_indices({2, 0}, {2})), {8, 9, 10, 11, 0, 1, 2, 3});
   expect_values(gather(x, 1, Tensor::from_indices({3, 0, 1, 1, 2, 2}, {3, 2})),
                 {3, 0, 5, 5, 10, 10});
   const Tensor labels = Tensor::from_indices({4, 5, 6, 7}, {2, 2});
@@ -171,11 +169,10 @@ TEST(Activation, ClosedFormValues) {
 TEST(Activation, SoftmaxAndLogSoftmax) {
   const Tensor x = f64({1, 2, 3, 1000, 1000, 1000}, {2, 3});
   const double total = std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
-  expect_values(softmax(x, 1), {std::exp(1.0) / total, std::exp(2.0) / total,
-                                std::exp(3.0) / total, 1.0 / 3, 1.0 / 3, 1.0 / 3});
-  expect_values(log_softmax(x, -1), {1 - std::log(total), 2 - std::log(total),
-                                     3 - std::log(total), -std::log(3.0), -std::log(3.0),
-                                     -std::log(3.0)});
+  expect_values(softmax(x, 1), {std::exp(1.0) / total, std::exp(2.0) / total, std::exp(3.0) / total,
+                                1.0 / 3, 1.0 / 3, 1.0 / 3});
+  expect_values(log_softmax(x, -1), {1 - std::log(total), 2 - std::log(total), 3 - std::log(total),
+                                     -std::log(3.0), -std::log(3.0), -std::log(3.0)});
   const Tensor columns = softmax(f64({0, 0, std::log(3.0), 0}, {2, 2}), 0);
   expect_values(columns, {0.25, 0.5, 0.75, 0.5});
 }

@@ -24,7 +24,8 @@ TEST(Tensor, FactoriesShapesAndAccess) {
   EXPECT_EQ(Tensor::scalar(3, DType::Float64).item(), 3);
   EXPECT_EQ(Tensor::zeros({0, 4}).numel(), 0);
   EXPECT_EQ(Tensor::arange(4, DType::Int64).to_vector(), (std::vector<double>{0, 1, 2, 3}));
-  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(t.data<float>()) % 64, 0u) << "storage is 64-byte aligned";
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(t.data<float>()) % 64, 0u)
+      << "storage is 64-byte aligned";
 }
 
 TEST(Tensor, CloneAndConversionOwnTheirStorage) {
@@ -45,7 +46,8 @@ TEST(Tensor, PrintsLikePyTorch) {
   EXPECT_EQ(Tensor::from_indices({7}, {}).to_string(), "tensor(7, shape=[], dtype=int64)");
   Tensor w = Tensor::zeros({2});
   w.requires_grad_();
-  EXPECT_EQ(w.to_string(), "tensor([0.0000, 0.0000], shape=[2], dtype=float32, requires_grad=true)");
+  EXPECT_EQ(w.to_string(),
+            "tensor([0.0000, 0.0000], shape=[2], dtype=float32, requires_grad=true)");
   EXPECT_NE((w * 2.0).to_string().find("grad_fn=mul"), std::string::npos);
   // Large tensors are summarized around their edges.
   const std::string big = Tensor::arange(2000).to_string();

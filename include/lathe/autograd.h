@@ -14,16 +14,43 @@ namespace lathe {
 
 // Every differentiable op has one entry here. The gradcheck test walks this list: an op without
 // a gradcheck entry fails the suite, and an op cannot record a node without an entry.
-#define LATHE_DIFFERENTIABLE_OPS(X)                                                            \
-  X(Add, "add") X(Sub, "sub") X(Mul, "mul") X(Div, "div") X(Neg, "neg") X(Exp, "exp")          \
-  X(Log, "log") X(Pow, "pow") X(PowScalar, "pow_scalar") X(Sqrt, "sqrt") X(Abs, "abs")         \
-  X(Clamp, "clamp") X(Matmul, "matmul") X(Sum, "sum") X(Mean, "mean") X(Max, "max")            \
-  X(Reshape, "reshape") X(Permute, "permute") X(Slice, "slice") X(Concat, "concat")            \
-  X(IndexSelect, "index_select") X(Gather, "gather") X(Relu, "relu")                           \
-  X(LeakyRelu, "leaky_relu") X(Sigmoid, "sigmoid") X(Tanh, "tanh") X(Gelu, "gelu")             \
-  X(GeluTanh, "gelu_tanh") X(Softmax, "softmax") X(LogSoftmax, "log_softmax")                  \
-  X(MseLoss, "mse_loss") X(CrossEntropy, "cross_entropy") X(NllLoss, "nll_loss")               \
+// clang-format off
+#define LATHE_DIFFERENTIABLE_OPS(X) \
+  X(Add, "add") \
+  X(Sub, "sub") \
+  X(Mul, "mul") \
+  X(Div, "div") \
+  X(Neg, "neg") \
+  X(Exp, "exp") \
+  X(Log, "log") \
+  X(Pow, "pow") \
+  X(PowScalar, "pow_scalar") \
+  X(Sqrt, "sqrt") \
+  X(Abs, "abs") \
+  X(Clamp, "clamp") \
+  X(Matmul, "matmul") \
+  X(Sum, "sum") \
+  X(Mean, "mean") \
+  X(Max, "max") \
+  X(Reshape, "reshape") \
+  X(Permute, "permute") \
+  X(Slice, "slice") \
+  X(Concat, "concat") \
+  X(IndexSelect, "index_select") \
+  X(Gather, "gather") \
+  X(Relu, "relu") \
+  X(LeakyRelu, "leaky_relu") \
+  X(Sigmoid, "sigmoid") \
+  X(Tanh, "tanh") \
+  X(Gelu, "gelu") \
+  X(GeluTanh, "gelu_tanh") \
+  X(Softmax, "softmax") \
+  X(LogSoftmax, "log_softmax") \
+  X(MseLoss, "mse_loss") \
+  X(CrossEntropy, "cross_entropy") \
+  X(NllLoss, "nll_loss") \
   X(BinaryCrossEntropyWithLogits, "binary_cross_entropy_with_logits")
+// clang-format on
 
 enum class Op {
 #define LATHE_OP_ENUM(id, name) id,
@@ -37,8 +64,8 @@ std::vector<Op> all_differentiable_ops();
 
 // Maps the gradient of the node's output to one gradient per input. needs_grad[i] says whether
 // input i wants one; the closure may leave the others undefined.
-using BackwardFn =
-    std::function<std::vector<Tensor>(const Tensor& grad_output, const std::vector<bool>& needs_grad)>;
+using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output,
+                                                     const std::vector<bool>& needs_grad)>;
 
 struct Node {
   Op op;

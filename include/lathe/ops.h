@@ -26,8 +26,7 @@ Tensor clamp(const Tensor& a, std::optional<double> min, std::optional<double> m
 
 // Matrix products (src/ops/matmul.cpp). a: [M,K] or [B,M,K]; b: [K,N] or [B,K,N]. A transpose
 // flag reads that operand transposed (its last two axes swapped) without copying it.
-Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false,
-              bool transpose_b = false);
+Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
 
 // Reductions (src/ops/reduce.cpp). An empty axes list reduces over every axis.
 Tensor sum(const Tensor& a, const std::vector<std::int64_t>& axes = {}, bool keepdim = false);
@@ -45,8 +44,10 @@ Tensor transpose(const Tensor& a, std::int64_t axis0, std::int64_t axis1);
 Tensor slice(const Tensor& a, std::int64_t axis, std::int64_t start, std::int64_t end,
              std::int64_t step = 1);
 Tensor concat(const std::vector<Tensor>& tensors, std::int64_t axis);
-Tensor index_select(const Tensor& a, std::int64_t axis, const Tensor& indices);  // indices: int64 1-D
-Tensor gather(const Tensor& a, std::int64_t axis, const Tensor& indices);  // indices: int64, a's rank
+Tensor index_select(const Tensor& a, std::int64_t axis,
+                    const Tensor& indices);  // indices: int64 1-D
+Tensor gather(const Tensor& a, std::int64_t axis,
+              const Tensor& indices);  // indices: int64, a's rank
 
 // Activations (src/ops/activation.cpp).
 Tensor relu(const Tensor& a);

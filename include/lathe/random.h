@@ -13,9 +13,9 @@ class Generator {
   explicit Generator(std::uint64_t seed = 0x1a7e) { seed_with(seed); }
   void seed_with(std::uint64_t seed);
   std::uint64_t next_u64();
-  double uniform();                              // [0, 1)
-  double normal();                               // mean 0, standard deviation 1
-  std::uint64_t below(std::uint64_t bound);      // uniform integer in [0, bound)
+  double uniform();                          // [0, 1)
+  double normal();                           // mean 0, standard deviation 1
+  std::uint64_t below(std::uint64_t bound);  // uniform integer in [0, bound)
 
   struct State {
     std::uint64_t s[4];

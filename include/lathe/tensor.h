@@ -28,11 +28,17 @@ std::string shape_str(const Shape& shape);  // "[64,784]"
 template <class T>
 constexpr DType dtype_of();
 template <>
-constexpr DType dtype_of<float>() { return DType::Float32; }
+constexpr DType dtype_of<float>() {
+  return DType::Float32;
+}
 template <>
-constexpr DType dtype_of<double>() { return DType::Float64; }
+constexpr DType dtype_of<double>() {
+  return DType::Float64;
+}
 template <>
-constexpr DType dtype_of<std::int64_t>() { return DType::Int64; }
+constexpr DType dtype_of<std::int64_t>() {
+  return DType::Int64;
+}
 
 // A block of memory on one device, 64-byte aligned. Tensors share storage (reshape, detach).
 class Storage {
@@ -91,12 +97,12 @@ class Tensor {
   template <class T>
   const T* data() const;
 
-  double item() const;                                  // the value of a one-element tensor
+  double item() const;                                         // the value of a one-element tensor
   double at(std::initializer_list<std::int64_t> index) const;  // bounds-checked element read
   void set(std::initializer_list<std::int64_t> index, double value);
   std::vector<double> to_vector() const;
 
-  Tensor clone() const;        // a copy with its own storage, not connected to the graph
+  Tensor clone() const;          // a copy with its own storage, not connected to the graph
   Tensor to(DType dtype) const;  // converted copy, not connected to the graph
   void fill_(double value);
   void copy_(const Tensor& source);  // same shape; element types are converted

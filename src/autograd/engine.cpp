@@ -55,9 +55,10 @@ void check_gradient(const Node& node, std::size_t index, const Tensor& input,
 void Tensor::backward(const Tensor& upstream, bool retain_graph) const {
   if (!defined()) throw Error("backward: called on an undefined tensor");
   if (!requires_grad())
-    throw Error(fmt::format("backward: the tensor of shape {} does not require a gradient and "
-                            "has no graph behind it",
-                            shape_str(shape())));
+    throw Error(
+        fmt::format("backward: the tensor of shape {} does not require a gradient and "
+                    "has no graph behind it",
+                    shape_str(shape())));
   Tensor seed;
   if (upstream.defined()) {
     if (upstream.shape() != shape() || upstream.dtype() != dtype())
@@ -67,9 +68,10 @@ void Tensor::backward(const Tensor& upstream, bool retain_graph) const {
     seed = upstream.detach();
   } else {
     if (numel() != 1)
-      throw Error(fmt::format("backward: the output of shape {} is not a scalar; pass an upstream "
-                              "gradient of that shape",
-                              shape_str(shape())));
+      throw Error(
+          fmt::format("backward: the output of shape {} is not a scalar; pass an upstream "
+                      "gradient of that shape",
+                      shape_str(shape())));
     seed = Tensor::ones(shape(), dtype());
   }
 
@@ -82,9 +84,10 @@ void Tensor::backward(const Tensor& upstream, bool retain_graph) const {
   std::unordered_map<Node*, Tensor> output_grads{{root.get(), seed}};
   for (const std::shared_ptr<Node>& node : reverse_topological_order(root)) {
     if (node->released)
-      throw Error(fmt::format("backward: the graph through op '{}' was already freed by an "
-                              "earlier backward; pass retain_graph=true to backward twice",
-                              op_name(node->op)));
+      throw Error(
+          fmt::format("backward: the graph through op '{}' was already freed by an "
+                      "earlier backward; pass retain_graph=true to backward twice",
+                      op_name(node->op)));
     auto found = output_grads.find(node.get());
     if (found == output_grads.end()) continue;
     const Tensor grad_output = std::move(found->second);

@@ -20,14 +20,15 @@ constexpr double kGeluCubic = 0.044715;
 template <class T, class Row>
 void for_each_slice(const Shape& shape, std::int64_t axis, Row row) {
   const auto view = detail::axis_view(shape, axis);
-  parallel_for(view.outer * view.inner,
-               std::max<std::int64_t>(1, detail::kParallelGrain / std::max<std::int64_t>(view.extent, 1)),
-               [&](std::int64_t begin, std::int64_t end) {
-                 for (std::int64_t s = begin; s < end; ++s) {
-                   const std::int64_t o = s / view.inner, j = s % view.inner;
-                   row(o * view.extent * view.inner + j, view.inner, view.extent);
-                 }
-               });
+  parallel_for(
+      view.outer * view.inner,
+      std::max<std::int64_t>(1, detail::kParallelGrain / std::max<std::int64_t>(view.extent, 1)),
+      [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t s = begin; s < end; ++s) {
+          const std::int64_t o = s / view.inner, j = s % view.inner;
+          row(o * view.extent * view.inner + j, view.inner, view.extent);
+        }
+      });
 }
 
 // out = softmax (log = false) or log_softmax (log = true) of a along axis.
@@ -57,11 +58,11 @@ Tensor softmax_forward(const char* op, const Tensor& a, std::int64_t axis, bool 
 Tensor relu(const Tensor& a) {
   Tensor out = map_unary("relu", a, [](auto x) { return x > 0 ? x : decltype(x)(0); });
   if (!should_record({&a})) return out;
-  return record(Op::Relu, out, {a}, [out = out.detach()](const Tensor& g, const std::vector<bool>&) {
-    return std::vector<Tensor>{map_binary("relu backward", g, out, [](auto dy, auto y) {
-      return y > 0 ? dy : decltype(dy)(0);
-    })};
-  });
+  return record(
+      Op::Relu, out, {a}, [out = out.detach()](const Tensor& g, const std::vector<bool>&) {
+        return std::vector<Tensor>{map_binary(
+            "relu backward", g, out, [](auto dy, auto y) { return y > 0 ? dy : decltype(dy)(0); })};
+      });
 }
 
 Tensor leaky_relu(const Tensor& a, double negative_slope) {
@@ -71,11 +72,11 @@ Tensor leaky_relu(const Tensor& a, double negative_slope) {
   if (!should_record({&a})) return out;
   return record(Op::LeakyRelu, out, {a},
                 [a = a.detach(), negative_slope](const Tensor& g, const std::vector<bool>&) {
-                  return std::vector<Tensor>{map_binary("leaky_relu backward", g, a,
-                                                        [negative_slope](auto dy, auto x) {
-                                                          using T = decltype(x);
-                                                          return x > 0 ? dy : static_cast<T>(negative_slope) * dy;
-                                                        })};
+                  return std::vector<Tensor>{
+                      map_binary("leaky_relu backward", g, a, [negative_slope](auto dy, auto x) {
+                        using T = decltype(x);
+                        return x > 0 ? dy : static_cast<T>(negative_slope) * dy;
+                      })};
                 });
 }
 
@@ -88,19 +89,21 @@ Tensor sigmoid(const Tensor& a) {
     return e / (T(1) + e);
   });
   if (!should_record({&a})) return out;
-  return record(Op::Sigmoid, out, {a}, [out = out.detach()](const Tensor& g, const std::vector<bool>&) {
-    return std::vector<Tensor>{map_binary("sigmoid backward", g, out,
-                                          [](auto dy, auto y) { return dy * y * (1 - y); })};
-  });
+  return record(
+      Op::Sigmoid, out, {a}, [out = out.detach()](const Tensor& g, const std::vector<bool>&) {
+        return std::vector<Tensor>{map_binary("sigmoid backward", g, out,
+                                              [](auto dy, auto y) { return dy * y * (1 - y); })};
+      });
 }
 
 Tensor tanh(const Tensor& a) {
   Tensor out = map_unary("tanh", a, [](auto x) { return std::tanh(x); });
   if (!should_record({&a})) return out;
-  return record(Op::Tanh, out, {a}, [out = out.detach()](const Tensor& g, const std::vector<bool>&) {
-    return std::vector<Tensor>{
-        map_binary("tanh backward", g, out, [](auto dy, auto y) { return dy * (1 - y * y); })};
-  });
+  return record(
+      Op::Tanh, out, {a}, [out = out.detach()](const Tensor& g, const std::vector<bool>&) {
+        return std::vector<Tensor>{
+            map_binary("tanh backward", g, out, [](auto dy, auto y) { return dy * (1 - y * y); })};
+      });
 }
 
 Tensor gelu(const Tensor& a, GeluApproximation approximation) {
@@ -111,15 +114,16 @@ Tensor gelu(const Tensor& a, GeluApproximation approximation) {
       return T(0.5) * x * (T(1) + std::tanh(inner));
     });
     if (!should_record({&a})) return out;
-    return record(Op::GeluTanh, out, {a}, [a = a.detach()](const Tensor& g, const std::vector<bool>&) {
-      return std::vector<Tensor>{map_binary("gelu_tanh backward", g, a, [](auto dy, auto x) {
-        using T = decltype(x);
-        const T k = static_cast<T>(kSqrt2OverPi), c = static_cast<T>(kGeluCubic);
-        const T t = std::tanh(k * (x + c * x * x * x));
-        const T dinner = k * (T(1) + T(3) * c * x * x);
-        return dy * (T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * dinner);
-      })};
-    });
+    return record(
+        Op::GeluTanh, out, {a}, [a = a.detach()](const Tensor& g, const std::vector<bool>&) {
+          return std::vector<Tensor>{map_binary("gelu_tanh backward", g, a, [](auto dy, auto x) {
+            using T = decltype(x);
+            const T k = static_cast<T>(kSqrt2OverPi), c = static_cast<T>(kGeluCubic);
+            const T t = std::tanh(k * (x + c * x * x * x));
+            const T dinner = k * (T(1) + T(3) * c * x * x);
+            return dy * (T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * dinner);
+          })};
+        });
   }
   Tensor out = map_unary("gelu", a, [](auto x) {
     using T = decltype(x);
@@ -131,7 +135,8 @@ Tensor gelu(const Tensor& a, GeluApproximation approximation) {
       using T = decltype(x);
       // d/dx x * Phi(x) = Phi(x) + x * phi(x)
       const T cdf = T(0.5) * (T(1) + std::erf(x / std::numbers::sqrt2_v<T>));
-      const T pdf = std::exp(T(-0.5) * x * x) * std::numbers::inv_sqrtpi_v<T> / std::numbers::sqrt2_v<T>;
+      const T pdf =
+          std::exp(T(-0.5) * x * x) * std::numbers::inv_sqrtpi_v<T> / std::numbers::sqrt2_v<T>;
       return dy * (cdf + x * pdf);
     })};
   });
@@ -151,14 +156,16 @@ Tensor softmax(const Tensor& a, std::int64_t axis) {
                     const T* dy = g.data<T>();
                     const T* y = out.data<T>();
                     T* dx = grad.data<T>();
-                    for_each_slice<T>(g.shape(), axis, [&](std::int64_t at, std::int64_t stride, std::int64_t n) {
-                      double dot = 0;
-                      for (std::int64_t k = 0; k < n; ++k) dot += dy[at + k * stride] * y[at + k * stride];
-                      for (std::int64_t k = 0; k < n; ++k) {
-                        const auto i = at + k * stride;
-                        dx[i] = y[i] * (dy[i] - static_cast<T>(dot));
-                      }
-                    });
+                    for_each_slice<T>(g.shape(), axis,
+                                      [&](std::int64_t at, std::int64_t stride, std::int64_t n) {
+                                        double dot = 0;
+                                        for (std::int64_t k = 0; k < n; ++k)
+                                          dot += dy[at + k * stride] * y[at + k * stride];
+                                        for (std::int64_t k = 0; k < n; ++k) {
+                                          const auto i = at + k * stride;
+                                          dx[i] = y[i] * (dy[i] - static_cast<T>(dot));
+                                        }
+                                      });
                   });
                   return std::vector<Tensor>{grad};
                 });
@@ -178,14 +185,16 @@ Tensor log_softmax(const Tensor& a, std::int64_t axis) {
                     const T* dy = g.data<T>();
                     const T* y = out.data<T>();
                     T* dx = grad.data<T>();
-                    for_each_slice<T>(g.shape(), axis, [&](std::int64_t at, std::int64_t stride, std::int64_t n) {
-                      double total = 0;
-                      for (std::int64_t k = 0; k < n; ++k) total += dy[at + k * stride];
-                      for (std::int64_t k = 0; k < n; ++k) {
-                        const auto i = at + k * stride;
-                        dx[i] = dy[i] - std::exp(y[i]) * static_cast<T>(total);
-                      }
-                    });
+                    for_each_slice<T>(g.shape(), axis,
+                                      [&](std::int64_t at, std::int64_t stride, std::int64_t n) {
+                                        double total = 0;
+                                        for (std::int64_t k = 0; k < n; ++k)
+                                          total += dy[at + k * stride];
+                                        for (std::int64_t k = 0; k < n; ++k) {
+                                          const auto i = at + k * stride;
+                                          dx[i] = dy[i] - std::exp(y[i]) * static_cast<T>(total);
+                                        }
+                                      });
                   });
                   return std::vector<Tensor>{grad};
                 });

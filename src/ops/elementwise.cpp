@@ -57,10 +57,11 @@ Tensor add(const Tensor& a, const Tensor& b) {
 Tensor sub(const Tensor& a, const Tensor& b) {
   Tensor out = broadcast_binary("sub", a, b, [](auto x, auto y) { return x - y; });
   if (!should_record({&a, &b})) return out;
-  return record(Op::Sub, out, {a, b},
-                [sa = a.shape(), sb = b.shape()](const Tensor& g, const std::vector<bool>& needs) {
-                  return std::vector<Tensor>{sum_to(g, sa), needs[1] ? sum_to(neg(g), sb) : Tensor()};
-                });
+  return record(
+      Op::Sub, out, {a, b},
+      [sa = a.shape(), sb = b.shape()](const Tensor& g, const std::vector<bool>& needs) {
+        return std::vector<Tensor>{sum_to(g, sa), needs[1] ? sum_to(neg(g), sb) : Tensor()};
+      });
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
@@ -119,7 +120,9 @@ Tensor pow(const Tensor& base, const Tensor& exponent) {
                     const Tensor& g, const std::vector<bool>& needs) {
                   // d/da a^b = b a^(b-1); d/db a^b = a^b log a
                   Tensor ga, gb;
-                  if (needs[0]) ga = sum_to(mul(g, mul(b, pow(a, sub(b, Tensor::scalar(1, b.dtype()))))), a.shape());
+                  if (needs[0])
+                    ga = sum_to(mul(g, mul(b, pow(a, sub(b, Tensor::scalar(1, b.dtype()))))),
+                                a.shape());
                   if (needs[1]) gb = sum_to(mul(g, mul(out, log(a))), b.shape());
                   return std::vector<Tensor>{ga, gb};
                 });
@@ -143,10 +146,11 @@ Tensor pow(const Tensor& base, double exponent) {
 Tensor sqrt(const Tensor& a) {
   Tensor out = map_unary("sqrt", a, [](auto x) { return std::sqrt(x); });
   if (!should_record({&a})) return out;
-  return record(Op::Sqrt, out, {a}, [out = out.detach()](const Tensor& g, const std::vector<bool>&) {
-    return std::vector<Tensor>{
-        map_binary("sqrt backward", g, out, [](auto dy, auto y) { return dy / (2 * y); })};
-  });
+  return record(
+      Op::Sqrt, out, {a}, [out = out.detach()](const Tensor& g, const std::vector<bool>&) {
+        return std::vector<Tensor>{
+            map_binary("sqrt backward", g, out, [](auto dy, auto y) { return dy / (2 * y); })};
+      });
 }
 
 Tensor abs(const Tensor& a) {
@@ -169,28 +173,54 @@ Tensor clamp(const Tensor& a, std::optional<double> min, std::optional<double> m
     return std::min(std::max(x, static_cast<T>(lo)), static_cast<T>(hi));
   });
   if (!should_record({&a})) return out;
-  return record(Op::Clamp, out, {a},
-                [a = a.detach(), lo, hi](const Tensor& g, const std::vector<bool>&) {
-                  // The gradient passes where the input lies inside [min, max], as in PyTorch.
-                  return std::vector<Tensor>{map_binary("clamp backward", g, a, [lo, hi](auto dy, auto x) {
-                    using T = decltype(x);
-                    return (x >= static_cast<T>(lo) && x <= static_cast<T>(hi)) ? dy : T(0);
-                  })};
-                });
+  return record(
+      Op::Clamp, out, {a}, [a = a.detach(), lo, hi](const Tensor& g, const std::vector<bool>&) {
+        // The gradient passes where the input lies inside [min, max], as in PyTorch.
+        return std::vector<Tensor>{map_binary("clamp backward", g, a, [lo, hi](auto dy, auto x) {
+          using T = decltype(x);
+          return (x >= static_cast<T>(lo) && x <= static_cast<T>(hi)) ? dy : T(0);
+        })};
+      });
 }
 
-Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
-Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
-Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
-Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
-Tensor operator-(const Tensor& a) { return neg(a); }
-Tensor operator+(const Tensor& a, double b) { return add(a, Tensor::scalar(b, a.dtype())); }
-Tensor operator-(const Tensor& a, double b) { return sub(a, Tensor::scalar(b, a.dtype())); }
-Tensor operator*(const Tensor& a, double b) { return mul(a, Tensor::scalar(b, a.dtype())); }
-Tensor operator/(const Tensor& a, double b) { return div(a, Tensor::scalar(b, a.dtype())); }
-Tensor operator+(double a, const Tensor& b) { return add(Tensor::scalar(a, b.dtype()), b); }
-Tensor operator-(double a, const Tensor& b) { return sub(Tensor::scalar(a, b.dtype()), b); }
-Tensor operator*(double a, const Tensor& b) { return mul(Tensor::scalar(a, b.dtype()), b); }
-Tensor operator/(double a, const Tensor& b) { return div(Tensor::scalar(a, b.dtype()), b); }
+Tensor operator+(const Tensor& a, const Tensor& b) {
+  return add(a, b);
+}
+Tensor operator-(const Tensor& a, const Tensor& b) {
+  return sub(a, b);
+}
+Tensor operator*(const Tensor& a, const Tensor& b) {
+  return mul(a, b);
+}
+Tensor operator/(const Tensor& a, const Tensor& b) {
+  return div(a, b);
+}
+Tensor operator-(const Tensor& a) {
+  return neg(a);
+}
+Tensor operator+(const Tensor& a, double b) {
+  return add(a, Tensor::scalar(b, a.dtype()));
+}
+Tensor operator-(const Tensor& a, double b) {
+  return sub(a, Tensor::scalar(b, a.dtype()));
+}
+Tensor operator*(const Tensor& a, double b) {
+  return mul(a, Tensor::scalar(b, a.dtype()));
+}
+Tensor operator/(const Tensor& a, double b) {
+  return div(a, Tensor::scalar(b, a.dtype()));
+}
+Tensor operator+(double a, const Tensor& b) {
+  return add(Tensor::scalar(a, b.dtype()), b);
+}
+Tensor operator-(double a, const Tensor& b) {
+  return sub(Tensor::scalar(a, b.dtype()), b);
+}
+Tensor operator*(double a, const Tensor& b) {
+  return mul(Tensor::scalar(a, b.dtype()), b);
+}
+Tensor operator/(double a, const Tensor& b) {
+  return div(Tensor::scalar(a, b.dtype()), b);
+}
 
 }  // namespace lathe

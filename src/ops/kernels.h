@@ -36,8 +36,8 @@ Tensor map_binary(const char* op, const Tensor& a, const Tensor& b, F f) {
   require_floating(op, a);
   require_same_dtype(op, a, b);
   if (a.shape() != b.shape())
-    throw Error(fmt::format("{}: shapes {} and {} differ", op, shape_str(a.shape()),
-                            shape_str(b.shape())));
+    throw Error(
+        fmt::format("{}: shapes {} and {} differ", op, shape_str(a.shape()), shape_str(b.shape())));
   Tensor out = Tensor::empty(a.shape(), a.dtype());
   dispatch_floating(a.dtype(), op, [&](auto tag) {
     using T = decltype(tag);

@@ -29,8 +29,8 @@ Targets check_targets(const char* op, const Tensor& scores, const Tensor& target
   detail::require_floating(op, scores);
   detail::require_defined(op, targets, "targets");
   if (scores.dim() != 2)
-    throw Error(fmt::format("{}: expected scores of shape [N,C], got {}", op,
-                            shape_str(scores.shape())));
+    throw Error(
+        fmt::format("{}: expected scores of shape [N,C], got {}", op, shape_str(scores.shape())));
   const auto n = scores.size(0), classes = scores.size(1);
   if (targets.dtype() != DType::Int64)
     throw Error(fmt::format("{}: targets must be int64 class indices, got {}", op,
@@ -49,8 +49,8 @@ Targets check_targets(const char* op, const Tensor& scores, const Tensor& target
   for (std::int64_t i = 0; i < n; ++i) {
     const auto y = out.labels[i];
     if (y < 0 || y >= classes)
-      throw Error(fmt::format("{}: target {} at position {} is out of range for {} classes", op,
-                              y, i, classes));
+      throw Error(fmt::format("{}: target {} at position {} is out of range for {} classes", op, y,
+                              i, classes));
     out.sample_weights.push_back(weights.empty() ? 1.0 : weights[y]);
     out.total_weight += out.sample_weights.back();
   }
@@ -75,7 +75,7 @@ Tensor mse_loss(const Tensor& prediction, const Tensor& target) {
   if (!should_record({&prediction, &target})) return out;
   return record(Op::MseLoss, out, {prediction, target},
                 [p = prediction.detach(), t = target.detach(), n](const Tensor& g,
-                                                                 const std::vector<bool>& needs) {
+                                                                  const std::vector<bool>& needs) {
                   const Tensor grad = (p - t) * (g * (2.0 / n));
                   return std::vector<Tensor>{grad, needs[1] ? neg(grad) : Tensor()};
                 });
@@ -117,7 +117,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& 
                     const T* p = probabilities.data<T>();
                     T* dx = grad.data<T>();
                     for (std::size_t i = 0; i < t.labels.size(); ++i) {
-                      const T scale = static_cast<T>(upstream * t.sample_weights[i] / t.total_weight);
+                      const T scale =
+                          static_cast<T>(upstream * t.sample_weights[i] / t.total_weight);
                       for (std::int64_t c = 0; c < classes; ++c) {
                         const auto at = static_cast<std::int64_t>(i) * classes + c;
                         dx[at] = scale * (p[at] - (c == t.labels[i] ? T(1) : T(0)));
@@ -171,7 +172,7 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
   if (!should_record({&logits, &targets})) return out;
   return record(Op::BinaryCrossEntropyWithLogits, out, {logits, targets},
                 [x = logits.detach(), y = targets.detach(), n](const Tensor& g,
-                                                              const std::vector<bool>& needs) {
+                                                               const std::vector<bool>& needs) {
                   const Tensor scale = g / n;
                   Tensor gx, gy;
                   if (needs[0]) gx = (sigmoid(x) - y) * scale;

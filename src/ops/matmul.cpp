@@ -49,9 +49,10 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   detail::require_floating("matmul", b);
   detail::require_same_dtype("matmul", a, b);
   const auto rank_error = [&] {
-    return Error(fmt::format("matmul: {} x {}: expected [M,K] x [K,N], [B,M,K] x [B,K,N] or "
-                             "[B,M,K] x [K,N]",
-                             shape_str(a.shape()), shape_str(b.shape())));
+    return Error(
+        fmt::format("matmul: {} x {}: expected [M,K] x [K,N], [B,M,K] x [B,K,N] or "
+                    "[B,M,K] x [K,N]",
+                    shape_str(a.shape()), shape_str(b.shape())));
   };
   if (a.dim() < 2 || a.dim() > 3 || b.dim() < 2 || b.dim() > 3 || (a.dim() == 2 && b.dim() == 3))
     throw rank_error();
@@ -64,9 +65,10 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
                             shape_str(b.shape()), a.size(0), b.size(0)));
   if (a.dim() == 3 && b.dim() == 2) {
     if (ta) {
-      throw Error(fmt::format("matmul: {}^T x {}: a transposed batch against one matrix is not "
-                              "supported; transpose the batch first",
-                              shape_str(a.shape()), shape_str(b.shape())));
+      throw Error(
+          fmt::format("matmul: {}^T x {}: a transposed batch against one matrix is not "
+                      "supported; transpose the batch first",
+                      shape_str(a.shape()), shape_str(b.shape())));
     }
     // One matrix against a batch: fold the batch into the rows, a single GEMM.
     const auto batch = a.size(0), m = a.size(1);
@@ -76,16 +78,16 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
 
   Tensor out = gemm_forward(a, b, ta, tb);
   if (!should_record({&a, &b})) return out;
-  return record(Op::Matmul, out, {a, b},
-                [a = a.detach(), b = b.detach(), ta, tb](const Tensor& g,
-                                                         const std::vector<bool>& needs) {
-                  // C = op(A) op(B). For each flag combination the gradients are again single
-                  // GEMMs with flags: e.g. no flags: dA = G B^T, dB = A^T G.
-                  Tensor ga, gb;
-                  if (needs[0]) ga = ta ? matmul(b, g, tb, true) : matmul(g, b, false, !tb);
-                  if (needs[1]) gb = tb ? matmul(g, a, true, ta) : matmul(a, g, !ta, false);
-                  return std::vector<Tensor>{ga, gb};
-                });
+  return record(
+      Op::Matmul, out, {a, b},
+      [a = a.detach(), b = b.detach(), ta, tb](const Tensor& g, const std::vector<bool>& needs) {
+        // C = op(A) op(B). For each flag combination the gradients are again single
+        // GEMMs with flags: e.g. no flags: dA = G B^T, dB = A^T G.
+        Tensor ga, gb;
+        if (needs[0]) ga = ta ? matmul(b, g, tb, true) : matmul(g, b, false, !tb);
+        if (needs[1]) gb = tb ? matmul(g, a, true, ta) : matmul(a, g, !ta, false);
+        return std::vector<Tensor>{ga, gb};
+      });
 }
 
 }  // namespace lathe

@@ -19,8 +19,8 @@ std::vector<std::int64_t> resolve_axes(const char* op, const std::vector<std::in
   }
   for (auto axis : axes) {
     if (!resolved.insert(detail::normalize_axis(op, axis, shape)).second)
-      throw Error(fmt::format("{}: axis {} is listed twice for shape {}", op, axis,
-                              shape_str(shape)));
+      throw Error(
+          fmt::format("{}: axis {} is listed twice for shape {}", op, axis, shape_str(shape)));
   }
   return {resolved.begin(), resolved.end()};
 }
@@ -28,7 +28,8 @@ std::vector<std::int64_t> resolve_axes(const char* op, const std::vector<std::in
 Shape reduced_shape(const Shape& shape, const std::vector<std::int64_t>& axes, bool keepdim) {
   Shape out;
   for (std::size_t i = 0; i < shape.size(); ++i) {
-    const bool reduced = std::find(axes.begin(), axes.end(), static_cast<std::int64_t>(i)) != axes.end();
+    const bool reduced =
+        std::find(axes.begin(), axes.end(), static_cast<std::int64_t>(i)) != axes.end();
     if (!reduced) {
       out.push_back(shape[i]);
     } else if (keepdim) {
@@ -49,7 +50,9 @@ Tensor sum_one_axis(const Tensor& a, std::int64_t axis) {
     const T* in = a.data<T>();
     T* o = out.data<T>();
     if (view.inner == 1) {  // contiguous runs: accumulate in double for accuracy
-      parallel_for(view.outer, std::max<std::int64_t>(1, detail::kParallelGrain / std::max<std::int64_t>(view.extent, 1)),
+      parallel_for(view.outer,
+                   std::max<std::int64_t>(
+                       1, detail::kParallelGrain / std::max<std::int64_t>(view.extent, 1)),
                    [&](std::int64_t begin, std::int64_t end) {
                      for (std::int64_t i = begin; i < end; ++i) {
                        double acc = 0;

@@ -20,7 +20,9 @@ void dispatch_element_bytes(DType dtype, F&& f) {
   }
 }
 
-char* bytes_of(Tensor& t) { return static_cast<char*>(t.impl()->storage->data()); }
+char* bytes_of(Tensor& t) {
+  return static_cast<char*>(t.impl()->storage->data());
+}
 const char* bytes_of(const Tensor& t) {
   return static_cast<const char*>(t.impl()->storage->data());
 }
@@ -94,9 +96,10 @@ std::vector<std::int64_t> checked_indices(const char* op, const Tensor& indices,
   std::vector<std::int64_t> values(p, p + indices.numel());
   for (std::size_t i = 0; i < values.size(); ++i)
     if (values[i] < 0 || values[i] >= extent)
-      throw Error(fmt::format("{}: index {} at position {} is out of range for axis {} of shape "
-                              "{} (allowed 0..{})",
-                              op, values[i], i, axis, shape_str(a.shape()), extent - 1));
+      throw Error(
+          fmt::format("{}: index {} at position {} is out of range for axis {} of shape "
+                      "{} (allowed 0..{})",
+                      op, values[i], i, axis, shape_str(a.shape()), extent - 1));
   return values;
 }
 
@@ -227,24 +230,24 @@ Tensor concat(const std::vector<Tensor>& tensors, std::int64_t axis) {
   if (!should_record(tensors)) return out;
   std::vector<std::int64_t> extents;
   for (const Tensor& t : tensors) extents.push_back(t.shape()[axis]);
-  return record(Op::Concat, out, tensors,
-                [axis, extents](const Tensor& g, const std::vector<bool>& needs) {
-                  std::vector<Tensor> grads;
-                  std::int64_t start = 0;
-                  for (std::size_t i = 0; i < extents.size(); ++i) {
-                    grads.push_back(needs[i] ? slice(g, axis, start, start + extents[i]) : Tensor());
-                    start += extents[i];
-                  }
-                  return grads;
-                });
+  return record(
+      Op::Concat, out, tensors, [axis, extents](const Tensor& g, const std::vector<bool>& needs) {
+        std::vector<Tensor> grads;
+        std::int64_t start = 0;
+        for (std::size_t i = 0; i < extents.size(); ++i) {
+          grads.push_back(needs[i] ? slice(g, axis, start, start + extents[i]) : Tensor());
+          start += extents[i];
+        }
+        return grads;
+      });
 }
 
 Tensor index_select(const Tensor& a, std::int64_t axis, const Tensor& indices) {
   detail::require_defined("index_select", a);
   axis = detail::normalize_axis("index_select", axis, a.shape());
   if (indices.defined() && indices.dim() != 1)
-    throw Error(fmt::format("index_select: indices must be 1-D, got shape {}",
-                            shape_str(indices.shape())));
+    throw Error(
+        fmt::format("index_select: indices must be 1-D, got shape {}", shape_str(indices.shape())));
   const auto index = checked_indices("index_select", indices, a.shape()[axis], a, axis);
   Tensor out = take_rows(a, axis, index);
   if (!should_record({&a})) return out;

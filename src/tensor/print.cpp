@@ -24,8 +24,8 @@ std::string format_value(const Tensor& t, std::int64_t flat) {
   return "?";
 }
 
-void print_axis(const Tensor& t, std::int64_t axis, std::int64_t offset, bool summarize,
-                int indent, std::string& out) {
+void print_axis(const Tensor& t, std::int64_t axis, std::int64_t offset, bool summarize, int indent,
+                std::string& out) {
   const auto& shape = t.shape();
   std::int64_t stride = 1;
   for (std::size_t i = axis + 1; i < shape.size(); ++i) stride *= shape[i];

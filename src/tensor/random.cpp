@@ -18,7 +18,9 @@ std::uint64_t splitmix64(std::uint64_t& x) {
   return z ^ (z >> 31);
 }
 
-std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+std::uint64_t rotl(std::uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
 
 template <class F>
 void fill_with(Tensor& tensor, const char* op, F&& next) {
@@ -38,8 +40,8 @@ std::int64_t receptive_field(const Shape& shape) {
 
 void require_fans(const Shape& shape, const char* op) {
   if (shape.size() < 2)
-    throw Error(fmt::format("{}: needs a weight with at least 2 axes, got shape {}", op,
-                            shape_str(shape)));
+    throw Error(
+        fmt::format("{}: needs a weight with at least 2 axes, got shape {}", op, shape_str(shape)));
 }
 
 double kaiming_gain(double negative_slope) {
@@ -68,7 +70,9 @@ std::uint64_t Generator::next_u64() {
   return result;
 }
 
-double Generator::uniform() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
+double Generator::uniform() {
+  return static_cast<double>(next_u64() >> 11) * 0x1.0p-53;
+}
 
 double Generator::normal() {
   if (state_.has_spare) {
@@ -100,7 +104,9 @@ Generator& default_generator() {
   return generator;
 }
 
-void manual_seed(std::uint64_t seed) { default_generator().seed_with(seed); }
+void manual_seed(std::uint64_t seed) {
+  default_generator().seed_with(seed);
+}
 
 void uniform_(Tensor& tensor, double low, double high, Generator& generator) {
   if (!(low <= high))

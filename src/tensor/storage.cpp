@@ -18,13 +18,16 @@ Storage::Storage(std::size_t bytes, Device device) : bytes_(bytes), device_(devi
     throw Error(fmt::format("storage: device {} is not available", device_name(device)));
   const std::size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
   data_ = std::aligned_alloc(kAlignment, rounded == 0 ? kAlignment : rounded);
-  if (data_ == nullptr)
-    throw Error(fmt::format("storage: cannot allocate {} bytes", bytes));
+  if (data_ == nullptr) throw Error(fmt::format("storage: cannot allocate {} bytes", bytes));
   g_allocations.fetch_add(1, std::memory_order_relaxed);
 }
 
-Storage::~Storage() { std::free(data_); }
+Storage::~Storage() {
+  std::free(data_);
+}
 
-std::uint64_t Storage::allocation_count() { return g_allocations.load(std::memory_order_relaxed); }
+std::uint64_t Storage::allocation_count() {
+  return g_allocations.load(std::memory_order_relaxed);
+}
 
 }  // namespace lathe

@@ -42,7 +42,9 @@ const char* device_name(Device device) {
   return "unknown";
 }
 
-bool is_floating(DType dtype) { return dtype == DType::Float32 || dtype == DType::Float64; }
+bool is_floating(DType dtype) {
+  return dtype == DType::Float32 || dtype == DType::Float64;
+}
 
 std::int64_t shape_numel(const Shape& shape) {
   std::int64_t n = 1;
@@ -50,7 +52,9 @@ std::int64_t shape_numel(const Shape& shape) {
   return n;
 }
 
-std::string shape_str(const Shape& shape) { return fmt::format("[{}]", fmt::join(shape, ",")); }
+std::string shape_str(const Shape& shape) {
+  return fmt::format("[{}]", fmt::join(shape, ","));
+}
 
 namespace {
 
@@ -111,8 +115,8 @@ std::int64_t flat_index(const Tensor& t, std::initializer_list<std::int64_t> ind
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
   const auto n = checked_numel(shape);
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(static_cast<std::size_t>(n) * dtype_size(dtype),
-                                            Device::CPU);
+  impl->storage =
+      std::make_shared<Storage>(static_cast<std::size_t>(n) * dtype_size(dtype), Device::CPU);
   impl->shape = shape;
   impl->dtype = dtype;
   return Tensor(std::move(impl));
@@ -124,7 +128,9 @@ Tensor Tensor::zeros(const Shape& shape, DType dtype) {
   return t;
 }
 
-Tensor Tensor::ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
+Tensor Tensor::ones(const Shape& shape, DType dtype) {
+  return full(shape, 1.0, dtype);
+}
 
 Tensor Tensor::full(const Shape& shape, double value, DType dtype) {
   Tensor t = empty(shape, dtype);
@@ -132,7 +138,9 @@ Tensor Tensor::full(const Shape& shape, double value, DType dtype) {
   return t;
 }
 
-Tensor Tensor::scalar(double value, DType dtype) { return full({}, value, dtype); }
+Tensor Tensor::scalar(double value, DType dtype) {
+  return full({}, value, dtype);
+}
 
 Tensor Tensor::from_vector(const std::vector<double>& values, const Shape& shape, DType dtype) {
   Tensor t = empty(shape, dtype);
@@ -185,18 +193,28 @@ const TensorImpl& checked(const std::shared_ptr<TensorImpl>& impl) {
 }
 }  // namespace
 
-const Shape& Tensor::shape() const { return checked(impl_).shape; }
-std::int64_t Tensor::dim() const { return static_cast<std::int64_t>(shape().size()); }
-std::int64_t Tensor::numel() const { return shape_numel(shape()); }
-DType Tensor::dtype() const { return checked(impl_).dtype; }
-Device Tensor::device() const { return checked(impl_).storage->device(); }
+const Shape& Tensor::shape() const {
+  return checked(impl_).shape;
+}
+std::int64_t Tensor::dim() const {
+  return static_cast<std::int64_t>(shape().size());
+}
+std::int64_t Tensor::numel() const {
+  return shape_numel(shape());
+}
+DType Tensor::dtype() const {
+  return checked(impl_).dtype;
+}
+Device Tensor::device() const {
+  return checked(impl_).storage->device();
+}
 
 std::int64_t Tensor::size(std::int64_t axis) const {
   const auto rank = dim();
   const auto resolved = axis < 0 ? axis + rank : axis;
   if (resolved < 0 || resolved >= rank)
-    throw Error(fmt::format("tensor size: axis {} is out of range for shape {}", axis,
-                            shape_str(shape())));
+    throw Error(
+        fmt::format("tensor size: axis {} is out of range for shape {}", axis, shape_str(shape())));
   return shape()[resolved];
 }
 
@@ -283,7 +301,9 @@ void Tensor::copy_(const Tensor& source) {
   });
 }
 
-bool Tensor::requires_grad() const { return checked(impl_).requires_grad; }
+bool Tensor::requires_grad() const {
+  return checked(impl_).requires_grad;
+}
 
 Tensor& Tensor::requires_grad_(bool enabled) {
   checked(impl_);
@@ -293,22 +313,27 @@ Tensor& Tensor::requires_grad_(bool enabled) {
         "change requires_grad (use detach() for a new leaf)",
         shape_str(shape()), op_name(impl_->grad_fn->op)));
   if (enabled && !is_floating(dtype()))
-    throw Error(fmt::format("requires_grad_: only float32 and float64 tensors can require "
-                            "gradients, this one is {}",
-                            dtype_name(dtype())));
+    throw Error(
+        fmt::format("requires_grad_: only float32 and float64 tensors can require "
+                    "gradients, this one is {}",
+                    dtype_name(dtype())));
   impl_->requires_grad = enabled;
   return *this;
 }
 
-bool Tensor::is_leaf() const { return checked(impl_).grad_fn == nullptr; }
-Tensor Tensor::grad() const { return checked(impl_).grad; }
+bool Tensor::is_leaf() const {
+  return checked(impl_).grad_fn == nullptr;
+}
+Tensor Tensor::grad() const {
+  return checked(impl_).grad;
+}
 
 void Tensor::set_grad(const Tensor& grad) {
   checked(impl_);
   if (grad.defined() && (grad.shape() != shape() || grad.dtype() != dtype()))
     throw Error(fmt::format("set_grad: gradient {} {} does not match tensor {} {}",
-                            dtype_name(grad.dtype()), shape_str(grad.shape()),
-                            dtype_name(dtype()), shape_str(shape())));
+                            dtype_name(grad.dtype()), shape_str(grad.shape()), dtype_name(dtype()),
+                            shape_str(shape())));
   impl_->grad = grad;
 }
 
@@ -316,7 +341,9 @@ void Tensor::zero_grad() {
   checked(impl_);
   impl_->grad = Tensor();
 }
-const std::shared_ptr<Node>& Tensor::grad_fn() const { return checked(impl_).grad_fn; }
+const std::shared_ptr<Node>& Tensor::grad_fn() const {
+  return checked(impl_).grad_fn;
+}
 
 Tensor Tensor::detach() const {
   auto impl = std::make_shared<TensorImpl>();

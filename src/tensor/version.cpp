@@ -11,7 +11,9 @@
 
 namespace lathe {
 
-const char* version() { return LATHE_VERSION; }
+const char* version() {
+  return LATHE_VERSION;
+}
 
 std::string build_info() {
   return fmt::format("lathe {}\nBLAS: {}\nkernel threads: {}", version(),
