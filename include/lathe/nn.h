@@ -1,0 +1,162 @@
+#pragma once
+// Modules: layers that own named parameters and buffers, compose into Sequential, switch between
+// train() and eval(), and save/load a state_dict whose names are stable ("0.weight", "2.bias").
+// A registry builds layers from specs ({"type": "linear", "in": 784, "out": 128}) so configs
+// and saved bundles can name them; an unknown name is an error listing the known ones.
+#include <functional>
+#include <map>
+#include <stdexcept>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "lathe/optim.h"
+#include "lathe/random.h"
+#include "lathe/tensor.h"
+
+namespace lathe {
+
+class Module {
+ public:
+  virtual ~Module() = default;
+  virtual Tensor forward(const Tensor& input) = 0;
+  Tensor operator()(const Tensor& input) { return forward(input); }
+
+  // The registry name ("linear") and the arguments that rebuild this module with make_layer.
+  virtual std::string type() const = 0;
+  virtual nlohmann::json spec() const;
+
+  std::vector<NamedTensor> named_parameters() const;  // recursive, "child.name"
+  std::vector<NamedTensor> named_buffers() const;
+  std::vector<Tensor> parameters() const;
+  std::int64_t parameter_count() const;
+  std::map<std::string, Tensor> state_dict() const;  // parameters and buffers
+  // Copies values into this module's tensors. Every name must be present with the same shape
+  // and no unknown name may appear; errors name the offending entry.
+  void load_state_dict(const std::map<std::string, Tensor>& state);
+
+  void train(bool on = true);
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+  void zero_grad();
+
+ protected:
+  Tensor register_parameter(const std::string& name, Tensor value);
+  Tensor register_buffer(const std::string& name, Tensor value);
+  void register_module(const std::string& name, std::shared_ptr<Module> module);
+  const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const {
+    return children_;
+  }
+
+ private:
+  void collect(const std::string& prefix, bool buffers, std::vector<NamedTensor>& out) const;
+
+  std::vector<NamedTensor> parameters_, buffers_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  bool training_ = true;
+};
+
+// y = x W^T + b with W [out, in] (PyTorch's layout and initialization).
+class Linear : public Module {
+ public:
+  Linear(std::int64_t in_features, std::int64_t out_features, bool bias, Generator& generator);
+  Tensor forward(const Tensor& input) override;
+  std::string type() const override { return "linear"; }
+  nlohmann::json spec() const override;
+  const Tensor& weight() const { return weight_; }
+  const Tensor& bias() const { return bias_; }
+
+ private:
+  std::int64_t in_features_, out_features_;
+  Tensor weight_, bias_;
+};
+
+// [N, d1, d2, ...] -> [N, d1 * d2 * ...].
+class Flatten : public Module {
+ public:
+  Tensor forward(const Tensor& input) override;
+  std::string type() const override { return "flatten"; }
+};
+
+// Zeroes each element with probability p in training (scaling the rest by 1/(1-p)); identity in
+// eval. Draws from default_generator(), whose state checkpoints save.
+class Dropout : public Module {
+ public:
+  explicit Dropout(double p);
+  Tensor forward(const Tensor& input) override;
+  std::string type() const override { return "dropout"; }
+  nlohmann::json spec() const override;
+
+ private:
+  double p_;
+};
+
+// An element-wise activation as a module: relu, sigmoid, tanh, leaky_relu, gelu.
+class Activation : public Module {
+ public:
+  Activation(std::string type, std::function<Tensor(const Tensor&)> function,
+             nlohmann::json spec = nlohmann::json::object());
+  Tensor forward(const Tensor& input) override { return function_(input); }
+  std::string type() const override { return type_; }
+  nlohmann::json spec() const override;
+
+ private:
+  std::string type_;
+  std::function<Tensor(const Tensor&)> function_;
+  nlohmann::json spec_;
+};
+
+// Runs its children in order; they are named "0", "1", ...
+class Sequential : public Module {
+ public:
+  Sequential() = default;
+  explicit Sequential(std::vector<std::shared_ptr<Module>> layers);
+  void append(std::shared_ptr<Module> layer);
+  Tensor forward(const Tensor& input) override;
+  std::string type() const override { return "sequential"; }
+  nlohmann::json spec() const override;  // {"type": "sequential", "layers": [...]}
+  std::size_t size() const { return children().size(); }
+};
+
+// ---- Layer registry (src/nn/registry.cpp) ----
+
+struct LayerArgument {
+  enum class Kind { Integer, Number, Boolean, String };
+  std::string key;
+  Kind kind;
+  bool required;
+  nlohmann::json default_value;  // used when not required and absent
+  std::string help;
+};
+
+struct LayerType {
+  std::string name;
+  std::string help;
+  std::vector<LayerArgument> arguments;
+  std::function<std::shared_ptr<Module>(const nlohmann::json& args, Generator& generator)> make;
+};
+
+const std::vector<LayerType>& layer_types();
+
+// A spec problem, with the key it concerns ("type" for the type itself), so a config reader can
+// point at the line of that key.
+class LayerSpecError : public std::runtime_error {
+ public:
+  LayerSpecError(std::string key, const std::string& message)
+      : std::runtime_error(message), key(std::move(key)) {}
+  std::string key;
+};
+
+// Checks a spec against the registry and returns it with defaults filled in. Throws
+// LayerSpecError for an unknown type (listing the known ones), an unknown key (listing the
+// allowed ones), a missing required key, or a value of the wrong kind.
+nlohmann::json validate_layer_spec(const nlohmann::json& spec);
+
+// Builds a layer (or a whole "sequential" spec) from a spec; errors are lathe::Error.
+std::shared_ptr<Module> make_layer(const nlohmann::json& spec, Generator& generator);
+std::shared_ptr<Sequential> make_sequential(const nlohmann::json& layer_specs,
+                                            Generator& generator);
+
+}  // namespace lathe

@@ -1,0 +1,124 @@
+// DataLoader: per-epoch seeded shuffling, batching, and a one-batch-ahead background prefetch.
+#include <fmt/format.h>
+
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <numeric>
+#include <thread>
+
+#include "lathe/data.h"
+#include "lathe/error.h"
+
+namespace lathe {
+
+// One worker thread that assembles the batch after the one being trained on.
+struct DataLoader::Prefetcher {
+  explicit Prefetcher(const DataLoader& loader) : loader(loader), worker([this] { run(); }) {}
+
+  ~Prefetcher() {
+    {
+      std::lock_guard lock(mutex);
+      stopping = true;
+    }
+    changed.notify_all();
+    worker.join();
+  }
+
+  void request(std::int64_t batch_index) {
+    {
+      std::lock_guard lock(mutex);
+      requested = batch_index;
+      pending = true;
+    }
+    changed.notify_all();
+  }
+
+  // Waits for the requested batch; nothing when no request is outstanding.
+  std::optional<Batch> take() {
+    std::unique_lock lock(mutex);
+    changed.wait(lock, [this] { return !pending || stopping; });
+    if (error) std::rethrow_exception(std::exchange(error, nullptr));
+    return std::exchange(result, std::nullopt);
+  }
+
+  void run() {
+    std::unique_lock lock(mutex);
+    for (;;) {
+      changed.wait(lock, [this] { return pending || stopping; });
+      if (stopping) return;
+      const std::int64_t index = requested;
+      lock.unlock();
+      std::optional<Batch> batch;
+      std::exception_ptr failure;
+      try {
+        batch = loader.assemble(index);
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      lock.lock();
+      result = std::move(batch);
+      error = failure;
+      pending = false;
+      changed.notify_all();
+    }
+  }
+
+  const DataLoader& loader;
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::int64_t requested = 0;
+  bool pending = false;
+  bool stopping = false;
+  std::optional<Batch> result;
+  std::exception_ptr error;
+  std::thread worker;  // last: starts after the fields above exist
+};
+
+DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions options)
+    : dataset_(std::move(dataset)), options_(options) {
+  if (!dataset_) throw Error("data loader: no dataset");
+  if (options_.batch_size <= 0)
+    throw Error(fmt::format("data loader: batch_size must be positive, got {}",
+                            options_.batch_size));
+  if (options_.prefetch) prefetcher_ = std::make_unique<Prefetcher>(*this);
+  start_epoch(0);
+}
+
+DataLoader::~DataLoader() = default;
+
+std::int64_t DataLoader::batches_per_epoch() const {
+  const std::int64_t n = dataset_->size(), b = options_.batch_size;
+  return options_.drop_last ? n / b : (n + b - 1) / b;
+}
+
+void DataLoader::start_epoch(std::int64_t epoch) {
+  if (prefetcher_) prefetcher_->take();  // let an outstanding batch finish before reordering
+  order_.resize(static_cast<std::size_t>(dataset_->size()));
+  std::iota(order_.begin(), order_.end(), 0);
+  if (options_.shuffle) {
+    // The order depends on (seed, epoch) only, so a resumed run replays it exactly.
+    Generator generator(options_.seed * 0x9e3779b97f4a7c15ULL + static_cast<std::uint64_t>(epoch));
+    for (std::size_t i = order_.size(); i > 1; --i)
+      std::swap(order_[i - 1], order_[generator.below(i)]);
+  }
+  next_batch_ = 0;
+  if (prefetcher_ && batches_per_epoch() > 0) prefetcher_->request(0);
+}
+
+Batch DataLoader::assemble(std::int64_t batch_index) const {
+  const std::int64_t begin = batch_index * options_.batch_size;
+  const std::int64_t end = std::min<std::int64_t>(begin + options_.batch_size, dataset_->size());
+  return dataset_->get_batch(std::vector<std::int64_t>(order_.begin() + begin, order_.begin() + end));
+}
+
+std::optional<Batch> DataLoader::next() {
+  if (next_batch_ >= batches_per_epoch()) return std::nullopt;
+  const std::int64_t index = next_batch_++;
+  if (!prefetcher_) return assemble(index);
+  std::optional<Batch> batch = prefetcher_->take();
+  if (next_batch_ < batches_per_epoch()) prefetcher_->request(next_batch_);
+  return batch;
+}
+
+}  // namespace lathe

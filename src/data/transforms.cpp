@@ -1,0 +1,91 @@
+// Preprocessing fitted on training inputs and replayed at prediction time.
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "lathe/data.h"
+#include "lathe/error.h"
+
+namespace lathe {
+
+Preprocessing Preprocessing::normalize(double scale, double mean, double std) {
+  if (!(std > 0) || !std::isfinite(scale) || !std::isfinite(mean))
+    throw Error(fmt::format("normalize: need finite scale and mean and std > 0, got scale={} "
+                            "mean={} std={}",
+                            scale, mean, std));
+  Preprocessing p;
+  p.scale_ = scale;
+  p.mean_ = {mean};
+  p.std_ = {std};
+  return p;
+}
+
+Preprocessing Preprocessing::standardize(const Tensor& training_inputs, double scale) {
+  if (training_inputs.dim() < 2 || training_inputs.size(0) == 0)
+    throw Error(fmt::format("standardize: needs inputs [N, features...] with N > 0, got {}",
+                            shape_str(training_inputs.shape())));
+  const std::int64_t n = training_inputs.size(0), features = training_inputs.numel() / n;
+  const Tensor x = training_inputs.to(DType::Float64);
+  const double* data = x.data<double>();
+  Preprocessing p;
+  p.scale_ = scale;
+  p.mean_.assign(features, 0.0);
+  p.std_.assign(features, 0.0);
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t f = 0; f < features; ++f) p.mean_[f] += data[i * features + f] * scale;
+  for (auto& m : p.mean_) m /= static_cast<double>(n);
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t f = 0; f < features; ++f) {
+      const double d = data[i * features + f] * scale - p.mean_[f];
+      p.std_[f] += d * d;
+    }
+  for (auto& s : p.std_) {
+    s = std::sqrt(s / static_cast<double>(n));  // population std, as sklearn's StandardScaler
+    if (s == 0) s = 1;
+  }
+  return p;
+}
+
+Tensor Preprocessing::apply(const Tensor& inputs) const {
+  if (inputs.dim() < 1)
+    throw Error(fmt::format("preprocessing: input of shape {} has no batch axis",
+                            shape_str(inputs.shape())));
+  const std::int64_t n = inputs.size(0);
+  const std::int64_t features = n == 0 ? 0 : inputs.numel() / n;
+  if (mean_.size() != 1 && static_cast<std::int64_t>(mean_.size()) != features)
+    throw Error(fmt::format("preprocessing: fitted on {} features, input {} has {}", mean_.size(),
+                            shape_str(inputs.shape()), features));
+  Tensor out = inputs.to(DType::Float32);
+  float* x = out.data<float>();
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t f = 0; f < features; ++f) {
+      const std::size_t k = mean_.size() == 1 ? 0 : static_cast<std::size_t>(f);
+      float& v = x[i * features + f];
+      v = static_cast<float>((v * scale_ - mean_[k]) / std_[k]);
+    }
+  return out;
+}
+
+nlohmann::json Preprocessing::to_json() const {
+  return {{"scale", scale_}, {"mean", mean_}, {"std", std_}};
+}
+
+Preprocessing Preprocessing::from_json(const nlohmann::json& json) {
+  Preprocessing p;
+  try {
+    p.scale_ = json.at("scale").get<double>();
+    p.mean_ = json.at("mean").get<std::vector<double>>();
+    p.std_ = json.at("std").get<std::vector<double>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("preprocessing: malformed description {}: {}", json.dump(), e.what()));
+  }
+  if (p.mean_.empty() || p.mean_.size() != p.std_.size())
+    throw Error(fmt::format("preprocessing: mean and std must be non-empty and of equal length "
+                            "in {}",
+                            json.dump()));
+  for (double s : p.std_)
+    if (!(s > 0)) throw Error(fmt::format("preprocessing: std must be positive in {}", json.dump()));
+  return p;
+}
+
+}  // namespace lathe

@@ -1,0 +1,110 @@
+// The basic layers: Linear, Flatten, Dropout, activations, Sequential.
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "lathe/error.h"
+#include "lathe/nn.h"
+#include "lathe/ops.h"
+
+namespace lathe {
+
+Linear::Linear(std::int64_t in_features, std::int64_t out_features, bool bias,
+               Generator& generator)
+    : in_features_(in_features), out_features_(out_features) {
+  if (in_features <= 0 || out_features <= 0)
+    throw Error(fmt::format("linear: features must be positive, got in={} out={}", in_features,
+                            out_features));
+  // PyTorch's default: kaiming_uniform(a=sqrt(5)) gives U(-1/sqrt(in), 1/sqrt(in)), and the
+  // bias uses the same bound.
+  const double bound = 1.0 / std::sqrt(static_cast<double>(in_features));
+  Tensor weight = Tensor::empty({out_features, in_features});
+  uniform_(weight, -bound, bound, generator);
+  weight_ = register_parameter("weight", weight);
+  if (bias) {
+    Tensor b = Tensor::empty({out_features});
+    uniform_(b, -bound, bound, generator);
+    bias_ = register_parameter("bias", b);
+  }
+}
+
+Tensor Linear::forward(const Tensor& input) {
+  if (input.dim() < 1 || input.size(-1) != in_features_)
+    throw Error(fmt::format("linear({}->{}): input of shape {} does not end in {} features",
+                            in_features_, out_features_, shape_str(input.shape()), in_features_));
+  if (input.dtype() != weight_.dtype())
+    throw Error(fmt::format("linear({}->{}): input is {}, weights are {}", in_features_,
+                            out_features_, dtype_name(input.dtype()), dtype_name(weight_.dtype())));
+  const Tensor flat = input.dim() == 2 ? input : reshape(input, {-1, in_features_});
+  Tensor out = matmul(flat, weight_, false, true);
+  if (bias_.defined()) out = out + bias_;
+  if (input.dim() == 2) return out;
+  Shape shape = input.shape();
+  shape.back() = out_features_;
+  return reshape(out, shape);
+}
+
+nlohmann::json Linear::spec() const {
+  return {{"type", type()}, {"in", in_features_}, {"out", out_features_}, {"bias", bias_.defined()}};
+}
+
+Tensor Flatten::forward(const Tensor& input) {
+  if (input.dim() < 1)
+    throw Error(fmt::format("flatten: input of shape {} has no batch axis",
+                            shape_str(input.shape())));
+  return reshape(input, {input.size(0), input.size(0) == 0 ? 0 : -1});
+}
+
+Dropout::Dropout(double p) : p_(p) {
+  if (!(p >= 0 && p < 1)) throw Error(fmt::format("dropout: p must be in [0, 1), got {}", p));
+}
+
+Tensor Dropout::forward(const Tensor& input) {
+  if (!is_training() || p_ == 0) return input;
+  Tensor mask = Tensor::empty(input.shape(), input.dtype());
+  Generator& generator = default_generator();
+  const double keep_scale = 1.0 / (1.0 - p_);
+  for (std::int64_t i = 0; i < mask.numel(); ++i) {
+    const double value = generator.uniform() < p_ ? 0.0 : keep_scale;
+    if (mask.dtype() == DType::Float32) {
+      mask.data<float>()[i] = static_cast<float>(value);
+    } else {
+      mask.data<double>()[i] = value;
+    }
+  }
+  return input * mask;
+}
+
+nlohmann::json Dropout::spec() const { return {{"type", type()}, {"p", p_}}; }
+
+Activation::Activation(std::string type, std::function<Tensor(const Tensor&)> function,
+                       nlohmann::json spec)
+    : type_(std::move(type)), function_(std::move(function)), spec_(std::move(spec)) {}
+
+nlohmann::json Activation::spec() const {
+  nlohmann::json out = spec_;
+  out["type"] = type_;
+  return out;
+}
+
+Sequential::Sequential(std::vector<std::shared_ptr<Module>> layers) {
+  for (auto& layer : layers) append(std::move(layer));
+}
+
+void Sequential::append(std::shared_ptr<Module> layer) {
+  register_module(std::to_string(children().size()), std::move(layer));
+}
+
+Tensor Sequential::forward(const Tensor& input) {
+  Tensor x = input;
+  for (const auto& [name, layer] : children()) x = layer->forward(x);
+  return x;
+}
+
+nlohmann::json Sequential::spec() const {
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& [name, layer] : children()) layers.push_back(layer->spec());
+  return {{"type", type()}, {"layers", layers}};
+}
+
+}  // namespace lathe
