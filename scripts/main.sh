@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# README command 1: install, build, and run the main job.
+# README command 1: install, build, and run the main job: train the seed document's classifier
+# (784-128-64-10 MLP, Adam, batch 64, 10 epochs) on Fashion-MNIST, save a deployable bundle,
+# and evaluate the saved bundle on the test set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh release
-./build/release/src/lathe --version
-./build/release/src/lathe demo
+lathe=./build/release/src/lathe
+$lathe --version
+$lathe train examples/fashion_mlp/config.toml "$@"
+$lathe eval runs/fashion_mlp/model.safetensors \
+  /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz \
+  /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
+echo "Run directory: runs/fashion_mlp (metrics.jsonl, curves.svg, checkpoint, model bundle)"

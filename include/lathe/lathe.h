@@ -1,9 +1,16 @@
 #pragma once
 // Everything in one include.
 #include "lathe/autograd.h"
+#include "lathe/config.h"
+#include "lathe/data.h"
 #include "lathe/error.h"
+#include "lathe/io.h"
+#include "lathe/nn.h"
 #include "lathe/ops.h"
+#include "lathe/optim.h"
 #include "lathe/parallel.h"
 #include "lathe/random.h"
+#include "lathe/run.h"
 #include "lathe/tensor.h"
+#include "lathe/train.h"
 #include "lathe/version.h"

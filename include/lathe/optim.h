@@ -90,7 +90,7 @@ class Adam : public Optimizer {
 
 class AdamW : public Adam {
  public:
-  // AdamW's customary default decay is 0.01 (PyTorch's default).
+  // Set options.weight_decay explicitly: PyTorch's AdamW defaults to 0.01, AdamOptions to 0.
   AdamW(std::vector<NamedTensor> parameters, AdamOptions options)
       : Adam(std::move(parameters), options, true) {}
 };

@@ -6,5 +6,9 @@ namespace lathe::cli {
 
 // `lathe demo`: a tiny end-to-end run of the core (autograd + SGD) on generated data.
 void add_demo_command(CLI::App& app);
+// `lathe train CONFIG.toml [--set key=value]... [--resume]`
+void add_train_command(CLI::App& app);
+// `lathe eval BUNDLE DATA...`
+void add_eval_command(CLI::App& app);
 
 }  // namespace lathe::cli

@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   CLI::App app{"lathe: train, evaluate and deploy neural networks in C++"};
   app.set_version_flag("--version", [] { return lathe::build_info(); });
   app.require_subcommand(1);
+  lathe::cli::add_train_command(app);
+  lathe::cli::add_eval_command(app);
   lathe::cli::add_demo_command(app);
   try {
     app.parse(argc, argv);

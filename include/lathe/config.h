@@ -1,0 +1,79 @@
+#pragma once
+// The TOML run configuration of `lathe train`: data, preprocessing, model, loss, optimizer,
+// schedule, trainer. Unknown keys, wrong types and bad values are errors naming the file, the
+// line, the key and what is allowed. `--set key=value` overrides any key before validation.
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace lathe {
+
+struct DataConfig {
+  std::string format;  // "idx", "csv", "mnist_json"
+  std::filesystem::path train_images, train_labels, test_images, test_labels;  // idx
+  std::filesystem::path path;                                                  // csv
+  std::string target;                                                          // csv
+  std::filesystem::path dir;                                                   // mnist_json
+  double test_fraction = 0.2;        // csv, mnist_json: held out for the final test
+  double validation_fraction = 0.1;  // taken from the training data
+  std::uint64_t seed = 0;            // the splits
+  std::vector<std::string> class_names;
+};
+
+struct PreprocessConfig {
+  double scale = 1.0;
+  std::optional<double> normalize_mean, normalize_std;
+  bool standardize = false;
+};
+
+struct OptimizerConfig {
+  std::string type = "adam";  // "sgd", "adam", "adamw"
+  double lr = 1e-3;
+  double momentum = 0, dampening = 0, weight_decay = 0;
+  bool nesterov = false;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+};
+
+struct ScheduleConfig {
+  std::string type = "constant";  // "constant", "step", "cosine"
+  std::int64_t step_size = 1000;  // step: optimizer steps between decays
+  double gamma = 0.1;
+  std::int64_t warmup_steps = 0;  // cosine
+  double min_lr = 0;
+};
+
+struct TrainerConfig {
+  std::int64_t epochs = 10;
+  std::int64_t batch_size = 64;
+  std::int64_t eval_batch_size = 1000;
+  std::int64_t log_every = 100;
+  std::filesystem::path output_dir = "runs/latest";
+  std::uint64_t seed = 0;
+  std::int64_t early_stopping_patience = 0;
+  double clip_grad_norm = 0;
+  bool shuffle = true;
+  bool drop_last = false;
+  std::string progress = "auto";  // "auto", "always", "never"
+};
+
+struct RunConfig {
+  std::filesystem::path source;  // the config file
+  DataConfig data;
+  PreprocessConfig preprocess;
+  nlohmann::json layers;         // validated layer specs, defaults filled
+  std::string loss = "cross_entropy";  // or "mse"
+  OptimizerConfig optimizer;
+  ScheduleConfig schedule;
+  TrainerConfig trainer;
+  nlohmann::json to_json() const;  // the resolved configuration, for the run directory
+};
+
+// Parses and validates a config file. Data paths in the file are relative to the file's folder;
+// paths given with --set, and output_dir, are relative to the working directory.
+RunConfig load_run_config(const std::filesystem::path& path,
+                          const std::vector<std::string>& overrides = {});
+
+}  // namespace lathe

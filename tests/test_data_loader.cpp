@@ -1,0 +1,103 @@
+// Datasets, splits, preprocessing and the DataLoader's order, batching and prefetch.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "lathe/lathe.h"
+
+namespace lathe {
+namespace {
+
+std::shared_ptr<TensorDataset> numbered(std::int64_t n) {
+  Tensor inputs = reshape(Tensor::arange(n * 2), {n, 2});
+  std::vector<std::int64_t> labels(n);
+  for (std::int64_t i = 0; i < n; ++i) labels[i] = i;
+  return std::make_shared<TensorDataset>(inputs, Tensor::from_indices(labels, {n}));
+}
+
+std::vector<std::int64_t> epoch_order(DataLoader& loader, std::int64_t epoch) {
+  std::vector<std::int64_t> order;
+  loader.start_epoch(epoch);
+  while (auto batch = loader.next())
+    for (std::int64_t i = 0; i < batch->targets.numel(); ++i) {
+      const std::int64_t label = batch->targets.data<std::int64_t>()[i];
+      EXPECT_EQ(batch->inputs.at({i, 0}), 2 * label) << "inputs and targets stay paired";
+      order.push_back(label);
+    }
+  return order;
+}
+
+TEST(DataLoader, EachEpochIsAPermutationDeterminedBySeedAndEpoch) {
+  DataLoader a(numbered(103), {.batch_size = 10, .shuffle = true, .seed = 5});
+  DataLoader b(numbered(103), {.batch_size = 10, .shuffle = true, .seed = 5, .prefetch = false});
+  const auto first = epoch_order(a, 0);
+  EXPECT_EQ(std::set<std::int64_t>(first.begin(), first.end()).size(), 103u);
+  EXPECT_EQ(first, epoch_order(b, 0)) << "prefetching must not change the order";
+  const auto second = epoch_order(a, 1);
+  EXPECT_NE(first, second);
+  EXPECT_EQ(epoch_order(b, 1), second);
+  EXPECT_EQ(epoch_order(a, 0), first) << "epoch 0 again gives epoch 0's order";
+  DataLoader c(numbered(103), {.batch_size = 10, .shuffle = true, .seed = 6});
+  EXPECT_NE(epoch_order(c, 0), first);
+}
+
+TEST(DataLoader, BatchSizesAndDropLast) {
+  DataLoader keep(numbered(25), {.batch_size = 10, .shuffle = false});
+  EXPECT_EQ(keep.batches_per_epoch(), 3);
+  std::vector<std::int64_t> sizes;
+  keep.start_epoch(0);
+  while (auto batch = keep.next()) sizes.push_back(batch->inputs.size(0));
+  EXPECT_EQ(sizes, (std::vector<std::int64_t>{10, 10, 5}));
+  DataLoader drop(numbered(25), {.batch_size = 10, .shuffle = false, .drop_last = true});
+  EXPECT_EQ(drop.batches_per_epoch(), 2);
+  EXPECT_EQ(epoch_order(drop, 0), (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+                                                              12, 13, 14, 15, 16, 17, 18, 19}));
+  EXPECT_THROW(DataLoader(numbered(5), {.batch_size = 0}), Error);
+}
+
+TEST(DataLoader, StartingAnEpochMidwayRestartsCleanly) {
+  DataLoader loader(numbered(50), {.batch_size = 7, .seed = 1});
+  loader.start_epoch(3);
+  loader.next();
+  loader.next();
+  const auto full = epoch_order(loader, 3);
+  EXPECT_EQ(full.size(), 50u);
+}
+
+TEST(Split, DisjointSeededAndSized) {
+  const auto data = numbered(100);
+  auto [train, held_out] = random_split(*data, 0.2, 9);
+  EXPECT_EQ(train.size(), 80);
+  EXPECT_EQ(held_out.size(), 20);
+  std::set<std::int64_t> seen;
+  for (auto* part : {&train, &held_out})
+    for (double v : part->targets().to_vector()) seen.insert(static_cast<std::int64_t>(v));
+  EXPECT_EQ(seen.size(), 100u);
+  auto [again, again_held] = random_split(*data, 0.2, 9);
+  EXPECT_EQ(again_held.targets().to_vector(), held_out.targets().to_vector());
+  auto [other, other_held] = random_split(*data, 0.2, 10);
+  EXPECT_NE(other_held.targets().to_vector(), held_out.targets().to_vector());
+  EXPECT_THROW(random_split(*data, 1.0, 0), Error);
+}
+
+TEST(Preprocessing, NormalizeAndStandardizeAndJsonRoundTrip) {
+  const Tensor pixels = Tensor::from_vector({0, 255, 51, 102}, {2, 2});
+  const Preprocessing normalize = Preprocessing::normalize(1.0 / 255, 0.5, 0.5);
+  const auto normalized = normalize.apply(pixels).to_vector();
+  EXPECT_NEAR(normalized[0], -1, 1e-6);
+  EXPECT_NEAR(normalized[1], 1, 1e-6);
+  EXPECT_NEAR(normalized[2], -0.6, 1e-6);
+
+  const Tensor features = Tensor::from_vector({1, 10, 3, 10, 5, 10}, {3, 2});
+  const Preprocessing standardize = Preprocessing::standardize(features);
+  EXPECT_EQ(standardize.mean(), (std::vector<double>{3, 10}));
+  EXPECT_NEAR(standardize.std()[0], std::sqrt(8.0 / 3), 1e-12);
+  EXPECT_EQ(standardize.std()[1], 1) << "a constant feature keeps std 1";
+  const Preprocessing restored = Preprocessing::from_json(standardize.to_json());
+  EXPECT_EQ(restored.apply(features).to_vector(), standardize.apply(features).to_vector());
+  EXPECT_THROW(standardize.apply(Tensor::zeros({2, 3})), Error);
+  EXPECT_THROW(Preprocessing::from_json({{"scale", 1}, {"mean", {0}}, {"std", {0}}}), Error);
+}
+
+}  // namespace
+}  // namespace lathe

@@ -1,0 +1,122 @@
+// Modules: parameter naming, state_dict round trips and their errors, train/eval, the registry.
+#include <gtest/gtest.h>
+
+#include "lathe/lathe.h"
+
+namespace lathe {
+namespace {
+
+std::string error_of(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+nlohmann::json mlp_spec() {
+  return nlohmann::json::parse(R"([
+    {"type": "flatten"}, {"type": "linear", "in": 6, "out": 4}, {"type": "relu"},
+    {"type": "dropout", "p": 0.25}, {"type": "linear", "in": 4, "out": 3, "bias": false}])");
+}
+
+TEST(Module, NamesAreStableAndStateDictRoundTrips) {
+  Generator g(1);
+  auto model = make_sequential(mlp_spec(), g);
+  std::vector<std::string> names;
+  for (const auto& [name, tensor] : model->named_parameters()) names.push_back(name);
+  EXPECT_EQ(names, (std::vector<std::string>{"1.weight", "1.bias", "4.weight"}));
+  EXPECT_EQ(model->parameter_count(), 6 * 4 + 4 + 4 * 3);
+  for (const Tensor& p : model->parameters()) EXPECT_TRUE(p.requires_grad());
+
+  Generator other(2);
+  auto copy = make_sequential(mlp_spec(), other);
+  copy->load_state_dict(model->state_dict());
+  copy->eval();
+  model->eval();
+  const Tensor x = Tensor::randn({5, 2, 3}, g);
+  EXPECT_EQ(model->forward(x).to_vector(), copy->forward(x).to_vector());
+  // The spec rebuilds the same architecture.
+  auto rebuilt = make_layer(model->spec(), other);
+  EXPECT_EQ(rebuilt->spec(), model->spec());
+}
+
+TEST(Module, LoadStateDictErrorsNameTheEntry) {
+  Generator g(1);
+  auto model = make_sequential(mlp_spec(), g);
+  auto state = model->state_dict();
+  state.erase("1.bias");
+  EXPECT_EQ(error_of([&] { model->load_state_dict(state); }),
+            "load_state_dict: missing entry '1.bias' of shape [4]");
+  state = model->state_dict();
+  state["9.weight"] = Tensor::zeros({1});
+  EXPECT_EQ(error_of([&] { model->load_state_dict(state); }),
+            "load_state_dict: unexpected entry '9.weight' (the model has no such parameter or "
+            "buffer)");
+  state = model->state_dict();
+  state["4.weight"] = Tensor::zeros({4, 3});
+  EXPECT_EQ(error_of([&] { model->load_state_dict(state); }),
+            "load_state_dict: '4.weight' has shape [4,3] but the model expects [3,4]");
+}
+
+TEST(Module, LinearMatchesItsFormulaAndInitBound) {
+  Generator g(3);
+  Linear layer(5, 2, true, g);
+  for (double w : layer.weight().to_vector()) EXPECT_LE(std::abs(w), 1 / std::sqrt(5.0));
+  const Tensor x = Tensor::randn({3, 5}, g);
+  const Tensor y = layer(x);
+  for (std::int64_t i = 0; i < 3; ++i)
+    for (std::int64_t o = 0; o < 2; ++o) {
+      double expected = layer.bias().at({o});
+      for (std::int64_t k = 0; k < 5; ++k) expected += x.at({i, k}) * layer.weight().at({o, k});
+      EXPECT_NEAR(y.at({i, o}), expected, 1e-5);
+    }
+  EXPECT_EQ(layer(Tensor::randn({2, 4, 5}, g)).shape(), (Shape{2, 4, 2}));
+  EXPECT_EQ(error_of([&] { layer(Tensor::zeros({3, 4})); }),
+            "linear(5->2): input of shape [3,4] does not end in 5 features");
+}
+
+TEST(Module, DropoutTrainsAndEvaluatesDifferently) {
+  Dropout dropout(0.5);
+  const Tensor x = Tensor::ones({1000});
+  const auto trained = dropout(x).to_vector();
+  int zeros = 0;
+  for (double v : trained) {
+    EXPECT_TRUE(v == 0 || v == 2);
+    zeros += v == 0;
+  }
+  EXPECT_NEAR(zeros, 500, 80);
+  dropout.eval();
+  EXPECT_EQ(dropout(x).to_vector(), x.to_vector());
+  EXPECT_THROW(Dropout(1.0), Error);
+}
+
+TEST(Registry, UnknownTypesAndKeysListWhatIsAllowed) {
+  Generator g(0);
+  EXPECT_EQ(error_of([&] { make_layer({{"type", "lineer"}}, g); }),
+            "unknown layer type 'lineer'; known types: linear, flatten, dropout, relu, "
+            "leaky_relu, sigmoid, tanh, gelu");
+  EXPECT_EQ(error_of([&] { make_layer({{"type", "linear"}, {"in", 3}, {"outs", 2}}, g); }),
+            "layer 'linear': unknown key 'outs'; allowed: in, out, bias");
+  EXPECT_EQ(error_of([&] { make_layer({{"type", "linear"}, {"in", 3}}, g); }),
+            "layer 'linear': missing required key 'out' (output features)");
+  EXPECT_EQ(error_of([&] { make_layer({{"type", "linear"}, {"in", 3}, {"out", 2.5}}, g); }),
+            "layer 'linear': 'out' must be an integer, got 2.5");
+  EXPECT_EQ(error_of([&] { make_layer({{"type", "relu"}, {"inplace", true}}, g); }),
+            "layer 'relu': unknown key 'inplace'; allowed: (none)");
+  EXPECT_EQ(error_of([&] { make_sequential(nlohmann::json::array({{{"type", "tanh"}}, {{"type", "x"}}}), g); }),
+            "layer 1: unknown layer type 'x'; known types: linear, flatten, dropout, relu, "
+            "leaky_relu, sigmoid, tanh, gelu");
+  // Every registered type builds with its defaults.
+  for (const LayerType& type : layer_types()) {
+    nlohmann::json spec = {{"type", type.name}};
+    for (const auto& argument : type.arguments)
+      if (argument.required) spec[argument.key] = 2;
+    auto layer = make_layer(spec, g);
+    EXPECT_EQ(layer->type(), type.name);
+  }
+}
+
+}  // namespace
+}  // namespace lathe

@@ -1,0 +1,214 @@
+// The Trainer: bit-exact resume, run files, early stopping, checkpoints surviving failures, and
+// the house-prices example against the closed-form least-squares optimum.
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "lathe/lathe.h"
+#include "tests/temp_dir.h"
+
+namespace lathe {
+namespace {
+
+using testing::TempDir;
+
+std::string error_of(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// Three noisy Gaussian blobs in 5-D.
+std::shared_ptr<TensorDataset> blobs(std::int64_t n, std::uint64_t seed) {
+  Generator g(seed);
+  Tensor x = Tensor::randn({n, 5}, g);
+  std::vector<std::int64_t> labels(n);
+  for (std::int64_t i = 0; i < n; ++i) {
+    labels[i] = static_cast<std::int64_t>(g.below(3));
+    x.set({i, labels[i]}, x.at({i, labels[i]}) + 2.0);
+  }
+  return std::make_shared<TensorDataset>(x, Tensor::from_indices(labels, {n}));
+}
+
+struct Run {
+  std::shared_ptr<Sequential> model;
+  std::unique_ptr<Optimizer> optimizer;
+  std::unique_ptr<DataLoader> train, validation;
+  std::ostringstream log;
+  std::unique_ptr<Trainer> trainer;
+
+  Run(const std::filesystem::path& dir, std::int64_t epochs, bool resume, double lr = 0.01,
+      std::int64_t patience = 0) {
+    manual_seed(11);
+    Generator init(3);
+    model = make_sequential(nlohmann::json::parse(R"([{"type":"linear","in":5,"out":16},
+      {"type":"relu"},{"type":"dropout","p":0.2},{"type":"linear","in":16,"out":3}])"), init);
+    optimizer = std::make_unique<Adam>(model->named_parameters(), AdamOptions{.learning_rate = lr});
+    train = std::make_unique<DataLoader>(blobs(300, 1), DataLoaderOptions{.batch_size = 32, .seed = 4});
+    validation = std::make_unique<DataLoader>(blobs(100, 2), DataLoaderOptions{.batch_size = 50, .shuffle = false});
+    TrainerOptions options{.epochs = epochs, .log_every = 5, .output_dir = dir,
+                           .early_stopping_patience = patience, .resume = resume,
+                           .progress = TrainerOptions::Progress::Never,
+                           .run_identity = model->spec()};
+    trainer = std::make_unique<Trainer>(
+        *model, *optimizer, [](const Tensor& p, const Tensor& t) { return cross_entropy(p, t); },
+        Task::Classification, options,
+        std::make_shared<CosineWarmupLR>(lr, 5, 40), log);
+  }
+  void fit() { trainer->fit(*train, validation.get()); }
+};
+
+TEST(Training, ResumeContinuesBitExactly) {
+  TempDir straight_dir, resumed_dir;
+  Run straight(straight_dir.path(), 4, false);
+  straight.fit();
+  {
+    Run first_half(resumed_dir.path(), 2, false);
+    first_half.fit();
+  }
+  Run second_half(resumed_dir.path(), 4, true);
+  second_half.fit();
+  EXPECT_NE(second_half.log.str().find("Resumed from"), std::string::npos);
+  const auto a = straight.model->state_dict(), b = second_half.model->state_dict();
+  for (const auto& [name, tensor] : a)
+    EXPECT_EQ(tensor.to_vector(), b.at(name).to_vector()) << name << " differs after resume";
+  ASSERT_EQ(second_half.trainer->history().size(), 4u);
+  for (std::size_t e = 0; e < 4; ++e) {
+    EXPECT_EQ(straight.trainer->history()[e].train_loss, second_half.trainer->history()[e].train_loss);
+    EXPECT_EQ(straight.trainer->history()[e].validation.loss,
+              second_half.trainer->history()[e].validation.loss);
+  }
+  EXPECT_EQ(straight.optimizer->steps_taken(), second_half.optimizer->steps_taken());
+}
+
+TEST(Training, WritesSeedStyleLinesAndTheRunDirectory) {
+  TempDir dir;
+  Run run(dir.path(), 3, false);
+  run.fit();
+  const std::string log = run.log.str();
+  EXPECT_NE(log.find("Epoch 0: Loss = "), std::string::npos);
+  EXPECT_NE(log.find("Epoch 2: Validation Loss = "), std::string::npos);
+  EXPECT_NE(log.find("Accuracy = "), std::string::npos);
+  std::istringstream metrics(testing::read_file(dir / "metrics.jsonl"));
+  int lines = 0;
+  for (std::string line; std::getline(metrics, line); ++lines) {
+    const auto record = nlohmann::json::parse(line);
+    EXPECT_EQ(record["epoch"], lines);
+    EXPECT_TRUE(record["validation"].contains("accuracy"));
+  }
+  EXPECT_EQ(lines, 3);
+  const std::string svg = testing::read_file(dir / "curves.svg");
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_NE(svg.find("validation loss"), std::string::npos);
+  EXPECT_NE(svg.find("<polyline"), std::string::npos);
+  EXPECT_GT(run.trainer->history().back().validation.accuracy, 0.8) << "the blobs are separable";
+}
+
+// An optimizer that never changes anything: the validation loss cannot improve.
+class FrozenOptimizer : public Optimizer {
+ public:
+  using Optimizer::Optimizer;
+  void step() override {}
+  std::string name() const override { return "frozen"; }
+};
+
+TEST(Training, EarlyStoppingAfterPatienceEpochsWithoutImprovement) {
+  Generator init(0);
+  auto model = make_sequential(nlohmann::json::parse(R"([{"type":"linear","in":5,"out":3}])"), init);
+  FrozenOptimizer frozen(model->named_parameters(), 0.1);
+  DataLoader train(blobs(64, 1), {.batch_size = 32});
+  DataLoader validation(blobs(64, 2), {.batch_size = 64, .shuffle = false});
+  std::ostringstream log;
+  Trainer trainer(*model, frozen, [](const Tensor& p, const Tensor& t) { return cross_entropy(p, t); },
+                  Task::Classification,
+                  {.epochs = 10, .log_every = 0, .early_stopping_patience = 2,
+                   .progress = TrainerOptions::Progress::Never},
+                  nullptr, log);
+  trainer.fit(train, &validation);
+  EXPECT_TRUE(trainer.stopped_early());
+  EXPECT_EQ(trainer.history().size(), 3u);  // epoch 0 sets the best, 1 and 2 do not improve
+  EXPECT_NE(log.str().find("Early stopping"), std::string::npos);
+}
+
+TEST(Training, FailuresLeaveTheLastCheckpointIntact) {
+  TempDir dir;
+  { Run(dir.path(), 1, false).fit(); }
+  const auto checkpoint = Trainer::checkpoint_path(dir.path());
+  const std::string before = testing::read_file(checkpoint);
+  // Diverging on resume: the error says what happened, the checkpoint is untouched.
+  Run diverging(dir.path(), 3, true, 1e30);
+  EXPECT_NE(error_of([&] { diverging.fit(); }).find("training diverged"), std::string::npos);
+  EXPECT_EQ(testing::read_file(checkpoint), before);
+  // Resuming a different model is refused.
+  Run other(dir.path(), 3, true);
+  other.trainer = std::make_unique<Trainer>(
+      *other.model, *other.optimizer, [](const Tensor& p, const Tensor& t) { return cross_entropy(p, t); },
+      Task::Classification,
+      TrainerOptions{.epochs = 3, .output_dir = dir.path(), .resume = true,
+                     .progress = TrainerOptions::Progress::Never, .run_identity = "another model"},
+      nullptr, other.log);
+  EXPECT_NE(error_of([&] { other.fit(); }).find("cannot resume: the checkpoint was written by a different model"),
+            std::string::npos);
+  EXPECT_EQ(testing::read_file(checkpoint), before);
+  // No checkpoint at all.
+  TempDir empty;
+  Run nothing(empty.path(), 2, true);
+  EXPECT_EQ(error_of([&] { nothing.fit(); }),
+            "resume: no checkpoint at " + Trainer::checkpoint_path(empty.path()).string());
+}
+
+// Least squares with an intercept by the normal equations, in double, independent of lathe's
+// ops: returns the mean squared error of the optimum on (x, y).
+double least_squares_mse(const Tensor& inputs, const Tensor& targets) {
+  const auto x = inputs.to_vector(), y = targets.to_vector();
+  const std::size_t n = y.size(), p = x.size() / n + 1;  // + intercept column
+  const auto feature = [&](std::size_t i, std::size_t j) { return j + 1 == p ? 1.0 : x[i * (p - 1) + j]; };
+  std::vector<std::vector<double>> a(p, std::vector<double>(p + 1, 0.0));
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < p; ++j) {
+      for (std::size_t k = 0; k < p; ++k) a[j][k] += feature(i, j) * feature(i, k);
+      a[j][p] += feature(i, j) * y[i];
+    }
+  for (std::size_t c = 0; c < p; ++c) {  // Gauss-Jordan with partial pivoting
+    std::size_t pivot = c;
+    for (std::size_t r = c + 1; r < p; ++r)
+      if (std::abs(a[r][c]) > std::abs(a[pivot][c])) pivot = r;
+    std::swap(a[c], a[pivot]);
+    for (std::size_t r = 0; r < p; ++r) {
+      if (r == c) continue;
+      const double f = a[r][c] / a[c][c];
+      for (std::size_t k = c; k <= p; ++k) a[r][k] -= f * a[c][k];
+    }
+  }
+  double sse = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    double prediction = 0;
+    for (std::size_t j = 0; j < p; ++j) prediction += feature(i, j) * a[j][p] / a[j][j];
+    sse += (prediction - y[i]) * (prediction - y[i]);
+  }
+  return sse / static_cast<double>(n);
+}
+
+TEST(Training, HousePricesReachTheLeastSquaresOptimum) {
+  TempDir dir;
+  const RunConfig config = load_run_config(LATHE_SOURCE_DIR "/examples/house_prices/config.toml",
+                                           {"trainer.output_dir=" + dir.path().string()});
+  const PreparedData data = prepare_data(config);
+  ASSERT_EQ(data.train->size() + data.test->size(), 506);
+  const double optimum = least_squares_mse(data.train->inputs(), data.train->targets());
+  std::ostringstream log;
+  const RunResult result = run_training(config, false, log);
+  EXPECT_GE(result.train.loss, optimum * (1 - 1e-6)) << "nothing beats the least-squares optimum";
+  EXPECT_LE(result.train.loss, optimum * 1.01) << "gradient descent within 1% of the optimum";
+  EXPECT_GT(result.test.r2, 0.5);
+  EXPECT_TRUE(std::filesystem::exists(result.bundle_path));
+  const LoadedBundle bundle = load_bundle(result.bundle_path);
+  EXPECT_EQ(bundle.info.task["target"], "medv");
+  EXPECT_EQ(bundle.info.task["features"].size(), 13u);
+}
+
+}  // namespace
+}  // namespace lathe
