@@ -1,0 +1,195 @@
+// CSV with a header row, the RFC 4180 subset real data sets use: comma separated, a cell may be
+// wrapped in double quotes ("" inside quotes is one quote), LF or CRLF line ends. Spaces and tabs
+// around a cell (outside its quotes) are ignored.
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <limits>
+#include <string_view>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "lathe/data.h"
+#include "lathe/error.h"
+#include "src/data/file_bytes.h"
+
+namespace lathe {
+namespace {
+
+class CsvReader {
+ public:
+  CsvReader(std::string name, std::string_view text) : name_(std::move(name)), text_(text) {}
+
+  // Reads the next record; false at the end of the text. A blank line is a record with no
+  // cells and blank() true.
+  bool next() {
+    if (pos_ >= text_.size()) return false;
+    record_line_ = line_;
+    cells_.clear();
+    blank_ = at_line_end();
+    if (!blank_) {
+      cells_.push_back(read_cell());
+      while (pos_ < text_.size() && text_[pos_] == ',') {
+        ++pos_;
+        cells_.push_back(read_cell());
+      }
+    }
+    if (pos_ < text_.size() && text_[pos_] == '\r') ++pos_;
+    if (pos_ < text_.size()) {  // at '\n'
+      ++pos_;
+      ++line_;
+    }
+    return true;
+  }
+
+  const std::vector<std::string>& cells() const { return cells_; }
+  bool blank() const { return blank_; }
+  std::size_t line() const { return record_line_; }  // the line the record starts on, from 1
+
+ private:
+  // At '\n', "\r\n", a final '\r', or the end of the text.
+  bool at_line_end() const {
+    if (pos_ == text_.size() || text_[pos_] == '\n') return true;
+    return text_[pos_] == '\r' && (pos_ + 1 == text_.size() || text_[pos_ + 1] == '\n');
+  }
+
+  void skip_spaces() {
+    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t')) ++pos_;
+  }
+
+  std::string read_cell() {
+    const std::size_t column = cells_.size() + 1;
+    skip_spaces();
+    if (pos_ < text_.size() && text_[pos_] == '"') return read_quoted_cell(column);
+    const std::size_t begin = pos_;
+    while (pos_ < text_.size() && text_[pos_] != ',' && !at_line_end()) ++pos_;
+    std::string_view cell = text_.substr(begin, pos_ - begin);
+    while (!cell.empty() && (cell.back() == ' ' || cell.back() == '\t')) cell.remove_suffix(1);
+    return std::string(cell);
+  }
+
+  std::string read_quoted_cell(std::size_t column) {
+    const std::size_t open_line = line_;
+    std::string cell;
+    ++pos_;
+    for (;;) {
+      if (pos_ == text_.size())
+        throw Error(
+            fmt::format("{}:{}:{}: the quoted cell is never closed", name_, open_line, column));
+      const char c = text_[pos_++];
+      if (c == '"') {
+        if (pos_ == text_.size() || text_[pos_] != '"') break;
+        ++pos_;  // "" is an escaped quote
+      } else if (c == '\n') {
+        ++line_;
+      }
+      cell += c;
+    }
+    skip_spaces();
+    if (pos_ < text_.size() && text_[pos_] != ',' && !at_line_end())
+      throw Error(fmt::format(
+          "{}:{}:{}: unexpected '{}' after the closing quote; expected a comma or the end of the "
+          "line",
+          name_, line_, column, text_[pos_]));
+    return cell;
+  }
+
+  std::string name_;
+  std::string_view text_;
+  std::size_t pos_ = 0, line_ = 1, record_line_ = 1;
+  std::vector<std::string> cells_;
+  bool blank_ = false;
+};
+
+// Cell text for a message, shortened if long.
+std::string shown(const std::string& text) {
+  constexpr std::size_t kMax = 40;
+  return text.size() <= kMax ? text : text.substr(0, kMax) + "...";
+}
+
+// Parses a finite number that fits in float32 into `value`; otherwise returns what is wrong.
+const char* parse_number(const std::string& text, float& value) {
+  const char* first = text.data();
+  const char* const last = first + text.size();
+  if (first != last && *first == '+') ++first;  // from_chars rejects a leading plus
+  double parsed = 0;
+  const auto [end, error] = std::from_chars(first, last, parsed);
+  if (text.empty() || error == std::errc::invalid_argument || end != last) return "is not a number";
+  if (error == std::errc::result_out_of_range) return "is out of range";
+  if (!std::isfinite(parsed)) return "is not a finite number";
+  if (std::abs(parsed) > std::numeric_limits<float>::max()) return "is outside the float32 range";
+  value = static_cast<float>(parsed);
+  return nullptr;
+}
+
+}  // namespace
+
+CsvTable read_csv(const std::filesystem::path& path, const std::string& target) {
+  const std::string name = path.string();
+  const detail::FileBytes file = detail::read_file_bytes(path);
+  std::string_view text(reinterpret_cast<const char*>(file.bytes.data()), file.bytes.size());
+  if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // UTF-8 byte order mark
+
+  CsvReader reader(name, text);
+  if (!reader.next()) throw Error(fmt::format("{}: empty file; expected a header row", name));
+  if (reader.blank())
+    throw Error(fmt::format("{}:1: the header row is empty; expected column names", name));
+  const std::vector<std::string> columns = reader.cells();
+  for (std::size_t j = 0; j < columns.size(); ++j)
+    for (std::size_t k = 0; k < j; ++k)
+      if (columns[j] == columns[k])
+        throw Error(fmt::format("{}:1:{}: duplicate column name '{}' (also column {})", name, j + 1,
+                                columns[j], k + 1));
+
+  std::size_t target_column = columns.size();
+  CsvTable table;
+  table.target_name = target;
+  for (std::size_t j = 0; j < columns.size(); ++j) {
+    if (columns[j] == target)
+      target_column = j;
+    else
+      table.feature_names.push_back(columns[j]);
+  }
+  if (target_column == columns.size())
+    throw Error(fmt::format("{}: target column '{}' not found; columns are: {}", name, target,
+                            fmt::join(columns, ", ")));
+  if (table.feature_names.empty())
+    throw Error(
+        fmt::format("{}: no feature columns; the only column is the target '{}'", name, target));
+
+  std::vector<float> features, targets;
+  std::size_t rows = 0, blank_line = 0;  // blank_line: a blank line not yet known to be trailing
+  while (reader.next()) {
+    if (reader.blank()) {
+      if (blank_line == 0) blank_line = reader.line();
+      continue;
+    }
+    if (blank_line != 0)
+      throw Error(fmt::format("{}:{}: empty line between data rows; expected {} cells", name,
+                              blank_line, columns.size()));
+    const auto& cells = reader.cells();
+    if (cells.size() != columns.size())
+      throw Error(fmt::format("{}:{}: row has {} cells, the header has {}", name, reader.line(),
+                              cells.size(), columns.size()));
+    for (std::size_t j = 0; j < cells.size(); ++j) {
+      float value = 0;
+      if (const char* problem = parse_number(cells[j], value))
+        throw Error(fmt::format("{}:{}:{}: column '{}': '{}' {}", name, reader.line(), j + 1,
+                                columns[j], shown(cells[j]), problem));
+      (j == target_column ? targets : features).push_back(value);
+    }
+    ++rows;
+  }
+  if (rows == 0) throw Error(fmt::format("{}: no data rows after the header", name));
+
+  const auto row_count = static_cast<std::int64_t>(rows);
+  table.features =
+      Tensor::empty({row_count, static_cast<std::int64_t>(table.feature_names.size())});
+  table.targets = Tensor::empty({row_count});
+  std::copy(features.begin(), features.end(), table.features.data<float>());
+  std::copy(targets.begin(), targets.end(), table.targets.data<float>());
+  return table;
+}
+
+}  // namespace lathe
