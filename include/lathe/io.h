@@ -37,11 +37,11 @@ void write_file_atomically(const std::filesystem::path& path, const std::string&
 // __metadata__ holds JSON strings under "lathe.architecture", "lathe.preprocessing",
 // "lathe.task" and "lathe.metrics".
 struct BundleInfo {
-  nlohmann::json architecture;   // the model's spec(), rebuildable by make_layer
+  nlohmann::json architecture;  // the model's spec(), rebuildable by make_layer
   Preprocessing preprocessing;
-  nlohmann::json task;           // {"kind": "classification"|"regression", "classes": [...],
-                                 //  "input_shape": [...], "target": ..., "features": [...]}
-  nlohmann::json metrics;        // final metrics of training
+  nlohmann::json task;     // {"kind": "classification"|"regression", "classes": [...],
+                           //  "input_shape": [...], "target": ..., "features": [...]}
+  nlohmann::json metrics;  // final metrics of training
 };
 
 void save_bundle(const std::filesystem::path& path, const Module& model, const BundleInfo& info);

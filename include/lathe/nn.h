@@ -5,8 +5,8 @@
 // and saved bundles can name them; an unknown name is an error listing the known ones.
 #include <functional>
 #include <map>
-#include <stdexcept>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 

@@ -26,22 +26,32 @@ TensorDataset read_labeled(const std::vector<std::string>& paths, const nlohmann
   if (paths.size() == 1) {
     const std::string target = task.value("target", "");
     if (target.empty())
-      throw Error(fmt::format("{}: this model was not trained on CSV data; give IDX images and labels or a digits folder", paths[0]));
+      throw Error(
+          fmt::format("{}: this model was not trained on CSV data; give IDX images and labels or a "
+                      "digits folder",
+                      paths[0]));
     const CsvTable table = read_csv(paths[0], target);
     return TensorDataset(table.features, table.targets);
   }
-  throw Error("eval: DATA is a CSV file, an IDX images file and an IDX labels file, or a folder of JSON digits");
+  throw Error(
+      "eval: DATA is a CSV file, an IDX images file and an IDX labels file, or a folder of JSON "
+      "digits");
 }
 
 void run_eval(const EvalOptions& options) {
   const LoadedBundle bundle = load_bundle(options.bundle);
   const nlohmann::json& task_info = bundle.info.task;
-  const Task task = task_info.value("task", "classification") == "regression" ? Task::Regression : Task::Classification;
+  const Task task = task_info.value("task", "classification") == "regression"
+                        ? Task::Regression
+                        : Task::Classification;
   const TensorDataset raw = read_labeled(options.data, task_info);
-  auto data = std::make_shared<TensorDataset>(bundle.info.preprocessing.apply(raw.inputs()), raw.targets());
+  auto data =
+      std::make_shared<TensorDataset>(bundle.info.preprocessing.apply(raw.inputs()), raw.targets());
   DataLoader loader(data, {options.batch_size, false, false, 0, true});
-  const EvaluationResult result = evaluate(*bundle.model, loss_for(task_info.value("loss", "cross_entropy")), task, loader);
-  std::cout << fmt::format("{} examples: Loss = {:.6f}, {}\n", result.count, result.loss, result.describe(task));
+  const EvaluationResult result =
+      evaluate(*bundle.model, loss_for(task_info.value("loss", "cross_entropy")), task, loader);
+  std::cout << fmt::format("{} examples: Loss = {:.6f}, {}\n", result.count, result.loss,
+                           result.describe(task));
 }
 
 }  // namespace
@@ -49,9 +59,16 @@ void run_eval(const EvalOptions& options) {
 void add_eval_command(CLI::App& app) {
   auto options = std::make_shared<EvalOptions>();
   CLI::App* eval = app.add_subcommand("eval", "Evaluate a saved model bundle on labeled data");
-  eval->add_option("bundle", options->bundle, "a model bundle written by lathe train")->required()->check(CLI::ExistingFile);
-  eval->add_option("data", options->data, "CSV file | IDX images + IDX labels | folder of JSON digits")->required()->expected(1, 2);
-  eval->add_option("--batch-size", options->batch_size, "examples per batch")->check(CLI::PositiveNumber)->capture_default_str();
+  eval->add_option("bundle", options->bundle, "a model bundle written by lathe train")
+      ->required()
+      ->check(CLI::ExistingFile);
+  eval->add_option("data", options->data,
+                   "CSV file | IDX images + IDX labels | folder of JSON digits")
+      ->required()
+      ->expected(1, 2);
+  eval->add_option("--batch-size", options->batch_size, "examples per batch")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   eval->callback([options] { run_eval(*options); });
 }
 

@@ -35,7 +35,9 @@ TensorDataset::TensorDataset(Tensor inputs, Tensor targets)
                             shape_str(inputs_.shape()), shape_str(targets_.shape())));
 }
 
-std::int64_t TensorDataset::size() const { return inputs_.size(0); }
+std::int64_t TensorDataset::size() const {
+  return inputs_.size(0);
+}
 
 Batch TensorDataset::get_batch(const std::vector<std::int64_t>& indices) const {
   for (auto i : indices)

@@ -79,8 +79,8 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions
     : dataset_(std::move(dataset)), options_(options) {
   if (!dataset_) throw Error("data loader: no dataset");
   if (options_.batch_size <= 0)
-    throw Error(fmt::format("data loader: batch_size must be positive, got {}",
-                            options_.batch_size));
+    throw Error(
+        fmt::format("data loader: batch_size must be positive, got {}", options_.batch_size));
   if (options_.prefetch) prefetcher_ = std::make_unique<Prefetcher>(*this);
   start_epoch(0);
 }
@@ -109,7 +109,8 @@ void DataLoader::start_epoch(std::int64_t epoch) {
 Batch DataLoader::assemble(std::int64_t batch_index) const {
   const std::int64_t begin = batch_index * options_.batch_size;
   const std::int64_t end = std::min<std::int64_t>(begin + options_.batch_size, dataset_->size());
-  return dataset_->get_batch(std::vector<std::int64_t>(order_.begin() + begin, order_.begin() + end));
+  return dataset_->get_batch(
+      std::vector<std::int64_t>(order_.begin() + begin, order_.begin() + end));
 }
 
 std::optional<Batch> DataLoader::next() {

@@ -10,9 +10,10 @@ namespace lathe {
 
 Preprocessing Preprocessing::normalize(double scale, double mean, double std) {
   if (!(std > 0) || !std::isfinite(scale) || !std::isfinite(mean))
-    throw Error(fmt::format("normalize: need finite scale and mean and std > 0, got scale={} "
-                            "mean={} std={}",
-                            scale, mean, std));
+    throw Error(
+        fmt::format("normalize: need finite scale and mean and std > 0, got scale={} "
+                    "mean={} std={}",
+                    scale, mean, std));
   Preprocessing p;
   p.scale_ = scale;
   p.mean_ = {mean};
@@ -52,7 +53,7 @@ Tensor Preprocessing::apply(const Tensor& inputs) const {
                             shape_str(inputs.shape())));
   const std::int64_t n = inputs.size(0);
   const std::int64_t features = n == 0 ? 0 : inputs.numel() / n;
-  if (mean_.size() != 1 && static_cast<std::int64_t>(mean_.size()) != features)
+  if (n > 0 && mean_.size() != 1 && static_cast<std::int64_t>(mean_.size()) != features)
     throw Error(fmt::format("preprocessing: fitted on {} features, input {} has {}", mean_.size(),
                             shape_str(inputs.shape()), features));
   Tensor out = inputs.to(DType::Float32);
@@ -80,11 +81,13 @@ Preprocessing Preprocessing::from_json(const nlohmann::json& json) {
     throw Error(fmt::format("preprocessing: malformed description {}: {}", json.dump(), e.what()));
   }
   if (p.mean_.empty() || p.mean_.size() != p.std_.size())
-    throw Error(fmt::format("preprocessing: mean and std must be non-empty and of equal length "
-                            "in {}",
-                            json.dump()));
+    throw Error(
+        fmt::format("preprocessing: mean and std must be non-empty and of equal length "
+                    "in {}",
+                    json.dump()));
   for (double s : p.std_)
-    if (!(s > 0)) throw Error(fmt::format("preprocessing: std must be positive in {}", json.dump()));
+    if (!(s > 0))
+      throw Error(fmt::format("preprocessing: std must be positive in {}", json.dump()));
   return p;
 }
 

@@ -42,7 +42,8 @@ LoadedBundle load_bundle(const std::filesystem::path& path) {
   const SafetensorsContents contents = load_safetensors(path);
   auto format = contents.metadata.find("format");
   if (format == contents.metadata.end() || format->second != kFormat)
-    throw Error(fmt::format("{}: not a lathe bundle (metadata 'format' is not '{}')", where, kFormat));
+    throw Error(
+        fmt::format("{}: not a lathe bundle (metadata 'format' is not '{}')", where, kFormat));
   LoadedBundle bundle;
   bundle.info.architecture = parse_metadata(contents, "lathe.architecture", where);
   bundle.info.preprocessing =

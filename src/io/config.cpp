@@ -4,12 +4,12 @@
 
 #include <fmt/format.h>
 
+#include <toml++/toml.h>
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <climits>
 #include <set>
-#include <toml++/toml.h>
 
 #include "lathe/error.h"
 #include "lathe/nn.h"
@@ -19,18 +19,24 @@ namespace {
 
 constexpr const char* kOverrideSource = "--set";
 
-std::string where(const toml::node& node) {
+// Nodes copied in from --set lose their source position (toml++ does not copy it).
+bool from_override(const toml::node& node) {
   const auto& source = node.source();
-  const std::string file = source.path ? *source.path : std::string("config");
-  if (file == kOverrideSource) return file;
-  return fmt::format("{}:{}", file, source.begin.line);
+  return !source.path || source.begin.line == 0 || *source.path == kOverrideSource;
+}
+
+std::string where(const toml::node& node) {
+  if (from_override(node)) return kOverrideSource;
+  return fmt::format("{}:{}", *node.source().path, node.source().begin.line);
 }
 
 [[noreturn]] void fail(const toml::node& node, const std::string& message) {
   throw Error(fmt::format("{}: {}", where(node), message));
 }
 
-std::string join(const std::vector<std::string>& items) { return fmt::format("{}", fmt::join(items, ", ")); }
+std::string join(const std::vector<std::string>& items) {
+  return fmt::format("{}", fmt::join(items, ", "));
+}
 
 class Section {
  public:
@@ -40,16 +46,19 @@ class Section {
   double number(const std::string& key, double fallback) {
     const toml::node* node = find(key);
     if (!node) return fallback;
-    if (auto v = node->value<double>(); v && (node->is_floating_point() || node->is_integer())) return *v;
+    if (auto v = node->value<double>(); v && (node->is_floating_point() || node->is_integer()))
+      return *v;
     fail(*node, fmt::format("{}.{} must be a number", name_, key));
   }
 
-  std::int64_t integer(const std::string& key, std::int64_t fallback, std::int64_t min = INT64_MIN) {
+  std::int64_t integer(const std::string& key, std::int64_t fallback,
+                       std::int64_t min = INT64_MIN) {
     const toml::node* node = find(key);
     if (!node) return fallback;
     if (!node->is_integer()) fail(*node, fmt::format("{}.{} must be an integer", name_, key));
     const std::int64_t value = *node->value<std::int64_t>();
-    if (value < min) fail(*node, fmt::format("{}.{} must be at least {}, got {}", name_, key, min, value));
+    if (value < min)
+      fail(*node, fmt::format("{}.{} must be at least {}, got {}", name_, key, min, value));
     return value;
   }
 
@@ -77,8 +86,7 @@ class Section {
     const std::string text = string(key, "");
     if (!node || text.empty()) return {};
     const std::filesystem::path p(text);
-    const bool from_override = node->source().path && *node->source().path == kOverrideSource;
-    return p.is_relative() && !from_override ? base_dir_ / p : p;
+    return p.is_relative() && !from_override(*node) ? base_dir_ / p : p;
   }
 
   std::vector<std::string> strings(const std::string& key) {
@@ -141,7 +149,10 @@ nlohmann::json to_json(const toml::node& node) {
 
 nlohmann::json read_layers(Section& model) {
   const toml::node* node = model.raw("layers");
-  if (!node) throw Error("config: [model] needs 'layers', a list of tables like { type = \"linear\", in = 784, out = 128 }");
+  if (!node)
+    throw Error(
+        "config: [model] needs 'layers', a list of tables like { type = \"linear\", in = 784, out "
+        "= 128 }");
   const toml::array* layers = node->as_array();
   if (!layers || layers->empty()) fail(*node, "model.layers must be a non-empty list of tables");
   nlohmann::json specs = nlohmann::json::array();
@@ -163,12 +174,14 @@ nlohmann::json read_layers(Section& model) {
 toml::table parse_override(const std::string& assignment) {
   const auto equals = assignment.find('=');
   if (equals == std::string::npos || equals == 0)
-    throw Error(fmt::format("--set {}: expected key=value, e.g. --set trainer.epochs=2", assignment));
+    throw Error(
+        fmt::format("--set {}: expected key=value, e.g. --set trainer.epochs=2", assignment));
   const std::string key = assignment.substr(0, equals);
   const std::string value = assignment.substr(equals + 1);
   for (char c : key)
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-'))
-      throw Error(fmt::format("--set {}: '{}' is not a key path like trainer.epochs", assignment, key));
+      throw Error(
+          fmt::format("--set {}: '{}' is not a key path like trainer.epochs", assignment, key));
   try {
     return toml::parse(key + " = " + value, std::string(kOverrideSource));
   } catch (const toml::parse_error&) {
@@ -199,8 +212,8 @@ void merge(toml::node& target, const toml::node& patch, const std::string& path)
       std::size_t index = 0;
       const auto [end, error] = std::from_chars(k.data(), k.data() + k.size(), index);
       if (error != std::errc() || end != k.data() + k.size() || index >= array->size())
-        throw Error(fmt::format("--set {}: '{}' is not an index of a list of {} items", child_path, k,
-                                array->size()));
+        throw Error(fmt::format("--set {}: '{}' is not an index of a list of {} items", child_path,
+                                k, array->size()));
       existing = array->get(index);
       if (!value.is_table()) {
         array->replace(array->cbegin() + static_cast<std::ptrdiff_t>(index), value);
@@ -215,10 +228,12 @@ void merge(toml::node& target, const toml::node& patch, const std::string& path)
 
 }  // namespace
 
-RunConfig load_run_config(const std::filesystem::path& path, const std::vector<std::string>& overrides) {
+RunConfig load_run_config(const std::filesystem::path& path,
+                          const std::vector<std::string>& overrides) {
   if (!std::filesystem::is_regular_file(path))
-    throw Error(fmt::format("{}: cannot open: {}", path.string(),
-                            std::filesystem::exists(path) ? "not a regular file" : "No such file or directory"));
+    throw Error(fmt::format(
+        "{}: cannot open: {}", path.string(),
+        std::filesystem::exists(path) ? "not a regular file" : "No such file or directory"));
   toml::table root;
   try {
     root = toml::parse_file(path.string());
@@ -231,16 +246,15 @@ RunConfig load_run_config(const std::filesystem::path& path, const std::vector<s
   RunConfig config;
   config.source = path;
   const std::filesystem::path base = path.parent_path();
-  const std::vector<std::string> sections{"data", "preprocess", "model", "loss", "optimizer", "schedule", "trainer"};
+  const std::vector<std::string> sections{"data",      "preprocess", "model",  "loss",
+                                          "optimizer", "schedule",   "trainer"};
   for (auto&& [key, node] : root) {
     const std::string k(key.str());
     if (std::find(sections.begin(), sections.end(), k) == sections.end())
       fail(node, fmt::format("unknown section '{}'; allowed: {}", k, join(sections)));
     if (!node.is_table()) fail(node, fmt::format("'{}' must be a table ([{}])", k, k));
   }
-  const auto section = [&](const char* name) {
-    return Section(root[name].as_table(), name, base);
-  };
+  const auto section = [&](const char* name) { return Section(root[name].as_table(), name, base); };
 
   Section data = section("data");
   if (!data.present()) throw Error(fmt::format("{}: missing [data] section", path.string()));
@@ -259,16 +273,22 @@ RunConfig load_run_config(const std::filesystem::path& path, const std::vector<s
   d.class_names = data.strings("class_names");
   data.finish();
   const auto require = [&](bool ok, const char* what) {
-    if (!ok) throw Error(fmt::format("{}: [data] format \"{}\" needs {}", path.string(), d.format, what));
+    if (!ok)
+      throw Error(fmt::format("{}: [data] format \"{}\" needs {}", path.string(), d.format, what));
   };
-  if (d.format.empty()) throw Error(fmt::format("{}: [data] needs format = \"idx\", \"csv\" or \"mnist_json\"", path.string()));
+  if (d.format.empty())
+    throw Error(
+        fmt::format("{}: [data] needs format = \"idx\", \"csv\" or \"mnist_json\"", path.string()));
   if (d.format == "idx")
-    require(!d.train_images.empty() && !d.train_labels.empty() && !d.test_images.empty() && !d.test_labels.empty(),
+    require(!d.train_images.empty() && !d.train_labels.empty() && !d.test_images.empty() &&
+                !d.test_labels.empty(),
             "train_images, train_labels, test_images and test_labels");
   if (d.format == "csv") require(!d.path.empty() && !d.target.empty(), "path and target");
   if (d.format == "mnist_json") require(!d.dir.empty(), "dir");
-  if (!(d.validation_fraction >= 0 && d.validation_fraction < 1) || !(d.test_fraction >= 0 && d.test_fraction < 1))
-    throw Error(fmt::format("{}: data.validation_fraction and data.test_fraction must be in [0, 1)", path.string()));
+  if (!(d.validation_fraction >= 0 && d.validation_fraction < 1) ||
+      !(d.test_fraction >= 0 && d.test_fraction < 1))
+    throw Error(fmt::format("{}: data.validation_fraction and data.test_fraction must be in [0, 1)",
+                            path.string()));
 
   Section preprocess = section("preprocess");
   PreprocessConfig& p = config.preprocess;
@@ -278,14 +298,17 @@ RunConfig load_run_config(const std::filesystem::path& path, const std::vector<s
   p.standardize = preprocess.boolean("standardize", false);
   preprocess.finish();
   if (p.normalize_mean.has_value() != p.normalize_std.has_value())
-    throw Error(fmt::format("{}: [preprocess] normalize_mean and normalize_std go together", path.string()));
+    throw Error(fmt::format("{}: [preprocess] normalize_mean and normalize_std go together",
+                            path.string()));
   if (p.standardize && p.normalize_mean)
-    throw Error(fmt::format("{}: [preprocess] choose standardize or normalize_mean/std, not both", path.string()));
+    throw Error(fmt::format("{}: [preprocess] choose standardize or normalize_mean/std, not both",
+                            path.string()));
   if (p.normalize_std && !(*p.normalize_std > 0))
     throw Error(fmt::format("{}: preprocess.normalize_std must be positive", path.string()));
 
   Section model = section("model");
-  if (!model.present()) throw Error(fmt::format("{}: missing [model] section with 'layers'", path.string()));
+  if (!model.present())
+    throw Error(fmt::format("{}: missing [model] section with 'layers'", path.string()));
   config.layers = read_layers(model);
   model.finish();
 
@@ -330,38 +353,61 @@ RunConfig load_run_config(const std::filesystem::path& path, const std::vector<s
   t.drop_last = trainer.boolean("drop_last", false);
   t.progress = trainer.string("progress", "auto", {"auto", "always", "never"});
   trainer.finish();
-  if (output_dir.empty()) throw Error(fmt::format("{}: trainer.output_dir must not be empty", path.string()));
+  if (output_dir.empty())
+    throw Error(fmt::format("{}: trainer.output_dir must not be empty", path.string()));
   return config;
 }
 
 nlohmann::json RunConfig::to_json() const {
   return {
       {"data",
-       {{"format", data.format}, {"train_images", data.train_images}, {"train_labels", data.train_labels},
-        {"test_images", data.test_images}, {"test_labels", data.test_labels}, {"path", data.path},
-        {"target", data.target}, {"dir", data.dir}, {"test_fraction", data.test_fraction},
-        {"validation_fraction", data.validation_fraction}, {"seed", data.seed},
+       {{"format", data.format},
+        {"train_images", data.train_images},
+        {"train_labels", data.train_labels},
+        {"test_images", data.test_images},
+        {"test_labels", data.test_labels},
+        {"path", data.path},
+        {"target", data.target},
+        {"dir", data.dir},
+        {"test_fraction", data.test_fraction},
+        {"validation_fraction", data.validation_fraction},
+        {"seed", data.seed},
         {"class_names", data.class_names}}},
       {"preprocess",
-       {{"scale", preprocess.scale}, {"normalize_mean", preprocess.normalize_mean.value_or(0)},
-        {"normalize_std", preprocess.normalize_std.value_or(1)}, {"standardize", preprocess.standardize}}},
+       {{"scale", preprocess.scale},
+        {"normalize_mean", preprocess.normalize_mean.value_or(0)},
+        {"normalize_std", preprocess.normalize_std.value_or(1)},
+        {"standardize", preprocess.standardize}}},
       {"model", {{"layers", layers}}},
       {"loss", {{"type", loss}}},
       {"optimizer",
-       {{"type", optimizer.type}, {"lr", optimizer.lr}, {"momentum", optimizer.momentum},
-        {"dampening", optimizer.dampening}, {"nesterov", optimizer.nesterov},
-        {"weight_decay", optimizer.weight_decay}, {"beta1", optimizer.beta1}, {"beta2", optimizer.beta2},
+       {{"type", optimizer.type},
+        {"lr", optimizer.lr},
+        {"momentum", optimizer.momentum},
+        {"dampening", optimizer.dampening},
+        {"nesterov", optimizer.nesterov},
+        {"weight_decay", optimizer.weight_decay},
+        {"beta1", optimizer.beta1},
+        {"beta2", optimizer.beta2},
         {"eps", optimizer.eps}}},
       {"schedule",
-       {{"type", schedule.type}, {"step_size", schedule.step_size}, {"gamma", schedule.gamma},
-        {"warmup_steps", schedule.warmup_steps}, {"min_lr", schedule.min_lr}}},
+       {{"type", schedule.type},
+        {"step_size", schedule.step_size},
+        {"gamma", schedule.gamma},
+        {"warmup_steps", schedule.warmup_steps},
+        {"min_lr", schedule.min_lr}}},
       {"trainer",
-       {{"epochs", trainer.epochs}, {"batch_size", trainer.batch_size},
-        {"eval_batch_size", trainer.eval_batch_size}, {"log_every", trainer.log_every},
-        {"output_dir", trainer.output_dir}, {"seed", trainer.seed},
+       {{"epochs", trainer.epochs},
+        {"batch_size", trainer.batch_size},
+        {"eval_batch_size", trainer.eval_batch_size},
+        {"log_every", trainer.log_every},
+        {"output_dir", trainer.output_dir},
+        {"seed", trainer.seed},
         {"early_stopping_patience", trainer.early_stopping_patience},
-        {"clip_grad_norm", trainer.clip_grad_norm}, {"shuffle", trainer.shuffle},
-        {"drop_last", trainer.drop_last}, {"progress", trainer.progress}}},
+        {"clip_grad_norm", trainer.clip_grad_norm},
+        {"shuffle", trainer.shuffle},
+        {"drop_last", trainer.drop_last},
+        {"progress", trainer.progress}}},
   };
 }
 

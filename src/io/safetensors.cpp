@@ -69,7 +69,8 @@ Entry parse_entry(const std::string& where, const std::string& name, const nlohm
   if (!value.contains("shape") || !value["shape"].is_array()) throw fail("missing array 'shape'");
   std::uint64_t numel = 1;
   for (const auto& d : value["shape"]) {
-    if (!d.is_number_unsigned()) throw fail(fmt::format("shape {} has a non-integer or negative size", value["shape"].dump()));
+    if (!d.is_number_unsigned())
+      throw fail(fmt::format("shape {} has a non-integer or negative size", value["shape"].dump()));
     const std::uint64_t size = d.get<std::uint64_t>();
     if (size != 0 && numel > std::numeric_limits<std::uint64_t>::max() / 8 / size)
       throw fail(fmt::format("shape {} overflows", value["shape"].dump()));
@@ -83,11 +84,13 @@ Entry parse_entry(const std::string& where, const std::string& name, const nlohm
     throw fail("'data_offsets' must be two non-negative integers");
   entry.begin = offsets[0].get<std::uint64_t>();
   entry.end = offsets[1].get<std::uint64_t>();
-  if (entry.end < entry.begin) throw fail(fmt::format("data_offsets [{}, {}] are reversed", entry.begin, entry.end));
+  if (entry.end < entry.begin)
+    throw fail(fmt::format("data_offsets [{}, {}] are reversed", entry.begin, entry.end));
   const std::uint64_t bytes = numel * dtype_size(entry.dtype);
   if (entry.end - entry.begin != bytes)
     throw fail(fmt::format("data_offsets [{}, {}] span {} bytes but {} {} needs {}", entry.begin,
-                           entry.end, entry.end - entry.begin, dtype, value["shape"].dump(), bytes));
+                           entry.end, entry.end - entry.begin, dtype, value["shape"].dump(),
+                           bytes));
   return entry;
 }
 
@@ -100,7 +103,8 @@ void save_safetensors(const std::filesystem::path& path,
   std::uint64_t offset = 0;
   for (const auto& [name, tensor] : tensors) {
     if (name == "__metadata__") throw Error("safetensors: '__metadata__' is not a tensor name");
-    const std::uint64_t bytes = static_cast<std::uint64_t>(tensor.numel()) * dtype_size(tensor.dtype());
+    const std::uint64_t bytes =
+        static_cast<std::uint64_t>(tensor.numel()) * dtype_size(tensor.dtype());
     header[name] = {{"dtype", safetensors_dtype(tensor.dtype())},
                     {"shape", tensor.shape()},
                     {"data_offsets", {offset, offset + bytes}}};
@@ -124,17 +128,19 @@ SafetensorsContents load_safetensors(const std::filesystem::path& path) {
   const std::string where = path.string();
   const std::string file = read_whole_file(path);
   if (file.size() < 8)
-    throw Error(fmt::format("{}: {} bytes is too short for a safetensors file", where, file.size()));
+    throw Error(
+        fmt::format("{}: {} bytes is too short for a safetensors file", where, file.size()));
   std::uint64_t header_length = 0;
   for (int i = 0; i < 8; ++i)
     header_length |= static_cast<std::uint64_t>(static_cast<unsigned char>(file[i])) << (8 * i);
   if (header_length > kMaxHeaderBytes || header_length > file.size() - 8)
-    throw Error(fmt::format("{}: header length {} exceeds {} (file is {} bytes)", where,
-                            header_length, std::min<std::uint64_t>(kMaxHeaderBytes, file.size() - 8),
-                            file.size()));
+    throw Error(
+        fmt::format("{}: header length {} exceeds {} (file is {} bytes)", where, header_length,
+                    std::min<std::uint64_t>(kMaxHeaderBytes, file.size() - 8), file.size()));
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(file.begin() + 8, file.begin() + 8 + static_cast<std::ptrdiff_t>(header_length));
+    header = nlohmann::json::parse(file.begin() + 8,
+                                   file.begin() + 8 + static_cast<std::ptrdiff_t>(header_length));
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("{}: header is not valid JSON: {}", where, e.what()));
   }
@@ -162,16 +168,18 @@ SafetensorsContents load_safetensors(const std::filesystem::path& path) {
   std::uint64_t expected = 0;
   for (const Entry& e : entries) {
     if (e.begin != expected)
-      throw Error(fmt::format("{}: tensor '{}': data_offsets start at {} but the previous tensor "
-                              "ends at {} (gap or overlap)",
-                              where, e.name, e.begin, expected));
+      throw Error(
+          fmt::format("{}: tensor '{}': data_offsets start at {} but the previous tensor "
+                      "ends at {} (gap or overlap)",
+                      where, e.name, e.begin, expected));
     if (e.end > data_size)
       throw Error(fmt::format("{}: tensor '{}': data_offsets end at {} beyond the {} data bytes",
                               where, e.name, e.end, data_size));
     expected = e.end;
   }
   if (expected != data_size)
-    throw Error(fmt::format("{}: {} data bytes but the tensors cover {}", where, data_size, expected));
+    throw Error(
+        fmt::format("{}: {} data bytes but the tensors cover {}", where, data_size, expected));
 
   const char* data = file.data() + 8 + header_length;
   for (const Entry& e : entries) {

@@ -9,8 +9,7 @@
 
 namespace lathe {
 
-Linear::Linear(std::int64_t in_features, std::int64_t out_features, bool bias,
-               Generator& generator)
+Linear::Linear(std::int64_t in_features, std::int64_t out_features, bool bias, Generator& generator)
     : in_features_(in_features), out_features_(out_features) {
   if (in_features <= 0 || out_features <= 0)
     throw Error(fmt::format("linear: features must be positive, got in={} out={}", in_features,
@@ -45,13 +44,14 @@ Tensor Linear::forward(const Tensor& input) {
 }
 
 nlohmann::json Linear::spec() const {
-  return {{"type", type()}, {"in", in_features_}, {"out", out_features_}, {"bias", bias_.defined()}};
+  return {
+      {"type", type()}, {"in", in_features_}, {"out", out_features_}, {"bias", bias_.defined()}};
 }
 
 Tensor Flatten::forward(const Tensor& input) {
   if (input.dim() < 1)
-    throw Error(fmt::format("flatten: input of shape {} has no batch axis",
-                            shape_str(input.shape())));
+    throw Error(
+        fmt::format("flatten: input of shape {} has no batch axis", shape_str(input.shape())));
   return reshape(input, {input.size(0), input.size(0) == 0 ? 0 : -1});
 }
 
@@ -75,7 +75,9 @@ Tensor Dropout::forward(const Tensor& input) {
   return input * mask;
 }
 
-nlohmann::json Dropout::spec() const { return {{"type", type()}, {"p", p_}}; }
+nlohmann::json Dropout::spec() const {
+  return {{"type", type()}, {"p", p_}};
+}
 
 Activation::Activation(std::string type, std::function<Tensor(const Tensor&)> function,
                        nlohmann::json spec)

@@ -6,7 +6,9 @@
 
 namespace lathe {
 
-nlohmann::json Module::spec() const { return {{"type", type()}}; }
+nlohmann::json Module::spec() const {
+  return {{"type", type()}};
+}
 
 Tensor Module::register_parameter(const std::string& name, Tensor value) {
   value.requires_grad_();
@@ -23,8 +25,7 @@ void Module::register_module(const std::string& name, std::shared_ptr<Module> mo
   children_.emplace_back(name, std::move(module));
 }
 
-void Module::collect(const std::string& prefix, bool buffers,
-                     std::vector<NamedTensor>& out) const {
+void Module::collect(const std::string& prefix, bool buffers, std::vector<NamedTensor>& out) const {
   for (const auto& [name, tensor] : buffers ? buffers_ : parameters_)
     out.push_back({prefix + name, tensor});
   for (const auto& [name, child] : children_) child->collect(prefix + name + ".", buffers, out);
@@ -65,18 +66,18 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& state) {
   const auto own = state_dict();
   for (const auto& [name, source] : state)
     if (!own.count(name))
-      throw Error(fmt::format("load_state_dict: unexpected entry '{}' (the model has no such "
-                              "parameter or buffer)",
-                              name));
+      throw Error(
+          fmt::format("load_state_dict: unexpected entry '{}' (the model has no such "
+                      "parameter or buffer)",
+                      name));
   for (const auto& [name, target] : own) {
     auto found = state.find(name);
     if (found == state.end())
       throw Error(fmt::format("load_state_dict: missing entry '{}' of shape {}", name,
                               shape_str(target.shape())));
     if (found->second.shape() != target.shape())
-      throw Error(fmt::format("load_state_dict: '{}' has shape {} but the model expects {}",
-                              name, shape_str(found->second.shape()),
-                              shape_str(target.shape())));
+      throw Error(fmt::format("load_state_dict: '{}' has shape {} but the model expects {}", name,
+                              shape_str(found->second.shape()), shape_str(target.shape())));
   }
   for (const auto& [name, target] : own) {
     Tensor destination = target;

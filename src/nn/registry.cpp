@@ -56,7 +56,9 @@ std::vector<LayerType> build_registry() {
          return std::make_shared<Linear>(a["in"].get<std::int64_t>(), a["out"].get<std::int64_t>(),
                                          a["bias"].get<bool>(), g);
        }},
-      {"flatten", "[N, ...] -> [N, features]", {},
+      {"flatten",
+       "[N, ...] -> [N, features]",
+       {},
        [](const json&, Generator&) -> std::shared_ptr<Module> {
          return std::make_shared<Flatten>();
        }},
@@ -66,21 +68,32 @@ std::vector<LayerType> build_registry() {
        [](const json& a, Generator&) -> std::shared_ptr<Module> {
          return std::make_shared<Dropout>(a["p"].get<double>());
        }},
-      {"relu", "max(x, 0)", {},
-       [](const json&, Generator&) { return activation("relu", [](const Tensor& x) { return relu(x); }); }},
+      {"relu",
+       "max(x, 0)",
+       {},
+       [](const json&, Generator&) {
+         return activation("relu", [](const Tensor& x) { return relu(x); });
+       }},
       {"leaky_relu",
        "x if x > 0 else slope * x",
        {{"negative_slope", Kind::Number, false, 0.01, "slope for x < 0"}},
        [](const json& a, Generator&) {
          const double slope = a["negative_slope"].get<double>();
-         return activation(
-             "leaky_relu", [slope](const Tensor& x) { return leaky_relu(x, slope); },
-             {{"negative_slope", slope}});
+         return activation("leaky_relu", [slope](const Tensor& x) { return leaky_relu(x, slope); },
+                           {{"negative_slope", slope}});
        }},
-      {"sigmoid", "1 / (1 + exp(-x))", {},
-       [](const json&, Generator&) { return activation("sigmoid", [](const Tensor& x) { return sigmoid(x); }); }},
-      {"tanh", "hyperbolic tangent", {},
-       [](const json&, Generator&) { return activation("tanh", [](const Tensor& x) { return tanh(x); }); }},
+      {"sigmoid",
+       "1 / (1 + exp(-x))",
+       {},
+       [](const json&, Generator&) {
+         return activation("sigmoid", [](const Tensor& x) { return sigmoid(x); });
+       }},
+      {"tanh",
+       "hyperbolic tangent",
+       {},
+       [](const json&, Generator&) {
+         return activation("tanh", [](const Tensor& x) { return tanh(x); });
+       }},
       {"gelu",
        "x * Phi(x); approximate = \"tanh\" for the tanh form",
        {{"approximate", Kind::String, false, "none", "\"none\" or \"tanh\""}},
@@ -90,10 +103,10 @@ std::vector<LayerType> build_registry() {
            throw LayerSpecError("approximate", fmt::format("layer 'gelu': approximate must be "
                                                            "\"none\" or \"tanh\", got \"{}\"",
                                                            approximate));
-         const auto mode = approximate == "tanh" ? GeluApproximation::Tanh : GeluApproximation::None;
-         return activation(
-             "gelu", [mode](const Tensor& x) { return gelu(x, mode); },
-             {{"approximate", approximate}});
+         const auto mode =
+             approximate == "tanh" ? GeluApproximation::Tanh : GeluApproximation::None;
+         return activation("gelu", [mode](const Tensor& x) { return gelu(x, mode); },
+                           {{"approximate", approximate}});
        }},
   };
 }
@@ -114,14 +127,15 @@ const std::vector<LayerType>& layer_types() {
 json validate_layer_spec(const json& spec) {
   if (!spec.is_object()) throw LayerSpecError("", "a layer must be a table with a \"type\" key");
   if (!spec.contains("type") || !spec["type"].is_string())
-    throw LayerSpecError("type", fmt::format("a layer needs a \"type\" (one of: {})", known_types()));
+    throw LayerSpecError("type",
+                         fmt::format("a layer needs a \"type\" (one of: {})", known_types()));
   const std::string type = spec["type"].get<std::string>();
   const LayerType* found = nullptr;
   for (const LayerType& t : layer_types())
     if (t.name == type) found = &t;
   if (!found)
-    throw LayerSpecError("type",
-                         fmt::format("unknown layer type '{}'; known types: {}", type, known_types()));
+    throw LayerSpecError(
+        "type", fmt::format("unknown layer type '{}'; known types: {}", type, known_types()));
   json args = json::object();
   args["type"] = type;
   for (const auto& [key, value] : spec.items()) {
@@ -132,8 +146,10 @@ json validate_layer_spec(const json& spec) {
     if (!argument) {
       std::vector<std::string> allowed;
       for (const LayerArgument& a : found->arguments) allowed.push_back(a.key);
-      throw LayerSpecError(key, fmt::format("layer '{}': unknown key '{}'; allowed: {}", type, key,
-                                            allowed.empty() ? "(none)" : fmt::format("{}", fmt::join(allowed, ", "))));
+      throw LayerSpecError(
+          key,
+          fmt::format("layer '{}': unknown key '{}'; allowed: {}", type, key,
+                      allowed.empty() ? "(none)" : fmt::format("{}", fmt::join(allowed, ", "))));
     }
     if (!has_kind(value, argument->kind))
       throw LayerSpecError(key, fmt::format("layer '{}': '{}' must be {}, got {}", type, key,
@@ -143,8 +159,8 @@ json validate_layer_spec(const json& spec) {
   for (const LayerArgument& a : found->arguments) {
     if (args.contains(a.key)) continue;
     if (a.required)
-      throw LayerSpecError(a.key, fmt::format("layer '{}': missing required key '{}' ({})", type,
-                                              a.key, a.help));
+      throw LayerSpecError(
+          a.key, fmt::format("layer '{}': missing required key '{}' ({})", type, a.key, a.help));
     args[a.key] = a.default_value;
   }
   return args;

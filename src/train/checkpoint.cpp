@@ -56,8 +56,9 @@ void Trainer::save_checkpoint() const {
   const nlohmann::json state = {
       {"completed_epochs", history_.size()},
       {"history", history},
-      {"best_validation_loss",
-       std::isinf(best_validation_loss_) ? nlohmann::json(nullptr) : nlohmann::json(best_validation_loss_)},
+      {"best_validation_loss", std::isinf(best_validation_loss_)
+                                   ? nlohmann::json(nullptr)
+                                   : nlohmann::json(best_validation_loss_)},
       {"epochs_without_improvement", epochs_without_improvement_},
       {"stopped_early", stopped_early_},
       {"generator", generator_to_json(default_generator().state())},
@@ -75,13 +76,15 @@ void Trainer::load_checkpoint() {
   const SafetensorsContents contents = load_safetensors(path);
   auto found = contents.metadata.find("lathe.checkpoint");
   if (found == contents.metadata.end())
-    throw Error(fmt::format("{}: not a lathe checkpoint (no 'lathe.checkpoint' metadata)", path.string()));
+    throw Error(
+        fmt::format("{}: not a lathe checkpoint (no 'lathe.checkpoint' metadata)", path.string()));
   try {
     const nlohmann::json state = nlohmann::json::parse(found->second);
     if (state.at("run") != options_.run_identity)
-      throw Error(fmt::format("the checkpoint was written by a different model or data setup; "
-                              "it has {} but this run is {}",
-                              state.at("run").dump(), options_.run_identity.dump()));
+      throw Error(
+          fmt::format("the checkpoint was written by a different model or data setup; "
+                      "it has {} but this run is {}",
+                      state.at("run").dump(), options_.run_identity.dump()));
     if (state.at("optimizer").get<std::string>() != optimizer_.name())
       throw Error(fmt::format("the checkpoint used optimizer '{}', this run uses '{}'",
                               state.at("optimizer").get<std::string>(), optimizer_.name()));
@@ -90,7 +93,8 @@ void Trainer::load_checkpoint() {
     history_.clear();
     for (const auto& r : state.at("history")) history_.push_back(EpochRecord::from_json(r));
     const auto& best = state.at("best_validation_loss");
-    best_validation_loss_ = best.is_null() ? std::numeric_limits<double>::infinity() : best.get<double>();
+    best_validation_loss_ =
+        best.is_null() ? std::numeric_limits<double>::infinity() : best.get<double>();
     epochs_without_improvement_ = state.at("epochs_without_improvement").get<std::int64_t>();
     stopped_early_ = state.at("stopped_early").get<bool>();
     default_generator().set_state(generator_from_json(state.at("generator")));

@@ -34,7 +34,9 @@ std::string panel(const std::string& title, const std::vector<Series>& series, d
   y_min -= pad;
   y_max += pad;
   const double plot_w = kPanelWidth - 2 * kMargin, plot_h = kPanelHeight - 2 * kMargin;
-  const auto sx = [&](double x) { return x_offset + kMargin + (x - x_min) / (x_max - x_min) * plot_w; };
+  const auto sx = [&](double x) {
+    return x_offset + kMargin + (x - x_min) / (x_max - x_min) * plot_w;
+  };
   const auto sy = [&](double y) { return kMargin + (1 - (y - y_min) / (y_max - y_min)) * plot_h; };
 
   std::string svg = fmt::format(
@@ -43,8 +45,9 @@ std::string panel(const std::string& title, const std::vector<Series>& series, d
       x_offset + kPanelWidth / 2, title, x_offset + kMargin, kMargin, plot_w, plot_h);
   for (int i = 0; i <= 4; ++i) {  // y ticks
     const double y = y_min + (y_max - y_min) * i / 4;
-    svg += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"end\">{:.4g}</text>\n",
-                       x_offset + kMargin - 4, sy(y) + 3, y);
+    svg +=
+        fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"end\">{:.4g}</text>\n",
+                    x_offset + kMargin - 4, sy(y) + 3, y);
   }
   svg += fmt::format(
       "<text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\">{:g}</text>\n"
@@ -74,14 +77,14 @@ std::string panel(const std::string& title, const std::vector<Series>& series, d
 
 std::string render_training_curves(const std::vector<EpochRecord>& history, Task task) {
   Series train{"train loss", "#1f77b4", {}}, validation{"validation loss", "#d62728", {}};
-  Series metric{task == Task::Classification ? "validation accuracy (%)" : "validation RMSE",
-                "#2ca02c", {}};
+  Series metric{
+      task == Task::Classification ? "validation accuracy (%)" : "validation RMSE", "#2ca02c", {}};
   for (const EpochRecord& r : history) {
     train.points.emplace_back(r.epoch, r.train_loss);
     if (!r.has_validation) continue;
     validation.points.emplace_back(r.epoch, r.validation.loss);
-    metric.points.emplace_back(r.epoch, task == Task::Classification ? 100 * r.validation.accuracy
-                                                                     : r.validation.rmse);
+    metric.points.emplace_back(
+        r.epoch, task == Task::Classification ? 100 * r.validation.accuracy : r.validation.rmse);
   }
   std::string svg = fmt::format(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "

@@ -7,7 +7,9 @@
 
 namespace lathe::detail {
 
-bool stdout_is_terminal() { return ::isatty(::fileno(stdout)) == 1; }
+bool stdout_is_terminal() {
+  return ::isatty(::fileno(stdout)) == 1;
+}
 
 void ProgressBar::start(std::int64_t total) {
   total_ = total;

@@ -26,17 +26,21 @@ Preprocessing fit_preprocessing(const PreprocessConfig& config, const Tensor& tr
                                   config.normalize_std.value_or(1.0));
 }
 
-std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& c, std::vector<NamedTensor> params) {
+std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& c,
+                                          std::vector<NamedTensor> params) {
   if (c.type == "sgd")
-    return std::make_unique<SGD>(std::move(params), SGDOptions{c.lr, c.momentum, c.dampening, c.weight_decay, c.nesterov});
+    return std::make_unique<SGD>(
+        std::move(params), SGDOptions{c.lr, c.momentum, c.dampening, c.weight_decay, c.nesterov});
   const AdamOptions options{c.lr, c.beta1, c.beta2, c.eps, c.weight_decay};
   if (c.type == "adamw") return std::make_unique<AdamW>(std::move(params), options);
   return std::make_unique<Adam>(std::move(params), options);
 }
 
-std::shared_ptr<const LRSchedule> make_schedule(const ScheduleConfig& c, double base, std::int64_t total_steps) {
+std::shared_ptr<const LRSchedule> make_schedule(const ScheduleConfig& c, double base,
+                                                std::int64_t total_steps) {
   if (c.type == "step") return std::make_shared<StepLR>(base, c.step_size, c.gamma);
-  if (c.type == "cosine") return std::make_shared<CosineWarmupLR>(base, c.warmup_steps, total_steps, c.min_lr);
+  if (c.type == "cosine")
+    return std::make_shared<CosineWarmupLR>(base, c.warmup_steps, total_steps, c.min_lr);
   return nullptr;
 }
 
@@ -44,7 +48,9 @@ std::shared_ptr<const LRSchedule> make_schedule(const ScheduleConfig& c, double 
 
 LossFunction loss_for(const std::string& loss_name) {
   if (loss_name == "cross_entropy")
-    return [](const Tensor& prediction, const Tensor& target) { return cross_entropy(prediction, target); };
+    return [](const Tensor& prediction, const Tensor& target) {
+      return cross_entropy(prediction, target);
+    };
   if (loss_name == "mse")
     return [](const Tensor& prediction, const Tensor& target) {
       const bool column = prediction.dim() == 2 && prediction.size(1) == 1 && target.dim() == 1;
@@ -65,22 +71,27 @@ PreparedData prepare_data(const RunConfig& config) {
     test = share(TensorDataset(read_idx(d.test_images), read_idx_labels(d.test_labels)));
   } else if (d.format == "mnist_json") {
     const LabeledImages digits = read_mnist_json_digits(d.dir);
-    auto [train_part, test_part] = random_split(TensorDataset(digits.images, digits.labels), d.test_fraction, d.seed);
+    auto [train_part, test_part] =
+        random_split(TensorDataset(digits.images, digits.labels), d.test_fraction, d.seed);
     train_all = std::move(train_part);
     test = share(std::move(test_part));
   } else {
     const CsvTable table = read_csv(d.path, d.target);
-    auto [train_part, test_part] = random_split(TensorDataset(table.features, table.targets), d.test_fraction, d.seed);
+    auto [train_part, test_part] =
+        random_split(TensorDataset(table.features, table.targets), d.test_fraction, d.seed);
     train_all = std::move(train_part);
     test = share(std::move(test_part));
     info["target"] = table.target_name;
     info["features"] = table.feature_names;
   }
   if (out.task == Task::Classification && train_all.targets().dtype() != DType::Int64)
-    throw Error(fmt::format("loss cross_entropy needs class labels, but data format \"{}\" gives "
-                            "numeric targets; use loss type = \"mse\"", d.format));
+    throw Error(
+        fmt::format("loss cross_entropy needs class labels, but data format \"{}\" gives "
+                    "numeric targets; use loss type = \"mse\"",
+                    d.format));
   if (out.task == Task::Regression && train_all.targets().dtype() == DType::Int64)
-    throw Error("loss mse needs numeric targets, but the data gives class labels; use cross_entropy");
+    throw Error(
+        "loss mse needs numeric targets, but the data gives class labels; use cross_entropy");
   auto [train, validation] = random_split(train_all, d.validation_fraction, d.seed + 1);
   out.preprocessing = fit_preprocessing(config.preprocess, train.inputs());
   out.train = preprocessed(train, out.preprocessing);
@@ -105,13 +116,15 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& out) 
   Generator init(t.seed);
   const std::shared_ptr<Sequential> model = make_sequential(config.layers, init);
   out << fmt::format("Model: {} layers, {} parameters\n", model->size(), model->parameter_count());
-  std::unique_ptr<Optimizer> optimizer = make_optimizer(config.optimizer, model->named_parameters());
+  std::unique_ptr<Optimizer> optimizer =
+      make_optimizer(config.optimizer, model->named_parameters());
 
   DataLoader train_loader(data.train, {t.batch_size, t.shuffle, t.drop_last, t.seed, true});
   const std::int64_t total_steps = train_loader.batches_per_epoch() * t.epochs;
   std::unique_ptr<DataLoader> validation_loader;
   if (data.validation->size() > 0)
-    validation_loader = std::make_unique<DataLoader>(data.validation, DataLoaderOptions{t.eval_batch_size, false, false, 0, true});
+    validation_loader = std::make_unique<DataLoader>(
+        data.validation, DataLoaderOptions{t.eval_batch_size, false, false, 0, true});
 
   TrainerOptions options;
   options.epochs = t.epochs;
@@ -120,13 +133,16 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& out) 
   options.early_stopping_patience = t.early_stopping_patience;
   options.clip_grad_norm = t.clip_grad_norm;
   options.resume = resume;
-  options.progress = t.progress == "always" ? TrainerOptions::Progress::Always
+  options.progress = t.progress == "always"  ? TrainerOptions::Progress::Always
                      : t.progress == "never" ? TrainerOptions::Progress::Never
                                              : TrainerOptions::Progress::Auto;
   // A checkpoint may only continue the same model on the same data with the same batches.
-  options.run_identity = {{"layers", config.layers}, {"data", config.to_json()["data"]},
+  options.run_identity = {{"layers", config.layers},
+                          {"data", config.to_json()["data"]},
                           {"preprocess", config.to_json()["preprocess"]},
-                          {"batch_size", t.batch_size}, {"seed", t.seed}, {"loss", config.loss}};
+                          {"batch_size", t.batch_size},
+                          {"seed", t.seed},
+                          {"loss", config.loss}};
   const LossFunction loss = loss_for(config.loss);
   Trainer trainer(*model, *optimizer, loss, data.task, options,
                   make_schedule(config.schedule, config.optimizer.lr, total_steps), out);
@@ -144,7 +160,8 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& out) 
   BundleInfo info{model->spec(), data.preprocessing, data.task_info, nlohmann::json::object()};
   info.metrics["train"] = result.train.to_json(data.task);
   info.metrics["test"] = result.test.to_json(data.task);
-  if (!result.history.empty()) info.metrics["last_epoch"] = result.history.back().to_json(data.task);
+  if (!result.history.empty())
+    info.metrics["last_epoch"] = result.history.back().to_json(data.task);
   info.metrics["epochs"] = result.history.size();
   result.bundle_path = t.output_dir / "model.safetensors";
   std::filesystem::create_directories(t.output_dir);

@@ -36,9 +36,9 @@ std::filesystem::path Trainer::checkpoint_path(const std::filesystem::path& outp
 }
 
 double Trainer::train_epoch(DataLoader& train, std::int64_t epoch) {
-  const bool bar_wanted = options_.progress == TrainerOptions::Progress::Always ||
-                          (options_.progress == TrainerOptions::Progress::Auto &&
-                           detail::stdout_is_terminal());
+  const bool bar_wanted =
+      options_.progress == TrainerOptions::Progress::Always ||
+      (options_.progress == TrainerOptions::Progress::Auto && detail::stdout_is_terminal());
   detail::ProgressBar bar(out_, bar_wanted);
   bar.start(train.batches_per_epoch());
   model_.train();
@@ -51,9 +51,10 @@ double Trainer::train_epoch(DataLoader& train, std::int64_t epoch) {
     const Tensor loss = loss_(model_(batch->inputs), batch->targets);
     const double value = loss.item();
     if (!std::isfinite(value))
-      throw Error(fmt::format("training diverged: the loss is {} at epoch {}, batch {}; try a "
-                              "lower learning rate",
-                              value, epoch, batch_index));
+      throw Error(
+          fmt::format("training diverged: the loss is {} at epoch {}, batch {}; try a "
+                      "lower learning rate",
+                      value, epoch, batch_index));
     loss.backward();
     if (options_.clip_grad_norm > 0) clip_grad_norm(model_.parameters(), options_.clip_grad_norm);
     optimizer_.step();
@@ -85,8 +86,8 @@ const std::vector<EpochRecord>& Trainer::fit(DataLoader& train, DataLoader* vali
     if (validation) {
       record.has_validation = true;
       record.validation = evaluate(model_, loss_, task_, *validation);
-      out_ << fmt::format("Epoch {}: Validation Loss = {:.6f}, {}\n", epoch,
-                          record.validation.loss, record.validation.describe(task_));
+      out_ << fmt::format("Epoch {}: Validation Loss = {:.6f}, {}\n", epoch, record.validation.loss,
+                          record.validation.describe(task_));
       if (record.validation.loss < best_validation_loss_) {
         best_validation_loss_ = record.validation.loss;
         epochs_without_improvement_ = 0;
@@ -95,7 +96,8 @@ const std::vector<EpochRecord>& Trainer::fit(DataLoader& train, DataLoader* vali
         stopped_early_ = true;
       }
     }
-    record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    record.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     out_ << fmt::format("Epoch {}: Train Loss = {:.6f} ({:.1f} s)\n", epoch, record.train_loss,
                         record.seconds)
          << std::flush;
@@ -115,7 +117,8 @@ void Trainer::write_run_files() const {
   std::string lines;
   for (const EpochRecord& r : history_) lines += r.to_json(task_).dump() + "\n";
   write_file_atomically(options_.output_dir / "metrics.jsonl", lines);
-  write_file_atomically(options_.output_dir / "curves.svg", render_training_curves(history_, task_));
+  write_file_atomically(options_.output_dir / "curves.svg",
+                        render_training_curves(history_, task_));
 }
 
 }  // namespace lathe
