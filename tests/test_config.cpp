@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include "lathe/lathe.h"
-#include "tests/temp_dir.h"
+#include "tests/test_support.h"
 
 namespace lathe {
 namespace {
+
+using testing::error_of;
 
 using testing::TempDir;
 
@@ -38,15 +40,6 @@ momentum = 0.9
 epochs = 3
 batch_size = 32
 )";
-
-std::string error_of(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 // The config text with one line replaced (1-based), written to a file.
 std::filesystem::path variant(const TempDir& dir, int line, const std::string& replacement) {
@@ -97,7 +90,7 @@ TEST(Config, SetOverridesAnyKey) {
 
 TEST(Config, ErrorsNameFileLineKeyAndAllowedValues) {
   TempDir dir;
-  const std::string p = (dir / "config.toml").string();
+  const std::string p = (dir / "config.toml");
   EXPECT_EQ(error_of([&] { load_run_config(variant(dir, 26, "epoch = 3")); }),
             p + ":26: unknown key 'epoch' in [trainer]; allowed: epochs, batch_size, "
                 "eval_batch_size, log_every, output_dir, seed, early_stopping_patience, "
@@ -122,9 +115,7 @@ TEST(Config, ErrorsNameFileLineKeyAndAllowedValues) {
             p + ":3: data.format is \"parquet\"; allowed: idx, csv, mnist_json");
   EXPECT_NE(error_of([&] { load_run_config(variant(dir, 22, "lr = = 0.05")); }).find(p + ":22:"),
             std::string::npos);
-  EXPECT_EQ(error_of([&] {
-              load_run_config(dir / "absent.toml");
-            }).rfind((dir / "absent.toml").string(), 0),
+  EXPECT_EQ(error_of([&] { load_run_config(dir / "absent.toml"); }).rfind((dir / "absent.toml"), 0),
             0u);
 }
 

@@ -2,18 +2,12 @@
 #include <gtest/gtest.h>
 
 #include "lathe/lathe.h"
+#include "tests/test_support.h"
 
 namespace lathe {
 namespace {
 
-std::string error_of(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
 
 TEST(Errors, MatmulInnerDimensionsNameOpAndShapes) {
   const Tensor a = Tensor::zeros({64, 784}), b = Tensor::zeros({128, 10});

@@ -13,9 +13,12 @@
 
 #include "lathe/lathe.h"
 #include "lathe/optim.h"
+#include "tests/test_support.h"
 
 namespace lathe {
 namespace {
+
+using testing::error_of;
 
 using nlohmann::json;
 
@@ -24,15 +27,6 @@ json fixture(const std::string& name) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("cannot open " + path);
   return json::parse(in);
-}
-
-std::string error_of(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 void expect_close(const std::vector<double>& got, const std::vector<double>& expected,
@@ -86,7 +80,7 @@ struct Replay {
 const char* const kConfigs[] = {"sgd_plain",    "sgd_momentum",      "sgd_nesterov",
                                 "adam_default", "adam_weight_decay", "adamw"};
 
-class OptimReference : public testing::TestWithParam<const char*> {};
+class OptimReference : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(OptimReference, MatchesPyTorchEveryStep) {
   Replay run(fixture(GetParam()), DType::Float64);
@@ -147,7 +141,7 @@ TEST_P(OptimReference, StateRoundTripResumesBitExactly) {
   for (const auto& [key, value] : a) EXPECT_TRUE(same_bits(b.at(key), value)) << key;
 }
 
-INSTANTIATE_TEST_SUITE_P(Optim, OptimReference, testing::ValuesIn(kConfigs),
+INSTANTIATE_TEST_SUITE_P(Optim, OptimReference, ::testing::ValuesIn(kConfigs),
                          [](const auto& info) { return std::string(info.param); });
 
 std::vector<NamedTensor> fc1(DType dtype = DType::Float64) {

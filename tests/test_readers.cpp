@@ -22,45 +22,17 @@
 #include "lathe/error.h"
 #include "lathe/tensor.h"
 #include "src/data/file_bytes.h"
+#include "tests/test_support.h"
 
 namespace lathe {
 namespace {
 
+using testing::error_of;
+
 namespace fs = std::filesystem;
 using Bytes = std::vector<unsigned char>;
 
-std::string error_of(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-// A fresh directory for one test, removed when the test ends.
-class TempDir {
- public:
-  TempDir() {
-    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() /
-            fmt::format("lathe_readers_{}_{}_{}", getpid(), test->test_suite_name(), test->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const fs::path& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+using testing::TempDir;
 
 void write_bytes(const fs::path& path, const Bytes& bytes) {
   std::ofstream out(path, std::ios::binary);

@@ -2,21 +2,14 @@
 #include <gtest/gtest.h>
 
 #include "lathe/lathe.h"
-#include "tests/temp_dir.h"
+#include "tests/test_support.h"
 
 namespace lathe {
 namespace {
 
-using testing::TempDir;
+using testing::error_of;
 
-std::string error_of(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::TempDir;
 
 // A file with the given JSON header (padded as the format asks) and `data_bytes` zero bytes.
 std::string file_with_header(const std::string& header, std::size_t data_bytes) {
@@ -62,7 +55,7 @@ TEST(Safetensors, RejectsHostileFiles) {
     const auto path = dir.write("bad.safetensors", contents);
     return error_of([&] { load_safetensors(path); });
   };
-  const std::string p = (dir / "bad.safetensors").string();
+  const std::string p = (dir / "bad.safetensors");
   EXPECT_EQ(load("abc"), p + ": 3 bytes is too short for a safetensors file");
   EXPECT_EQ(load(std::string("\xff\xff\xff\xff\xff\xff\xff\x7f", 8) + "{}"),
             p + ": header length 9223372036854775807 exceeds 2 (file is 10 bytes)");
@@ -94,7 +87,7 @@ TEST(Safetensors, RejectsHostileFiles) {
   EXPECT_EQ(load(file_with_header(R"({"__metadata__":{"k":1}})", 0)),
             p + ": __metadata__ 'k' is not a string");
   EXPECT_EQ(error_of([&] { load_safetensors(dir / "missing.safetensors"); }),
-            (dir / "missing.safetensors").string() + ": cannot open: No such file or directory");
+            (dir / "missing.safetensors") + ": cannot open: No such file or directory");
 }
 
 TEST(Safetensors, AFailedSaveLeavesTheOldFileIntact) {
@@ -132,7 +125,7 @@ TEST(Bundle, SavesAndRebuildsAModelWithItsPreprocessing) {
             model->forward(info.preprocessing.apply(x)).to_vector());
   save_safetensors(dir / "plain.safetensors", {{"w", Tensor::ones({1})}});
   EXPECT_EQ(error_of([&] { load_bundle(dir / "plain.safetensors"); }),
-            (dir / "plain.safetensors").string() +
+            (dir / "plain.safetensors") +
                 ": not a lathe bundle (metadata 'format' is not 'lathe.bundle/1')");
 }
 

@@ -5,21 +5,14 @@
 #include <sstream>
 
 #include "lathe/lathe.h"
-#include "tests/temp_dir.h"
+#include "tests/test_support.h"
 
 namespace lathe {
 namespace {
 
-using testing::TempDir;
+using testing::error_of;
 
-std::string error_of(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::TempDir;
 
 // Three noisy Gaussian blobs in 5-D.
 std::shared_ptr<TensorDataset> blobs(std::int64_t n, std::uint64_t seed) {

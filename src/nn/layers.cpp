@@ -6,6 +6,7 @@
 #include "lathe/error.h"
 #include "lathe/nn.h"
 #include "lathe/ops.h"
+#include "src/tensor/dispatch.h"
 
 namespace lathe {
 
@@ -64,14 +65,12 @@ Tensor Dropout::forward(const Tensor& input) {
   Tensor mask = Tensor::empty(input.shape(), input.dtype());
   Generator& generator = default_generator();
   const double keep_scale = 1.0 / (1.0 - p_);
-  for (std::int64_t i = 0; i < mask.numel(); ++i) {
-    const double value = generator.uniform() < p_ ? 0.0 : keep_scale;
-    if (mask.dtype() == DType::Float32) {
-      mask.data<float>()[i] = static_cast<float>(value);
-    } else {
-      mask.data<double>()[i] = value;
-    }
-  }
+  detail::dispatch_floating(input.dtype(), "dropout", [&](auto tag) {
+    using T = decltype(tag);
+    T* m = mask.data<T>();
+    for (std::int64_t i = 0; i < mask.numel(); ++i)
+      m[i] = static_cast<T>(generator.uniform() < p_ ? 0.0 : keep_scale);
+  });
   return input * mask;
 }
 

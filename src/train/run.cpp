@@ -137,9 +137,10 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& out) 
                      : t.progress == "never" ? TrainerOptions::Progress::Never
                                              : TrainerOptions::Progress::Auto;
   // A checkpoint may only continue the same model on the same data with the same batches.
+  const nlohmann::json resolved = config.to_json();
   options.run_identity = {{"layers", config.layers},
-                          {"data", config.to_json()["data"]},
-                          {"preprocess", config.to_json()["preprocess"]},
+                          {"data", resolved["data"]},
+                          {"preprocess", resolved["preprocess"]},
                           {"batch_size", t.batch_size},
                           {"seed", t.seed},
                           {"loss", config.loss}};

@@ -1,14 +1,29 @@
 #pragma once
-// A fresh directory under the system temp folder, removed with its contents at scope exit.
+// Helpers shared by the test files: the message of the lathe::Error a call throws, and a
+// temporary directory per test.
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <string>
 
+#include "lathe/error.h"
+
 namespace lathe::testing {
 
+// The message of the lathe::Error that `call` throws, or "(no error)".
+inline std::string error_of(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// A fresh directory under the system temp folder, removed with its contents at scope exit.
 class TempDir {
  public:
   TempDir() {
@@ -25,7 +40,8 @@ class TempDir {
   TempDir& operator=(const TempDir&) = delete;
 
   const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+  // The path of `name` inside the directory, as a string (handy in expected messages).
+  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
 
   std::filesystem::path write(const std::string& name, const std::string& contents) const {
     const auto file = path_ / name;
