@@ -155,11 +155,15 @@ TEST(Parallel, LargeKernelsMatchSerialResults) {
   EXPECT_EQ(serial.to_vector(), threaded.to_vector());
 }
 
-TEST(Storage, CountsAllocations) {
+TEST(Storage, ReusesFreedBlocksInsteadOfAllocating) {
   const auto before = Storage::allocation_count();
-  Tensor a = Tensor::zeros({10});
-  Tensor b = reshape(a, {2, 5});  // a view: no new storage
+  { Tensor a = Tensor::zeros({777, 13}); }  // a size no other test uses
   EXPECT_EQ(Storage::allocation_count(), before + 1);
+  Tensor b = Tensor::zeros({777, 13});  // the freed block comes back
+  Tensor view = reshape(b, {13, 777});  // a view: no storage at all
+  EXPECT_EQ(Storage::allocation_count(), before + 1);
+  Tensor c = Tensor::zeros({777, 13});  // b still holds the cached one
+  EXPECT_EQ(Storage::allocation_count(), before + 2);
 }
 
 }  // namespace

@@ -53,7 +53,8 @@ class Storage {
   std::size_t bytes() const { return bytes_; }
   Device device() const { return device_; }
 
-  // How many storages have been allocated since the process started (for allocation tests).
+  // How many blocks storages have taken from the system allocator since the process started;
+  // freed blocks are cached and reused, so a steady-state training step adds none.
   static std::uint64_t allocation_count();
 
  private:
@@ -125,6 +126,7 @@ class Tensor {
   explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
   TensorImpl* impl() const { return impl_.get(); }
   bool same(const Tensor& other) const { return impl_ == other.impl_; }
+  long handle_count() const { return impl_.use_count(); }  // Tensor handles sharing this impl
 
  private:
   std::shared_ptr<TensorImpl> impl_;

@@ -41,6 +41,13 @@ void accumulate(Tensor& slot, const Tensor& gradient) {
   }
 }
 
+// A leaf's gradient must have storage of its own (optimizers and clipping write to it): a
+// gradient nobody else references is taken as it is, anything shared is copied.
+Tensor owned(const Tensor& gradient) {
+  const bool unshared = gradient.handle_count() == 1 && gradient.impl()->storage.use_count() == 1;
+  return unshared ? gradient.detach() : gradient.clone();
+}
+
 void check_gradient(const Node& node, std::size_t index, const Tensor& input,
                     const Tensor& gradient) {
   if (gradient.shape() != input.shape() || gradient.dtype() != input.dtype())
@@ -102,9 +109,8 @@ void Tensor::backward(const Tensor& upstream, bool retain_graph) const {
       if (Node* producer = input.grad_fn().get()) {
         accumulate(output_grads[producer], gradient);
       } else {
-        // Leaf gradients get storage of their own: a closure may return a tensor it shares.
         Tensor& slot = input.impl()->grad;
-        slot = slot.defined() ? add(slot, gradient) : gradient.clone();
+        slot = slot.defined() ? add(slot, gradient) : owned(gradient);
       }
     }
     if (!retain_graph) {

@@ -21,6 +21,49 @@ const AdamOptions& validated(const AdamOptions& o, bool decoupled) {
   return o;
 }
 
+enum class Decay { None, L2, Decoupled };
+
+// The fused update over one parameter's elements. Everything is a value or a restrict pointer
+// and each decay mode has its own loop, so the compiler vectorizes it.
+template <class T>
+struct AdamStep {
+  T* p;
+  const T* g;
+  T* m;
+  T* v;
+  T beta1, beta2, one_minus_b1, one_minus_b2, weight_decay, shrink, eps, bc2, neg_step;
+
+  template <Decay mode>
+  void loop(std::int64_t begin, std::int64_t end) const {
+    T* __restrict__ pp = p;
+    const T* __restrict__ gg = g;
+    T* __restrict__ mm = m;
+    T* __restrict__ vv = v;
+    const T b1 = beta1, b2 = beta2, c1 = one_minus_b1, c2 = one_minus_b2, wd = weight_decay,
+            keep = shrink, e = eps, bc = bc2, step = neg_step;
+    for (std::int64_t i = begin; i < end; ++i) {
+      T param = pp[i];
+      if constexpr (mode == Decay::Decoupled) param *= keep;
+      const T d = mode == Decay::L2 ? gg[i] + wd * param : gg[i];
+      const T mi = mm[i] * b1 + c1 * d;
+      const T vi = vv[i] * b2 + c2 * d * d;
+      mm[i] = mi;
+      vv[i] = vi;
+      pp[i] = param + step * mi / (std::sqrt(vi) / bc + e);
+    }
+  }
+
+  void run(Decay mode, std::int64_t begin, std::int64_t end) const {
+    if (mode == Decay::Decoupled) {
+      loop<Decay::Decoupled>(begin, end);
+    } else if (mode == Decay::L2) {
+      loop<Decay::L2>(begin, end);
+    } else {
+      loop<Decay::None>(begin, end);
+    }
+  }
+};
+
 }  // namespace
 
 Adam::Adam(std::vector<NamedTensor> parameters, const AdamOptions& options, bool decoupled)
@@ -48,26 +91,22 @@ void Adam::step() {
     Tensor& exp_avg_sq = buffer("exp_avg_sq", index);
     detail::dispatch_floating(parameter.dtype(), name().c_str(), [&](auto tag) {
       using T = decltype(tag);
-      T* p = parameter.data<T>();
-      const T* g = grad.data<T>();
-      T* m = exp_avg.data<T>();
-      T* v = exp_avg_sq.data<T>();
-      const auto beta1 = static_cast<T>(b1), beta2 = static_cast<T>(b2),
-                 one_minus_b1 = static_cast<T>(1 - b1), one_minus_b2 = static_cast<T>(1 - b2),
-                 wd = static_cast<T>(options_.weight_decay),
-                 shrink = static_cast<T>(1 - learning_rate_ * options_.weight_decay),
-                 eps = static_cast<T>(options_.epsilon), bc2 = static_cast<T>(bc2_sqrt),
-                 neg_step = static_cast<T>(-step_size);
-      const bool decoupled = decoupled_;
-      parallel_for(parameter.numel(), detail::kParallelGrain, [&](std::int64_t b, std::int64_t e) {
-        for (std::int64_t i = b; i < e; ++i) {
-          if (decoupled) p[i] *= shrink;
-          const T d = l2 ? g[i] + wd * p[i] : g[i];
-          m[i] = m[i] * beta1 + one_minus_b1 * d;
-          v[i] = v[i] * beta2 + one_minus_b2 * d * d;
-          p[i] += neg_step * m[i] / (std::sqrt(v[i]) / bc2 + eps);
-        }
-      });
+      const AdamStep<T> update{parameter.data<T>(),
+                               grad.data<T>(),
+                               exp_avg.data<T>(),
+                               exp_avg_sq.data<T>(),
+                               static_cast<T>(b1),
+                               static_cast<T>(b2),
+                               static_cast<T>(1 - b1),
+                               static_cast<T>(1 - b2),
+                               static_cast<T>(options_.weight_decay),
+                               static_cast<T>(1 - learning_rate_ * options_.weight_decay),
+                               static_cast<T>(options_.epsilon),
+                               static_cast<T>(bc2_sqrt),
+                               static_cast<T>(-step_size)};
+      const auto mode = decoupled_ ? Decay::Decoupled : (l2 ? Decay::L2 : Decay::None);
+      parallel_for(parameter.numel(), detail::kParallelGrain,
+                   [&](std::int64_t b, std::int64_t e) { update.run(mode, b, e); });
     });
   }
 }
