@@ -15,6 +15,9 @@ packages=(
   dataset-fashion-mnist                             # /usr/share/datasets/fashion-mnist
 )
 command -v npm >/dev/null || packages+=(npm)
+# --torch: also PyTorch, the reference that bench/run.sh measures against (not needed to build
+# or test lathe).
+[ "${1:-}" = "--torch" ] && packages+=(python3-torch)
 
 missing=()
 for package in "${packages[@]}"; do

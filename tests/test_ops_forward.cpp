@@ -56,22 +56,23 @@ TEST(Elementwise, Float32MatchesFloat64) {
 // Matmul against a plain triple loop in double, for every transpose flag and a batch.
 TEST(Matmul, AgreesWithNaiveLoopsForAllTransposeFlags) {
   Generator generator(9);
-  const std::int64_t m = 5, k = 7, n = 3;
-  for (bool ta : {false, true}) {
-    for (bool tb : {false, true}) {
-      const Tensor a = Tensor::randn(ta ? Shape{k, m} : Shape{m, k}, generator, DType::Float64);
-      const Tensor b = Tensor::randn(tb ? Shape{n, k} : Shape{k, n}, generator, DType::Float64);
-      const Tensor c = matmul(a, b, ta, tb);
-      ASSERT_EQ(c.shape(), (Shape{m, n}));
-      for (std::int64_t i = 0; i < m; ++i)
-        for (std::int64_t j = 0; j < n; ++j) {
-          double expected = 0;
-          for (std::int64_t p = 0; p < k; ++p)
-            expected += (ta ? a.at({p, i}) : a.at({i, p})) * (tb ? b.at({j, p}) : b.at({p, j}));
-          EXPECT_NEAR(c.at({i, j}), expected, 1e-12) << "ta=" << ta << " tb=" << tb;
-        }
+  const std::int64_t k = 7, n = 3;
+  for (std::int64_t m : {5, 1})  // one row goes through GEMV
+    for (bool ta : {false, true}) {
+      for (bool tb : {false, true}) {
+        const Tensor a = Tensor::randn(ta ? Shape{k, m} : Shape{m, k}, generator, DType::Float64);
+        const Tensor b = Tensor::randn(tb ? Shape{n, k} : Shape{k, n}, generator, DType::Float64);
+        const Tensor c = matmul(a, b, ta, tb);
+        ASSERT_EQ(c.shape(), (Shape{m, n}));
+        for (std::int64_t i = 0; i < m; ++i)
+          for (std::int64_t j = 0; j < n; ++j) {
+            double expected = 0;
+            for (std::int64_t p = 0; p < k; ++p)
+              expected += (ta ? a.at({p, i}) : a.at({i, p})) * (tb ? b.at({j, p}) : b.at({p, j}));
+            EXPECT_NEAR(c.at({i, j}), expected, 1e-12) << "ta=" << ta << " tb=" << tb;
+          }
+      }
     }
-  }
 }
 
 TEST(Matmul, BatchedAndBatchTimesMatrix) {

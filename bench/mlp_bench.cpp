@@ -1,0 +1,129 @@
+// lathe's side of the training/inference benchmark (bench/run.sh runs it next to PyTorch's
+// bench/torch_bench.py and prints the ratios). One workload per process, so peak RSS is the
+// workload's own. Prints one JSON line.
+//
+//   mlp_bench seed_epoch|wide_steps|infer_batch1|infer_batch1000|sgemm_peak [--data DIR]
+#include <cblas.h>
+#include <fmt/format.h>
+#include <sys/resource.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+
+#include "bench/bench_util.h"
+#include "lathe/lathe.h"
+
+using namespace lathe;
+
+namespace {
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double peak_rss_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;
+}
+
+std::shared_ptr<Sequential> mlp(const std::vector<std::int64_t>& widths, Generator& g) {
+  nlohmann::json layers = nlohmann::json::array();
+  for (std::size_t i = 0; i + 1 < widths.size(); ++i) {
+    if (i > 0) layers.push_back({{"type", "relu"}});
+    layers.push_back({{"type", "linear"}, {"in", widths[i]}, {"out", widths[i + 1]}});
+  }
+  return make_sequential(layers, g);
+}
+
+// Multiply-adds of one training step of an MLP: forward, input gradients of all but the first
+// layer, weight gradients.
+double training_flops(const std::vector<std::int64_t>& widths, std::int64_t batch) {
+  double flops = 0;
+  for (std::size_t i = 0; i + 1 < widths.size(); ++i) {
+    const double layer = 2.0 * batch * widths[i] * widths[i + 1];
+    flops += layer * (i == 0 ? 2 : 3);
+  }
+  return flops;
+}
+
+void train_steps(Sequential& model, Optimizer& optimizer, DataLoader& loader, std::int64_t epoch,
+                 std::int64_t max_steps) {
+  loader.start_epoch(epoch);
+  std::int64_t steps = 0;
+  while (auto batch = loader.next()) {
+    optimizer.zero_grad();
+    Tensor loss = cross_entropy(model(batch->inputs), batch->targets);
+    loss.backward();
+    optimizer.step();
+    if (++steps == max_steps) break;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"lathe side of bench/run.sh: one workload, one JSON line"};
+  std::string workload, data = "/usr/share/datasets/fashion-mnist";
+  int epochs = 1;
+  app.add_option("workload", workload)
+      ->required()
+      ->check(CLI::IsMember(
+          {"seed_epoch", "wide_steps", "infer_batch1", "infer_batch1000", "sgemm_peak"}));
+  app.add_option("--data", data, "Fashion-MNIST folder");
+  app.add_option("--epochs", epochs, "epochs for seed_epoch (their mean is reported)");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    manual_seed(0);
+    Generator g(0);
+    nlohmann::json out = {{"side", "lathe"}, {"workload", workload}};
+    if (workload == "sgemm_peak") {
+      const std::int64_t n = 1024;
+      const Tensor a = Tensor::randn({n, n}, g), b = Tensor::randn({n, n}, g);
+      Tensor c = Tensor::empty({n, n});
+      const auto sgemm = [&] {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data<float>(), n,
+                    b.data<float>(), n, 0.0f, c.data<float>(), n);
+      };
+      const auto r = bench::compare(sgemm, sgemm, 7, 0.2);
+      out["gflops"] = 2.0 * n * n * n / std::min(r.candidate_seconds, r.reference_seconds) / 1e9;
+    } else if (workload == "seed_epoch" || workload == "wide_steps") {
+      const bool seed = workload == "seed_epoch";
+      const std::vector<std::int64_t> widths = seed
+                                                   ? std::vector<std::int64_t>{784, 128, 64, 10}
+                                                   : std::vector<std::int64_t>{784, 1024, 1024, 10};
+      const std::int64_t batch = seed ? 64 : 256;
+      const Preprocessing normalize = Preprocessing::normalize(1.0 / 255, 0.5, 0.5);
+      auto train = std::make_shared<TensorDataset>(
+          reshape(normalize.apply(read_idx(data + "/train-images-idx3-ubyte.gz")), {-1, 784}),
+          read_idx_labels(data + "/train-labels-idx1-ubyte.gz"));
+      auto model = mlp(widths, g);
+      Adam optimizer(model->named_parameters(), {.learning_rate = 1e-3});
+      DataLoader loader(train, {.batch_size = batch, .shuffle = true, .seed = 0});
+      const std::int64_t steps = seed ? loader.batches_per_epoch() : 60;
+      train_steps(*model, optimizer, loader, 0, seed ? 20 : 5);  // warm-up
+      const double start = now();
+      for (int e = 0; e < (seed ? epochs : 1); ++e)
+        train_steps(*model, optimizer, loader, e + 1, steps);
+      const double seconds = (now() - start) / (seed ? epochs : 1);
+      out["seconds"] = seconds;  // per epoch (seed) or for `steps` steps (wide)
+      out["steps"] = steps;
+      out["flops"] = training_flops(widths, batch) * static_cast<double>(steps);
+    } else {
+      const std::int64_t batch = workload == "infer_batch1" ? 1 : 1000;
+      auto model = mlp({784, 128, 64, 10}, g);
+      model->eval();
+      const Tensor x = Tensor::randn({batch, 784}, g);
+      NoGradGuard no_grad;
+      const auto infer = [&] { Tensor y = model->forward(x); };
+      const auto r = bench::compare(infer, infer, 7, 0.2);
+      out["samples_per_second"] = batch / std::min(r.candidate_seconds, r.reference_seconds);
+    }
+    out["peak_rss_mb"] = peak_rss_mb();
+    fmt::print("{}\n", out.dump());
+  } catch (const Error& e) {
+    fmt::print(stderr, "mlp_bench: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

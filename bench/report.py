@@ -1,0 +1,35 @@
+#!/usr/bin/python3
+"""Summarizes bench/run.sh's JSON lines: medians per side, PyTorch at its best thread count,
+ratios, and the fraction of the sgemm peak measured in the same run."""
+import json, statistics, sys
+from collections import defaultdict
+
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+by = defaultdict(list)
+for r in rows:
+    by[(r['side'], r['workload'], r.get('threads'))].append(r)
+
+def median(items, key):
+    return statistics.median(i[key] for i in items)
+
+peak = median(by[('lathe', 'sgemm_peak', None)], 'gflops')
+print(f"sgemm peak (OpenBLAS, 1024^3, this run): {peak:.1f} GFLOP/s; {len(by[('lathe', 'sgemm_peak', None)])} repeats, medians\n")
+print(f"{'workload':<16} {'lathe':>14} {'pytorch (best)':>18} {'ratio':>7} {'% peak':>7} {'RSS MB lathe/torch':>19}")
+for workload in ['seed_epoch', 'wide_steps', 'infer_batch1', 'infer_batch1000']:
+    lathe = by[('lathe', workload, None)]
+    torch_sides = {t: by[('torch', workload, t)] for t in (1, 2) if by[('torch', workload, t)]}
+    rss = f"{median(lathe, 'peak_rss_mb'):.0f}/"
+    if workload in ('seed_epoch', 'wide_steps'):
+        ours = median(lathe, 'seconds')
+        best_t, theirs = min(((t, median(v, 'seconds')) for t, v in torch_sides.items()), key=lambda x: x[1])
+        unit = 's/epoch' if workload == 'seed_epoch' else 's/60 steps'
+        frac = median(lathe, 'flops') / ours / 1e9 / peak
+        print(f"{workload:<16} {ours:>8.3f} {unit:<5} {theirs:>8.3f} (t={best_t})      {theirs / ours:>6.2f}x {100 * frac:>6.0f}% "
+              f"{rss + format(median(torch_sides[best_t], 'peak_rss_mb'), '.0f'):>19}")
+    else:
+        ours = median(lathe, 'samples_per_second')
+        best_t, theirs = max(((t, median(v, 'samples_per_second')) for t, v in torch_sides.items()), key=lambda x: x[1])
+        print(f"{workload:<16} {ours:>9.0f}/s {theirs:>11.0f}/s (t={best_t}) {ours / theirs:>6.2f}x {'':>7} "
+              f"{rss + format(median(torch_sides[best_t], 'peak_rss_mb'), '.0f'):>19}")
+print("\ntargets (issue 5): seed_epoch >= 5x and >= 50% of peak; wide_steps >= 75% of peak;")
+print("infer_batch1 >= 10x; peak RSS below PyTorch's")

@@ -1,0 +1,84 @@
+#!/usr/bin/python3
+"""PyTorch's side of bench/run.sh: the same workloads as bench/mlp_bench.cpp, written the
+fastest way PyTorch allows (whole dataset as one tensor, index batching, no DataLoader), one
+workload per process, one JSON line. Needs Debian's python3-torch (/usr/bin/python3).
+
+  /usr/bin/python3 bench/torch_bench.py seed_epoch|wide_steps|infer_batch1|infer_batch1000 --threads N
+"""
+import argparse, gzip, json, os, resource, struct, time
+import numpy as np
+import torch, torch.nn as nn
+
+def read_idx(path):
+    with gzip.open(path, 'rb') as f:
+        data = f.read()
+    ndim = struct.unpack('>I', data[:4])[0] & 0xff
+    dims = struct.unpack('>' + 'I' * ndim, data[4:4 + 4 * ndim])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+def mlp(widths):
+    layers = []
+    for i in range(len(widths) - 1):
+        if i:
+            layers.append(nn.ReLU())
+        layers.append(nn.Linear(widths[i], widths[i + 1]))
+    return nn.Sequential(*layers)
+
+def train_steps(model, opt, X, Y, batch, steps):
+    crit = nn.CrossEntropyLoss()
+    perm = torch.randperm(len(Y))
+    for s, i in enumerate(range(0, len(Y), batch)):
+        if s == steps:
+            break
+        idx = perm[i:i + batch]
+        opt.zero_grad()
+        loss = crit(model(X[idx]), Y[idx])
+        loss.backward()
+        opt.step()
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('workload', choices=['seed_epoch', 'wide_steps', 'infer_batch1', 'infer_batch1000'])
+    ap.add_argument('--threads', type=int, default=1)
+    ap.add_argument('--data', default='/usr/share/datasets/fashion-mnist')
+    ap.add_argument('--epochs', type=int, default=1)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    out = {'side': 'torch', 'workload': a.workload, 'threads': a.threads}
+    if a.workload in ('seed_epoch', 'wide_steps'):
+        seed = a.workload == 'seed_epoch'
+        widths = [784, 128, 64, 10] if seed else [784, 1024, 1024, 10]
+        batch = 64 if seed else 256
+        X = ((torch.from_numpy(read_idx(os.path.join(a.data, 'train-images-idx3-ubyte.gz')).copy())
+              .float() / 255.0 - 0.5) / 0.5).reshape(-1, 784)
+        Y = torch.from_numpy(read_idx(os.path.join(a.data, 'train-labels-idx1-ubyte.gz')).astype(np.int64))
+        model = mlp(widths)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        steps = (len(Y) + batch - 1) // batch if seed else 60
+        train_steps(model, opt, X, Y, batch, 20 if seed else 5)  # warm-up
+        t0 = time.time()
+        for _ in range(a.epochs if seed else 1):
+            train_steps(model, opt, X, Y, batch, steps)
+        out['seconds'] = (time.time() - t0) / (a.epochs if seed else 1)
+        out['steps'] = steps
+    else:
+        batch = 1 if a.workload == 'infer_batch1' else 1000
+        model = mlp([784, 128, 64, 10]).eval()
+        x = torch.randn(batch, 784)
+        best = float('inf')
+        with torch.no_grad():
+            model(x)
+            probe = time.time(); model(x); probe = max(time.time() - probe, 1e-7)
+            calls = max(1, int(0.2 / probe))
+            for _ in range(7):
+                t0 = time.time()
+                for _ in range(calls):
+                    model(x)
+                best = min(best, (time.time() - t0) / calls)
+        out['samples_per_second'] = batch / best
+    out['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(out))
+
+if __name__ == '__main__':
+    main()
