@@ -25,6 +25,17 @@ TEST(Errors, MatmulInnerDimensionsNameOpAndShapes) {
             std::string::npos);
 }
 
+TEST(Errors, LinearShapes) {
+  EXPECT_EQ(error_of([] {
+              linear(Tensor::zeros({64, 784}), Tensor::zeros({128, 785}));
+            }),
+            "linear: input [64,784] and weight [128,785]: expected [M,K] and [N,K]");
+  EXPECT_EQ(error_of([] {
+              linear(Tensor::zeros({2, 3}), Tensor::zeros({4, 3}), Tensor::zeros({3}));
+            }),
+            "linear: bias [3] does not match weight [4,3] (expected [4])");
+}
+
 TEST(Errors, WrongDtypes) {
   const Tensor f32 = Tensor::zeros({2}), f64 = Tensor::zeros({2}, DType::Float64);
   EXPECT_EQ(error_of([&] { add(f32, f64); }), "add: dtypes differ: float32 [2] and float64 [2]");

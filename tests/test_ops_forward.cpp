@@ -97,6 +97,17 @@ TEST(Matmul, BatchedAndBatchTimesMatrix) {
       }
 }
 
+TEST(Matmul, LinearIsMatmulWithTransposedWeightPlusBias) {
+  Generator generator(12);
+  for (std::int64_t m : {1, 6}) {
+    const Tensor x = Tensor::randn({m, 5}, generator, DType::Float64);
+    const Tensor w = Tensor::randn({3, 5}, generator, DType::Float64);
+    const Tensor b = Tensor::randn({3}, generator, DType::Float64);
+    expect_values(linear(x, w, b), (matmul(x, w, false, true) + b).to_vector(), 1e-12);
+    expect_values(linear(x, w), matmul(x, w, false, true).to_vector(), 1e-12);
+  }
+}
+
 TEST(Matmul, EmptyInnerDimensionGivesZeros) {
   const Tensor c = matmul(Tensor::zeros({2, 0}), Tensor::zeros({0, 3}));
   expect_values(c, std::vector<double>(6, 0.0));

@@ -29,6 +29,7 @@ namespace lathe {
   X(Abs, "abs") \
   X(Clamp, "clamp") \
   X(Matmul, "matmul") \
+  X(Linear, "linear") \
   X(Sum, "sum") \
   X(Mean, "mean") \
   X(Max, "max") \

@@ -28,6 +28,10 @@ Tensor clamp(const Tensor& a, std::optional<double> min, std::optional<double> m
 // flag reads that operand transposed (its last two axes swapped) without copying it.
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
 
+// input [M,K] times weight [N,K] transposed, plus bias [N] if defined: one GEMM whose output
+// starts as the bias rows (no separate broadcast add). Linear layers use it.
+Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor());
+
 // Reductions (src/ops/reduce.cpp). An empty axes list reduces over every axis.
 Tensor sum(const Tensor& a, const std::vector<std::int64_t>& axes = {}, bool keepdim = false);
 Tensor mean(const Tensor& a, const std::vector<std::int64_t>& axes = {}, bool keepdim = false);

@@ -36,8 +36,7 @@ Tensor Linear::forward(const Tensor& input) {
     throw Error(fmt::format("linear({}->{}): input is {}, weights are {}", in_features_,
                             out_features_, dtype_name(input.dtype()), dtype_name(weight_.dtype())));
   const Tensor flat = input.dim() == 2 ? input : reshape(input, {-1, in_features_});
-  Tensor out = matmul(flat, weight_, false, true);
-  if (bias_.defined()) out = out + bias_;
+  const Tensor out = lathe::linear(flat, weight_, bias_);
   if (input.dim() == 2) return out;
   Shape shape = input.shape();
   shape.back() = out_features_;

@@ -90,4 +90,42 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
       });
 }
 
+Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
+  detail::require_floating("linear", input);
+  detail::require_floating("linear", weight);
+  detail::require_same_dtype("linear", input, weight);
+  if (input.dim() != 2 || weight.dim() != 2 || input.size(1) != weight.size(1))
+    throw Error(fmt::format("linear: input {} and weight {}: expected [M,K] and [N,K]",
+                            shape_str(input.shape()), shape_str(weight.shape())));
+  const std::int64_t m = input.size(0), k = input.size(1), n = weight.size(0);
+  if (bias.defined()) {
+    detail::require_same_dtype("linear", input, bias);
+    if (bias.shape() != Shape{n})
+      throw Error(fmt::format("linear: bias {} does not match weight {} (expected [{}])",
+                              shape_str(bias.shape()), shape_str(weight.shape()), n));
+  }
+  Tensor out = Tensor::empty({m, n}, input.dtype());
+  detail::dispatch_floating(input.dtype(), "linear", [&](auto tag) {
+    using T = decltype(tag);
+    T* c = out.data<T>();
+    if (bias.defined()) {
+      for (std::int64_t i = 0; i < m; ++i) std::copy_n(bias.data<T>(), n, c + i * n);
+    } else {
+      std::fill_n(c, m * n, T(0));
+    }
+    if (k > 0)
+      detail::gemm<T>(false, true, m, n, k, T(1), input.data<T>(), k, weight.data<T>(), k, T(1), c,
+                      n);
+  });
+  if (!should_record({&input, &weight, &bias})) return out;
+  return record(
+      Op::Linear, out, {input, weight, bias},
+      [x = input.detach(), w = weight.detach()](const Tensor& g, const std::vector<bool>& needs) {
+        // out = x W^T + b: dx = g W, dW = g^T x, db = column sums of g.
+        return std::vector<Tensor>{needs[0] ? matmul(g, w) : Tensor(),
+                                   needs[1] ? matmul(g, x, true, false) : Tensor(),
+                                   needs[2] ? sum(g, {0}) : Tensor()};
+      });
+}
+
 }  // namespace lathe
