@@ -1,7 +1,9 @@
-// The one place lathe calls BLAS. OpenBLAS runs single-threaded here: lathe splits large
-// products over its own pool, whose idle threads sleep, instead of OpenBLAS's threads, which
-// spin and yield between calls and so steal the core the training thread needs on small
-// machines (measured: sched_yield and wake-ups were a third of a seed MLP epoch's profile).
+// The one place lathe calls BLAS. Matrix products use OpenBLAS with its own threads; a
+// one-row product is a matrix-vector product on the calling thread.
+//
+// Tried and measured (see docs/PERFORMANCE.md): splitting GEMMs over lathe's pool with OpenBLAS
+// single-threaded gained little on the seed MLP (0.49 -> 0.46 s/epoch) and made 64x784x128
+// unstable against OpenBLAS's own threads (0.64-1.25 of sgemm's rate), so it was dropped.
 #include "src/tensor/blas.h"
 
 #include <cblas.h>
@@ -10,13 +12,9 @@
 #include <climits>
 
 #include "lathe/error.h"
-#include "lathe/parallel.h"
 
 namespace lathe::detail {
 namespace {
-
-// Below this many multiply-adds a product runs on the calling thread alone.
-constexpr double kSerialWork = 1 << 18;
 
 int blas_int(std::int64_t value) {
   if (value > INT_MAX)
@@ -28,8 +26,9 @@ CBLAS_TRANSPOSE flag(bool transpose) {
   return transpose ? CblasTrans : CblasNoTrans;
 }
 
-// Keeps OpenBLAS on the calling thread for the duration of one lathe product, then restores
-// whatever thread count the process had (so code calling OpenBLAS directly is unaffected).
+// Keeps OpenBLAS on the calling thread for one call, then restores the process's thread count.
+// A matrix-vector product is too small to repay waking OpenBLAS's threads (measured: batch-1
+// inference 115k -> 180k samples/s).
 class SingleThreadedBlas {
  public:
   SingleThreadedBlas() : previous_(openblas_get_num_threads()) {
@@ -78,28 +77,12 @@ void blas_row(bool ta, bool tb, std::int64_t n, std::int64_t k, double alpha, co
 template <class T>
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
           std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
-  SingleThreadedBlas one_thread;
-  if (m == 1) {  // one thread: splitting a product this small costs more than it saves (measured)
+  if (m == 1) {
+    SingleThreadedBlas one_thread;
     blas_row(ta, tb, n, k, alpha, a, lda, b, ldb, beta, c);
     return;
   }
-  // Split the longer side of C into one block per thread; each block is an ordinary GEMM on
-  // sub-matrices (a row block of op(A) or a column block of op(B)).
-  const bool by_rows = m >= n;
-  const std::int64_t extent = by_rows ? m : n;
-  const double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
-  const std::int64_t grain =
-      work < kSerialWork ? extent
-                         : std::max<std::int64_t>(8, (extent + num_threads() - 1) / num_threads());
-  parallel_for(extent, grain, [&](std::int64_t begin, std::int64_t end) {
-    if (by_rows) {
-      blas_gemm(ta, tb, end - begin, n, k, alpha, ta ? a + begin : a + begin * lda, lda, b, ldb,
-                beta, c + begin * ldc, ldc);
-    } else {
-      blas_gemm(ta, tb, m, end - begin, k, alpha, a, lda, tb ? b + begin * ldb : b + begin, ldb,
-                beta, c + begin, ldc);
-    }
-  });
+  blas_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 template void gemm<float>(bool, bool, std::int64_t, std::int64_t, std::int64_t, float, const float*,
@@ -109,8 +92,7 @@ template void gemm<double>(bool, bool, std::int64_t, std::int64_t, std::int64_t,
                            double*, std::int64_t);
 
 std::string blas_description() {
-  return fmt::format("{} (lathe splits products over {} threads; OpenBLAS runs each part on one)",
-                     openblas_get_config(), num_threads());
+  return fmt::format("{} ({} threads)", openblas_get_config(), openblas_get_num_threads());
 }
 
 }  // namespace lathe::detail

@@ -2,7 +2,6 @@
 // Workers block on a condition variable between jobs, so an idle pool costs no CPU.
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -19,7 +18,6 @@ namespace lathe {
 namespace {
 
 thread_local bool t_inside_parallel_region = false;
-constexpr std::chrono::microseconds kSpinBeforeSleep{50};
 
 int default_thread_count() {
   if (const char* env = std::getenv("LATHE_NUM_THREADS")) {
@@ -55,7 +53,7 @@ class ThreadPool {
       next_chunk_.store(0);
       busy_workers_ = static_cast<int>(workers_.size());
       error_ = nullptr;
-      generation_.fetch_add(1, std::memory_order_release);
+      ++generation_;
     }
     wake_.notify_all();
     run_chunks();
@@ -83,18 +81,11 @@ class ThreadPool {
   void work_loop() {
     std::uint64_t seen = 0;
     for (;;) {
-      // Jobs come in bursts (the GEMMs and loops of one training step), so poll briefly before
-      // sleeping: a futex wake-up costs more than the gap between two jobs.
-      const auto spin_until = std::chrono::steady_clock::now() + kSpinBeforeSleep;
-      while (generation_.load(std::memory_order_acquire) == seen &&
-             std::chrono::steady_clock::now() < spin_until) {
-        __builtin_ia32_pause();
-      }
       {
         std::unique_lock lock(mutex_);
-        wake_.wait(lock, [&] { return stopping_ || generation_.load() != seen; });
+        wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
         if (stopping_) return;
-        seen = generation_.load();
+        seen = generation_;
       }
       run_chunks();
       {
@@ -113,7 +104,7 @@ class ThreadPool {
   std::int64_t chunk_count_ = 0;
   std::atomic<std::int64_t> next_chunk_{0};
   int busy_workers_ = 0;
-  std::atomic<std::uint64_t> generation_{0};
+  std::uint64_t generation_ = 0;
   bool stopping_ = false;
   std::exception_ptr error_;
 };
