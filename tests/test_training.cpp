@@ -222,3 +222,37 @@ TEST(Training, HousePricesReachTheLeastSquaresOptimum) {
 
 }  // namespace
 }  // namespace lathe
+
+namespace lathe {
+namespace {
+
+// After warm-up, a training step (forward, loss, backward, Adam, loader) takes no tensor memory
+// from the system allocator: every block comes back from the storage cache.
+TEST(Training, SteadyStateStepAllocatesNothingFromTheSystem) {
+  Generator init(0);
+  auto model = make_sequential(nlohmann::json::parse(R"([{"type":"linear","in":784,"out":128},
+    {"type":"relu"},{"type":"linear","in":128,"out":64},{"type":"relu"},
+    {"type":"linear","in":64,"out":10}])"),
+                               init);
+  Adam optimizer(model->named_parameters(), {.learning_rate = 1e-3});
+  Generator g(1);
+  std::vector<std::int64_t> labels(640);
+  for (auto& y : labels) y = static_cast<std::int64_t>(g.below(10));
+  DataLoader loader(std::make_shared<TensorDataset>(Tensor::randn({640, 784}, g),
+                                                    Tensor::from_indices(labels, {640})),
+                    {.batch_size = 64, .drop_last = true, .prefetch = false});
+  const auto step = [&](const Batch& batch) {
+    optimizer.zero_grad();
+    Tensor loss = cross_entropy(model->forward(batch.inputs), batch.targets);
+    loss.backward();
+    optimizer.step();
+  };
+  loader.start_epoch(0);
+  for (int i = 0; i < 3; ++i) step(*loader.next());
+  const auto before = Storage::allocation_count();
+  for (int i = 0; i < 5; ++i) step(*loader.next());
+  EXPECT_EQ(Storage::allocation_count(), before);
+}
+
+}  // namespace
+}  // namespace lathe
