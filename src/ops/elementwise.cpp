@@ -35,8 +35,24 @@ std::vector<std::int64_t> broadcast_strides(const Shape& shape, const Shape& tar
 
 Tensor expand_to(const Tensor& a, const Shape& shape) {
   if (a.shape() == shape) return a;
-  const Tensor zero = Tensor::zeros(shape, a.dtype());
-  return broadcast_binary("expand", zero, a, [](auto, auto y) { return y; });
+  if (broadcast_shapes("expand", a.shape(), shape) != shape)
+    throw Error(fmt::format("expand: shape {} cannot be expanded to {}", shape_str(a.shape()),
+                            shape_str(shape)));
+  Tensor out = Tensor::empty(shape, a.dtype());
+  if (out.numel() == 0) return out;
+  // One read stride set: every output row copies (or repeats) a row of `a`.
+  const std::array<std::vector<std::int64_t>, 1> strides{broadcast_strides(a.shape(), shape)};
+  const std::int64_t inner = shape.empty() ? 1 : shape.back();
+  const std::int64_t step = shape.empty() ? 0 : strides[0].back();
+  dispatch_floating(a.dtype(), "expand", [&](auto tag) {
+    using T = decltype(tag);
+    const T* x = a.data<T>();
+    T* o = out.data<T>();
+    for_each_row<1>(shape, strides, 0, out.numel() / inner, [&](std::int64_t at, auto offsets) {
+      for (std::int64_t j = 0; j < inner; ++j) o[at + j] = x[offsets[0] + j * step];
+    });
+  });
+  return out;
 }
 
 }  // namespace detail
