@@ -9,6 +9,7 @@
 #include "lathe/ops.h"
 #include "lathe/optim.h"
 #include "lathe/parallel.h"
+#include "lathe/predict.h"
 #include "lathe/random.h"
 #include "lathe/run.h"
 #include "lathe/tensor.h"

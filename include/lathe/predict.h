@@ -1,0 +1,45 @@
+#pragma once
+// A saved model ready to answer requests: raw inputs in (as the training data was read, before
+// preprocessing), probabilities or regression values out. Shared by `lathe predict`, `lathe
+// serve` and the ONNX export tests.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "lathe/io.h"
+#include "lathe/tensor.h"
+
+namespace lathe {
+
+enum class PredictionKind { Classification, Regression };
+
+class Predictor {
+ public:
+  explicit Predictor(LoadedBundle bundle);
+  static Predictor load(const std::filesystem::path& bundle_path);
+
+  // Raw float32 inputs [N, input_shape...] (or [N, input_features]) -> preprocessing -> model.
+  // Classification: softmax probabilities [N, classes]. Regression: model outputs [N, outputs].
+  // Runs without recording gradients; safe to call from one thread at a time per Predictor.
+  Tensor predict(const Tensor& raw_inputs) const;
+
+  PredictionKind kind() const { return kind_; }
+  const Shape& input_shape() const { return input_shape_; }  // one example, e.g. {28, 28}
+  std::int64_t input_features() const { return input_features_; }
+  // One name per class ("0".."9" when the bundle records none); empty for regression.
+  const std::vector<std::string>& class_names() const { return class_names_; }
+  const BundleInfo& info() const { return bundle_.info; }
+  const Module& model() const { return *bundle_.model; }
+
+ private:
+  LoadedBundle bundle_;
+  PredictionKind kind_;
+  Shape input_shape_;
+  std::int64_t input_features_;
+  std::vector<std::string> class_names_;
+};
+
+// Index of the largest probability in each row of a [N, classes] tensor.
+std::vector<std::int64_t> argmax_rows(const Tensor& probabilities);
+
+}  // namespace lathe
