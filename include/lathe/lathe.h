@@ -6,6 +6,7 @@
 #include "lathe/error.h"
 #include "lathe/io.h"
 #include "lathe/nn.h"
+#include "lathe/onnx.h"
 #include "lathe/ops.h"
 #include "lathe/optim.h"
 #include "lathe/parallel.h"

@@ -1,0 +1,53 @@
+#pragma once
+// Export of a saved model to ONNX, so ONNX Runtime (or any ONNX consumer) can run it without
+// lathe. The exported graph takes the same raw inputs as Predictor::predict (the bundle's
+// preprocessing is part of the graph) and gives the same outputs:
+//
+//   input          float32 [N, input_shape...]   raw values, as the training data was read
+//   probabilities  float32 [N, classes]          classification: softmax of the logits
+//   logits         float32 [N, classes]          classification: the model's outputs
+//   output         float32 [N, outputs]          regression: the model's outputs
+//
+// N is the symbolic batch dimension "N". The model uses ONNX IR version 8 and the default
+// operator set, version 17 (what onnx 1.12's checker and ONNX Runtime both accept), and keeps
+// lathe's metadata (classes, task, preprocessing, architecture, metrics) in metadata_props.
+// Layers are exported through a table with one small function per layer type
+// (src/deploy/onnx_export.cpp); a layer type without an entry is an error naming it.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "lathe/predict.h"
+
+namespace lathe {
+
+inline constexpr std::int64_t kOnnxIrVersion = 8;
+inline constexpr std::int64_t kOnnxOpsetVersion = 17;
+
+// A graph input or output: its name and its dimensions, the batch one as "N".
+struct OnnxTensorInfo {
+  std::string name;
+  std::vector<std::string> shape;
+  std::string describe() const;  // "input [N,28,28]"
+};
+
+struct OnnxModel {
+  std::string bytes;  // the serialized ModelProto
+  OnnxTensorInfo input;
+  std::vector<OnnxTensorInfo> outputs;
+  std::size_t nodes = 0;
+  std::size_t initializers = 0;
+};
+
+// Builds the ONNX model of a loaded bundle. Throws lathe::Error for a layer without an ONNX form
+// ("export: layer 3 'foo' has no ONNX form yet") or a model over protobuf's 2 GiB limit.
+OnnxModel build_onnx_model(const Predictor& predictor);
+
+// build_onnx_model, then writes the bytes to `path` atomically (temporary file, fsync, rename).
+OnnxModel export_onnx(const Predictor& predictor, const std::filesystem::path& path);
+
+// The layer types (registry names, plus "sequential") that have an ONNX form.
+std::vector<std::string> onnx_layer_types();
+
+}  // namespace lathe

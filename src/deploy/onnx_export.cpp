@@ -1,0 +1,444 @@
+// ONNX export: the bundle's preprocessing, its layers and the output head as one ONNX graph.
+//
+// Each layer type has one function in the table at the bottom of the layer section
+// (`layer_exporters`): it gets the layer's spec (defaults filled in), its parameters by local
+// name, and the incoming value with its per-example shape, adds nodes, and returns the outgoing
+// value. Adding a layer to lathe means adding one function and one table line here.
+#include <fmt/format.h>
+#include <onnx/onnx_pb.h>
+
+#include <bit>
+#include <climits>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <numbers>
+#include <set>
+
+#include "lathe/error.h"
+#include "lathe/io.h"
+#include "lathe/onnx.h"
+#include "lathe/version.h"
+
+namespace lathe {
+namespace {
+
+using nlohmann::json;
+
+static_assert(std::endian::native == std::endian::little,
+              "ONNX raw_data is little-endian; this exporter copies float32 bytes as they are");
+
+// A value flowing through the graph: its name and its shape without the batch axis.
+struct Value {
+  std::string name;
+  Shape shape;
+};
+
+void set_attribute(onnx::NodeProto& node, const std::string& name, std::int64_t value) {
+  onnx::AttributeProto* a = node.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(value);
+}
+
+void set_attribute(onnx::NodeProto& node, const std::string& name, float value) {
+  onnx::AttributeProto* a = node.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::FLOAT);
+  a->set_f(value);
+}
+
+void set_attribute(onnx::NodeProto& node, const std::string& name,
+                   const std::vector<std::int64_t>& values) {
+  onnx::AttributeProto* a = node.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INTS);
+  for (std::int64_t v : values) a->add_ints(v);
+}
+
+// Appends nodes and initializers to a GraphProto and hands out unique value names.
+class GraphBuilder {
+ public:
+  explicit GraphBuilder(onnx::GraphProto& graph) : graph_(graph) {}
+
+  // Adds a node with one output named `output` (also the node's name) and returns the node.
+  onnx::NodeProto& add(const std::string& op, const std::vector<std::string>& inputs,
+                       const std::string& output) {
+    if (!names_.insert(output).second)
+      throw Error(fmt::format("export: internal error: value name '{}' used twice", output));
+    onnx::NodeProto* node = graph_.add_node();
+    node->set_op_type(op);
+    node->set_name(output);
+    for (const std::string& input : inputs) node->add_input(input);
+    node->add_output(output);
+    return *node;
+  }
+
+  // A float32 initializer of the given shape holding `values` (converted to float32).
+  void initializer(const std::string& name, const Tensor& values, const Shape& shape) {
+    if (!names_.insert(name).second)
+      throw Error(fmt::format("export: internal error: tensor name '{}' used twice", name));
+    const Tensor data = values.to(DType::Float32);
+    onnx::TensorProto* t = graph_.add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    for (std::int64_t d : shape) t->add_dims(d);
+    t->set_raw_data(std::string(reinterpret_cast<const char*>(data.data<float>()),
+                                static_cast<std::size_t>(data.numel()) * sizeof(float)));
+  }
+
+  // A shared scalar float32 constant ("const/0.5"), created on first use.
+  std::string scalar(double value) {
+    const auto f = static_cast<float>(value);
+    const std::string name = fmt::format("const/{}", f);
+    if (!names_.count(name)) initializer(name, Tensor::scalar(f), {});
+    return name;
+  }
+
+  // Gives the value `value` the graph-output name `name`: renames the output of the node that
+  // made it when that is the last node (nothing consumes it yet), else adds an Identity.
+  void name_output(const std::string& value, const std::string& name) {
+    const int last = graph_.node_size() - 1;
+    if (last >= 0 && graph_.node(last).output(0) == value && names_.insert(name).second) {
+      graph_.mutable_node(last)->set_output(0, name);
+      return;
+    }
+    add("Identity", {value}, name);
+  }
+
+  onnx::GraphProto& graph() { return graph_; }
+
+ private:
+  onnx::GraphProto& graph_;
+  std::set<std::string> names_{"input"};
+};
+
+class LayerContext;
+using LayerExporter = Value (*)(LayerContext& layer, const Value& input);
+const std::map<std::string, LayerExporter>& layer_exporters();
+
+// What a layer's export function sees: its spec, its parameters, names for its values.
+class LayerContext {
+ public:
+  LayerContext(GraphBuilder& graph, const json& spec, std::string path,
+               const std::map<std::string, Tensor>& state, std::set<std::string>& used)
+      : graph(graph), spec(spec), path_(std::move(path)), state_(state), used_(used) {}
+
+  GraphBuilder& graph;
+  const json& spec;  // the layer's spec with defaults filled in
+
+  // "layer 3" (top level) or "layer 2.1" (inside a nested sequential) for messages.
+  std::string label() const { return path_.empty() ? "the model" : "layer " + path_; }
+
+  // A name for one of this layer's values: "3/gemm".
+  std::string value(const std::string& suffix) const {
+    return (path_.empty() ? std::string("model") : path_) + "/" + suffix;
+  }
+
+  // Adds the layer's parameter or buffer `local` ("weight") as an initializer under its bundle
+  // name ("3.weight") and returns that name.
+  std::string parameter(const std::string& local) {
+    const std::string name = path_.empty() ? local : path_ + "." + local;
+    auto found = state_.find(name);
+    if (found == state_.end())
+      throw Error(fmt::format("export: {} '{}' has no tensor '{}'", label(), type(), name));
+    if (used_.insert(name).second) graph.initializer(name, found->second, found->second.shape());
+    return name;
+  }
+
+  std::string type() const { return spec.value("type", "?"); }
+
+  // Exports child `index` of a container layer (a nested sequential).
+  Value child(std::size_t index, const json& child_spec, const Value& input);
+
+ private:
+  std::string path_;
+  const std::map<std::string, Tensor>& state_;
+  std::set<std::string>& used_;
+};
+
+Value export_layer(GraphBuilder& graph, const json& spec, const std::string& path,
+                   const std::map<std::string, Tensor>& state, std::set<std::string>& used,
+                   const Value& input) {
+  const std::string label = path.empty() ? "the model" : "layer " + path;
+  const std::string type = spec.is_object() ? spec.value("type", "") : "";
+  auto exporter = layer_exporters().find(type);
+  if (exporter == layer_exporters().end())
+    throw Error(fmt::format("export: {} '{}' has no ONNX form yet", label, type));
+  json full = spec;
+  if (type != "sequential") {
+    try {
+      full = validate_layer_spec(spec);
+    } catch (const LayerSpecError& e) {
+      throw Error(fmt::format("export: {}: {}", label, e.what()));
+    }
+  }
+  LayerContext context(graph, full, path, state, used);
+  return exporter->second(context, input);
+}
+
+Value LayerContext::child(std::size_t index, const json& child_spec, const Value& input) {
+  const std::string child_path =
+      path_.empty() ? std::to_string(index) : path_ + "." + std::to_string(index);
+  return export_layer(graph, child_spec, child_path, state_, used_, input);
+}
+
+// ---- One function per layer type ----
+
+Value export_sequential(LayerContext& layer, const Value& input) {
+  if (!layer.spec.contains("layers") || !layer.spec["layers"].is_array())
+    throw Error(fmt::format("export: {} 'sequential' has no \"layers\" list", layer.label()));
+  Value x = input;
+  for (std::size_t i = 0; i < layer.spec["layers"].size(); ++i)
+    x = layer.child(i, layer.spec["layers"][i], x);
+  return x;
+}
+
+// ONNX Flatten with axis 1 is lathe's [N, d1, d2, ...] -> [N, d1 * d2 * ...].
+Value export_flatten(LayerContext& layer, const Value& x) {
+  set_attribute(layer.graph.add("Flatten", {x.name}, layer.value("flatten")), "axis",
+                std::int64_t{1});
+  return {layer.value("flatten"), {shape_numel(x.shape)}};
+}
+
+// y = x W^T + b with W stored [out, in]: Gemm(transB = 1) on [N, in]; for inputs of higher rank
+// (Linear acts on the last axis) MatMul with the transposed weight, then Add.
+Value export_linear(LayerContext& layer, const Value& x) {
+  const auto in = layer.spec["in"].get<std::int64_t>();
+  const auto out = layer.spec["out"].get<std::int64_t>();
+  if (x.shape.empty() || x.shape.back() != in)
+    throw Error(fmt::format("export: {} 'linear' takes {} features but gets examples of shape {}",
+                            layer.label(), in, shape_str(x.shape)));
+  Shape shape = x.shape;
+  shape.back() = out;
+  const std::string weight = layer.parameter("weight");
+  const bool bias = layer.spec["bias"].get<bool>();
+  if (x.shape.size() == 1) {
+    std::vector<std::string> inputs{x.name, weight};
+    if (bias) inputs.push_back(layer.parameter("bias"));
+    set_attribute(layer.graph.add("Gemm", inputs, layer.value("gemm")), "transB", std::int64_t{1});
+    return {layer.value("gemm"), shape};
+  }
+  set_attribute(layer.graph.add("Transpose", {weight}, layer.value("weight_t")), "perm",
+                std::vector<std::int64_t>{1, 0});
+  layer.graph.add("MatMul", {x.name, layer.value("weight_t")}, layer.value("matmul"));
+  if (!bias) return {layer.value("matmul"), shape};
+  layer.graph.add("Add", {layer.value("matmul"), layer.parameter("bias")}, layer.value("add"));
+  return {layer.value("add"), shape};
+}
+
+// Identity at inference: no node at all.
+Value export_dropout(LayerContext&, const Value& x) {
+  return x;
+}
+
+Value unary(LayerContext& layer, const Value& x, const std::string& op) {
+  layer.graph.add(op, {x.name}, layer.value(op));
+  return {layer.value(op), x.shape};
+}
+
+Value export_relu(LayerContext& layer, const Value& x) {
+  return unary(layer, x, "Relu");
+}
+Value export_sigmoid(LayerContext& layer, const Value& x) {
+  return unary(layer, x, "Sigmoid");
+}
+Value export_tanh(LayerContext& layer, const Value& x) {
+  return unary(layer, x, "Tanh");
+}
+
+Value export_leaky_relu(LayerContext& layer, const Value& x) {
+  set_attribute(layer.graph.add("LeakyRelu", {x.name}, layer.value("LeakyRelu")), "alpha",
+                static_cast<float>(layer.spec["negative_slope"].get<double>()));
+  return {layer.value("LeakyRelu"), x.shape};
+}
+
+// ONNX has Gelu only from opset 20, so it is composed, in the order lathe's kernel computes it:
+// none: (0.5 x) (1 + erf(x / sqrt 2)); tanh: (0.5 x) (1 + tanh(k (x + ((c x) x) x))).
+Value export_gelu(LayerContext& layer, const Value& x) {
+  GraphBuilder& g = layer.graph;
+  const auto v = [&](const char* suffix) { return layer.value(suffix); };
+  std::string phi;  // 1 + erf(...) or 1 + tanh(...)
+  if (layer.spec["approximate"].get<std::string>() == "tanh") {
+    g.add("Mul", {x.name, g.scalar(0.044715)}, v("cx"));
+    g.add("Mul", {v("cx"), x.name}, v("cx2"));
+    g.add("Mul", {v("cx2"), x.name}, v("cx3"));
+    g.add("Add", {x.name, v("cx3")}, v("sum"));
+    g.add("Mul", {v("sum"), g.scalar(std::sqrt(2.0 / std::numbers::pi))}, v("inner"));
+    g.add("Tanh", {v("inner")}, v("tanh"));
+    phi = g.add("Add", {v("tanh"), g.scalar(1.0)}, v("one_plus")).output(0);
+  } else {
+    g.add("Div", {x.name, g.scalar(std::numbers::sqrt2)}, v("scaled"));
+    g.add("Erf", {v("scaled")}, v("erf"));
+    phi = g.add("Add", {v("erf"), g.scalar(1.0)}, v("one_plus")).output(0);
+  }
+  g.add("Mul", {x.name, g.scalar(0.5)}, v("half_x"));
+  g.add("Mul", {v("half_x"), phi}, v("gelu"));
+  return {v("gelu"), x.shape};
+}
+
+const std::map<std::string, LayerExporter>& layer_exporters() {
+  static const std::map<std::string, LayerExporter> table{
+      {"sequential", export_sequential},
+      {"flatten", export_flatten},
+      {"linear", export_linear},
+      {"dropout", export_dropout},
+      {"relu", export_relu},
+      {"leaky_relu", export_leaky_relu},
+      {"sigmoid", export_sigmoid},
+      {"tanh", export_tanh},
+      {"gelu", export_gelu},
+  };
+  return table;
+}
+
+// ---- The graph around the layers ----
+
+void set_float_type(onnx::ValueInfoProto& info, const OnnxTensorInfo& tensor) {
+  info.set_name(tensor.name);
+  onnx::TypeProto_Tensor* type = info.mutable_type()->mutable_tensor_type();
+  type->set_elem_type(onnx::TensorProto::FLOAT);
+  onnx::TensorShapeProto* shape = type->mutable_shape();
+  for (const std::string& dim : tensor.shape) {
+    onnx::TensorShapeProto_Dimension* d = shape->add_dim();
+    if (dim == "N")
+      d->set_dim_param(dim);
+    else
+      d->set_dim_value(std::stoll(dim));
+  }
+}
+
+OnnxTensorInfo batched(const std::string& name, const Shape& shape) {
+  OnnxTensorInfo info{name, {"N"}};
+  for (std::int64_t d : shape) info.shape.push_back(std::to_string(d));
+  return info;
+}
+
+// x * scale, then (x - mean) / std with one value or one per feature (shaped like an example, so
+// it broadcasts over the batch). Steps that would not change the input are left out.
+Value add_preprocessing(GraphBuilder& g, const Preprocessing& p, const Value& raw) {
+  const std::int64_t features = shape_numel(raw.shape);
+  const auto per_feature = [&](const std::vector<double>& values, const char* what) {
+    if (values.size() != 1 && static_cast<std::int64_t>(values.size()) != features)
+      throw Error(
+          fmt::format("export: preprocessing has {} {} values but examples have {} features",
+                      values.size(), what, features));
+    return values.size() == 1 ? Shape{} : raw.shape;
+  };
+  const auto all_equal = [](const std::vector<double>& values, double x) {
+    for (double v : values)
+      if (v != x) return false;
+    return true;
+  };
+  Value x = raw;
+  if (p.scale() != 1) {
+    g.initializer("preprocess.scale", Tensor::scalar(p.scale()), {});
+    g.add("Mul", {x.name, "preprocess.scale"}, "preprocess/scaled");
+    x.name = "preprocess/scaled";
+  }
+  if (!all_equal(p.mean(), 0)) {
+    const Shape shape = per_feature(p.mean(), "mean");
+    g.initializer("preprocess.mean", Tensor::from_vector(p.mean(), {shape_numel(shape)}), shape);
+    g.add("Sub", {x.name, "preprocess.mean"}, "preprocess/centered");
+    x.name = "preprocess/centered";
+  }
+  if (!all_equal(p.std(), 1)) {
+    const Shape shape = per_feature(p.std(), "std");
+    g.initializer("preprocess.std", Tensor::from_vector(p.std(), {shape_numel(shape)}), shape);
+    g.add("Div", {x.name, "preprocess.std"}, "preprocess/standardized");
+    x.name = "preprocess/standardized";
+  }
+  return x;
+}
+
+void add_metadata(onnx::ModelProto& model, const std::string& key, const std::string& value) {
+  onnx::StringStringEntryProto* entry = model.add_metadata_props();
+  entry->set_key(key);
+  entry->set_value(value);
+}
+
+}  // namespace
+
+std::string OnnxTensorInfo::describe() const {
+  return fmt::format("{} [{}]", name, fmt::join(shape, ","));
+}
+
+std::vector<std::string> onnx_layer_types() {
+  std::vector<std::string> types;
+  for (const auto& [type, exporter] : layer_exporters()) types.push_back(type);
+  return types;
+}
+
+OnnxModel build_onnx_model(const Predictor& predictor) {
+  const bool classification = predictor.kind() == PredictionKind::Classification;
+  const BundleInfo& info = predictor.info();
+  onnx::ModelProto model;
+  model.set_ir_version(kOnnxIrVersion);
+  onnx::OperatorSetIdProto* opset = model.add_opset_import();
+  opset->set_domain("");
+  opset->set_version(kOnnxOpsetVersion);
+  model.set_producer_name("lathe");
+  model.set_producer_version(version());
+  model.set_doc_string(
+      classification
+          ? "A lathe classifier. Input 'input': raw float32 values [N, ...input_shape], as the "
+            "training data was read (preprocessing is part of the graph). Outputs "
+            "'probabilities' (softmax) and 'logits', [N, classes]; class names in metadata "
+            "'lathe.classes'."
+          : "A lathe regression model. Input 'input': raw float32 values [N, ...input_shape], as "
+            "the training data was read (preprocessing is part of the graph). Output 'output' "
+            "[N, outputs].");
+
+  onnx::GraphProto& graph = *model.mutable_graph();
+  graph.set_name(classification ? "lathe_classifier" : "lathe_regression");
+  GraphBuilder builder(graph);
+
+  OnnxModel result;
+  result.input = batched("input", predictor.input_shape());
+  set_float_type(*graph.add_input(), result.input);
+
+  const std::map<std::string, Tensor> state = predictor.model().state_dict();
+  std::set<std::string> used;
+  Value x = add_preprocessing(builder, info.preprocessing, {"input", predictor.input_shape()});
+  x = export_layer(builder, predictor.model().spec(), "", state, used, x);
+  for (const auto& [name, tensor] : state)
+    if (!used.count(name))
+      throw Error(fmt::format("export: tensor '{}' is not used by its layer's ONNX form", name));
+
+  if (classification) {
+    builder.name_output(x.name, "logits");
+    set_attribute(builder.add("Softmax", {"logits"}, "probabilities"), "axis", std::int64_t{-1});
+    result.outputs = {batched("probabilities", x.shape), batched("logits", x.shape)};
+    add_metadata(model, "lathe.classes", json(predictor.class_names()).dump());
+  } else {
+    builder.name_output(x.name, "output");
+    result.outputs = {batched("output", x.shape)};
+  }
+  for (const OnnxTensorInfo& output : result.outputs) set_float_type(*graph.add_output(), output);
+
+  add_metadata(model, "lathe.version", version());
+  add_metadata(model, "lathe.task", info.task.dump());
+  add_metadata(model, "lathe.preprocessing", info.preprocessing.to_json().dump());
+  add_metadata(model, "lathe.architecture", predictor.model().spec().dump());
+  add_metadata(model, "lathe.metrics", info.metrics.dump());
+
+  const std::size_t size = model.ByteSizeLong();
+  if (size > static_cast<std::size_t>(INT_MAX))
+    throw Error(fmt::format(
+        "export: the ONNX model would be {} bytes; protobuf files are limited to 2 GiB and "
+        "lathe does not write ONNX external data",
+        size));
+  if (!model.SerializeToString(&result.bytes))
+    throw Error("export: protobuf could not serialize the ONNX model");
+  result.nodes = static_cast<std::size_t>(graph.node_size());
+  result.initializers = static_cast<std::size_t>(graph.initializer_size());
+  return result;
+}
+
+OnnxModel export_onnx(const Predictor& predictor, const std::filesystem::path& path) {
+  OnnxModel model = build_onnx_model(predictor);
+  write_file_atomically(path, model.bytes);
+  return model;
+}
+
+}  // namespace lathe
