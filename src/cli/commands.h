@@ -10,5 +10,7 @@ void add_demo_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 // `lathe eval BUNDLE DATA...`
 void add_eval_command(CLI::App& app);
+// `lathe export BUNDLE MODEL.onnx`
+void add_export_command(CLI::App& app);
 
 }  // namespace lathe::cli

@@ -1,0 +1,44 @@
+// `lathe export BUNDLE MODEL.onnx`: the bundle as an ONNX model (preprocessing included) that
+// ONNX Runtime can run on the same raw inputs as `lathe predict`. See docs/deploy/onnx.md.
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "lathe/onnx.h"
+#include "src/cli/commands.h"
+
+namespace lathe::cli {
+namespace {
+
+struct ExportOptions {
+  std::string bundle;
+  std::string output;
+};
+
+void run_export(const ExportOptions& options) {
+  const Predictor predictor = Predictor::load(options.bundle);
+  const OnnxModel model = export_onnx(predictor, options.output);
+  std::vector<std::string> outputs;
+  for (const OnnxTensorInfo& output : model.outputs) outputs.push_back(output.describe());
+  std::cout << fmt::format(
+      "Wrote {} ({} bytes, ONNX IR {}, opset {}): {} nodes, {} initializers\n"
+      "  input:   {} float32\n  outputs: {}\n",
+      options.output, model.bytes.size(), kOnnxIrVersion, kOnnxOpsetVersion, model.nodes,
+      model.initializers, model.input.describe(), fmt::join(outputs, ", "));
+}
+
+}  // namespace
+
+void add_export_command(CLI::App& app) {
+  auto options = std::make_shared<ExportOptions>();
+  CLI::App* command =
+      app.add_subcommand("export", "Export a saved model bundle to ONNX (preprocessing included)");
+  command->add_option("bundle", options->bundle, "a model bundle written by lathe train")
+      ->required()
+      ->check(CLI::ExistingFile);
+  command->add_option("output", options->output, "the ONNX file to write (replaced atomically)")
+      ->required();
+  command->callback([options] { run_export(*options); });
+}
+
+}  // namespace lathe::cli
