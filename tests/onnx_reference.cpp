@@ -1,0 +1,174 @@
+// Writes what the ONNX export tests compare against: a bundle (for the tiny models, built here),
+// raw inputs, and lathe's own outputs on them, as raw little-endian float32 files plus a
+// reference.json describing them. tests/onnx_runtime_compare.js then runs the exported model in
+// ONNX Runtime on the same inputs and compares.
+//
+//   onnx_reference tiny-classifier DIR         every layer type, 2-D inputs, standardize
+//   onnx_reference tiny-regression DIR         a regression model, standardize
+//   onnx_reference bundle BUNDLE IMAGES DIR    an existing bundle on an IDX images file
+//
+// DIR gets bundle.safetensors (tiny models), input.bin, one .bin per output and reference.json:
+// {"bundle": ..., "input": {"name", "shape", "file"},
+//  "outputs": [{"name", "shape", "file", "argmax", "check"}]}.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "lathe/lathe.h"
+
+namespace {
+
+using lathe::Shape;
+using lathe::Tensor;
+using nlohmann::json;
+
+void write_floats(const std::filesystem::path& path, const Tensor& tensor) {
+  const Tensor data = tensor.to(lathe::DType::Float32);
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(data.data<float>()),
+            static_cast<std::streamsize>(data.numel() * sizeof(float)));
+  if (!out) throw lathe::Error(fmt::format("{}: cannot write", path.string()));
+}
+
+// Random raw inputs whose features have different offsets and spreads, so per-feature
+// standardization matters.
+Tensor raw_inputs(std::int64_t n, const Shape& example, lathe::Generator& generator) {
+  Shape shape{n};
+  shape.insert(shape.end(), example.begin(), example.end());
+  Tensor x = Tensor::randn(shape, generator);
+  const std::int64_t features = lathe::shape_numel(example);
+  float* data = x.data<float>();
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t f = 0; f < features; ++f)
+      data[i * features + f] = data[i * features + f] * static_cast<float>(1 + f % 5) * 4.0f +
+                               static_cast<float>(f % 7) * 3.0f - 6.0f;
+  return x;
+}
+
+// Every layer type and activation: a Linear on [N, 3, 4] (MatMul form), Flatten, Linear in Gemm
+// form with and without bias, both GELUs, Dropout, and a nested Sequential.
+json tiny_classifier_layers() {
+  return json::array({
+      {{"type", "linear"}, {"in", 4}, {"out", 6}},
+      {{"type", "tanh"}},
+      {{"type", "flatten"}},
+      {{"type", "linear"}, {"in", 18}, {"out", 16}},
+      {{"type", "relu"}},
+      {{"type", "linear"}, {"in", 16}, {"out", 16}, {"bias", false}},
+      {{"type", "gelu"}},
+      {{"type", "linear"}, {"in", 16}, {"out", 16}},
+      {{"type", "gelu"}, {"approximate", "tanh"}},
+      {{"type", "dropout"}, {"p", 0.3}},
+      {{"type", "sequential"},
+       {"layers", json::array({{{"type", "linear"}, {"in", 16}, {"out", 12}},
+                               {{"type", "leaky_relu"}, {"negative_slope", 0.2}},
+                               {{"type", "linear"}, {"in", 12}, {"out", 12}},
+                               {{"type", "sigmoid"}}})}},
+      {{"type", "linear"}, {"in", 12}, {"out", 5}},
+  });
+}
+
+// Builds, saves and returns the path of a tiny bundle, plus the inputs to check it on.
+std::filesystem::path make_tiny_bundle(bool classification, const std::filesystem::path& dir,
+                                       Tensor& inputs) {
+  lathe::Generator generator(42);
+  const Shape example = classification ? Shape{3, 4} : Shape{5};
+  const json layers = classification ? tiny_classifier_layers()
+                                     : json::array({{{"type", "linear"}, {"in", 5}, {"out", 8}},
+                                                    {{"type", "relu"}},
+                                                    {{"type", "linear"}, {"in", 8}, {"out", 2}}});
+  auto model = lathe::make_sequential(layers, generator);
+  if (classification) {
+    // Larger final weights, so the logits spread over several units and softmax is tested on
+    // confident rows as well as uncertain ones.
+    Tensor last = model->state_dict().at("11.weight");
+    for (std::int64_t i = 0; i < last.numel(); ++i) last.data<float>()[i] *= 12.0f;
+  }
+  lathe::BundleInfo info;
+  info.architecture = model->spec();
+  info.preprocessing = lathe::Preprocessing::standardize(raw_inputs(500, example, generator),
+                                                         classification ? 0.5 : 1.0);
+  info.task = {{"task", classification ? "classification" : "regression"},
+               {"input_shape", example}};
+  if (classification)
+    info.task["classes"] = {"cat", "dog", "bird \"quoted\"", "\u00e9l\u00e8ve", "e"};
+  else
+    info.task["target"] = "y";
+  info.metrics = json::object();
+  const auto path = dir / "bundle.safetensors";
+  lathe::save_bundle(path, *model, info);
+  inputs = raw_inputs(256, example, generator);
+  return path;
+}
+
+int run(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "";
+  std::filesystem::path bundle_path, dir;
+  Tensor inputs;
+  if ((mode == "tiny-classifier" || mode == "tiny-regression") && argc == 3) {
+    dir = argv[2];
+    std::filesystem::create_directories(dir);
+    bundle_path = make_tiny_bundle(mode == "tiny-classifier", dir, inputs);
+  } else if (mode == "bundle" && argc == 5) {
+    bundle_path = argv[2];
+    inputs = lathe::read_idx(argv[3]);
+    dir = argv[4];
+    std::filesystem::create_directories(dir);
+  } else {
+    std::cerr << "usage: onnx_reference tiny-classifier|tiny-regression DIR\n"
+                 "       onnx_reference bundle BUNDLE IDX_IMAGES DIR\n";
+    return 2;
+  }
+
+  // Everything from the bundle as saved, the way `lathe export` reads it.
+  const lathe::LoadedBundle bundle = lathe::load_bundle(bundle_path);
+  const lathe::Predictor predictor(bundle);
+  const Tensor predicted = predictor.predict(inputs);
+  Shape input_shape{inputs.size(0)};
+  input_shape.insert(input_shape.end(), predictor.input_shape().begin(),
+                     predictor.input_shape().end());
+  write_floats(dir / "input.bin", inputs);
+
+  json reference = {{"bundle", std::filesystem::absolute(bundle_path).string()},
+                    {"input", {{"name", "input"}, {"shape", input_shape}, {"file", "input.bin"}}},
+                    {"outputs", json::array()}};
+  // check: "absolute" (|onnx - lathe| <= tolerance) or "relative" (<= tolerance times 1 + the
+  // row's largest |lathe|); see onnx_runtime_compare.js.
+  const auto add_output = [&](const std::string& name, const Tensor& values, bool argmax,
+                              const std::string& check) {
+    write_floats(dir / (name + ".bin"), values);
+    reference["outputs"].push_back({{"name", name},
+                                    {"shape", values.shape()},
+                                    {"file", name + ".bin"},
+                                    {"argmax", argmax},
+                                    {"check", check}});
+  };
+  if (predictor.kind() == lathe::PredictionKind::Classification) {
+    add_output("probabilities", predicted, true, "absolute");
+    lathe::NoGradGuard no_grad;
+    add_output(
+        "logits",
+        bundle.model->forward(bundle.info.preprocessing.apply(lathe::reshape(inputs, input_shape))),
+        true, "relative");
+  } else {
+    add_output("output", predicted, false, "absolute");
+  }
+  std::ofstream(dir / "reference.json") << reference.dump(2) << "\n";
+  std::cout << fmt::format("{}: {} examples of shape {}, outputs {}\n", dir.string(),
+                           inputs.size(0), lathe::shape_str(predictor.input_shape()),
+                           reference["outputs"].size());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "onnx_reference: error: %s\n", e.what());
+    return 1;
+  }
+}
