@@ -106,8 +106,6 @@ class GraphBuilder {
     add("Identity", {value}, name);
   }
 
-  onnx::GraphProto& graph() { return graph_; }
-
  private:
   onnx::GraphProto& graph_;
   std::set<std::string> names_{"input"};
