@@ -142,7 +142,7 @@ ImageLayout image_layout(const Shape& shape) {
   const auto fits = [](std::int64_t side) { return side > 0 && side <= kMaxSide; };
   if (shape.size() == 1) {
     const auto side = static_cast<std::int64_t>(std::llround(std::sqrt(double(shape[0]))));
-    if (side * side != shape[0] || !fits(side)) throw Error(shape_problem(shape));
+    if (!fits(side) || side * side != shape[0]) throw Error(shape_problem(shape));
     layout.height = layout.width = static_cast<int>(side);
   } else if (shape.size() == 2) {
     if (!fits(shape[0]) || !fits(shape[1])) throw Error(shape_problem(shape));

@@ -36,7 +36,7 @@ std::optional<Shape> input_shape_of(const nlohmann::json& task) {
     if (!dim.is_number_integer() || dim.get<std::int64_t>() <= 0) return std::nullopt;
     shape.push_back(dim.get<std::int64_t>());
   }
-  if (shape.empty() || shape_numel(shape) > (std::int64_t{1} << 26)) return std::nullopt;
+  if (shape.empty() || shape_numel(shape) > (std::int64_t{1} << 24)) return std::nullopt;
   return shape;
 }
 
