@@ -55,7 +55,9 @@ void run_predict(const PredictOptions& options) {
   } catch (const Error& e) {
     throw Error(fmt::format("{}: cannot write the predictions: {}", options.output, e.what()));
   }
-  std::cout << fmt::format("Wrote {} predictions to {}\n", inputs.sources.size(), options.output);
+  const std::size_t count = inputs.sources.size();
+  std::cout << fmt::format("Wrote {} prediction{} to {}\n", count, count == 1 ? "" : "s",
+                           options.output);
 }
 
 }  // namespace
