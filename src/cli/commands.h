@@ -10,6 +10,10 @@ void add_demo_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 // `lathe eval BUNDLE DATA...`
 void add_eval_command(CLI::App& app);
+// `lathe predict BUNDLE INPUT... [--format csv|json] [--output FILE] [--batch-size N]`
+void add_predict_command(CLI::App& app);
+// `lathe inspect BUNDLE [--json]`
+void add_inspect_command(CLI::App& app);
 // `lathe export BUNDLE MODEL.onnx`
 void add_export_command(CLI::App& app);
 

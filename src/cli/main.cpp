@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   lathe::cli::add_train_command(app);
   lathe::cli::add_eval_command(app);
+  lathe::cli::add_predict_command(app);
+  lathe::cli::add_inspect_command(app);
   lathe::cli::add_export_command(app);
   lathe::cli::add_demo_command(app);
   try {

@@ -192,4 +192,59 @@ CsvTable read_csv(const std::filesystem::path& path, const std::string& target) 
   return table;
 }
 
+CsvTable read_csv_columns(const std::filesystem::path& path,
+                          const std::vector<std::string>& columns) {
+  const std::string name = path.string();
+  const detail::FileBytes file = detail::read_file_bytes(path);
+  std::string_view text(reinterpret_cast<const char*>(file.bytes.data()), file.bytes.size());
+  if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // UTF-8 byte order mark
+
+  CsvReader reader(name, text);
+  if (!reader.next()) throw Error(fmt::format("{}: empty file; expected a header row", name));
+  if (reader.blank())
+    throw Error(fmt::format("{}:1: the header row is empty; expected column names", name));
+  const std::vector<std::string> header = reader.cells();
+  CsvTable table;
+  table.feature_names = columns.empty() ? header : columns;
+  std::vector<std::size_t> picked;  // header index of each wanted column
+  for (const std::string& wanted : table.feature_names) {
+    const auto found = std::find(header.begin(), header.end(), wanted);
+    if (found == header.end())
+      throw Error(fmt::format("{}: column '{}' not found; columns are: {}", name, wanted,
+                              fmt::join(header, ", ")));
+    if (std::find(found + 1, header.end(), wanted) != header.end())
+      throw Error(fmt::format("{}: column name '{}' appears more than once", name, wanted));
+    picked.push_back(static_cast<std::size_t>(found - header.begin()));
+  }
+
+  std::vector<float> values;
+  std::size_t rows = 0, blank_line = 0;  // blank_line: a blank line not yet known to be trailing
+  while (reader.next()) {
+    if (reader.blank()) {
+      if (blank_line == 0) blank_line = reader.line();
+      continue;
+    }
+    if (blank_line != 0)
+      throw Error(fmt::format("{}:{}: empty line between data rows; expected {} cells", name,
+                              blank_line, header.size()));
+    const auto& cells = reader.cells();
+    if (cells.size() != header.size())
+      throw Error(fmt::format("{}:{}: row has {} cells, the header has {}", name, reader.line(),
+                              cells.size(), header.size()));
+    for (const std::size_t j : picked) {
+      float value = 0;
+      if (const char* problem = parse_number(cells[j], value))
+        throw Error(fmt::format("{}:{}:{}: column '{}': '{}' {}", name, reader.line(), j + 1,
+                                header[j], shown(cells[j]), problem));
+      values.push_back(value);
+    }
+    ++rows;
+  }
+  if (rows == 0) throw Error(fmt::format("{}: no data rows after the header", name));
+  table.features = Tensor::empty(
+      {static_cast<std::int64_t>(rows), static_cast<std::int64_t>(table.feature_names.size())});
+  std::copy(values.begin(), values.end(), table.features.data<float>());
+  return table;
+}
+
 }  // namespace lathe

@@ -15,9 +15,10 @@ Shape recorded_input_shape(const nlohmann::json& task, const std::string& where)
   Shape shape;
   for (const auto& dim : task["input_shape"]) {
     if (!dim.is_number_integer() || dim.get<std::int64_t>() <= 0)
-      throw Error(fmt::format("{}: lathe.task input_shape has a dimension that is not a positive "
-                              "integer: {}",
-                              where, task["input_shape"].dump()));
+      throw Error(
+          fmt::format("{}: lathe.task input_shape has a dimension that is not a positive "
+                      "integer: {}",
+                      where, task["input_shape"].dump()));
     shape.push_back(dim.get<std::int64_t>());
   }
   if (shape.empty()) throw Error(fmt::format("{}: lathe.task input_shape is empty", where));
@@ -75,8 +76,8 @@ Tensor Predictor::predict(const Tensor& raw_inputs) const {
 
 std::vector<std::int64_t> argmax_rows(const Tensor& probabilities) {
   const std::int64_t rows = probabilities.size(0), columns = probabilities.size(-1);
-  const Tensor p = probabilities.dtype() == DType::Float32 ? probabilities
-                                                           : probabilities.to(DType::Float32);
+  const Tensor p =
+      probabilities.dtype() == DType::Float32 ? probabilities : probabilities.to(DType::Float32);
   const float* data = p.data<float>();
   std::vector<std::int64_t> best(rows, 0);
   for (std::int64_t r = 0; r < rows; ++r)
