@@ -10,5 +10,7 @@ void add_demo_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 // `lathe eval BUNDLE DATA...`
 void add_eval_command(CLI::App& app);
+// `lathe serve BUNDLE... [--port N] ...`
+void add_serve_command(CLI::App& app);
 
 }  // namespace lathe::cli

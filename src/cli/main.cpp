@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   lathe::cli::add_train_command(app);
   lathe::cli::add_eval_command(app);
+  lathe::cli::add_serve_command(app);
   lathe::cli::add_demo_command(app);
   try {
     app.parse(argc, argv);
