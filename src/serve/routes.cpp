@@ -159,10 +159,16 @@ void handle_infer(ServerState& state, const Request& req, Response& res,
   std::string body;
   bool too_large = false;
   const std::size_t limit = state.options.max_body_bytes;
+  // Past the limit the rest is read and dropped, up to a cap, so that the 413 reaches a client
+  // still sending: closing with unread data would reset the connection and lose the answer.
+  const std::size_t drain_cap = std::max<std::size_t>(limit, 1 << 20);
+  std::size_t dropped = 0;
   const bool complete = reader([&](const char* data, std::size_t length) {
-    if (length > limit - std::min(limit, body.size())) {
+    if (too_large || length > limit - std::min(limit, body.size())) {
+      if (!too_large) body = std::string();
       too_large = true;
-      return false;
+      dropped += length;
+      return dropped <= drain_cap;
     }
     body.append(data, length);
     return true;
