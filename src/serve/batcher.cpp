@@ -38,15 +38,21 @@ Batcher::~Batcher() {
 }
 
 Batcher::Submitted Batcher::submit(std::shared_ptr<InferenceJob> job) {
+  bool wake = false;
   {
     std::lock_guard lock(mutex_);
     if (stopping_) return Submitted::Stopped;
     if (static_cast<std::int64_t>(queue_.size()) >= options_.max_queue) return Submitted::QueueFull;
+    // The worker only needs waking for the first request (it waits for one) and for the one
+    // that fills a batch (it waits for the delay otherwise): a wake-up per request would cost
+    // a context switch each on a busy machine.
+    const bool was_empty = queue_.empty();
     queued_rows_ += job->rows;
     queue_.push_back(std::move(job));
+    wake = was_empty || queued_rows_ >= options_.max_batch_size;
     update_depth_locked();
   }
-  wake_.notify_one();
+  if (wake) wake_.notify_one();
   return Submitted::Queued;
 }
 
