@@ -50,6 +50,11 @@ struct ServeOptions {
   bool watch = true;
   std::chrono::milliseconds watch_interval{1000};
 
+  // OpenBLAS threads while the server runs (restored by stop()); 0 leaves them as they are.
+  // Parallelism comes from batching and the HTTP threads: OpenBLAS's own threads spin while they
+  // wait and take the cores the HTTP threads need (measured in docs/deploy/serve.md).
+  int blas_threads = 1;
+
   // Where log lines go (one line per call, no trailing newline). Default: stderr.
   std::function<void(std::string_view)> log;
 };

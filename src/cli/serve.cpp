@@ -91,6 +91,10 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--max-elements", s.max_elements, "most tensor elements in one request (400)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  cmd->add_option("--blas-threads", s.blas_threads,
+                  "OpenBLAS threads while serving; 0 keeps OpenBLAS's default (all cores)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--api-key", s.api_key,
                   "require 'Authorization: Bearer KEY' or 'X-API-Key: KEY' (health endpoints "
                   "stay open)")

@@ -13,6 +13,12 @@
 #include "lathe/serve.h"
 #include "src/serve/routes.h"
 
+// OpenBLAS's thread count only (liblathe links OpenBLAS; src/tensor/blas.cpp makes the calls).
+extern "C" {
+int openblas_get_num_threads(void);
+void openblas_set_num_threads(int num_threads);
+}
+
 namespace lathe {
 
 using serve::Batcher;
@@ -46,6 +52,7 @@ void check_options(const ServeOptions& o) {
   require(o.max_json_depth >= 4, "--max-json-depth must be at least 4");
   require(o.max_elements >= 1, "--max-elements must be at least 1");
   require(o.watch_interval.count() >= 1, "the watch interval must be at least 1 ms");
+  require(o.blas_threads >= 0, "--blas-threads must be 0 or more");
 }
 
 std::string describe(const ServedModel& model) {
@@ -71,6 +78,7 @@ struct InferenceServer::Impl {
   std::unique_ptr<PeriodicThread> watcher;
   std::mutex lifecycle_mutex;  // start, load_models and stop
   bool stopped = false;
+  int previous_blas_threads = 0;  // to restore at stop; 0: unchanged
   std::atomic<bool> stopping{false};
 
   std::atomic<bool> listener_done{false};
@@ -142,9 +150,8 @@ int InferenceServer::start() {
   http.set_payload_max_length(o.max_body_bytes);
   http.set_tcp_nodelay(true);
   http.set_keep_alive_max_count(1000);
-  http.set_keep_alive_timeout(5);
-  http.set_read_timeout(30);
-  http.set_write_timeout(30);
+  // httplib's defaults stay: 5 s keep-alive idle time, 5 s per read and per write, so a client
+  // that stalls mid-request gives its thread back.
   const int port = o.port == 0 ? http.bind_to_any_port(o.host)
                                : (http.bind_to_port(o.host, o.port) ? o.port : -1);
   if (port < 0)
@@ -153,6 +160,10 @@ int InferenceServer::start() {
                     "this machine)",
                     o.host, o.port));
   Impl* impl = impl_.get();
+  if (o.blas_threads > 0 && openblas_get_num_threads() != o.blas_threads) {
+    impl_->previous_blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(o.blas_threads);
+  }
   impl_->listener = std::thread([impl] {
     impl->http.listen_after_bind();
     impl->listener_done = true;
@@ -213,6 +224,7 @@ void InferenceServer::stop() {
   if (impl_->listener.joinable()) impl_->listener.join();
   for (auto& [name, entry] : impl_->state.models) entry.batcher->stop();
   impl_->state.ready = false;
+  if (impl_->previous_blas_threads > 0) openblas_set_num_threads(impl_->previous_blas_threads);
 }
 
 int InferenceServer::port() const {
