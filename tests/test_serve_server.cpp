@@ -330,6 +330,20 @@ TEST_F(ServeTest, BatchesConcurrentRequestsAndSplitsTheirRows) {
                                             std::to_string(counters.execution_count)));
 }
 
+TEST_F(ServeTest, ZeroQueueDelayRunsWhatIsQueuedAtOnce) {
+  ServeOptions options;
+  options.max_queue_delay = 0us;
+  options.request_timeout = 60s;
+  start(options);
+  for (int i = 0; i < 3; ++i) {
+    auto res = post_infer(infer_body({1, 2, 3, 1.0 * i}, {1, 4}));
+    ASSERT_EQ(res->status, 200) << res->body;
+    expect_probabilities(json::parse(res->body)["outputs"][0],
+                         expected_probabilities({1, 2, 3, 1.0 * i}));
+  }
+  EXPECT_EQ(server_->counters("tiny").execution_count, 3);
+}
+
 TEST_F(ServeTest, AnswersServiceUnavailableWhenTheQueueIsFull) {
   ServeOptions options;
   options.max_batch_size = 64;
