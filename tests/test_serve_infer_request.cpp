@@ -101,6 +101,8 @@ TEST(InferRequest, RejectsValuesOutsideTheirDatatype) {
   EXPECT_REJECTED(request("[1,4]", "[0,-1e10,0,0]", "INT32"), "below the INT32 range");
   EXPECT_REJECTED(request("[1,4]", "[0,1e39,0,0]"), "beyond the float32 range");
   EXPECT_REJECTED(request("[1,4]", "[0,-1e300,0,0]", "FP64"), "beyond the float32 range");
+  EXPECT_REJECTED(request("[1,4]", "[0,1e400,0,0]", "FP64"),
+                  "malformed JSON at byte 74: number overflow parsing '1e400'");
   EXPECT_REJECTED(request("[1,4]", "[true,0,0,0]", "BOOL"), "data holds a boolean");
   EXPECT_REJECTED(request("[1,4]", "[0,0,0,0]", "BOOL"), "datatype \"BOOL\" is not supported");
   EXPECT_REJECTED(request("[1,4]", "[0,0,0,0]", "FP16"), "use FP32, FP64, INT64, INT32 or UINT8");

@@ -255,7 +255,10 @@ class InferRequestSax {
     // invalid literal; last read: 'x'"); the token read can be long, so cut it short.
     std::string what = e.what();
     const auto syntax = what.find("syntax error");
-    if (syntax != std::string::npos) what.erase(0, syntax);
+    if (syntax != std::string::npos)
+      what.erase(0, syntax);
+    else if (what.rfind("[json.exception.", 0) == 0 && what.find("] ") != std::string::npos)
+      what.erase(0, what.find("] ") + 2);  // "[json.exception.out_of_range.406] number ..."
     if (what.size() > 2 * kMaxErrorTokenChars)
       what = what.substr(0, 2 * kMaxErrorTokenChars) + "...";
     return fail(fmt::format("malformed JSON at byte {}: {}", position, what));
