@@ -218,6 +218,17 @@ TEST(InferRequest, RejectsWhatThisModelCannotTake) {
                   "\"probabilities\", \"class_index\"");
 }
 
+TEST(InferRequest, CutsLongNamesInMessagesWithoutBreakingUtf8) {
+  std::string name = "x";  // then 2-byte characters: the cut at byte 120 falls inside one
+  for (int i = 0; i < 200; ++i) name += "\xc3\xa9";
+  const std::string message = rejection(R"({"inputs":[{"name":")" + name +
+                                        R"(","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]})");
+  EXPECT_NE(message.find("inputs[0].name is \"x\xc3\xa9"), std::string::npos) << message;
+  EXPECT_NE(message.find("\xef\xbf\xbd\"...;"), std::string::npos) << message;  // U+FFFD
+  EXPECT_NE(message.find("; this model's input is \"input\""), std::string::npos) << message;
+  EXPECT_LT(message.size(), 300u);
+}
+
 TEST(InferRequest, RejectsDuplicateKeys) {
   EXPECT_REJECTED(R"({"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32",)"
                   R"("data":[1,2,3,4],"data":[5,6,7,8]}]})",

@@ -37,8 +37,11 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
 
 // A JSON string for messages, cut short when long (the message is sent back to the client).
 std::string json_quoted(const std::string& text) {
-  if (text.size() <= kMaxErrorTokenChars) return json(text).dump();
-  return json(text.substr(0, kMaxErrorTokenChars)).dump() + "...";
+  // Cutting may split a UTF-8 sequence: the broken bytes become U+FFFD instead of throwing.
+  const bool cut = text.size() > kMaxErrorTokenChars;
+  return json(cut ? text.substr(0, kMaxErrorTokenChars) : text)
+             .dump(-1, ' ', false, json::error_handler_t::replace) +
+         (cut ? "..." : "");
 }
 
 // The one input tensor of a request, as read.

@@ -45,7 +45,7 @@ std::string metadata_for(const ServedModel& model) {
                                       {"shape", batch_shape(model.signature.input_shape)}}}},
                                    {"outputs", outputs},
                                    {"parameters", parameters}};
-  return metadata.dump();
+  return metadata.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace
