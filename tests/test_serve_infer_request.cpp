@@ -2,6 +2,7 @@
 // against a model whose examples are 2x2 (4 features).
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 
 #include "src/serve/infer_request.h"
@@ -234,6 +235,46 @@ TEST(InferRequest, RejectsDuplicateKeys) {
                   R"("data":[1,2,3,4],"data":[5,6,7,8]}]})",
                   "inputs[0].\"data\" appears twice");
   EXPECT_REJECTED(R"({"id":"a","id":"b"})", "\"id\" appears twice");
+}
+
+// A small deterministic fuzz: bytes of valid requests flipped, deleted, duplicated and replaced
+// by JSON punctuation. Whatever the body, the parser returns or throws RequestError (a 400).
+TEST(InferRequest, MutatedBodiesOnlyEverThrowRequestError) {
+  const std::vector<std::string> seeds{
+      request("[2,2,2]", "[[[1,2],[3,4]],[[5,6],[7,8]]]"),
+      R"({"id":"a","inputs":[{"name":"input","shape":[1,4],"datatype":"UINT8","data":[1,2,3,4],)"
+      R"("parameters":{"x":[{}]}}],"outputs":[{"name":"class_index"}],"parameters":{}})"};
+  const std::string punctuation = "[]{}\",:-.0123456789eE\\ \xff\xc3";
+  std::mt19937 random(12345);
+  int accepted = 0;
+  for (int round = 0; round < 20000; ++round) {
+    std::string body = seeds[round % seeds.size()];
+    const int edits = 1 + static_cast<int>(random() % 4);
+    for (int e = 0; e < edits && !body.empty(); ++e) {
+      const std::size_t at = random() % body.size();
+      switch (random() % 4) {
+        case 0:
+          body[at] = punctuation[random() % punctuation.size()];
+          break;
+        case 1:
+          body.erase(at, 1 + random() % 8);
+          break;
+        case 2:
+          body.insert(at, body.substr(at, 1 + random() % 16));
+          break;
+        default:
+          body.insert(at, 1, punctuation[random() % punctuation.size()]);
+      }
+    }
+    try {
+      parse(body);
+      ++accepted;
+    } catch (const RequestError& e) {
+      ASSERT_EQ(e.status(), 400);
+      ASSERT_FALSE(std::string(e.what()).empty());
+    }
+  }
+  EXPECT_GT(accepted, 0);  // some mutations (in numbers, say) stay valid
 }
 
 }  // namespace
