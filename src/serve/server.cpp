@@ -4,8 +4,8 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
+#include <cctype>
 #include <cstdio>
-#include <regex>
 #include <set>
 #include <thread>
 
@@ -53,6 +53,16 @@ void check_options(const ServeOptions& o) {
   require(o.max_elements >= 1, "--max-elements must be at least 1");
   require(o.watch_interval.count() >= 1, "the watch interval must be at least 1 ms");
   require(o.blas_threads >= 0, "--blas-threads must be 0 or more");
+}
+
+// Letters, digits, '_', '.' and '-', not starting with '.' or '-': safe in a URL path segment
+// and in a metric label, and never "." or "..".
+bool valid_model_name(const std::string& name) {
+  if (name.empty() || name[0] == '.' || name[0] == '-') return false;
+  for (const char c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-')
+      return false;
+  return true;
 }
 
 std::string describe(const ServedModel& model) {
@@ -112,9 +122,8 @@ InferenceServer::InferenceServer(std::vector<ServedBundle> bundles, ServeOptions
   serve::ServerState& state = impl_->state;
   state.log = options.log ? options.log : log_to_stderr;
   state.options = std::move(options);
-  static const std::regex valid_name("[A-Za-z0-9_][A-Za-z0-9_.-]*");
   for (ServedBundle& bundle : bundles) {
-    if (!std::regex_match(bundle.name, valid_name))
+    if (!valid_model_name(bundle.name))
       throw Error(
           fmt::format("serve: model name '{}' (for {}) must be letters, digits, '_', '.' "
                       "or '-', not starting with '.' or '-'; give one with --name",
