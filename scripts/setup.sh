@@ -17,7 +17,7 @@ packages=(
   libprotobuf-dev protobuf-compiler libonnx-dev     # lathe export (ONNX ModelProto)
   python3-onnx                                      # onnx.checker in the export tests
   clang libclang-rt-14-dev                          # libFuzzer targets (ASan+UBSan)
-  wrk                                               # HTTP load test of lathe serve
+  wrk curl                                          # HTTP load test and CLI test of lathe serve
   dataset-fashion-mnist                             # /usr/share/datasets/fashion-mnist
 )
 command -v npm >/dev/null || packages+=(npm)

@@ -16,5 +16,7 @@ void add_predict_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 // `lathe export BUNDLE MODEL.onnx`
 void add_export_command(CLI::App& app);
+// `lathe serve BUNDLE... [--port N] ...`
+void add_serve_command(CLI::App& app);
 
 }  // namespace lathe::cli

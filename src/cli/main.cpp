@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   lathe::cli::add_predict_command(app);
   lathe::cli::add_inspect_command(app);
   lathe::cli::add_export_command(app);
+  lathe::cli::add_serve_command(app);
   lathe::cli::add_demo_command(app);
   try {
     app.parse(argc, argv);

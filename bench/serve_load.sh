@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Load test of `lathe serve`: wrk posting batch-1 infer requests (one example of the bundle's
+# input shape) over keep-alive connections for a fixed time, once with dynamic batching and once
+# with --max-batch-size 1. Prints requests/s, p50/p99 latency, the mean batch the server ran
+# (from /metrics) and the count of non-2xx answers, which must be 0 (exit 1 otherwise).
+#
+#   bash bench/serve_load.sh [BUNDLE]
+#
+# BUNDLE defaults to runs/fashion_mlp/model.safetensors; this script trains nothing. Make one with
+#   ./build/release/src/lathe train examples/fashion_mlp/config.toml --set trainer.epochs=1
+# Environment: LATHE (the binary), DURATION (10s), CONNECTIONS (32), THREADS (wrk threads, 2),
+# SERVE_ARGS (extra arguments for both runs).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bundle="${1:-$root/runs/fashion_mlp/model.safetensors}"
+lathe="${LATHE:-$root/build/release/src/lathe}"
+duration="${DURATION:-10s}"
+connections="${CONNECTIONS:-32}"
+threads="${THREADS:-2}"
+read -r -a extra_args <<<"${SERVE_ARGS:-}"
+
+[ -x "$lathe" ] || { echo "no lathe binary at $lathe (cmake --build build/release)" >&2; exit 1; }
+[ -f "$bundle" ] || {
+  echo "no bundle at $bundle; make one with:" >&2
+  echo "  $lathe train examples/fashion_mlp/config.toml --set trainer.epochs=1" >&2
+  exit 1
+}
+command -v wrk >/dev/null || { echo "wrk is not installed" >&2; exit 1; }
+
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill -KILL "$server_pid"; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# wrk's script: the same POST every time; counts non-2xx answers per thread and prints one
+# RESULT line at the end.
+cat >"$work/post.lua" <<EOF
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local file = io.open("$work/body.json", "r")
+wrk.body = file:read("*a")
+file:close()
+
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) non2xx = 0 end
+function response(status, headers, body)
+  if status < 200 or status > 299 then non2xx = non2xx + 1 end
+end
+function done(summary, latency, requests)
+  local bad = 0
+  for _, thread in ipairs(threads) do bad = bad + thread:get("non2xx") end
+  local e = summary.errors
+  io.write(string.format("RESULT %d %.1f %.3f %.3f %d %d\n", summary.requests,
+    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000, bad, e.connect + e.read + e.write + e.timeout))
+end
+EOF
+
+# run_case LABEL SERVE_ARGS...: one server, one wrk run; appends a row to $work/rows.
+run_case() {
+  local label="$1"
+  shift
+  "$lathe" serve "$bundle" --name bench --port 0 --threads $((connections + 8)) --no-watch \
+    "${extra_args[@]}" "$@" >"$work/out" 2>"$work/err" &
+  server_pid=$!
+  local url=""
+  for _ in $(seq 1 600); do
+    url=$(grep -o 'http://[^ ]*' "$work/out" 2>/dev/null | head -1 || true)
+    [ -n "$url" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/v2/health/ready")" = 200 ] &&
+      break
+    kill -0 "$server_pid" 2>/dev/null || { cat "$work/err" >&2; exit 1; }
+    sleep 0.1
+  done
+  # One example of the model's input shape, pixel-like values (deterministic).
+  curl -s "$url/v2/models/bench" | python3 -c '
+import json, sys
+shape = json.load(sys.stdin)["inputs"][0]["shape"]
+n = 1
+for d in shape[1:]:
+    n *= d
+data = [(i * 37 + 11) % 256 for i in range(n)]
+json.dump({"inputs": [{"name": "input", "shape": [1] + shape[1:], "datatype": "FP32",
+                       "data": data}]}, sys.stdout)' >"$work/body.json"
+  # Warm up (first requests allocate), then measure.
+  wrk -t "$threads" -c "$connections" -d 2s -s "$work/post.lua" "$url/v2/models/bench/infer" \
+    >/dev/null
+  local before
+  before=$(curl -s "$url/metrics")
+  wrk -t "$threads" -c "$connections" -d "$duration" --latency -s "$work/post.lua" \
+    "$url/v2/models/bench/infer" >"$work/wrk.txt"
+  local after
+  after=$(curl -s "$url/metrics")
+  kill -TERM "$server_pid"
+  local rc=0
+  wait "$server_pid" || rc=$?
+  server_pid=""
+  [ "$rc" = 0 ] || { echo "the server exited with $rc" >&2; cat "$work/err" >&2; exit 1; }
+  local count_of='s/^lathe_inference_(count|exec_count)_total\{model="bench"\} //p'
+  local inferences execs
+  inferences=$(($(sed -nE "/^lathe_inference_count_total/{$count_of}" <<<"$after") - \
+    $(sed -nE "/^lathe_inference_count_total/{$count_of}" <<<"$before")))
+  execs=$(($(sed -nE "/^lathe_inference_exec_count_total/{$count_of}" <<<"$after") - \
+    $(sed -nE "/^lathe_inference_exec_count_total/{$count_of}" <<<"$before")))
+  read -r _ requests rps p50 p99 non2xx socket_errors < <(grep '^RESULT' "$work/wrk.txt")
+  local mean_batch
+  mean_batch=$(awk -v i="$inferences" -v e="$execs" 'BEGIN { printf "%.2f", e ? i / e : 0 }')
+  printf '%-28s %9s %10s %10s %10s %10s %8s %8s\n' "$label" "$requests" "$rps" "$p50" "$p99" \
+    "$mean_batch" "$non2xx" "$socket_errors" >>"$work/rows"
+  total_bad=$((total_bad + non2xx + socket_errors))
+}
+
+total_bad=0
+echo "bundle: $bundle"
+echo "wrk: $threads threads, $connections connections, $duration, batch-1 requests; $(nproc) CPUs"
+run_case "batching (default)"
+run_case "--max-batch-size 1" --max-batch-size 1
+printf '%-28s %9s %10s %10s %10s %10s %8s %8s\n' "server" "requests" "req/s" "p50 ms" \
+  "p99 ms" "mean batch" "non-2xx" "sock err"
+cat "$work/rows"
+if [ "$total_bad" -ne 0 ]; then
+  echo "FAIL: $total_bad requests were not answered 2xx" >&2
+  exit 1
+fi

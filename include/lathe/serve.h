@@ -1,0 +1,125 @@
+#pragma once
+// `lathe serve`: model bundles behind an HTTP/1.1 server that speaks the Open Inference Protocol
+// v2 (the REST API of KServe and Triton), with dynamic batching, limits on every request,
+// Prometheus metrics and hot reload. docs/deploy/serve.md describes the endpoints.
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lathe {
+
+// One bundle to serve, under `name` in the URLs (/v2/models/{name}/infer).
+struct ServedBundle {
+  std::string name;
+  std::filesystem::path path;
+};
+
+// The model name a bundle gets when none is given: the file name without its extension.
+std::string default_model_name(const std::filesystem::path& bundle_path);
+
+struct ServeOptions {
+  std::string host = "127.0.0.1";
+  int port = 8000;        // 0: an ephemeral port, see InferenceServer::port()
+  int http_threads = 32;  // each open keep-alive connection holds one while it is open
+
+  // Dynamic batching, per model: requests queued together run as one forward of up to
+  // max_batch_size examples. A worker that finds a request waits up to max_queue_delay for more
+  // (0: runs whatever is queued at once). A request with more examples than max_batch_size runs
+  // alone.
+  std::int64_t max_batch_size = 64;
+  std::chrono::microseconds max_queue_delay{500};
+  std::int64_t max_queue = 1024;  // requests waiting per model; more are answered 503
+
+  // Limits on one request.
+  std::size_t max_body_bytes = 64u << 20;            // 413 beyond (after decompression)
+  std::chrono::milliseconds request_timeout{30000};  // 504 when no answer by then
+  std::size_t max_json_depth = 32;                   // 400 beyond
+  std::int64_t max_elements = 1 << 24;               // numbers in one request; 400 beyond
+
+  // When set, every endpoint except /v2/health/* requires `Authorization: Bearer KEY` or
+  // `X-API-Key: KEY` (401 otherwise).
+  std::string api_key;
+
+  // Reload a bundle whose file changed (size, modification time or inode), checked this often.
+  bool watch = true;
+  std::chrono::milliseconds watch_interval{1000};
+
+  // OpenBLAS threads while the server runs (restored by stop()); 0 leaves them as they are.
+  // Parallelism comes from batching and the HTTP threads: OpenBLAS's own threads spin while they
+  // wait and take the cores the HTTP threads need (measured in docs/deploy/serve.md).
+  int blas_threads = 1;
+
+  // Where log lines go (one line per call, no trailing newline). Default: stderr.
+  std::function<void(std::string_view)> log;
+};
+
+// Request and batch counters of one model, as /metrics reports them.
+struct ModelCounters {
+  std::int64_t inference_count = 0;   // examples answered
+  std::int64_t execution_count = 0;   // forwards run (batches)
+  std::int64_t success_count = 0;     // infer requests answered 200
+  std::int64_t failure_count = 0;     // infer requests answered otherwise
+  std::int64_t reload_successes = 0;  // reloads after the first load
+  std::int64_t reload_failures = 0;
+};
+
+class InferenceServer {
+ public:
+  // Checks the names (unique, URL-safe) and options; loads nothing yet.
+  InferenceServer(std::vector<ServedBundle> bundles, ServeOptions options);
+  ~InferenceServer();  // stop()
+  InferenceServer(const InferenceServer&) = delete;
+  InferenceServer& operator=(const InferenceServer&) = delete;
+
+  // Binds and starts answering on background threads; returns the port. Until load_models()
+  // has run, /v2/health/ready and the models answer 503.
+  int start();
+  // Loads every bundle and starts its batching worker and the file watcher. Throws lathe::Error
+  // naming the bundle when one cannot be loaded.
+  void load_models();
+  // Reloads every bundle from disk (what SIGHUP does). A bundle that fails to load is logged and
+  // its previous version kept. Returns the number that failed.
+  int reload_all();
+  // Stops accepting connections, lets requests in flight finish, then stops the workers.
+  // Idempotent.
+  void stop();
+
+  int port() const;
+  bool ready() const;
+  // The current version of a model ("1" after the first load, +1 per reload); empty when not
+  // loaded.
+  std::string model_version(const std::string& name) const;
+  ModelCounters counters(const std::string& name) const;
+  std::string metrics_text() const;  // the body of GET /metrics
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The process's shutdown and reload signals. From construction on, SIGTERM, SIGINT and SIGHUP
+// are caught (the handlers only write the signal number to a pipe, so one arriving while models
+// load is kept, not lost or fatal) and SIGPIPE is ignored; the destructor restores the previous
+// handlers. One at a time per process.
+class ServeSignals {
+ public:
+  ServeSignals();
+  ~ServeSignals();
+  ServeSignals(const ServeSignals&) = delete;
+  ServeSignals& operator=(const ServeSignals&) = delete;
+
+  // Runs until SIGTERM or SIGINT, then stops the server (drain) and returns. SIGHUP reloads
+  // every bundle.
+  void serve_until_stopped(InferenceServer& server);
+
+ private:
+  int read_fd_ = -1, write_fd_ = -1;
+};
+
+}  // namespace lathe

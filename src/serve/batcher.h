@@ -1,0 +1,82 @@
+#pragma once
+// Dynamic batching for one model: a bounded queue of requests and one worker thread that runs
+// them in batches. The worker waits for the first request, then up to max_queue_delay (counted
+// from that request's arrival) for enough to fill max_batch_size examples, concatenates their
+// inputs into one tensor, runs one forward and hands each request its own rows.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "src/serve/metrics.h"
+#include "src/serve/model_slot.h"
+
+namespace lathe::serve {
+
+using Clock = std::chrono::steady_clock;
+
+struct JobResult {
+  int status = 200;  // otherwise `error` says why
+  std::string error;
+  std::vector<float> outputs;  // rows * model->output_size, row-major
+};
+
+struct InferenceJob {
+  std::shared_ptr<const ServedModel> model;  // the version the request was checked against
+  std::vector<float> inputs;                 // rows * model->features
+  std::int64_t rows = 0;
+  Clock::time_point enqueued;
+  std::atomic<bool> abandoned{false};  // the client's wait timed out: skip it
+  std::promise<JobResult> result;
+};
+
+struct BatchingOptions {
+  std::int64_t max_batch_size = 64;
+  std::chrono::microseconds max_queue_delay{500};
+  std::int64_t max_queue = 1024;
+};
+
+class Batcher {
+ public:
+  Batcher(std::string model_name, BatchingOptions options, Metrics& metrics,
+          std::function<void(std::string_view)> log);
+  ~Batcher();  // stop()
+  Batcher(const Batcher&) = delete;
+  Batcher& operator=(const Batcher&) = delete;
+
+  enum class Submitted { Queued, QueueFull, Stopped };
+  Submitted submit(std::shared_ptr<InferenceJob> job);
+
+  // Finishes the batch in progress, answers what is still queued with 503 and joins the worker.
+  void stop();
+
+ private:
+  void run();
+  std::vector<std::shared_ptr<InferenceJob>> next_batch();
+  void execute(const std::vector<std::shared_ptr<InferenceJob>>& batch);
+  void update_depth_locked();
+
+  const std::string model_name_;
+  const BatchingOptions options_;
+  Metrics& metrics_;
+  std::function<void(std::string_view)> log_;
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::shared_ptr<InferenceJob>> queue_;
+  std::int64_t queued_rows_ = 0;
+  bool stopping_ = false;
+  std::once_flag stop_once_;
+  std::thread worker_;
+};
+
+}  // namespace lathe::serve
