@@ -13,6 +13,7 @@
 
 #include "lathe/error.h"
 #include "lathe/nn.h"
+#include "src/data/file_bytes.h"
 
 namespace lathe {
 namespace {
@@ -234,18 +235,28 @@ RunConfig load_run_config(const std::filesystem::path& path,
     throw Error(fmt::format(
         "{}: cannot open: {}", path.string(),
         std::filesystem::exists(path) ? "not a regular file" : "No such file or directory"));
+  const std::vector<unsigned char> text = detail::read_raw_file(path);
+  RunConfig config =
+      parse_run_config(detail::as_chars(text), path.string(), path.parent_path(), overrides);
+  config.source = path;
+  return config;
+}
+
+RunConfig parse_run_config(std::string_view text, const std::string& where,
+                           const std::filesystem::path& base_dir,
+                           const std::vector<std::string>& overrides) {
   toml::table root;
   try {
-    root = toml::parse_file(path.string());
+    root = toml::parse(text, where);
   } catch (const toml::parse_error& e) {
-    throw Error(fmt::format("{}:{}:{}: {}", path.string(), e.source().begin.line,
-                            e.source().begin.column, e.description()));
+    throw Error(fmt::format("{}:{}:{}: {}", where, e.source().begin.line, e.source().begin.column,
+                            e.description()));
   }
   for (const std::string& assignment : overrides) merge(root, parse_override(assignment), "");
 
   RunConfig config;
-  config.source = path;
-  const std::filesystem::path base = path.parent_path();
+  config.source = where;
+  const std::filesystem::path& base = base_dir;
   const std::vector<std::string> sections{"data",      "preprocess", "model",  "loss",
                                           "optimizer", "schedule",   "trainer"};
   for (auto&& [key, node] : root) {
@@ -257,7 +268,7 @@ RunConfig load_run_config(const std::filesystem::path& path,
   const auto section = [&](const char* name) { return Section(root[name].as_table(), name, base); };
 
   Section data = section("data");
-  if (!data.present()) throw Error(fmt::format("{}: missing [data] section", path.string()));
+  if (!data.present()) throw Error(fmt::format("{}: missing [data] section", where));
   DataConfig& d = config.data;
   d.format = data.string("format", "", {"idx", "csv", "mnist_json"});
   d.train_images = data.path("train_images");
@@ -273,12 +284,10 @@ RunConfig load_run_config(const std::filesystem::path& path,
   d.class_names = data.strings("class_names");
   data.finish();
   const auto require = [&](bool ok, const char* what) {
-    if (!ok)
-      throw Error(fmt::format("{}: [data] format \"{}\" needs {}", path.string(), d.format, what));
+    if (!ok) throw Error(fmt::format("{}: [data] format \"{}\" needs {}", where, d.format, what));
   };
   if (d.format.empty())
-    throw Error(
-        fmt::format("{}: [data] needs format = \"idx\", \"csv\" or \"mnist_json\"", path.string()));
+    throw Error(fmt::format("{}: [data] needs format = \"idx\", \"csv\" or \"mnist_json\"", where));
   if (d.format == "idx")
     require(!d.train_images.empty() && !d.train_labels.empty() && !d.test_images.empty() &&
                 !d.test_labels.empty(),
@@ -288,7 +297,7 @@ RunConfig load_run_config(const std::filesystem::path& path,
   if (!(d.validation_fraction >= 0 && d.validation_fraction < 1) ||
       !(d.test_fraction >= 0 && d.test_fraction < 1))
     throw Error(fmt::format("{}: data.validation_fraction and data.test_fraction must be in [0, 1)",
-                            path.string()));
+                            where));
 
   Section preprocess = section("preprocess");
   PreprocessConfig& p = config.preprocess;
@@ -298,17 +307,17 @@ RunConfig load_run_config(const std::filesystem::path& path,
   p.standardize = preprocess.boolean("standardize", false);
   preprocess.finish();
   if (p.normalize_mean.has_value() != p.normalize_std.has_value())
-    throw Error(fmt::format("{}: [preprocess] normalize_mean and normalize_std go together",
-                            path.string()));
+    throw Error(
+        fmt::format("{}: [preprocess] normalize_mean and normalize_std go together", where));
   if (p.standardize && p.normalize_mean)
-    throw Error(fmt::format("{}: [preprocess] choose standardize or normalize_mean/std, not both",
-                            path.string()));
+    throw Error(
+        fmt::format("{}: [preprocess] choose standardize or normalize_mean/std, not both", where));
   if (p.normalize_std && !(*p.normalize_std > 0))
-    throw Error(fmt::format("{}: preprocess.normalize_std must be positive", path.string()));
+    throw Error(fmt::format("{}: preprocess.normalize_std must be positive", where));
 
   Section model = section("model");
   if (!model.present())
-    throw Error(fmt::format("{}: missing [model] section with 'layers'", path.string()));
+    throw Error(fmt::format("{}: missing [model] section with 'layers'", where));
   config.layers = read_layers(model);
   model.finish();
 
@@ -354,7 +363,7 @@ RunConfig load_run_config(const std::filesystem::path& path,
   t.progress = trainer.string("progress", "auto", {"auto", "always", "never"});
   trainer.finish();
   if (output_dir.empty())
-    throw Error(fmt::format("{}: trainer.output_dir must not be empty", path.string()));
+    throw Error(fmt::format("{}: trainer.output_dir must not be empty", where));
   return config;
 }
 
