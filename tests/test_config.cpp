@@ -154,9 +154,16 @@ TEST(Config, CodePointsTomlPlusPlusMishandlesAreReportedNotParsed) {
             "escape it as \\uFEFE)");
   EXPECT_EQ(error("s = \"\"\"a\\\xcc\xaa\"\"\"\n"),
             "c.toml:1:10: a non-ASCII character after a backslash");
+  // Quotes inside a number toml++ scans ahead through start no string.
+  EXPECT_EQ(error("f=2\"\xef\xbb\xbd"),
+            "c.toml:1:5: a non-ASCII character outside a string or comment");
+  EXPECT_EQ(error("f = 1{=a=a{a2|{'\xcd\xaf'\n"),
+            "c.toml:1:17: a non-ASCII character outside a string or comment");
+  EXPECT_EQ(error("d = 1979-05-27 \"\xc2\xa7\"\n"),
+            "c.toml:1:17: a non-ASCII character outside a string or comment");
   // Non-ASCII text in strings and comments is fine, including after a run of quotes.
   EXPECT_EQ(error("# caf\xc3\xa9 \xc2\xa7\n[data]\nformat = \"csv\"\npath = \"\xc2\xa7.csv\"\n"
-                  "target = '\xcf\x80'\nclass_names = [\"\"\"a\"\"\"\"\", '''\xc2\xa7''']\n"),
+                  "target='\xcf\x80'\nclass_names = [\"\"\"a\"\"\"\"\", '''\xc2\xa7''']\n"),
             "c.toml: missing [model] section with 'layers'");
 }
 

@@ -225,6 +225,10 @@ bool toml_whitespace(char32_t c) {
 std::optional<TomlHazard> find_toml_hazard(std::string_view text) {
   enum class State { Normal, Comment, Basic, Literal, MultiBasic, MultiLiteral };
   State state = State::Normal;
+  bool token_start = true;      // whether a value or key may start here (see State::Normal)
+  bool scanning_value = false;  // inside a value toml++ scans ahead through (see State::Normal)
+  bool continued_date = false;
+  std::size_t value_start = 0;
   std::size_t line = 1, line_start = 0;
   const auto hazard = [&](std::size_t at, std::string what) {
     return TomlHazard{line, at - line_start + 1, std::move(what)};
@@ -243,38 +247,69 @@ std::optional<TomlHazard> find_toml_hazard(std::string_view text) {
       line_start = i + 1;
       if (state == State::Comment || state == State::Basic || state == State::Literal)
         state = State::Normal;
+      if (state == State::Normal) token_start = true, scanning_value = false;
       continue;
     }
     switch (state) {
-      case State::Normal:
+      case State::Normal: {
+        // toml++ reads a value that starts with a digit or a sign by scanning ahead to the next
+        // whitespace, ']', '}', ',' or '#', classifying each character (and on past one space
+        // after a date, for a date-time), whatever the characters are: quotes there start no
+        // string. Elsewhere a quote starts a string only where a value or key may start: after
+        // whitespace, '=', '[', '{' or ','. Anything else is reported conservatively: toml++
+        // has stopped at an error by then, and lathe's own keys are ASCII.
+        const bool terminator =
+            c == ' ' || c == '\t' || c == '\r' || c == ']' || c == '}' || c == ',' || c == '#';
+        if (scanning_value && terminator) {
+          const std::string_view token = text.substr(value_start, i - value_start);
+          const bool date = token.size() == 10 && token[4] == '-' && token[7] == '-';
+          if (!(c == ' ' && date && !continued_date)) {
+            scanning_value = false;
+          } else {
+            continued_date = true;  // "1979-05-27 07:32:00": one more scan past the space
+            break;
+          }
+        }
+        if (scanning_value) {
+          if (static_cast<unsigned char>(c) >= 0x80)
+            return hazard(i, "a non-ASCII character outside a string or comment");
+          break;
+        }
         if (c == '#') {
           state = State::Comment;
-        } else if (c == '"' || c == '\'') {
+        } else if ((c == '"' || c == '\'') && token_start) {
           const bool multi = quotes_at(i, c) >= 3;
           state = c == '"' ? (multi ? State::MultiBasic : State::Basic)
                            : (multi ? State::MultiLiteral : State::Literal);
           if (multi) i += 2;
         } else if (static_cast<unsigned char>(c) >= 0x80) {
           return hazard(i, "a non-ASCII character outside a string or comment");
+        } else if (token_start && ((c >= '0' && c <= '9') || c == '+' || c == '-')) {
+          scanning_value = true;
+          continued_date = false;
+          value_start = i;
         }
+        token_start =
+            c == ' ' || c == '\t' || c == '\r' || c == '=' || c == '[' || c == '{' || c == ',';
         break;
+      }
       case State::Comment:
         break;
       case State::Basic:
-        if (c == '\\')
+        if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n')
           ++i;  // the escaped character (toml++ does not classify it in one-line strings)
         else if (c == '"')
-          state = State::Normal;
+          state = State::Normal, token_start = false;
         break;
       case State::Literal:
-        if (c == '\'') state = State::Normal;
+        if (c == '\'') state = State::Normal, token_start = false;
         break;
       case State::MultiBasic:
       case State::MultiLiteral: {
         const char quote = state == State::MultiBasic ? '"' : '\'';
         if (c == quote) {
           const std::size_t run = quotes_at(i, quote);
-          if (run >= 3) state = State::Normal;
+          if (run >= 3) state = State::Normal, token_start = false;
           i += std::min<std::size_t>(run, 5) - 1;  // up to two quotes belong to the content
         } else if (c == '\\' && state == State::MultiBasic && i + 1 < text.size()) {
           const char next = text[i + 1];
