@@ -133,5 +133,54 @@ TEST(Config, OverrideErrorsSayTheyCameFromSet) {
             "--set model.layers.7: '7' is not an index of a list of 3 items");
 }
 
+// Regression (fuzz/fuzz_config.cpp, UBSan "execution reached an unreachable program point" in
+// toml++ 3.3.0's is_non_ascii_horizontal_whitespace): some non-ASCII code points where toml++
+// looks for whitespace. lathe finds those places first and reports them.
+TEST(Config, CodePointsTomlPlusPlusMishandlesAreReportedNotParsed) {
+  const auto error = [](const std::string& text) {
+    return error_of([&] { parse_run_config(text, "c.toml", "/"); });
+  };
+  EXPECT_EQ(error("\xcb\xa7"
+                  "dt = 1\n"),
+            "c.toml:1:1: a non-ASCII character outside a string or comment");
+  EXPECT_EQ(error("[data]\nformat = \"csv\" \xc2\xa7\n"),
+            "c.toml:2:16: a non-ASCII character outside a string or comment");
+  EXPECT_EQ(error("s = \"\"\"\\\n  \xc2\xa7\"\"\"\n"),
+            "c.toml:2:3: U+00A7 first after a line-ending backslash (toml++ mishandles it; "
+            "escape it as \\u00A7)");
+  // Whitespace toml++ skips (U+FEFF) and then U+FEFE, the last chunk of its table.
+  EXPECT_EQ(error("s = \"\"\"\\\n\xef\xbb\xbf\xef\xbb\xbe\"\"\"\n"),
+            "c.toml:2:4: U+FEFE first after a line-ending backslash (toml++ mishandles it; "
+            "escape it as \\uFEFE)");
+  EXPECT_EQ(error("s = \"\"\"a\\\xcc\xaa\"\"\"\n"),
+            "c.toml:1:10: a non-ASCII character after a backslash");
+  // Quotes inside a number toml++ scans ahead through start no string.
+  EXPECT_EQ(error("f=2\"\xef\xbb\xbd"),
+            "c.toml:1:5: a non-ASCII character outside a string or comment");
+  EXPECT_EQ(error("f = 1{=a=a{a2|{'\xcd\xaf'\n"),
+            "c.toml:1:17: a non-ASCII character outside a string or comment");
+  EXPECT_EQ(error("d = 1979-05-27 \"\xc2\xa7\"\n"),
+            "c.toml:1:17: a non-ASCII character outside a string or comment");
+  // Non-ASCII text in strings and comments is fine, including after a run of quotes.
+  EXPECT_EQ(error("# caf\xc3\xa9 \xc2\xa7\n[data]\nformat = \"csv\"\npath = \"\xc2\xa7.csv\"\n"
+                  "target='\xcf\x80'\nclass_names = [\"\"\"a\"\"\"\"\", '''\xc2\xa7''']\n"),
+            "c.toml: missing [model] section with 'layers'");
+}
+
+// Regression (fuzz/fuzz_config.cpp): --set values that neither parse as TOML nor quote as a
+// string escaped as toml::parse_error or nlohmann::json::type_error instead of a lathe::Error.
+TEST(Config, OverridesThatAreNeitherTomlNorStrings) {
+  const std::string toml = "[data]\nformat = \"csv\"\npath = \"a\"\ntarget = \"y\"\n";
+  const auto error = [&](const std::string& assignment) {
+    return error_of([&] { parse_run_config(toml, "c.toml", "/", {assignment}); });
+  };
+  EXPECT_EQ(error("data.target=\xff"), "--set data.target: the value is not valid UTF-8");
+  EXPECT_EQ(error("data.target=\xed\xa0\x80"), "--set data.target: the value is not valid UTF-8");
+  EXPECT_EQ(error("a..b=1").substr(0, 51), "--set a..b=1: not a key path and a TOML value or st");
+  EXPECT_EQ(error("data.target=\x7f").substr(0, 20), "--set data.target=\x7f:");
+  // A value that is a string to lathe only because of the toml++ workaround.
+  EXPECT_EQ(error("data.target=\xc2\xa7"), "c.toml: missing [model] section with 'layers'");
+}
+
 }  // namespace
 }  // namespace lathe

@@ -620,6 +620,20 @@ TEST(MnistJson, MalformedContent) {
   EXPECT_EQ(error(), p + ": \"data\" is {\"a\":1}, expected an array of numbers");
 }
 
+// Regression (stack overflow): a deeply nested value where a pixel belongs was dumped into the
+// message with nlohmann's recursive dump().
+TEST(MnistJson, DeeplyNestedValueIsRejectedWithoutRecursion) {
+  TempDir dir;
+  write_generated_digits(dir.path());
+  const std::string p = dir / "3.json";
+  const std::size_t depth = 1'000'000;
+  std::string data = std::string(depth, '[') + std::string(depth, ']');
+  for (int i = 1; i < 784; ++i) data += ",0";
+  write_text(p, "{\"data\":[" + data + "]}");
+  EXPECT_EQ(error_of([&] { read_mnist_json_digits(dir.path()); }),
+            p + ": \"data\"[0] is a value nested more than 64 levels deep, not a number");
+}
+
 TEST(MnistJson, InvalidJsonGivesBytePosition) {
   TempDir dir;
   write_generated_digits(dir.path());

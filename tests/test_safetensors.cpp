@@ -56,36 +56,39 @@ TEST(Safetensors, RejectsHostileFiles) {
     return error_of([&] { load_safetensors(path); });
   };
   const std::string p = (dir / "bad.safetensors");
-  EXPECT_EQ(load("abc"), p + ": 3 bytes is too short for a safetensors file");
+  EXPECT_EQ(load("abc"), p + ": 3 bytes is too short for a safetensors file (8-byte header "
+                             "length, then the header)");
   EXPECT_EQ(load(std::string("\xff\xff\xff\xff\xff\xff\xff\x7f", 8) + "{}"),
-            p + ": header length 9223372036854775807 exceeds 2 (file is 10 bytes)");
-  EXPECT_NE(load(file_with_header("{not json", 0)).find(p + ": header is not valid JSON"),
+            p + ": header length 9223372036854775807 is over the 104857600-byte limit");
+  EXPECT_NE(load(file_with_header("{not json", 0)).find(p + ": header: not valid JSON"),
             std::string::npos);
-  EXPECT_EQ(load(file_with_header("[]", 0)), p + ": header is not a JSON object");
-  EXPECT_EQ(load(file_with_header(R"({"w":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}})", 4)),
-            p + ": tensor 'w': dtype 'F16' is not supported (lathe reads F32, F64, I64)");
+  EXPECT_EQ(load(file_with_header("[]", 0)), p + ": header is [], not a JSON object");
+  EXPECT_EQ(
+      load(file_with_header(R"({"w":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}})", 2)),
+      p + ": tensor 'w': dtype \"F8_E4M3\" is not supported (lathe reads F32, F64, I64, F16, BF16, "
+          "I32, I16, I8, U8, U16, U32, U64, BOOL)");
   EXPECT_EQ(load(file_with_header(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8)),
             p + ": tensor 'w': data_offsets [0, 8] span 8 bytes but F32 [3] needs 12");
   EXPECT_EQ(load(file_with_header(R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4)),
-            p + ": tensor 'w': shape [-1] has a non-integer or negative size");
+            p + ": tensor 'w': shape [-1]: size -1 of axis 0 is not a non-negative integer");
   EXPECT_EQ(
       load(file_with_header(
           R"({"w":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", 8)),
-      p + ": tensor 'w': shape [4294967296,4294967296] overflows");
+      p + ": tensor 'w': shape [4294967296,4294967296] has more elements than lathe can address");
   EXPECT_EQ(load(file_with_header(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 8)),
-            p + ": 8 data bytes but the tensors cover 4");
+            p + ": 8 data bytes but the tensors cover 4 (4 trailing bytes)");
   EXPECT_EQ(load(file_with_header(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 4)),
             p + ": tensor 'w': data_offsets end at 8 beyond the 4 data bytes");
   EXPECT_EQ(load(file_with_header(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
                                   R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
                                   8)),
-            p + ": tensor 'b': data_offsets start at 4 but the previous tensor ends at 8 (gap or "
+            p + ": tensor 'b': data_offsets start at 4 but the previous tensor ends at 8 (an "
                 "overlap)");
   EXPECT_EQ(
       load(file_with_header(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":1}})", 4)),
-      p + ": tensor 'w': unknown field 'x'");
+      p + ": tensor 'w': unknown field 'x' (allowed: dtype, shape, data_offsets)");
   EXPECT_EQ(load(file_with_header(R"({"__metadata__":{"k":1}})", 0)),
-            p + ": __metadata__ 'k' is not a string");
+            p + ": __metadata__ 'k' is 1, not a string");
   EXPECT_EQ(error_of([&] { load_safetensors(dir / "missing.safetensors"); }),
             (dir / "missing.safetensors") + ": cannot open: No such file or directory");
 }

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -75,5 +76,10 @@ struct RunConfig {
 // paths given with --set, and output_dir, are relative to the working directory.
 RunConfig load_run_config(const std::filesystem::path& path,
                           const std::vector<std::string>& overrides = {});
+// The same on TOML text already in memory: `where` names it in errors (as the file path would)
+// and relative data paths are taken from `base_dir`.
+RunConfig parse_run_config(std::string_view text, const std::string& where,
+                           const std::filesystem::path& base_dir,
+                           const std::vector<std::string>& overrides = {});
 
 }  // namespace lathe

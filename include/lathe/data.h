@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -27,6 +28,9 @@ namespace lathe {
 Tensor read_idx(const std::filesystem::path& path);
 // The same, with labels (uint8 files) returned as int64 (for class indices).
 Tensor read_idx_labels(const std::filesystem::path& path);
+// The same readers on bytes already in memory (raw or gzip); `where` names them in errors.
+Tensor parse_idx(std::string_view bytes, const std::string& where);
+Tensor parse_idx_labels(std::string_view bytes, const std::string& where);
 
 struct CsvTable {
   std::vector<std::string> feature_names;
@@ -39,6 +43,8 @@ struct CsvTable {
 // feature. Every cell must be a finite number: errors give file:row:column (1-based rows as in
 // the file, header = row 1) and the offending text. Empty lines at the end are ignored.
 CsvTable read_csv(const std::filesystem::path& path, const std::string& target);
+// The same on bytes already in memory (raw or gzip); `where` names them in errors.
+CsvTable parse_csv(std::string_view bytes, const std::string& where, const std::string& target);
 
 // The named columns of a CSV file with a header row, in the order of `columns`, as float32
 // `features` [rows, columns.size()] (`feature_names` = `columns`; no target). Other columns are

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -25,10 +26,17 @@ void save_safetensors(const std::filesystem::path& path,
                       const std::map<std::string, Tensor>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
 
-// Reads any safetensors file with F32, F64 or I64 tensors (others are an error naming the
-// tensor). The file is treated as hostile: header size, JSON, dtypes, shapes and offsets are
-// validated (overflow-checked, contiguous, covering the data) before any tensor is allocated.
+// Reads any safetensors file, as written by lathe or by the Hugging Face library (header padded
+// with spaces, any key order, __metadata__ optional). F32, F64 and I64 tensors load as they are;
+// F16 and BF16 load as float32 (exactly), I32, I16, I8, U64, U32, U16, U8 and BOOL as int64
+// (U64 above the int64 range and BOOL bytes other than 0/1 are errors); F8 and other dtypes are
+// an error naming the tensor. The file is treated as hostile: header size (100 MB cap), UTF-8
+// JSON without duplicate keys, dtypes, shapes and offsets are validated (overflow-checked,
+// contiguous, covering the data exactly) before any tensor is allocated; errors name the file,
+// the tensor and the field.
 SafetensorsContents load_safetensors(const std::filesystem::path& path);
+// The same on the bytes of a file already in memory; `where` names them in errors.
+SafetensorsContents parse_safetensors(std::string_view bytes, const std::string& where);
 
 // Writes `contents` to `path` atomically (temporary file, fsync, rename).
 void write_file_atomically(const std::filesystem::path& path, const std::string& contents);
@@ -50,6 +58,11 @@ struct LoadedBundle {
   std::shared_ptr<Module> model;  // in eval mode
   BundleInfo info;
 };
+// Reads a bundle. The architecture is checked against the file's tensors (every tensor it needs
+// present with its shape and float dtype, no others) before the model is built, so a hostile
+// architecture cannot allocate more than the file holds.
 LoadedBundle load_bundle(const std::filesystem::path& path);
+// The same on the bytes of a bundle already in memory; `where` names them in errors.
+LoadedBundle parse_bundle(std::string_view bytes, const std::string& where);
 
 }  // namespace lathe

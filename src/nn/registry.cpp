@@ -167,7 +167,8 @@ json validate_layer_spec(const json& spec) {
 }
 
 std::shared_ptr<Module> make_layer(const json& spec, Generator& generator) {
-  if (spec.is_object() && spec.value("type", "") == "sequential") {
+  // Not spec.value("type", ""): that throws nlohmann's type_error when "type" is not a string.
+  if (spec.is_object() && spec.contains("type") && spec["type"] == "sequential") {
     if (!spec.contains("layers")) throw Error("layer 'sequential': missing \"layers\"");
     return make_sequential(spec["layers"], generator);
   }

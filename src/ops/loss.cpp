@@ -142,7 +142,7 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& targets, const Tensor& cl
   Tensor out = Tensor::scalar(loss / t.total_weight, log_probs.dtype());
   if (!should_record({&log_probs})) return out;
   return record(Op::NllLoss, out, {log_probs},
-                [shape = log_probs.shape(), t, classes](const Tensor& g, const std::vector<bool>&) {
+                [shape = log_probs.shape(), t](const Tensor& g, const std::vector<bool>&) {
                   Tensor grad = Tensor::zeros(shape, g.dtype());
                   const double upstream = g.item();
                   for (std::size_t i = 0; i < t.labels.size(); ++i)

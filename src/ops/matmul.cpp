@@ -18,7 +18,9 @@ std::pair<std::int64_t, std::int64_t> matrix_dims(const Tensor& t, bool transpos
 }
 
 Tensor gemm_forward(const Tensor& a, const Tensor& b, bool ta, bool tb) {
-  const auto [m, k] = matrix_dims(a, ta);
+  // Not a structured binding: clang before 16 cannot capture those in the lambda below.
+  const auto a_dims = matrix_dims(a, ta);
+  const std::int64_t m = a_dims.first, k = a_dims.second;
   const auto n = matrix_dims(b, tb).second;
   const std::int64_t batch = a.dim() == 3 ? a.size(0) : 1;
   Shape shape = a.dim() == 3 ? Shape{batch, m, n} : Shape{m, n};

@@ -1,0 +1,26 @@
+#pragma once
+// JSON from files lathe did not write (safetensors headers, bundle metadata): parsed with limits
+// that keep later recursive code (dump, copy, comparison) on a bounded stack, and shown in
+// messages without control bytes.
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+namespace lathe::detail {
+
+// Parses `text`, rejecting nesting deeper than `max_depth` (the top-level value is depth 1) and
+// an object with the same key twice (which nlohmann would silently resolve to the last value).
+// Errors are lathe::Error "<context>: ..." with the byte position and the offending key.
+nlohmann::json parse_untrusted_json(std::string_view text, const std::string& context,
+                                    int max_depth);
+
+// `text` for an error message: control bytes and DEL become \xNN, and so do bytes of 0x80 and
+// above unless `keep_utf8` (for text already known to be valid UTF-8, like parsed JSON strings).
+std::string printable(std::string_view text, bool keep_utf8 = true);
+
+// A JSON value for an error message: scalars and short values as JSON, longer ones cut at
+// `max_chars`. Never recurses deeper than values parse_untrusted_json accepts.
+std::string shown_json(const nlohmann::json& value, std::size_t max_chars = 60);
+
+}  // namespace lathe::detail

@@ -1,0 +1,91 @@
+// The byte-level entry points (parse_idx, parse_csv, parse_run_config, parse_safetensors,
+// parse_bundle) that the path-based readers call and the fuzzers use: same results and same
+// messages as reading the file, with `where` in place of the path.
+#include <zlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "lathe/lathe.h"
+#include "tests/test_support.h"
+
+namespace lathe {
+namespace {
+
+using testing::error_of;
+using testing::TempDir;
+
+std::string gzip(const std::string& data) {
+  uLongf size = compressBound(static_cast<uLong>(data.size())) + 32;
+  std::string out(size, '\0');
+  z_stream stream{};
+  EXPECT_EQ(deflateInit2(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8,
+                         Z_DEFAULT_STRATEGY),
+            Z_OK);
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  stream.avail_in = static_cast<uInt>(data.size());
+  stream.next_out = reinterpret_cast<Bytef*>(out.data());
+  stream.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&stream, Z_FINISH), Z_STREAM_END);
+  out.resize(stream.total_out);
+  deflateEnd(&stream);
+  return out;
+}
+
+const std::string kIdx = std::string("\0\0\x08\x02\0\0\0\x02\0\0\0\x03", 12) + "abcdef";
+
+TEST(ParseInMemory, IdxMatchesTheFileReader) {
+  TempDir dir;
+  const auto path = dir.write("images.idx", kIdx);
+  EXPECT_EQ(parse_idx(kIdx, "mem").to_vector(), read_idx(path).to_vector());
+  EXPECT_EQ(parse_idx(gzip(kIdx), "mem").to_vector(), read_idx(path).to_vector());
+  EXPECT_EQ(parse_idx_labels(kIdx, "mem").shape(), (Shape{2, 3}));
+  EXPECT_EQ(error_of([&] { parse_idx(kIdx.substr(0, 15), "mem"); }),
+            "mem: truncated: header says 6 data bytes ([2,3] uint8), file has 3");
+  EXPECT_EQ(error_of([&] { parse_idx(gzip(kIdx.substr(0, 15)), "mem"); }),
+            "mem: truncated: header says 6 data bytes ([2,3] uint8), file has 3 (after "
+            "decompression)");
+  EXPECT_EQ(error_of([&] { parse_idx(gzip(kIdx).substr(0, 10), "mem"); }).substr(0, 24),
+            "mem: truncated gzip data");
+}
+
+TEST(ParseInMemory, CsvMatchesTheFileReader) {
+  const std::string csv = "a,y\n1,2\n3,4\n";
+  TempDir dir;
+  const CsvTable from_file = read_csv(dir.write("t.csv", csv), "y");
+  const CsvTable from_memory = parse_csv(csv, "mem", "y");
+  EXPECT_EQ(from_memory.features.to_vector(), from_file.features.to_vector());
+  EXPECT_EQ(from_memory.targets.to_vector(), from_file.targets.to_vector());
+  EXPECT_EQ(parse_csv(gzip(csv), "mem", "y").targets.to_vector(), from_file.targets.to_vector());
+  EXPECT_EQ(error_of([] { parse_csv("a,y\n1,x\n", "mem", "y"); }),
+            "mem:2:2: column 'y': 'x' is not a number");
+}
+
+TEST(ParseInMemory, ConfigMatchesTheFileReader) {
+  const std::string toml = R"([data]
+format = "csv"
+path = "houses.csv"
+target = "medv"
+[model]
+layers = [{ type = "linear", in = 2, out = 1 }]
+)";
+  TempDir dir;
+  const auto path = dir.write("c.toml", toml);
+  const RunConfig from_file = load_run_config(path, {"trainer.epochs=2"});
+  const RunConfig from_memory =
+      parse_run_config(toml, "mem.toml", dir.path(), {"trainer.epochs=2"});
+  EXPECT_EQ(from_memory.to_json(), from_file.to_json());
+  EXPECT_EQ(from_memory.source, "mem.toml");
+  EXPECT_EQ(from_file.source, path);
+  EXPECT_EQ(from_memory.data.path, dir.path() / "houses.csv");
+  EXPECT_EQ(error_of([] { parse_run_config("[data]\nformat = 1\n", "mem.toml", "/"); }),
+            "mem.toml:2: data.format must be a string");
+  EXPECT_EQ(error_of([] { parse_run_config("[data", "mem.toml", "/"); }).substr(0, 13),
+            "mem.toml:1:6:");
+}
+
+}  // namespace
+}  // namespace lathe
