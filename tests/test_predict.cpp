@@ -56,6 +56,13 @@ TEST(Predictor, RejectsClassNamesThatDoNotMatchTheModel) {
       std::string::npos);
 }
 
+TEST(Predictor, RejectsATaskKindThatIsNotAString) {
+  EXPECT_NE(error_of([] {
+              Predictor(tiny_classifier({{"task", 7}, {"input_shape", {4}}}));
+            }).find("lathe.task \"task\" is not a string"),
+            std::string::npos);
+}
+
 TEST(Predictor, ArgmaxRows) {
   EXPECT_EQ(argmax_rows(Tensor::from_vector({0.1, 0.7, 0.2, 0.5, 0.2, 0.3}, {2, 3})),
             (std::vector<std::int64_t>{1, 0}));

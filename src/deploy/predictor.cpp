@@ -30,6 +30,8 @@ Shape recorded_input_shape(const nlohmann::json& task, const std::string& where)
 Predictor::Predictor(LoadedBundle bundle) : bundle_(std::move(bundle)) {
   const nlohmann::json& task = bundle_.info.task;
   const std::string where = "bundle";
+  if (task.contains("task") && !task["task"].is_string())
+    throw Error(fmt::format("{}: lathe.task \"task\" is not a string", where));
   kind_ = task.value("task", "classification") == "regression" ? PredictionKind::Regression
                                                                : PredictionKind::Classification;
   input_shape_ = recorded_input_shape(task, where);

@@ -158,6 +158,9 @@ LoadedBundle parse_bundle(std::string_view bytes, const std::string& where) {
       throw Error(fmt::format("{}: metadata '{}' is {}, not a JSON object", where, key,
                               detail::shown_json(value)));
   }
+  if (bundle.info.task.is_null()) bundle.info.task = json::object();
+  if (bundle.info.task.contains("task") && !bundle.info.task["task"].is_string())
+    throw Error(fmt::format("{}: metadata 'lathe.task': \"task\" is not a string", where));
 
   ExpectedTensors expected(where);
   expected.add(bundle.info.architecture, "", 0);
