@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # README command 2 (and CI): install, build, and run the whole test suite; a short matmul
-# benchmark report; then the same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+# benchmark report; then the same suite under AddressSanitizer + UndefinedBehaviorSanitizer; then
+# every libFuzzer target for 20 s (the fuzzers' short CI mode: docs/deploy/fuzzing.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -13,3 +14,5 @@ echo "== matmul benchmark (report only; ratios vs OpenBLAS sgemm in this run) ==
 
 bash scripts/build.sh asan
 ctest --preset asan -E clang_format -LE slow
+
+bash fuzz/run.sh 20
