@@ -27,10 +27,10 @@ read -r -a extra_args <<<"${SERVE_ARGS:-}"
 }
 command -v wrk >/dev/null || { echo "wrk is not installed" >&2; exit 1; }
 
+. "$root/scripts/lib/serve.sh"
 work=$(mktemp -d)
-server_pid=""
 cleanup() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill -KILL "$server_pid"; fi
+  kill_lathe_serve
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -64,17 +64,9 @@ EOF
 run_case() {
   local label="$1"
   shift
-  "$lathe" serve "$bundle" --name bench --port 0 --threads $((connections + 8)) --no-watch \
-    "${extra_args[@]}" "$@" >"$work/out" 2>"$work/err" &
-  server_pid=$!
-  local url=""
-  for _ in $(seq 1 600); do
-    url=$(grep -o 'http://[^ ]*' "$work/out" 2>/dev/null | head -1 || true)
-    [ -n "$url" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/v2/health/ready")" = 200 ] &&
-      break
-    kill -0 "$server_pid" 2>/dev/null || { cat "$work/err" >&2; exit 1; }
-    sleep 0.1
-  done
+  start_lathe_serve "$work" "$lathe" "$bundle" --name bench --threads $((connections + 8)) \
+    --no-watch "${extra_args[@]}" "$@" || exit 1
+  local url="$server_url"
   # One example of the model's input shape, pixel-like values (deterministic).
   curl -s "$url/v2/models/bench" | python3 -c '
 import json, sys
@@ -94,10 +86,8 @@ json.dump({"inputs": [{"name": "input", "shape": [1] + shape[1:], "datatype": "F
     "$url/v2/models/bench/infer" >"$work/wrk.txt"
   local after
   after=$(curl -s "$url/metrics")
-  kill -TERM "$server_pid"
   local rc=0
-  wait "$server_pid" || rc=$?
-  server_pid=""
+  stop_lathe_serve || rc=$?
   [ "$rc" = 0 ] || { echo "the server exited with $rc" >&2; cat "$work/err" >&2; exit 1; }
   local count_of='s/^lathe_inference_(count|exec_count)_total\{model="bench"\} //p'
   local inferences execs

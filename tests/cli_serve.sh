@@ -6,10 +6,10 @@
 set -u
 lathe="$1"
 source_dir="$2"
+. "$source_dir/scripts/lib/serve.sh"
 work=$(mktemp -d)
-server_pid=""
 cleanup() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill -KILL "$server_pid"; fi
+  kill_lathe_serve
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -42,18 +42,13 @@ wait_for() {
 bundle="$work/run/model.safetensors"
 
 # Batches wait up to 1 s for company, so a request is still in flight when SIGTERM arrives.
-"$lathe" serve "$bundle" --name houses --port 0 --max-queue-delay-us 1000000 --no-watch \
-  >"$work/out" 2>"$work/err" &
-server_pid=$!
-wait_for 120 grep -q "listening on" "$work/out" || fail "no 'listening on' line"
-url=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$work/out" | head -1)
-[ -n "$url" ] || fail "the listening line has no http://127.0.0.1:PORT"
-echo "ok   listening on $url"
-
-ready() { [ "$(status_of "$url/v2/health/ready")" = 200 ]; }
-wait_for 120 ready || fail "never ready"
+start_lathe_serve "$work" "$lathe" "$bundle" --name houses --max-queue-delay-us 1000000 \
+  --no-watch || fail "the server did not start"
+url="$server_url"
+grep -q "listening on $url" "$work/out" || fail "no 'listening on $url' line"
+echo "ok   listening on $url, ready"
 [ "$(status_of "$url/v2/health/live")" = 200 ] || fail "live is not 200"
-echo "ok   live and ready"
+echo "ok   live"
 
 body='{"id":"q1","inputs":[{"name":"input","shape":[1,13],"datatype":"FP32",
   "data":[0.1,18,2.3,0,0.5,6.5,65,4,1,296,15,396,5]}]}'
@@ -86,10 +81,8 @@ queued() {
   curl -s "$url/metrics" | grep -q 'lathe_inference_queue_depth{model="houses"} 1'
 }
 wait_for 120 queued || fail "the request never reached the queue"
-kill -TERM "$server_pid"
-wait "$server_pid"
+stop_lathe_serve
 rc=$?
-server_pid=""
 wait "$curl_pid"
 [ "$rc" = 0 ] || fail "exit status $rc after SIGTERM"
 [ "$(cat "$work/drained")" = 200 ] || fail "the request in flight got $(cat "$work/drained")"
