@@ -17,17 +17,8 @@ fail() {
   failures=$((failures + 1))
 }
 
-# IDX files of the first N Fashion test images (and labels), written with a matching header.
-# big-endian 32-bit N as printf escapes
-be32() { printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 >> 24 & 255)) $(($1 >> 16 & 255)) $(($1 >> 8 & 255)) $(($1 & 255)); }
-small_idx() {
-  local n="$1" images="$2" labels="$3"
-  { printf '\x00\x00\x08\x03'; printf "$(be32 "$n")"; printf '\x00\x00\x00\x1c\x00\x00\x00\x1c'
-    gzip -dc "$fashion/t10k-images-idx3-ubyte.gz" | tail -c +17 | head -c $((n * 784)); } >"$images"
-  { printf '\x00\x00\x08\x01'; printf "$(be32 "$n")"
-    gzip -dc "$fashion/t10k-labels-idx1-ubyte.gz" | tail -c +9 | head -c "$n"; } >"$labels"
-}
-small_idx 200 "$work/small-images-idx3-ubyte" "$work/small-labels-idx1-ubyte"
+. "$source_dir/tests/lib/fashion_subset.sh"
+fashion_subset 200 "$work/small-images-idx3-ubyte" "$work/small-labels-idx1-ubyte"
 
 "$lathe" train "$source_dir/examples/fashion_mlp/config.toml" --set trainer.epochs=1 \
   --set trainer.log_every=0 --set "trainer.output_dir=$work/fashion" \

@@ -90,6 +90,28 @@ class NoGradGuard {
   bool previous_;
 };
 
+// Told by backward when a leaf's gradient is complete: every path from the output to that leaf
+// has been accumulated into leaf.grad() during this backward. Data-parallel training starts
+// reducing a bucket of gradients as soon as all of its leaves are ready, while backward goes on.
+class GradientListener {
+ public:
+  virtual ~GradientListener() = default;
+  virtual void gradient_ready(const Tensor& leaf) = 0;
+};
+
+// Installs `listener` for the backward passes this thread runs while the guard lives.
+class GradientListenerGuard {
+ public:
+  explicit GradientListenerGuard(GradientListener& listener);
+  ~GradientListenerGuard();
+  GradientListenerGuard(const GradientListenerGuard&) = delete;
+  GradientListenerGuard& operator=(const GradientListenerGuard&) = delete;
+
+ private:
+  GradientListener* previous_;
+};
+GradientListener* current_gradient_listener();  // for the engine; null when none is installed
+
 // For op implementations: true when the op must record a node for these inputs.
 bool should_record(std::initializer_list<const Tensor*> inputs);
 bool should_record(const std::vector<Tensor>& inputs);

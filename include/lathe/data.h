@@ -134,6 +134,11 @@ struct DataLoaderOptions {
   bool drop_last = false;
   std::uint64_t seed = 0;  // epoch e shuffles with a generator seeded from (seed, e)
   bool prefetch = true;    // assemble the next batch on a background thread
+  // Data-parallel training: of every batch (batch_size rows across all shards), this loader
+  // yields only shard `shard_index` of `shard_count` near-equal contiguous parts; the batch order
+  // is the same in every shard. A shard of a short last batch may be empty.
+  std::int64_t shard_index = 0;
+  std::int64_t shard_count = 1;
 };
 
 // Iterates a dataset in batches. Each epoch's order depends only on (seed, epoch), so training
@@ -149,6 +154,8 @@ class DataLoader {
   // The next batch of the current epoch, or nothing when the epoch is over.
   std::optional<Batch> next();
   std::int64_t batches_per_epoch() const;
+  // Rows of batch `batch_index` across all shards (batch_size, or fewer for the last batch).
+  std::int64_t global_batch_rows(std::int64_t batch_index) const;
   const Dataset& dataset() const { return *dataset_; }
   const DataLoaderOptions& options() const { return options_; }
 

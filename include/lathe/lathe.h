@@ -3,6 +3,7 @@
 #include "lathe/autograd.h"
 #include "lathe/config.h"
 #include "lathe/data.h"
+#include "lathe/distributed.h"
 #include "lathe/error.h"
 #include "lathe/io.h"
 #include "lathe/nn.h"

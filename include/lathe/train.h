@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lathe/data.h"
+#include "lathe/distributed.h"
 #include "lathe/nn.h"
 #include "lathe/optim.h"
 
@@ -53,6 +54,11 @@ struct TrainerOptions {
   bool resume = false;                       // continue from output_dir/checkpoint.safetensors
   enum class Progress { Auto, Always, Never } progress = Progress::Auto;  // Auto: when a TTY
   nlohmann::json run_identity;  // stored in checkpoints; resume refuses a different one
+  // Data-parallel training across these processes (see distributed.h): the training loader must
+  // be sharded one shard per rank; gradients are summed after every backward, losses are
+  // averaged over the whole batch, and only rank 0 writes checkpoints and run files (give the
+  // other ranks a stream that discards). Null or one process: plain training.
+  ProcessGroup* processes = nullptr;
 };
 
 class Trainer {
@@ -69,6 +75,12 @@ class Trainer {
 
  private:
   double train_epoch(DataLoader& train, std::int64_t epoch);
+  double step(const Batch& batch, std::int64_t global_rows, std::int64_t epoch,
+              std::int64_t batch_index);
+  // The sum of `values` over all processes (itself when not distributed).
+  std::vector<double> summed(std::vector<double> values) const;
+  bool writes_files() const;
+  void broadcast_model();
   void save_checkpoint() const;
   void load_checkpoint();
   void write_run_files() const;
@@ -80,6 +92,7 @@ class Trainer {
   TrainerOptions options_;
   std::shared_ptr<const LRSchedule> schedule_;
   std::ostream& out_;
+  std::unique_ptr<GradientReducer> reducer_;  // when distributed
   std::vector<EpochRecord> history_;
   double best_validation_loss_;
   std::int64_t epochs_without_improvement_ = 0;

@@ -57,6 +57,16 @@ void check_gradient(const Node& node, std::size_t index, const Tensor& input,
         dtype_name(input.dtype()), shape_str(input.shape())));
 }
 
+// For each leaf that wants a gradient: how many gradient contributions it gets in this backward.
+std::unordered_map<TensorImpl*, int> leaf_contributions(
+    const std::vector<std::shared_ptr<Node>>& order) {
+  std::unordered_map<TensorImpl*, int> counts;
+  for (const std::shared_ptr<Node>& node : order)
+    for (std::size_t i = 0; i < node->inputs.size(); ++i)
+      if (node->needs_grad[i] && !node->inputs[i].grad_fn()) ++counts[node->inputs[i].impl()];
+  return counts;
+}
+
 }  // namespace
 
 void Tensor::backward(const Tensor& upstream, bool retain_graph) const {
@@ -84,19 +94,31 @@ void Tensor::backward(const Tensor& upstream, bool retain_graph) const {
 
   NoGradGuard no_grad;
   const std::shared_ptr<Node> root = grad_fn();
+  GradientListener* const listener = current_gradient_listener();
   if (!root) {  // a leaf: its gradient is the seed itself
     accumulate(impl()->grad, seed.clone());
+    if (listener) listener->gradient_ready(*this);
     return;
   }
+  const std::vector<std::shared_ptr<Node>> order = reverse_topological_order(root);
+  std::unordered_map<TensorImpl*, int> pending;  // contributions each leaf still waits for
+  if (listener) pending = leaf_contributions(order);
   std::unordered_map<Node*, Tensor> output_grads{{root.get(), seed}};
-  for (const std::shared_ptr<Node>& node : reverse_topological_order(root)) {
+  for (const std::shared_ptr<Node>& node : order) {
     if (node->released)
       throw Error(
           fmt::format("backward: the graph through op '{}' was already freed by an "
                       "earlier backward; pass retain_graph=true to backward twice",
                       op_name(node->op)));
     auto found = output_grads.find(node.get());
-    if (found == output_grads.end()) continue;
+    if (found == output_grads.end()) {  // no gradient flows through this node
+      if (listener)
+        for (std::size_t i = 0; i < node->inputs.size(); ++i)
+          if (node->needs_grad[i] && !node->inputs[i].grad_fn() &&
+              --pending[node->inputs[i].impl()] == 0)
+            listener->gradient_ready(node->inputs[i]);
+      continue;
+    }
     const Tensor grad_output = std::move(found->second);
     output_grads.erase(found);
 
@@ -111,6 +133,7 @@ void Tensor::backward(const Tensor& upstream, bool retain_graph) const {
       } else {
         Tensor& slot = input.impl()->grad;
         slot = slot.defined() ? add(slot, gradient) : owned(gradient);
+        if (listener && --pending[input.impl()] == 0) listener->gradient_ready(input);
       }
     }
     if (!retain_graph) {

@@ -6,7 +6,19 @@
 namespace lathe {
 namespace {
 thread_local bool t_grad_enabled = true;
+thread_local GradientListener* t_gradient_listener = nullptr;
 }  // namespace
+
+GradientListenerGuard::GradientListenerGuard(GradientListener& listener)
+    : previous_(t_gradient_listener) {
+  t_gradient_listener = &listener;
+}
+GradientListenerGuard::~GradientListenerGuard() {
+  t_gradient_listener = previous_;
+}
+GradientListener* current_gradient_listener() {
+  return t_gradient_listener;
+}
 
 bool grad_enabled() {
   return t_grad_enabled;

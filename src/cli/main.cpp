@@ -4,9 +4,21 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "lathe/distributed.h"
 #include "lathe/error.h"
 #include "lathe/version.h"
 #include "src/cli/commands.h"
+
+namespace {
+
+// In a job of several processes, the others may be waiting for this one inside a collective:
+// name the rank and end them all rather than leave them hanging.
+void fail_distributed_job(const std::string& message, int exit_code) {
+  lathe::ProcessGroup* processes = lathe::ProcessGroup::world_if_started();
+  if (processes && processes->distributed()) processes->abort(message, exit_code);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"lathe: train, evaluate and deploy neural networks in C++"};
@@ -24,9 +36,11 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const lathe::Error& e) {
+    fail_distributed_job(e.what(), 1);
     std::fprintf(stderr, "lathe: error: %s\n", e.what());
     return 1;
   } catch (const std::exception& e) {
+    fail_distributed_job(fmt::format("internal error: {}", e.what()), 2);
     std::fprintf(stderr, "lathe: internal error: %s\n", e.what());
     return 2;
   }

@@ -1,6 +1,7 @@
 // DataLoader: per-epoch seeded shuffling, batching, and a one-batch-ahead background prefetch.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
@@ -81,6 +82,10 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions
   if (options_.batch_size <= 0)
     throw Error(
         fmt::format("data loader: batch_size must be positive, got {}", options_.batch_size));
+  if (options_.shard_count < 1 || options_.shard_index < 0 ||
+      options_.shard_index >= options_.shard_count)
+    throw Error(fmt::format("data loader: shard {} of {} does not exist", options_.shard_index,
+                            options_.shard_count));
   if (options_.prefetch) prefetcher_ = std::make_unique<Prefetcher>(*this);
   start_epoch(0);
 }
@@ -106,9 +111,16 @@ void DataLoader::start_epoch(std::int64_t epoch) {
   if (prefetcher_ && batches_per_epoch() > 0) prefetcher_->request(0);
 }
 
-Batch DataLoader::assemble(std::int64_t batch_index) const {
+std::int64_t DataLoader::global_batch_rows(std::int64_t batch_index) const {
   const std::int64_t begin = batch_index * options_.batch_size;
-  const std::int64_t end = std::min<std::int64_t>(begin + options_.batch_size, dataset_->size());
+  return std::clamp<std::int64_t>(dataset_->size() - begin, 0, options_.batch_size);
+}
+
+Batch DataLoader::assemble(std::int64_t batch_index) const {
+  const std::int64_t rows = global_batch_rows(batch_index);
+  const std::int64_t first = batch_index * options_.batch_size;
+  const std::int64_t begin = first + rows * options_.shard_index / options_.shard_count;
+  const std::int64_t end = first + rows * (options_.shard_index + 1) / options_.shard_count;
   return dataset_->get_batch(
       std::vector<std::int64_t>(order_.begin() + begin, order_.begin() + end));
 }

@@ -95,4 +95,8 @@ std::string blas_description() {
   return fmt::format("{} ({} threads)", openblas_get_config(), openblas_get_num_threads());
 }
 
+void set_blas_threads(int threads) {
+  openblas_set_num_threads(threads);
+}
+
 }  // namespace lathe::detail

@@ -3,10 +3,15 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <ostream>
+#include <thread>
 
 #include "lathe/error.h"
 #include "lathe/ops.h"
+#include "lathe/parallel.h"
+#include "src/tensor/blas.h"
 
 namespace lathe {
 namespace {
@@ -42,6 +47,16 @@ std::shared_ptr<const LRSchedule> make_schedule(const ScheduleConfig& c, double 
   if (c.type == "cosine")
     return std::make_shared<CosineWarmupLR>(base, c.warmup_steps, total_steps, c.min_lr);
   return nullptr;
+}
+
+// Under mpirun, the processes on one host share its cores: each gets its share of threads, for
+// OpenBLAS and lathe's pool alike, unless OPENBLAS_NUM_THREADS / LATHE_NUM_THREADS say otherwise.
+int share_threads(const ProcessGroup& processes) {
+  const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = std::max(1, hardware / processes.local_size());
+  if (!std::getenv("OPENBLAS_NUM_THREADS")) detail::set_blas_threads(threads);
+  if (!std::getenv("LATHE_NUM_THREADS")) set_num_threads(threads);
+  return threads;
 }
 
 }  // namespace
@@ -106,8 +121,17 @@ PreparedData prepare_data(const RunConfig& config) {
   return out;
 }
 
-RunResult run_training(const RunConfig& config, bool resume, std::ostream& out) {
+RunResult run_training(const RunConfig& config, bool resume, std::ostream& console) {
   const TrainerConfig& t = config.trainer;
+  ProcessGroup& processes = ProcessGroup::world();
+  std::ostream discard(nullptr);  // the other ranks' log: rank 0 speaks for the job
+  std::ostream& out = processes.rank() == 0 ? console : discard;
+  if (processes.distributed())
+    out << fmt::format(
+        "Distributed: {} processes ({} on this host, {} threads each); each trains on 1/{} of "
+        "every batch of {}\n",
+        processes.size(), processes.local_size(), share_threads(processes), processes.size(),
+        t.batch_size);
   manual_seed(t.seed);
   PreparedData data = prepare_data(config);
   out << fmt::format("Data: {} training, {} validation, {} test examples\n", data.train->size(),
@@ -119,7 +143,8 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& out) 
   std::unique_ptr<Optimizer> optimizer =
       make_optimizer(config.optimizer, model->named_parameters());
 
-  DataLoader train_loader(data.train, {t.batch_size, t.shuffle, t.drop_last, t.seed, true});
+  DataLoader train_loader(data.train, {t.batch_size, t.shuffle, t.drop_last, t.seed, true,
+                                       processes.rank(), processes.size()});
   const std::int64_t total_steps = train_loader.batches_per_epoch() * t.epochs;
   std::unique_ptr<DataLoader> validation_loader;
   if (data.validation->size() > 0)
@@ -133,6 +158,7 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& out) 
   options.early_stopping_patience = t.early_stopping_patience;
   options.clip_grad_norm = t.clip_grad_norm;
   options.resume = resume;
+  options.processes = &processes;
   options.progress = t.progress == "always"  ? TrainerOptions::Progress::Always
                      : t.progress == "never" ? TrainerOptions::Progress::Never
                                              : TrainerOptions::Progress::Auto;
@@ -149,6 +175,7 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& out) 
                   make_schedule(config.schedule, config.optimizer.lr, total_steps), out);
   RunResult result;
   result.history = trainer.fit(train_loader, validation_loader.get());
+  if (processes.rank() != 0) return result;  // rank 0 tests and saves the bundle
 
   DataLoader train_eval_loader(data.train, {t.eval_batch_size, false, false, 0, true});
   result.train = evaluate(*model, loss, data.task, train_eval_loader);

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <ostream>
 
 #include "lathe/autograd.h"
@@ -35,6 +36,47 @@ std::filesystem::path Trainer::checkpoint_path(const std::filesystem::path& outp
   return output_dir / "checkpoint.safetensors";
 }
 
+bool Trainer::writes_files() const {
+  return !options_.output_dir.empty() && (!options_.processes || options_.processes->rank() == 0);
+}
+
+std::vector<double> Trainer::summed(std::vector<double> values) const {
+  if (reducer_) options_.processes->allreduce_sum(values);
+  return values;
+}
+
+// Every process starts from rank 0's parameters and buffers.
+void Trainer::broadcast_model() {
+  for (auto& [name, tensor] : model_.state_dict()) options_.processes->broadcast(tensor, 0);
+}
+
+// One optimizer step on this process's rows of a batch of `global_rows` rows; returns the local
+// mean loss (0 for an empty shard).
+double Trainer::step(const Batch& batch, std::int64_t global_rows, std::int64_t epoch,
+                     std::int64_t batch_index) {
+  if (schedule_) optimizer_.set_learning_rate(schedule_->learning_rate(optimizer_.steps_taken()));
+  optimizer_.zero_grad();
+  const std::int64_t rows = batch.targets.size(0);
+  double value = 0;
+  if (reducer_) reducer_->begin_step(static_cast<double>(rows) / static_cast<double>(global_rows));
+  if (rows > 0) {
+    std::optional<GradientListenerGuard> listening;
+    if (reducer_) listening.emplace(*reducer_);
+    const Tensor loss = loss_(model_(batch.inputs), batch.targets);
+    value = loss.item();
+    if (!std::isfinite(value))
+      throw Error(
+          fmt::format("training diverged: the loss is {} at epoch {}, batch {}; try a "
+                      "lower learning rate",
+                      value, epoch, batch_index));
+    loss.backward();
+  }
+  if (reducer_) reducer_->finish_step();
+  if (options_.clip_grad_norm > 0) clip_grad_norm(model_.parameters(), options_.clip_grad_norm);
+  optimizer_.step();
+  return value;
+}
+
 double Trainer::train_epoch(DataLoader& train, std::int64_t epoch) {
   const bool bar_wanted =
       options_.progress == TrainerOptions::Progress::Always ||
@@ -46,22 +88,14 @@ double Trainer::train_epoch(DataLoader& train, std::int64_t epoch) {
   double loss_sum = 0;
   std::int64_t examples = 0, batch_index = 0;
   while (auto batch = train.next()) {
-    if (schedule_) optimizer_.set_learning_rate(schedule_->learning_rate(optimizer_.steps_taken()));
-    optimizer_.zero_grad();
-    const Tensor loss = loss_(model_(batch->inputs), batch->targets);
-    const double value = loss.item();
-    if (!std::isfinite(value))
-      throw Error(
-          fmt::format("training diverged: the loss is {} at epoch {}, batch {}; try a "
-                      "lower learning rate",
-                      value, epoch, batch_index));
-    loss.backward();
-    if (options_.clip_grad_norm > 0) clip_grad_norm(model_.parameters(), options_.clip_grad_norm);
-    optimizer_.step();
-    const std::int64_t n = batch->targets.size(0);
-    loss_sum += value * static_cast<double>(n);
-    examples += n;
+    const std::int64_t global_rows = train.global_batch_rows(batch_index);
+    double value = step(*batch, global_rows, epoch, batch_index);
+    const std::int64_t rows = batch->targets.size(0);
+    loss_sum += value * static_cast<double>(rows);
+    examples += rows;
     if (options_.log_every > 0 && batch_index % options_.log_every == 0) {
+      if (reducer_)  // the whole batch's mean loss
+        value = summed({value * static_cast<double>(rows)})[0] / static_cast<double>(global_rows);
       bar.clear();
       out_ << fmt::format("Epoch {}: Loss = {:.6f}\n", epoch, value) << std::flush;
     }
@@ -69,13 +103,18 @@ double Trainer::train_epoch(DataLoader& train, std::int64_t epoch) {
     bar.update(batch_index, value);
   }
   bar.clear();
-  if (examples == 0) throw Error("training: the training set yields no batches");
-  return loss_sum / static_cast<double>(examples);
+  const std::vector<double> totals = summed({loss_sum, static_cast<double>(examples)});
+  if (totals[1] == 0) throw Error("training: the training set yields no batches");
+  return totals[0] / totals[1];
 }
 
 const std::vector<EpochRecord>& Trainer::fit(DataLoader& train, DataLoader* validation) {
   if (options_.resume) load_checkpoint();
-  if (!options_.output_dir.empty()) std::filesystem::create_directories(options_.output_dir);
+  if (options_.processes && options_.processes->distributed()) {
+    broadcast_model();
+    reducer_ = std::make_unique<GradientReducer>(*options_.processes, model_.parameters());
+  }
+  if (writes_files()) std::filesystem::create_directories(options_.output_dir);
   for (std::int64_t epoch = static_cast<std::int64_t>(history_.size());
        epoch < options_.epochs && !stopped_early_; ++epoch) {
     const auto started = std::chrono::steady_clock::now();
@@ -102,7 +141,7 @@ const std::vector<EpochRecord>& Trainer::fit(DataLoader& train, DataLoader* vali
                         record.seconds)
          << std::flush;
     history_.push_back(record);
-    if (!options_.output_dir.empty()) {
+    if (writes_files()) {
       save_checkpoint();
       write_run_files();
     }
