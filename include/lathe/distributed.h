@@ -39,6 +39,7 @@ class ProcessGroup {
   void broadcast(Tensor& tensor, int root);
   // Element-wise sum over all processes, in place; blocks until every process has called it.
   void allreduce_sum(std::vector<double>& values);
+  void allreduce_sum(float* data, std::size_t count);
 
   // Non-blocking in-place sum of `count` floats; returns a ticket for test() and wait(). Every
   // process must start the same reductions in the same order.

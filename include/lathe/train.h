@@ -40,7 +40,8 @@ struct EpochRecord {
   bool has_validation = false;
   EvaluationResult validation;
   double learning_rate = 0;
-  double seconds = 0;
+  double seconds = 0;        // the whole epoch: training, validation
+  double train_seconds = 0;  // the training pass alone
   nlohmann::json to_json(Task task) const;
   static EpochRecord from_json(const nlohmann::json& json);
 };

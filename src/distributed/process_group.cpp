@@ -124,6 +124,18 @@ void ProcessGroup::allreduce_sum(std::vector<double>& values) {
 #endif
 }
 
+void ProcessGroup::allreduce_sum(float* data, std::size_t count) {
+  if (!mpi_) return;
+#if LATHE_HAVE_MPI
+  check(MPI_Allreduce(MPI_IN_PLACE, data, mpi_count(count, "allreduce"), MPI_FLOAT, MPI_SUM,
+                      MPI_COMM_WORLD),
+        "allreduce");
+#else
+  (void)data;
+  (void)count;
+#endif
+}
+
 int ProcessGroup::start_allreduce_sum(float* data, std::size_t count) {
   if (!mpi_) return -1;
 #if LATHE_HAVE_MPI

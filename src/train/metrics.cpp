@@ -73,7 +73,8 @@ nlohmann::json EpochRecord::to_json(Task task) const {
   nlohmann::json j = {{"epoch", epoch},
                       {"train_loss", train_loss},
                       {"learning_rate", learning_rate},
-                      {"seconds", seconds}};
+                      {"seconds", seconds},
+                      {"train_seconds", train_seconds}};
   if (has_validation) j["validation"] = validation.to_json(task);
   return j;
 }
@@ -84,6 +85,7 @@ EpochRecord EpochRecord::from_json(const nlohmann::json& j) {
   r.train_loss = j.at("train_loss").get<double>();
   r.learning_rate = j.at("learning_rate").get<double>();
   r.seconds = j.at("seconds").get<double>();
+  r.train_seconds = j.value("train_seconds", 0.0);  // absent in checkpoints before it existed
   if (j.contains("validation")) {
     const auto& v = j["validation"];
     r.has_validation = true;

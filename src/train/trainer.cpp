@@ -122,6 +122,8 @@ const std::vector<EpochRecord>& Trainer::fit(DataLoader& train, DataLoader* vali
     record.epoch = epoch;
     record.learning_rate = optimizer_.learning_rate();
     record.train_loss = train_epoch(train, epoch);
+    record.train_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (validation) {
       record.has_validation = true;
       record.validation = evaluate(model_, loss_, task_, *validation);
