@@ -56,7 +56,7 @@ int share_threads(const ProcessGroup& processes) {
   const int threads = std::max(1, hardware / processes.local_size());
   if (!std::getenv("OPENBLAS_NUM_THREADS")) detail::set_blas_threads(threads);
   if (!std::getenv("LATHE_NUM_THREADS")) set_num_threads(threads);
-  return threads;
+  return num_threads();
 }
 
 }  // namespace
@@ -128,8 +128,8 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& conso
   std::ostream& out = processes.rank() == 0 ? console : discard;
   if (processes.distributed())
     out << fmt::format(
-        "Distributed: {} processes ({} on this host, {} threads each); each trains on 1/{} of "
-        "every batch of {}\n",
+        "Distributed: {} processes ({} on this host, threads per process: {}); each trains on "
+        "1/{} of every batch of {}\n",
         processes.size(), processes.local_size(), share_threads(processes), processes.size(),
         t.batch_size);
   manual_seed(t.seed);
