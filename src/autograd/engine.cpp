@@ -103,6 +103,10 @@ void Tensor::backward(const Tensor& upstream, bool retain_graph) const {
   const std::vector<std::shared_ptr<Node>> order = reverse_topological_order(root);
   std::unordered_map<TensorImpl*, int> pending;  // contributions each leaf still waits for
   if (listener) pending = leaf_contributions(order);
+  // One contribution to `leaf` has arrived (or will not come); the last one makes it ready.
+  const auto contribution_done = [&](const Tensor& leaf) {
+    if (--pending[leaf.impl()] == 0) listener->gradient_ready(leaf);
+  };
   std::unordered_map<Node*, Tensor> output_grads{{root.get(), seed}};
   for (const std::shared_ptr<Node>& node : order) {
     if (node->released)
@@ -114,9 +118,7 @@ void Tensor::backward(const Tensor& upstream, bool retain_graph) const {
     if (found == output_grads.end()) {  // no gradient flows through this node
       if (listener)
         for (std::size_t i = 0; i < node->inputs.size(); ++i)
-          if (node->needs_grad[i] && !node->inputs[i].grad_fn() &&
-              --pending[node->inputs[i].impl()] == 0)
-            listener->gradient_ready(node->inputs[i]);
+          if (node->needs_grad[i] && !node->inputs[i].grad_fn()) contribution_done(node->inputs[i]);
       continue;
     }
     const Tensor grad_output = std::move(found->second);
@@ -133,7 +135,7 @@ void Tensor::backward(const Tensor& upstream, bool retain_graph) const {
       } else {
         Tensor& slot = input.impl()->grad;
         slot = slot.defined() ? add(slot, gradient) : owned(gradient);
-        if (listener && --pending[input.impl()] == 0) listener->gradient_ready(input);
+        if (listener) contribution_done(input);
       }
     }
     if (!retain_graph) {

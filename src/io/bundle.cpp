@@ -151,13 +151,13 @@ LoadedBundle parse_bundle(std::string_view bytes, const std::string& where) {
   }
   bundle.info.task = parse_metadata(contents, "lathe.task", where);
   bundle.info.metrics = parse_metadata(contents, "lathe.metrics", where);
-  for (const char* key : {"lathe.task", "lathe.metrics"}) {
-    const json& value =
-        key == std::string_view("lathe.task") ? bundle.info.task : bundle.info.metrics;
+  const auto require_object = [&](const json& value, const char* key) {
     if (!value.is_object() && !value.is_null())
       throw Error(fmt::format("{}: metadata '{}' is {}, not a JSON object", where, key,
                               detail::shown_json(value)));
-  }
+  };
+  require_object(bundle.info.task, "lathe.task");
+  require_object(bundle.info.metrics, "lathe.metrics");
   if (bundle.info.task.is_null()) bundle.info.task = json::object();
   if (bundle.info.task.contains("task") && !bundle.info.task["task"].is_string())
     throw Error(fmt::format("{}: metadata 'lathe.task': \"task\" is not a string", where));
