@@ -114,8 +114,10 @@ int main(int argc, char** argv) {
       auto model = mlp({784, 128, 64, 10}, g);
       model->eval();
       const Tensor x = Tensor::randn({batch, 784}, g);
-      NoGradGuard no_grad;
-      const auto infer = [&] { Tensor y = model->forward(x); };
+      // lathe's inference path, the one Predictor (predict, serve) runs.
+      const std::optional<InferencePlan> plan = InferencePlan::compile(model);
+      if (!plan) throw Error("the seed MLP has no inference plan");
+      const auto infer = [&] { Tensor y = plan->forward(x); };
       const auto r = bench::compare(infer, infer, 7, 0.2);
       out["samples_per_second"] = batch / std::min(r.candidate_seconds, r.reference_seconds);
     }

@@ -5,6 +5,7 @@
 #include "lathe/data.h"
 #include "lathe/distributed.h"
 #include "lathe/error.h"
+#include "lathe/inference.h"
 #include "lathe/io.h"
 #include "lathe/nn.h"
 #include "lathe/onnx.h"

@@ -118,6 +118,9 @@ class Sequential : public Module {
   std::string type() const override { return "sequential"; }
   nlohmann::json spec() const override;  // {"type": "sequential", "layers": [...]}
   std::size_t size() const { return children().size(); }
+  const std::shared_ptr<Module>& layer(std::size_t index) const {
+    return children().at(index).second;
+  }
 };
 
 // ---- Layer registry (src/nn/registry.cpp) ----

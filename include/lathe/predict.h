@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "lathe/inference.h"
 #include "lathe/io.h"
 #include "lathe/tensor.h"
 
@@ -33,6 +34,7 @@ class Predictor {
 
  private:
   LoadedBundle bundle_;
+  std::optional<InferencePlan> plan_;  // the model's fast path, when it has one
   PredictionKind kind_;
   Shape input_shape_;
   std::int64_t input_features_;

@@ -27,7 +27,8 @@ Shape recorded_input_shape(const nlohmann::json& task, const std::string& where)
 
 }  // namespace
 
-Predictor::Predictor(LoadedBundle bundle) : bundle_(std::move(bundle)) {
+Predictor::Predictor(LoadedBundle bundle)
+    : bundle_(std::move(bundle)), plan_(InferencePlan::compile(bundle_.model)) {
   const nlohmann::json& task = bundle_.info.task;
   const std::string where = "bundle";
   if (task.contains("task") && !task["task"].is_string())
@@ -72,7 +73,7 @@ Tensor Predictor::predict(const Tensor& raw_inputs) const {
   batch_shape.insert(batch_shape.end(), input_shape_.begin(), input_shape_.end());
   NoGradGuard no_grad;
   const Tensor inputs = bundle_.info.preprocessing.apply(reshape(raw_inputs, batch_shape));
-  const Tensor outputs = bundle_.model->forward(inputs);
+  const Tensor outputs = plan_ ? plan_->forward(inputs) : bundle_.model->forward(inputs);
   return kind_ == PredictionKind::Classification ? softmax(outputs, -1) : outputs;
 }
 

@@ -1,0 +1,151 @@
+// InferencePlan: linear layers with transposed, padded weights; see include/lathe/inference.h.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "lathe/autograd.h"
+#include "lathe/error.h"
+#include "lathe/inference.h"
+#include "lathe/ops.h"
+#include "src/tensor/blas.h"
+
+namespace lathe {
+namespace {
+
+#ifdef __AVX512F__
+constexpr std::int64_t kLanes = 16;
+#else
+constexpr std::int64_t kLanes = 8;
+#endif
+using Vector = float __attribute__((vector_size(kLanes * sizeof(float))));
+constexpr std::int64_t kTileVectors = 8;  // accumulators held in registers per pass
+constexpr std::int64_t kTile = kLanes * kTileVectors;
+
+Vector load(const float* p) {
+  Vector v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+void store(float* p, Vector v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// y[0, padded_out) = bias + x W^T for one example, W^T stored [in, padded_out]; then relu.
+// Each pass keeps up to kTileVectors output vectors in registers and streams W^T's rows.
+template <std::int64_t Vectors>
+void row_tile(const float* x, std::int64_t in, const float* weight_t, std::int64_t padded_out,
+              const float* bias, bool relu, float* y) {
+  Vector acc[Vectors];
+  for (std::int64_t v = 0; v < Vectors; ++v) acc[v] = load(bias + v * kLanes);
+  for (std::int64_t j = 0; j < in; ++j) {
+    const float* row = weight_t + j * padded_out;
+    const Vector xj = Vector{} + x[j];
+    for (std::int64_t v = 0; v < Vectors; ++v) acc[v] += load(row + v * kLanes) * xj;
+  }
+  for (std::int64_t v = 0; v < Vectors; ++v) {
+    if (relu) acc[v] = acc[v] > 0 ? acc[v] : Vector{};
+    store(y + v * kLanes, acc[v]);
+  }
+}
+
+// row_tile for a run-time count of 1..kTileVectors vectors.
+template <std::int64_t... V>
+void row_tail(std::int64_t vectors, const float* x, std::int64_t in, const float* weight_t,
+              std::int64_t padded_out, const float* bias, bool relu, float* y,
+              std::integer_sequence<std::int64_t, V...>) {
+  ((vectors == V + 1 ? row_tile<V + 1>(x, in, weight_t, padded_out, bias, relu, y) : void()), ...);
+}
+
+// One example through one layer: outputs [0, out) of y. The last, partial tile goes through a
+// local buffer, since y has no room for the padding.
+void forward_row(const float* x, std::int64_t in, const float* weight_t, std::int64_t padded_out,
+                 const float* bias, bool relu, std::int64_t out, float* y) {
+  std::int64_t column = 0;
+  for (; column + kTile <= out; column += kTile)
+    row_tile<kTileVectors>(x, in, weight_t + column, padded_out, bias + column, relu, y + column);
+  if (column == out) return;
+  float last[kTile];
+  row_tail((padded_out - column) / kLanes, x, in, weight_t + column, padded_out, bias + column,
+           relu, last, std::make_integer_sequence<std::int64_t, kTileVectors>{});
+  std::copy(last, last + (out - column), y + column);
+}
+
+}  // namespace
+
+std::optional<InferencePlan> InferencePlan::compile(const std::shared_ptr<Module>& model) {
+  const auto* sequential = dynamic_cast<const Sequential*>(model.get());
+  if (sequential == nullptr) return std::nullopt;
+  InferencePlan plan;
+  bool any_linear = false;
+  for (std::size_t i = 0; i < sequential->size(); ++i) {
+    const std::shared_ptr<Module>& layer = sequential->layer(i);
+    const auto* linear = dynamic_cast<const Linear*>(layer.get());
+    if (linear == nullptr) {
+      if (layer->type() == "relu" && !plan.steps_.empty() && plan.steps_.back().linear &&
+          !plan.steps_.back().linear->relu_after) {
+        plan.steps_.back().linear->relu_after = true;
+        continue;
+      }
+      plan.steps_.push_back({std::nullopt, layer});
+      continue;
+    }
+    const Tensor& weight = linear->weight();
+    if (weight.dtype() != DType::Float32) return std::nullopt;
+    FrozenLinear frozen;
+    frozen.out = weight.size(0);
+    frozen.in = weight.size(1);
+    frozen.padded_out = (frozen.out + kLanes - 1) / kLanes * kLanes;
+    frozen.weight_t.assign(static_cast<std::size_t>(frozen.in * frozen.padded_out), 0.0f);
+    frozen.bias.assign(static_cast<std::size_t>(frozen.padded_out), 0.0f);
+    const float* w = weight.data<float>();
+    for (std::int64_t o = 0; o < frozen.out; ++o)
+      for (std::int64_t j = 0; j < frozen.in; ++j)
+        frozen.weight_t[j * frozen.padded_out + o] = w[o * frozen.in + j];
+    if (linear->bias().defined())
+      std::copy_n(linear->bias().data<float>(), frozen.out, frozen.bias.begin());
+    plan.steps_.push_back({std::move(frozen), nullptr});
+    any_linear = true;
+  }
+  if (!any_linear) return std::nullopt;
+  return plan;
+}
+
+Tensor InferencePlan::forward(const Tensor& input) const {
+  NoGradGuard no_grad;
+  Tensor x = input;
+  for (const Step& step : steps_) {
+    if (!step.linear) {
+      x = step.other->forward(x);
+      continue;
+    }
+    const FrozenLinear& layer = *step.linear;
+    if (x.dim() < 1 || x.size(-1) != layer.in || x.dtype() != DType::Float32)
+      throw Error(
+          fmt::format("linear({}->{}): input of shape {} ({}) does not end in {} float32 "
+                      "features",
+                      layer.in, layer.out, shape_str(x.shape()), dtype_name(x.dtype()), layer.in));
+    const std::int64_t rows = x.numel() / layer.in;
+    Shape shape = x.shape();
+    shape.back() = layer.out;
+    Tensor y = Tensor::empty(shape);
+    const float* in = x.data<float>();
+    float* out = y.data<float>();
+    if (rows == 1) {
+      forward_row(in, layer.in, layer.weight_t.data(), layer.padded_out, layer.bias.data(),
+                  layer.relu_after, layer.out, out);
+    } else {
+      for (std::int64_t r = 0; r < rows; ++r)
+        std::copy_n(layer.bias.data(), layer.out, out + r * layer.out);
+      detail::gemm<float>(false, false, rows, layer.out, layer.in, 1.0f, in, layer.in,
+                          layer.weight_t.data(), layer.padded_out, 1.0f, out, layer.out);
+      if (layer.relu_after)
+        for (std::int64_t i = 0; i < rows * layer.out; ++i) out[i] = std::max(out[i], 0.0f);
+    }
+    x = std::move(y);
+  }
+  return x;
+}
+
+}  // namespace lathe

@@ -1,0 +1,106 @@
+// InferencePlan: the frozen fast path must give the module's own outputs, for one example (the
+// register-tiled kernel) and for batches (GEMM on the transposed weights).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "lathe/lathe.h"
+#include "tests/test_support.h"
+
+namespace lathe {
+namespace {
+
+using testing::error_of;
+
+// Widths cover a partial vector (10, 17), exactly one tile of 8x16 (128) and more than one tile
+// with a partial last one (200), a layer without bias, and activations that are and are not
+// folded into the linear layer before them.
+nlohmann::json mixed_spec() {
+  return nlohmann::json::parse(R"([
+    {"type": "flatten"},
+    {"type": "linear", "in": 12, "out": 200}, {"type": "relu"},
+    {"type": "linear", "in": 200, "out": 128}, {"type": "tanh"},
+    {"type": "linear", "in": 128, "out": 17, "bias": false}, {"type": "relu"}, {"type": "relu"},
+    {"type": "dropout", "p": 0.5},
+    {"type": "linear", "in": 17, "out": 10}])");
+}
+
+void expect_close(const Tensor& actual, const Tensor& expected) {
+  ASSERT_EQ(actual.shape(), expected.shape());
+  const std::vector<double> a = actual.to_vector(), e = expected.to_vector();
+  for (std::size_t i = 0; i < a.size(); ++i)
+    EXPECT_NEAR(a[i], e[i], 1e-5 * (1 + std::abs(e[i]))) << "element " << i;
+}
+
+TEST(InferencePlan, MatchesTheModuleForOneExampleAndForBatches) {
+  Generator g(3);
+  auto model = make_sequential(mixed_spec(), g);
+  model->eval();
+  const std::optional<InferencePlan> plan = InferencePlan::compile(model);
+  ASSERT_TRUE(plan.has_value());
+  NoGradGuard no_grad;
+  for (const std::int64_t rows : {1, 2, 7}) {
+    const Tensor x = Tensor::randn({rows, 3, 4}, g);
+    const Tensor expected = model->forward(x);
+    const Tensor actual = plan->forward(x);
+    expect_close(actual, expected);
+    EXPECT_FALSE(actual.requires_grad());
+  }
+}
+
+TEST(InferencePlan, SeedMlpOneExampleEqualsItsRowInABatch) {
+  Generator g(4);
+  auto model = make_sequential(nlohmann::json::parse(R"([
+    {"type": "linear", "in": 784, "out": 128}, {"type": "relu"},
+    {"type": "linear", "in": 128, "out": 64}, {"type": "relu"},
+    {"type": "linear", "in": 64, "out": 10}])"),
+                               g);
+  model->eval();
+  const auto plan = InferencePlan::compile(model);
+  ASSERT_TRUE(plan.has_value());
+  const Tensor batch = Tensor::randn({5, 784}, g);
+  const Tensor all = plan->forward(batch);
+  for (std::int64_t r = 0; r < 5; ++r)
+    expect_close(plan->forward(reshape(slice(batch, 0, r, r + 1), {1, 784})),
+                 reshape(slice(all, 0, r, r + 1), {1, 10}));
+}
+
+TEST(InferencePlan, IsASnapshotOfTheWeights) {
+  Generator g(5);
+  auto model =
+      make_sequential(nlohmann::json::parse(R"([{"type": "linear", "in": 3, "out": 2}])"), g);
+  model->eval();
+  const auto plan = InferencePlan::compile(model);
+  ASSERT_TRUE(plan.has_value());
+  const Tensor x = Tensor::randn({1, 3}, g);
+  const std::vector<double> before = plan->forward(x).to_vector();
+  Generator other(6);
+  model->load_state_dict(
+      make_sequential(nlohmann::json::parse(R"([{"type": "linear", "in": 3, "out": 2}])"), other)
+          ->state_dict());
+  NoGradGuard no_grad;
+  ASSERT_NE(model->forward(x).to_vector(), before);  // the module did change
+  EXPECT_EQ(plan->forward(x).to_vector(), before);
+}
+
+TEST(InferencePlan, OnlyForSequentialsWithALinearLayer) {
+  Generator g(7);
+  EXPECT_FALSE(InferencePlan::compile(make_layer({{"type", "linear"}, {"in", 2}, {"out", 2}}, g)));
+  EXPECT_FALSE(
+      InferencePlan::compile(make_sequential(nlohmann::json::parse(R"([{"type": "relu"}])"), g)));
+}
+
+TEST(InferencePlan, WrongInputWidthIsAClearError) {
+  Generator g(8);
+  auto model =
+      make_sequential(nlohmann::json::parse(R"([{"type": "linear", "in": 3, "out": 2}])"), g);
+  const auto plan = InferencePlan::compile(model);
+  ASSERT_TRUE(plan.has_value());
+  EXPECT_EQ(error_of([&] {
+              plan->forward(Tensor::zeros({2, 4}));
+            }),
+            "linear(3->2): input of shape [2,4] (float32) does not end in 3 float32 features");
+}
+
+}  // namespace
+}  // namespace lathe
