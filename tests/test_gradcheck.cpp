@@ -164,6 +164,82 @@ std::vector<GradcheckCase> table() {
        Op::Linear,
        {{{2, 6}}, {{3, 6}}},
        [](const Ts& x) { return linear(x[0], x[1]); }},
+      {"conv2d 3x3 with bias",
+       Op::Conv2d,
+       {{{2, 3, 5, 6}}, {{4, 3, 3, 3}}, {{4}}},
+       [](const Ts& x) { return conv2d(x[0], x[1], x[2]); }},
+      {"conv2d 3x2 kernel, stride (2,1), padding (1,2)",
+       Op::Conv2d,
+       {{{2, 2, 7, 6}}, {{3, 2, 3, 2}}, {{3}}},
+       [](const Ts& x) {
+         return conv2d(x[0], x[1], x[2], {{2, 1}, {1, 2}, {1, 1}, 1});
+       }},
+      {"conv2d dilation 2, padding (2,1), no bias",
+       Op::Conv2d,
+       {{{1, 2, 7, 7}}, {{2, 2, 3, 3}}},
+       [](const Ts& x) {
+         return conv2d(x[0], x[1], Tensor(), {{1, 1}, {2, 1}, {2, 2}, 1});
+       }},
+      {"conv2d groups 2, stride 2, padding 1",
+       Op::Conv2d,
+       {{{2, 4, 5, 5}}, {{6, 2, 3, 3}}, {{6}}},
+       [](const Ts& x) {
+         return conv2d(x[0], x[1], x[2], {{2, 2}, {1, 1}, {1, 1}, 2});
+       }},
+      {"conv2d depthwise (groups 3), dilation (1,2), stride (1,2)",
+       Op::Conv2d,
+       {{{1, 3, 4, 6}}, {{3, 1, 2, 2}}, {{3}}},
+       [](const Ts& x) {
+         return conv2d(x[0], x[1], x[2], {{1, 2}, {0, 0}, {1, 2}, 3});
+       }},
+      {"max_pool2d 2x2 stride 2",
+       Op::MaxPool2d,
+       {{{2, 3, 4, 6}}},
+       [](const Ts& x) {
+         return max_pool2d(x[0], {{2, 2}, {2, 2}, {0, 0}});
+       }},
+      {"max_pool2d 3x3 stride 2 padding 1 (overlapping)",
+       Op::MaxPool2d,
+       {{{1, 2, 5, 5}}},
+       [](const Ts& x) {
+         return max_pool2d(x[0], {{3, 3}, {2, 2}, {1, 1}});
+       }},
+      {"avg_pool2d 2x2 stride 2",
+       Op::AvgPool2d,
+       {{{2, 2, 4, 6}}},
+       [](const Ts& x) {
+         return avg_pool2d(x[0], {{2, 2}, {2, 2}, {0, 0}});
+       }},
+      {"avg_pool2d 3x2 stride 1 padding (1,1) (overlapping)",
+       Op::AvgPool2d,
+       {{{1, 2, 4, 5}}},
+       [](const Ts& x) {
+         return avg_pool2d(x[0], {{3, 2}, {1, 1}, {1, 1}});
+       }},
+      {"batch_norm training [N,C] with weight and bias",
+       Op::BatchNorm,
+       {{{6, 3}}, {{3}}, {{3}}},
+       [](const Ts& x) { return batch_norm(x[0], Tensor(), Tensor(), x[1], x[2], true); }},
+      {"batch_norm training [N,C,H,W], running statistics updated",
+       Op::BatchNorm,
+       {{{3, 2, 3, 4}}, {{2}}, {{2}}},
+       [](const Ts& x) {
+         const Tensor running_mean = Tensor::zeros({2}, DType::Float64);
+         const Tensor running_var = Tensor::ones({2}, DType::Float64);
+         return batch_norm(x[0], running_mean, running_var, x[1], x[2], true, 0.1, 1e-3);
+       }},
+      {"batch_norm training [N,C,L] without weight and bias",
+       Op::BatchNorm,
+       {{{5, 2, 3}}},
+       [](const Ts& x) { return batch_norm(x[0], Tensor(), Tensor(), Tensor(), Tensor(), true); }},
+      {"batch_norm eval with running statistics",
+       Op::BatchNorm,
+       {{{4, 3, 2, 2}}, {{3}}, {{3}}},
+       [](const Ts& x) {
+         const Tensor running_mean = Tensor::from_vector({0.5, -1.0, 0.25}, {3}, DType::Float64);
+         const Tensor running_var = Tensor::from_vector({2.0, 0.5, 1.5}, {3}, DType::Float64);
+         return batch_norm(x[0], running_mean, running_var, x[1], x[2], false);
+       }},
       {"sum all", Op::Sum, {{{3, 4}}}, [](const Ts& x) { return sum(x[0]); }},
       {"sum axis 1", Op::Sum, {{{3, 4}}}, [](const Ts& x) { return sum(x[0], {1}); }},
       {"sum axes 0,2 keepdim",

@@ -30,6 +30,10 @@ namespace lathe {
   X(Clamp, "clamp") \
   X(Matmul, "matmul") \
   X(Linear, "linear") \
+  X(Conv2d, "conv2d") \
+  X(MaxPool2d, "max_pool2d") \
+  X(AvgPool2d, "avg_pool2d") \
+  X(BatchNorm, "batch_norm") \
   X(Sum, "sum") \
   X(Mean, "mean") \
   X(Max, "max") \

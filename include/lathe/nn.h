@@ -93,6 +93,77 @@ class Dropout : public Module {
   double p_;
 };
 
+// [N, C, H, W] -> [N, O, OH, OW]. Square kernel, stride, padding and dilation; PyTorch's
+// default initialization (U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C / groups * k * k).
+class Conv2d : public Module {
+ public:
+  struct Options {
+    std::int64_t kernel_size = 3, stride = 1, padding = 0, dilation = 1, groups = 1;
+    bool bias = true;
+  };
+  Conv2d(std::int64_t in_channels, std::int64_t out_channels, Options options,
+         Generator& generator);
+  Tensor forward(const Tensor& input) override;
+  std::string type() const override { return "conv2d"; }
+  nlohmann::json spec() const override;
+
+ private:
+  std::int64_t in_channels_, out_channels_;
+  Options options_;
+  Tensor weight_, bias_;
+};
+
+// max_pool2d / avg_pool2d with a square window; the stride defaults to the kernel size.
+class Pool2d : public Module {
+ public:
+  enum class Kind { Max, Average };
+  Pool2d(Kind kind, std::int64_t kernel_size, std::int64_t stride, std::int64_t padding);
+  Tensor forward(const Tensor& input) override;
+  std::string type() const override { return kind_ == Kind::Max ? "max_pool2d" : "avg_pool2d"; }
+  nlohmann::json spec() const override;
+
+ private:
+  Kind kind_;
+  std::int64_t kernel_size_, stride_, padding_;
+};
+
+// [N, C, H, W] -> [N, C]: the mean of each channel.
+class GlobalAvgPool : public Module {
+ public:
+  Tensor forward(const Tensor& input) override;
+  std::string type() const override { return "global_avg_pool"; }
+};
+
+// batch_norm1d ([N, C] or [N, C, L]) and batch_norm2d ([N, C, H, W]): learnable weight and bias,
+// running_mean / running_var buffers (saved with the model), batch statistics in train(),
+// running statistics in eval().
+class BatchNorm : public Module {
+ public:
+  BatchNorm(int spatial_dims, std::int64_t features, double eps, double momentum);
+  Tensor forward(const Tensor& input) override;
+  std::string type() const override { return spatial_dims_ == 2 ? "batch_norm2d" : "batch_norm1d"; }
+  nlohmann::json spec() const override;
+
+ private:
+  int spatial_dims_;
+  std::int64_t features_;
+  double eps_, momentum_;
+  Tensor weight_, bias_, running_mean_, running_var_;
+};
+
+// [N, ...] -> [N, shape...] with the same number of values per example (e.g. [N, 28, 28] ->
+// [N, 1, 28, 28] in front of a convolution).
+class Reshape : public Module {
+ public:
+  explicit Reshape(Shape shape);
+  Tensor forward(const Tensor& input) override;
+  std::string type() const override { return "reshape"; }
+  nlohmann::json spec() const override;
+
+ private:
+  Shape shape_;
+};
+
 // An element-wise activation as a module: relu, sigmoid, tanh, leaky_relu, gelu.
 class Activation : public Module {
  public:
@@ -126,7 +197,7 @@ class Sequential : public Module {
 // ---- Layer registry (src/nn/registry.cpp) ----
 
 struct LayerArgument {
-  enum class Kind { Integer, Number, Boolean, String };
+  enum class Kind { Integer, Number, Boolean, String, IntegerList };
   std::string key;
   Kind kind;
   bool required;

@@ -2,6 +2,7 @@
 // The differentiable ops. Each records its backward when an input requires a gradient (see
 // autograd.h). Binary element-wise ops broadcast like NumPy. Axes may be negative. Errors are
 // lathe::Error naming the op and the shapes involved.
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -31,6 +32,32 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool t
 // input [M,K] times weight [N,K] transposed, plus bias [N] if defined: one GEMM whose output
 // starts as the bias rows (no separate broadcast add). Linear layers use it.
 Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor());
+
+// Convolution and pooling on [N, C, H, W] (src/ops/conv.cpp); (height, width) pairs.
+struct Conv2dOptions {
+  std::array<std::int64_t, 2> stride{1, 1};
+  std::array<std::int64_t, 2> padding{0, 0};  // zeros on both sides
+  std::array<std::int64_t, 2> dilation{1, 1};
+  std::int64_t groups = 1;
+};
+// weight [O, C / groups, KH, KW], bias [O] if defined -> [N, O, OH, OW].
+Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(),
+              const Conv2dOptions& options = {});
+struct Pool2dOptions {
+  std::array<std::int64_t, 2> kernel{2, 2};
+  std::array<std::int64_t, 2> stride{2, 2};
+  std::array<std::int64_t, 2> padding{0, 0};  // at most half the kernel
+};
+Tensor max_pool2d(const Tensor& input, const Pool2dOptions& options);  // padding never wins
+Tensor avg_pool2d(const Tensor& input, const Pool2dOptions& options);  // padding counts as 0
+
+// Batch normalization over axis 1 of [N, C] or [N, C, ...] (src/ops/normalization.cpp), as
+// PyTorch's F.batch_norm. Training normalizes with the batch's mean and biased variance and, when
+// the running tensors are defined, updates them in place (momentum; unbiased variance);
+// evaluation normalizes with the running statistics. weight/bias [C] may be undefined.
+Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
+                  const Tensor& weight, const Tensor& bias, bool training, double momentum = 0.1,
+                  double eps = 1e-5);
 
 // Reductions (src/ops/reduce.cpp). An empty axes list reduces over every axis.
 Tensor sum(const Tensor& a, const std::vector<std::int64_t>& axes = {}, bool keepdim = false);

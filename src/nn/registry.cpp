@@ -21,6 +21,8 @@ const char* kind_name(Kind kind) {
       return "true or false";
     case Kind::String:
       return "a string";
+    case Kind::IntegerList:
+      return "a list of integers";
   }
   return "?";
 }
@@ -35,6 +37,11 @@ bool has_kind(const json& value, Kind kind) {
       return value.is_boolean();
     case Kind::String:
       return value.is_string();
+    case Kind::IntegerList:
+      if (!value.is_array()) return false;
+      for (const json& item : value)
+        if (!item.is_number_integer()) return false;
+      return true;
   }
   return false;
 }
@@ -43,6 +50,29 @@ std::shared_ptr<Module> activation(const std::string& type,
                                    std::function<Tensor(const Tensor&)> function,
                                    json spec = json::object()) {
   return std::make_shared<Activation>(type, std::move(function), std::move(spec));
+}
+
+std::vector<LayerArgument> pool_arguments() {
+  return {{"kernel_size", Kind::Integer, true, nullptr, "window height and width"},
+          {"stride", Kind::Integer, false, nullptr, "step between windows (default: kernel_size)"},
+          {"padding", Kind::Integer, false, 0, "added on every side, at most kernel_size / 2"}};
+}
+
+std::shared_ptr<Module> pool(Pool2d::Kind kind, const json& a) {
+  const auto kernel = a["kernel_size"].get<std::int64_t>();
+  const std::int64_t stride = a["stride"].is_null() ? kernel : a["stride"].get<std::int64_t>();
+  return std::make_shared<Pool2d>(kind, kernel, stride, a["padding"].get<std::int64_t>());
+}
+
+std::vector<LayerArgument> batch_norm_arguments() {
+  return {{"features", Kind::Integer, true, nullptr, "channels (axis 1)"},
+          {"eps", Kind::Number, false, 1e-5, "added to the variance"},
+          {"momentum", Kind::Number, false, 0.1, "weight of a batch in the running statistics"}};
+}
+
+std::shared_ptr<Module> batch_norm_layer(int spatial_dims, const json& a) {
+  return std::make_shared<BatchNorm>(spatial_dims, a["features"].get<std::int64_t>(),
+                                     a["eps"].get<double>(), a["momentum"].get<double>());
 }
 
 std::vector<LayerType> build_registry() {
@@ -55,6 +85,44 @@ std::vector<LayerType> build_registry() {
        [](const json& a, Generator& g) -> std::shared_ptr<Module> {
          return std::make_shared<Linear>(a["in"].get<std::int64_t>(), a["out"].get<std::int64_t>(),
                                          a["bias"].get<bool>(), g);
+       }},
+      {"conv2d",
+       "2-D convolution of [N, C, H, W] (square kernel)",
+       {{"in", Kind::Integer, true, nullptr, "input channels"},
+        {"out", Kind::Integer, true, nullptr, "output channels"},
+        {"kernel_size", Kind::Integer, true, nullptr, "kernel height and width"},
+        {"stride", Kind::Integer, false, 1, "step between windows"},
+        {"padding", Kind::Integer, false, 0, "zeros added on every side"},
+        {"dilation", Kind::Integer, false, 1, "spacing between kernel taps"},
+        {"groups", Kind::Integer, false, 1, "channel groups (in and out must be multiples)"},
+        {"bias", Kind::Boolean, false, true, "learn a bias"}},
+       [](const json& a, Generator& g) -> std::shared_ptr<Module> {
+         const Conv2d::Options options{
+             a["kernel_size"].get<std::int64_t>(), a["stride"].get<std::int64_t>(),
+             a["padding"].get<std::int64_t>(),     a["dilation"].get<std::int64_t>(),
+             a["groups"].get<std::int64_t>(),      a["bias"].get<bool>()};
+         return std::make_shared<Conv2d>(a["in"].get<std::int64_t>(), a["out"].get<std::int64_t>(),
+                                         options, g);
+       }},
+      {"max_pool2d", "the maximum of each window of [N, C, H, W]", pool_arguments(),
+       [](const json& a, Generator&) { return pool(Pool2d::Kind::Max, a); }},
+      {"avg_pool2d", "the mean of each window of [N, C, H, W] (padding counts as zeros)",
+       pool_arguments(), [](const json& a, Generator&) { return pool(Pool2d::Kind::Average, a); }},
+      {"global_avg_pool",
+       "[N, C, H, W] -> [N, C], the mean of each channel",
+       {},
+       [](const json&, Generator&) -> std::shared_ptr<Module> {
+         return std::make_shared<GlobalAvgPool>();
+       }},
+      {"batch_norm1d", "batch normalization of [N, C] or [N, C, L]", batch_norm_arguments(),
+       [](const json& a, Generator&) { return batch_norm_layer(1, a); }},
+      {"batch_norm2d", "batch normalization of [N, C, H, W]", batch_norm_arguments(),
+       [](const json& a, Generator&) { return batch_norm_layer(2, a); }},
+      {"reshape",
+       "[N, ...] -> [N, shape...]",
+       {{"shape", Kind::IntegerList, true, nullptr, "the shape of one example, e.g. [1, 28, 28]"}},
+       [](const json& a, Generator&) -> std::shared_ptr<Module> {
+         return std::make_shared<Reshape>(a["shape"].get<Shape>());
        }},
       {"flatten",
        "[N, ...] -> [N, features]",

@@ -1,0 +1,160 @@
+// Batch normalization over axis 1 (PyTorch's F.batch_norm): per channel statistics over the
+// batch and every axis after the channels.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <memory>
+
+#include "lathe/autograd.h"
+#include "lathe/error.h"
+#include "lathe/ops.h"
+#include "lathe/parallel.h"
+#include "src/tensor/dispatch.h"
+
+namespace lathe {
+namespace {
+
+struct Layout {
+  std::int64_t n, c, s;  // [N, C, S]: S is the product of the axes after the channels
+  std::int64_t at(std::int64_t i, std::int64_t ch, std::int64_t j) const {
+    return (i * c + ch) * s + j;
+  }
+  std::int64_t count() const { return n * s; }  // values per channel
+};
+
+void require_channel_vector(const Tensor& t, std::int64_t channels, const char* what,
+                            const Tensor& input) {
+  if (!t.defined()) return;
+  detail::require_same_dtype("batch_norm", input, t);
+  if (t.shape() != Shape{channels})
+    throw Error(fmt::format("batch_norm: {} {} does not match the {} channels of input {}", what,
+                            shape_str(t.shape()), channels, shape_str(input.shape())));
+}
+
+// Per channel: the statistics used to normalize (batch or running) as mean and 1/sqrt(var+eps).
+struct Statistics {
+  std::vector<double> mean, inverse_std;
+};
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
+                  const Tensor& weight, const Tensor& bias, bool training, double momentum,
+                  double eps) {
+  detail::require_defined("batch_norm", input);
+  detail::require_floating("batch_norm", input);
+  if (input.dim() < 2)
+    throw Error(fmt::format("batch_norm: input {} has no channel axis (expected [N, C, ...])",
+                            shape_str(input.shape())));
+  if (!(eps > 0) || !(momentum >= 0 && momentum <= 1))
+    throw Error(
+        fmt::format("batch_norm: need eps > 0 and momentum in [0, 1], got eps={} "
+                    "momentum={}",
+                    eps, momentum));
+  const Layout l{input.size(0), input.size(1),
+                 input.numel() / std::max<std::int64_t>(1, input.size(0) * input.size(1))};
+  for (const auto& [t, what] : {std::pair{&running_mean, "running_mean"},
+                                {&running_var, "running_var"},
+                                {&weight, "weight"},
+                                {&bias, "bias"}})
+    require_channel_vector(*t, l.c, what, input);
+  if (!training && (!running_mean.defined() || !running_var.defined()))
+    throw Error("batch_norm: evaluation needs running_mean and running_var");
+  if (training && l.count() < 2)
+    throw Error(
+        fmt::format("batch_norm: training needs more than one value per channel, input {} "
+                    "has {}",
+                    shape_str(input.shape()), l.count()));
+
+  auto stats = std::make_shared<Statistics>();
+  stats->mean.resize(static_cast<std::size_t>(l.c));
+  stats->inverse_std.resize(static_cast<std::size_t>(l.c));
+  Tensor out = Tensor::empty(input.shape(), input.dtype());
+  detail::dispatch_floating(input.dtype(), "batch_norm", [&](auto tag) {
+    using T = decltype(tag);
+    const T* x = input.data<T>();
+    T* y = out.data<T>();
+    parallel_for(l.c, 1, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t ch = begin; ch < end; ++ch) {
+        double mean, var;
+        if (training) {
+          double sum = 0, squares = 0;
+          for (std::int64_t i = 0; i < l.n; ++i)
+            for (std::int64_t j = 0; j < l.s; ++j) sum += x[l.at(i, ch, j)];
+          mean = sum / static_cast<double>(l.count());
+          for (std::int64_t i = 0; i < l.n; ++i)
+            for (std::int64_t j = 0; j < l.s; ++j) {
+              const double d = x[l.at(i, ch, j)] - mean;
+              squares += d * d;
+            }
+          var = squares / static_cast<double>(l.count());
+          if (running_mean.defined() && running_var.defined()) {
+            T* rm = Tensor(running_mean).data<T>();
+            T* rv = Tensor(running_var).data<T>();
+            const double unbiased = squares / static_cast<double>(l.count() - 1);
+            rm[ch] = static_cast<T>((1 - momentum) * rm[ch] + momentum * mean);
+            rv[ch] = static_cast<T>((1 - momentum) * rv[ch] + momentum * unbiased);
+          }
+        } else {
+          mean = running_mean.data<T>()[ch];
+          var = running_var.data<T>()[ch];
+        }
+        const double inverse_std = 1.0 / std::sqrt(var + eps);
+        stats->mean[ch] = mean;
+        stats->inverse_std[ch] = inverse_std;
+        const double gamma = weight.defined() ? weight.data<T>()[ch] : 1.0;
+        const double beta = bias.defined() ? bias.data<T>()[ch] : 0.0;
+        const double scale = gamma * inverse_std, shift = beta - mean * scale;
+        for (std::int64_t i = 0; i < l.n; ++i)
+          for (std::int64_t j = 0; j < l.s; ++j)
+            y[l.at(i, ch, j)] = static_cast<T>(x[l.at(i, ch, j)] * scale + shift);
+      }
+    });
+  });
+  if (!should_record({&input, &weight, &bias})) return out;
+  return record(Op::BatchNorm, out, {input, weight, bias},
+                [l, stats, training, x_saved = input.detach(),
+                 w = weight.defined() ? weight.detach() : Tensor()](
+                    const Tensor& grad, const std::vector<bool>& needs) {
+                  Tensor dx = needs[0] ? Tensor::empty(x_saved.shape(), x_saved.dtype()) : Tensor();
+                  Tensor dw = needs[1] ? Tensor::empty({l.c}, x_saved.dtype()) : Tensor();
+                  Tensor db = needs[2] ? Tensor::empty({l.c}, x_saved.dtype()) : Tensor();
+                  detail::dispatch_floating(x_saved.dtype(), "batch_norm", [&](auto tag) {
+                    using T = decltype(tag);
+                    const T* x = x_saved.data<T>();
+                    const T* g = grad.data<T>();
+                    parallel_for(l.c, 1, [&](std::int64_t begin, std::int64_t end) {
+                      for (std::int64_t ch = begin; ch < end; ++ch) {
+                        const double mean = stats->mean[ch], inverse_std = stats->inverse_std[ch];
+                        double sum_g = 0, sum_g_xhat = 0;
+                        for (std::int64_t i = 0; i < l.n; ++i)
+                          for (std::int64_t j = 0; j < l.s; ++j) {
+                            const std::int64_t at = l.at(i, ch, j);
+                            sum_g += g[at];
+                            sum_g_xhat += g[at] * (x[at] - mean) * inverse_std;
+                          }
+                        if (dw.defined()) dw.data<T>()[ch] = static_cast<T>(sum_g_xhat);
+                        if (db.defined()) db.data<T>()[ch] = static_cast<T>(sum_g);
+                        if (!dx.defined()) continue;
+                        const double gamma = w.defined() ? w.data<T>()[ch] : 1.0;
+                        T* d = dx.data<T>();
+                        const double m = static_cast<double>(l.count());
+                        for (std::int64_t i = 0; i < l.n; ++i)
+                          for (std::int64_t j = 0; j < l.s; ++j) {
+                            const std::int64_t at = l.at(i, ch, j);
+                            if (training) {
+                              const double xhat = (x[at] - mean) * inverse_std;
+                              d[at] = static_cast<T>(gamma * inverse_std *
+                                                     (g[at] - sum_g / m - xhat * sum_g_xhat / m));
+                            } else {
+                              d[at] = static_cast<T>(g[at] * gamma * inverse_std);
+                            }
+                          }
+                      }
+                    });
+                  });
+                  return std::vector<Tensor>{dx, dw, db};
+                });
+}
+
+}  // namespace lathe

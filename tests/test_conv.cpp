@@ -1,0 +1,221 @@
+// Convolution, pooling and batch norm: forward values against PyTorch 1.13
+// (tests/fixtures/conv_reference.json, written by tools/conv_reference.py), the image layers, and
+// their errors. Gradients are checked in tests/test_gradcheck.cpp.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+
+#include "lathe/lathe.h"
+#include "tests/test_support.h"
+
+namespace lathe {
+namespace {
+
+using nlohmann::json;
+using testing::error_of;
+
+json reference_cases() {
+  std::ifstream in(LATHE_SOURCE_DIR "/tests/fixtures/conv_reference.json");
+  EXPECT_TRUE(in) << "missing tests/fixtures/conv_reference.json";
+  return json::parse(in)["cases"];
+}
+
+Tensor tensor_of(const json& t) {
+  return Tensor::from_vector(t["values"].get<std::vector<double>>(), t["shape"].get<Shape>(),
+                             DType::Float64);
+}
+
+std::array<std::int64_t, 2> pair(const json& v) {
+  return {v[0].get<std::int64_t>(), v[1].get<std::int64_t>()};
+}
+
+void expect_values(const std::vector<double>& actual, const std::vector<double>& expected,
+                   const std::string& what) {
+  ASSERT_EQ(actual.size(), expected.size()) << what;
+  for (std::size_t i = 0; i < actual.size(); ++i)
+    EXPECT_NEAR(actual[i], expected[i], 1e-10 * (1 + std::abs(expected[i])))
+        << what << " element " << i;
+}
+
+TEST(ConvReference, ForwardMatchesPyTorch) {
+  const json cases = reference_cases();
+  ASSERT_EQ(cases.size(), 12u);
+  for (const json& c : cases) {
+    const std::string op = c["op"];
+    const json& in = c["inputs"];
+    const json& p = c["params"];
+    const Tensor x = tensor_of(in["input"]);
+    Tensor out;
+    if (op == "conv2d") {
+      out = conv2d(x, tensor_of(in["weight"]), tensor_of(in["bias"]),
+                   {pair(p["stride"]), pair(p["padding"]), pair(p["dilation"]), p["groups"]});
+    } else if (op == "max_pool2d" || op == "avg_pool2d") {
+      const Pool2dOptions options{pair(p["kernel"]), pair(p["stride"]), pair(p["padding"])};
+      out = op == "max_pool2d" ? max_pool2d(x, options) : avg_pool2d(x, options);
+    } else {
+      const bool training = p["training"];
+      const Tensor running_mean =
+          training ? Tensor::zeros({3}, DType::Float64) : tensor_of(in["running_mean"]);
+      const Tensor running_var =
+          training ? Tensor::ones({3}, DType::Float64) : tensor_of(in["running_var"]);
+      out = batch_norm(x, running_mean, running_var, tensor_of(in["weight"]), tensor_of(in["bias"]),
+                       training, p["momentum"], p["eps"]);
+      if (training) {
+        expect_values(running_mean.to_vector(), c["running_mean_after"], "running_mean");
+        expect_values(running_var.to_vector(), c["running_var_after"], "running_var");
+      }
+    }
+    EXPECT_EQ(out.shape(), c["output"]["shape"].get<Shape>()) << c["name"];
+    expect_values(out.to_vector(), c["output"]["values"], c["name"]);
+  }
+}
+
+TEST(Conv2d, Float32MatchesFloat64) {
+  Generator g(1);
+  const Tensor x = Tensor::randn({3, 4, 9, 8}, g, DType::Float64);
+  const Tensor w = Tensor::randn({6, 2, 3, 3}, g, DType::Float64);
+  const Conv2dOptions options{{2, 1}, {1, 1}, {1, 2}, 2};
+  const std::vector<double> exact = conv2d(x, w, Tensor(), options).to_vector();
+  const std::vector<double> single =
+      conv2d(x.to(DType::Float32), w.to(DType::Float32), Tensor(), options).to_vector();
+  for (std::size_t i = 0; i < exact.size(); ++i) EXPECT_NEAR(single[i], exact[i], 1e-4);
+}
+
+TEST(Conv2d, ErrorsNameTheProblem) {
+  const Tensor x = Tensor::zeros({1, 4, 5, 5});
+  EXPECT_EQ(error_of([&] {
+              conv2d(x, Tensor::zeros({2, 3, 3, 3}));
+            }),
+            "conv2d: weight [2,3,3,3] expects 3 input channels per group, input [1,4,5,5] has 4 "
+            "(groups = 1)");
+  EXPECT_EQ(error_of([&] {
+              conv2d(x, Tensor::zeros({3, 2, 3, 3}), Tensor(), {.groups = 2});
+            }),
+            "conv2d: groups = 2 must divide the 4 input and 3 output channels");
+  EXPECT_EQ(error_of([&] {
+              conv2d(x, Tensor::zeros({2, 4, 7, 7}));
+            }),
+            "conv2d: input [1,4,5,5] is smaller than the 7x7 kernel (dilation 1, padding 0)");
+  EXPECT_EQ(error_of([&] {
+              conv2d(x, Tensor::zeros({2, 4, 3, 3}), Tensor(), {.stride = {0, 1}});
+            }),
+            "conv2d: stride must be at least 1, got (0, 1)");
+  EXPECT_EQ(
+      error_of([&] {
+        conv2d(Tensor::zeros({4, 5, 5}), Tensor::zeros({2, 4, 3, 3}));
+      }),
+      "conv2d: input [4,5,5] and weight [2,4,3,3]: expected [N,C,H,W] and [O,C/groups,KH,KW]");
+  EXPECT_EQ(error_of([&] {
+              conv2d(x, Tensor::zeros({2, 4, 3, 3}), Tensor::zeros({3}));
+            }),
+            "conv2d: bias [3] does not match 2 output channels");
+}
+
+TEST(Pool2d, ErrorsNameTheProblem) {
+  const Tensor x = Tensor::zeros({1, 1, 3, 3});
+  EXPECT_EQ(error_of([&] {
+              max_pool2d(x, {{4, 4}, {1, 1}, {0, 0}});
+            }),
+            "max_pool2d: input [1,1,3,3] is smaller than the 4x4 window");
+  EXPECT_EQ(error_of([&] {
+              avg_pool2d(x, {{2, 2}, {1, 1}, {2, 0}});
+            }),
+            "avg_pool2d: padding (2, 0) must be at most half the kernel (2, 2)");
+  EXPECT_EQ(error_of([&] {
+              max_pool2d(Tensor::zeros({3, 3}), {});
+            }),
+            "max_pool2d: input [3,3] is not [N,C,H,W]");
+}
+
+TEST(BatchNorm, ErrorsNameTheProblem) {
+  EXPECT_EQ(error_of([] {
+              batch_norm(Tensor::zeros({1, 3}), Tensor(), Tensor(), Tensor(), Tensor(), true);
+            }),
+            "batch_norm: training needs more than one value per channel, input [1,3] has 1");
+  EXPECT_EQ(error_of([] {
+              batch_norm(Tensor::zeros({2, 3}), Tensor(), Tensor(), Tensor(), Tensor(), false);
+            }),
+            "batch_norm: evaluation needs running_mean and running_var");
+  EXPECT_EQ(
+      error_of([] {
+        batch_norm(Tensor::zeros({2, 3}), Tensor(), Tensor(), Tensor::ones({2}), Tensor(), true);
+      }),
+      "batch_norm: weight [2] does not match the 3 channels of input [2,3]");
+}
+
+TEST(ImageLayers, BuildFromSpecsAndRoundTrip) {
+  Generator g(2);
+  auto model = make_sequential(json::parse(R"([
+    {"type": "reshape", "shape": [1, 8, 8]},
+    {"type": "conv2d", "in": 1, "out": 4, "kernel_size": 3, "padding": 1},
+    {"type": "batch_norm2d", "features": 4},
+    {"type": "relu"},
+    {"type": "max_pool2d", "kernel_size": 2},
+    {"type": "conv2d", "in": 4, "out": 4, "kernel_size": 3, "groups": 2, "dilation": 2, "padding": 2, "bias": false},
+    {"type": "avg_pool2d", "kernel_size": 2, "stride": 1},
+    {"type": "global_avg_pool"},
+    {"type": "batch_norm1d", "features": 4, "momentum": 0.2},
+    {"type": "linear", "in": 4, "out": 3}])"),
+                               g);
+  std::vector<std::string> buffers;
+  for (const auto& [name, t] : model->named_buffers()) buffers.push_back(name);
+  EXPECT_EQ(buffers, (std::vector<std::string>{"2.running_mean", "2.running_var", "8.running_mean",
+                                               "8.running_var"}));
+  const Tensor x = Tensor::randn({5, 8, 8}, g);
+  EXPECT_EQ(model->forward(x).shape(), (Shape{5, 3}));
+  // Training moved the running statistics away from (0, 1).
+  EXPECT_NE(model->state_dict().at("2.running_mean").to_vector(), std::vector<double>(4, 0.0));
+
+  auto copy = make_layer(model->spec(), g);
+  EXPECT_EQ(copy->spec(), model->spec());
+  copy->load_state_dict(model->state_dict());
+  model->eval();
+  copy->eval();
+  EXPECT_EQ(model->forward(x).to_vector(), copy->forward(x).to_vector());
+}
+
+TEST(ImageLayers, EvalUsesRunningStatisticsAndTrainUsesTheBatch) {
+  Generator g(3);
+  auto bn = make_layer({{"type", "batch_norm1d"}, {"features", 2}}, g);
+  const Tensor x = Tensor::from_vector({1, 10, 3, 20}, {2, 2});
+  const std::vector<double> train = bn->forward(x).to_vector();
+  // Batch statistics: each column becomes (-1, 1) up to eps.
+  EXPECT_NEAR(train[0], -1, 1e-4);
+  EXPECT_NEAR(train[2], 1, 1e-4);
+  bn->eval();
+  // Running statistics after one step: mean 0.1 * batch mean, var 0.9 + 0.1 * unbiased var.
+  const std::vector<double> eval = bn->forward(x).to_vector();
+  EXPECT_NEAR(eval[0], (1 - 0.2) / std::sqrt(0.9 + 0.1 * 2 + 1e-5), 1e-5);
+}
+
+TEST(ImageLayers, SpecErrorsNameTheKey) {
+  Generator g(4);
+  EXPECT_EQ(error_of([&] {
+              make_layer({{"type", "reshape"}, {"shape", {1, "a"}}}, g);
+            }),
+            "layer 'reshape': 'shape' must be a list of integers, got [1,\"a\"]");
+  EXPECT_EQ(error_of([&] {
+              make_layer({{"type", "conv2d"}, {"in", 1}, {"out", 2}}, g);
+            }),
+            "layer 'conv2d': missing required key 'kernel_size' (kernel height and width)");
+  EXPECT_EQ(error_of([&] {
+              make_layer(
+                  {{"type", "conv2d"}, {"in", 3}, {"out", 2}, {"kernel_size", 3}, {"groups", 2}},
+                  g);
+            }),
+            "conv2d: groups = 2 must divide in = 3 and out = 2");
+  EXPECT_EQ(error_of([&] {
+              make_layer({{"type", "max_pool2d"}, {"kernel_size", 2}, {"padding", 2}}, g);
+            }),
+            "max_pool2d: need kernel_size, stride >= 1 and 0 <= padding <= kernel_size / 2, got "
+            "kernel_size=2 stride=2 padding=2");
+  auto reshape = make_layer({{"type", "reshape"}, {"shape", {1, 3, 3}}}, g);
+  EXPECT_EQ(error_of([&] {
+              reshape->forward(Tensor::zeros({2, 8}));
+            }),
+            "reshape: input of shape [2,8] does not hold examples of shape [1,3,3]");
+}
+
+}  // namespace
+}  // namespace lathe
