@@ -47,6 +47,26 @@ double training_flops(const std::vector<std::int64_t>& widths, std::int64_t batc
   return flops;
 }
 
+// The CNN of ../shared/reference/torch_cnn.py.
+nlohmann::json cnn_spec() {
+  return nlohmann::json::parse(R"([
+    {"type": "reshape", "shape": [1, 28, 28]},
+    {"type": "conv2d", "in": 1, "out": 32, "kernel_size": 3, "padding": 1},
+    {"type": "batch_norm2d", "features": 32}, {"type": "relu"}, {"type": "max_pool2d", "kernel_size": 2},
+    {"type": "conv2d", "in": 32, "out": 64, "kernel_size": 3, "padding": 1},
+    {"type": "batch_norm2d", "features": 64}, {"type": "relu"}, {"type": "max_pool2d", "kernel_size": 2},
+    {"type": "flatten"}, {"type": "linear", "in": 3136, "out": 128}, {"type": "relu"},
+    {"type": "dropout", "p": 0.25}, {"type": "linear", "in": 128, "out": 10}])");
+}
+
+// Multiply-adds of one CNN training step, counted like training_flops: forward, weight
+// gradients, and input gradients of every layer but the first convolution.
+double cnn_training_flops(std::int64_t batch) {
+  const double conv1 = 2.0 * 28 * 28 * 32 * 1 * 9, conv2 = 2.0 * 14 * 14 * 64 * 32 * 9;
+  const double fc1 = 2.0 * 3136 * 128, fc2 = 2.0 * 128 * 10;
+  return static_cast<double>(batch) * (2 * conv1 + 3 * (conv2 + fc1 + fc2));
+}
+
 void train_steps(Sequential& model, Optimizer& optimizer, DataLoader& loader, std::int64_t epoch,
                  std::int64_t max_steps) {
   loader.start_epoch(epoch);
@@ -69,9 +89,11 @@ int main(int argc, char** argv) {
   app.add_option("workload", workload)
       ->required()
       ->check(CLI::IsMember(
-          {"seed_epoch", "wide_steps", "infer_batch1", "infer_batch1000", "sgemm_peak"}));
+          {"seed_epoch", "wide_steps", "cnn_epoch", "infer_batch1", "infer_batch1000", "sgemm_peak"}));
   app.add_option("--data", data, "Fashion-MNIST folder");
   app.add_option("--epochs", epochs, "epochs for seed_epoch (their mean is reported)");
+  std::int64_t cnn_steps = 0;
+  app.add_option("--steps", cnn_steps, "cnn_epoch: stop after this many steps (0: the whole epoch)");
   CLI11_PARSE(app, argc, argv);
   try {
     manual_seed(0);
@@ -109,6 +131,21 @@ int main(int argc, char** argv) {
       out["seconds"] = seconds;  // per epoch (seed) or for `steps` steps (wide)
       out["steps"] = steps;
       out["flops"] = training_flops(widths, batch) * static_cast<double>(steps);
+    } else if (workload == "cnn_epoch") {
+      const Preprocessing normalize = Preprocessing::normalize(1.0 / 255, 0.5, 0.5);
+      auto train = std::make_shared<TensorDataset>(
+          normalize.apply(read_idx(data + "/train-images-idx3-ubyte.gz")),
+          read_idx_labels(data + "/train-labels-idx1-ubyte.gz"));
+      auto model = make_sequential(cnn_spec(), g);
+      Adam optimizer(model->named_parameters(), {.learning_rate = 1e-3});
+      DataLoader loader(train, {.batch_size = 64, .shuffle = true, .seed = 0});
+      const std::int64_t steps = cnn_steps > 0 ? cnn_steps : loader.batches_per_epoch();
+      train_steps(*model, optimizer, loader, 0, 5);  // warm-up
+      const double start = now();
+      train_steps(*model, optimizer, loader, 1, steps);
+      out["seconds"] = now() - start;
+      out["steps"] = steps;
+      out["flops"] = cnn_training_flops(64) * static_cast<double>(steps);
     } else {
       const std::int64_t batch = workload == "infer_batch1" ? 1 : 1000;
       auto model = mlp({784, 128, 64, 10}, g);

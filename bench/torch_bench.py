@@ -3,7 +3,7 @@
 fastest way PyTorch allows (whole dataset as one tensor, index batching, no DataLoader), one
 workload per process, one JSON line. Needs Debian's python3-torch (/usr/bin/python3).
 
-  /usr/bin/python3 bench/torch_bench.py seed_epoch|wide_steps|infer_batch1|infer_batch1000 --threads N
+  /usr/bin/python3 bench/torch_bench.py seed_epoch|wide_steps|cnn_epoch|infer_batch1|infer_batch1000 --threads N
 """
 import argparse, gzip, json, os, resource, struct, time
 import numpy as np
@@ -24,6 +24,13 @@ def mlp(widths):
         layers.append(nn.Linear(widths[i], widths[i + 1]))
     return nn.Sequential(*layers)
 
+def cnn():
+    # ../shared/reference/torch_cnn.py's model
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Dropout(0.25), nn.Linear(128, 10))
+
 def train_steps(model, opt, X, Y, batch, steps):
     crit = nn.CrossEntropyLoss()
     perm = torch.randperm(len(Y))
@@ -38,7 +45,8 @@ def train_steps(model, opt, X, Y, batch, steps):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('workload', choices=['seed_epoch', 'wide_steps', 'infer_batch1', 'infer_batch1000'])
+    ap.add_argument('workload', choices=['seed_epoch', 'wide_steps', 'cnn_epoch', 'infer_batch1', 'infer_batch1000'])
+    ap.add_argument('--steps', type=int, default=0, help='cnn_epoch: stop after this many steps (0: the whole epoch)')
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--data', default='/usr/share/datasets/fashion-mnist')
     ap.add_argument('--epochs', type=int, default=1)
@@ -46,7 +54,19 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     out = {'side': 'torch', 'workload': a.workload, 'threads': a.threads}
-    if a.workload in ('seed_epoch', 'wide_steps'):
+    if a.workload == 'cnn_epoch':
+        X = ((torch.from_numpy(read_idx(os.path.join(a.data, 'train-images-idx3-ubyte.gz')).copy())
+              .float() / 255.0 - 0.5) / 0.5).unsqueeze(1)
+        Y = torch.from_numpy(read_idx(os.path.join(a.data, 'train-labels-idx1-ubyte.gz')).astype(np.int64))
+        model = cnn()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        steps = a.steps if a.steps > 0 else (len(Y) + 63) // 64
+        train_steps(model, opt, X, Y, 64, 5)  # warm-up
+        t0 = time.time()
+        train_steps(model, opt, X, Y, 64, steps)
+        out['seconds'] = time.time() - t0
+        out['steps'] = steps
+    elif a.workload in ('seed_epoch', 'wide_steps'):
         seed = a.workload == 'seed_epoch'
         widths = [784, 128, 64, 10] if seed else [784, 1024, 1024, 10]
         batch = 64 if seed else 256

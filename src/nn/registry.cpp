@@ -60,7 +60,7 @@ std::vector<LayerArgument> pool_arguments() {
 
 std::shared_ptr<Module> pool(Pool2d::Kind kind, const json& a) {
   const auto kernel = a["kernel_size"].get<std::int64_t>();
-  const std::int64_t stride = a["stride"].is_null() ? kernel : a["stride"].get<std::int64_t>();
+  const std::int64_t stride = a.contains("stride") ? a["stride"].get<std::int64_t>() : kernel;
   return std::make_shared<Pool2d>(kind, kernel, stride, a["padding"].get<std::int64_t>());
 }
 
@@ -229,7 +229,7 @@ json validate_layer_spec(const json& spec) {
     if (a.required)
       throw LayerSpecError(
           a.key, fmt::format("layer '{}': missing required key '{}' ({})", type, a.key, a.help));
-    args[a.key] = a.default_value;
+    if (!a.default_value.is_null()) args[a.key] = a.default_value;  // null: derived by the layer
   }
   return args;
 }

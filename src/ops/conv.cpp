@@ -1,15 +1,17 @@
 // 2-D convolution and pooling on NCHW tensors.
 //
-// conv2d lowers each group to one GEMM over the whole batch: im2col writes the input patches as
-// columns [Cg*KH*KW, N*OH*OW], the weights [Og, Cg*KH*KW] multiply them, and the result is
-// scattered into [N, O, OH, OW] with the bias. Backward recomputes the columns (cheaper in
-// memory than keeping them) and uses two more GEMMs: the weight gradient against the columns and
-// the column gradient, which col2im adds back into the input's shape.
+// conv2d lowers each image and group to one GEMM: im2col writes the input patches as columns
+// [Cg*KH*KW, OH*OW], and the weights [Og, Cg*KH*KW] times the columns land directly in the
+// output [Og, OH*OW] block, which starts as the bias. Images are spread over the kernel thread
+// pool. Backward recomputes the columns (cheaper in memory than keeping them) and uses two more
+// GEMMs per image: the weight gradient against the columns (summed per thread, then across
+// threads) and the column gradient, which col2im adds back into the input's shape.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <limits>
 #include <memory>
+#include <mutex>
 
 #include "lathe/autograd.h"
 #include "lathe/error.h"
@@ -89,90 +91,67 @@ ConvGeometry conv_geometry(const Tensor& input, const Tensor& weight, const Tens
   return g;
 }
 
-// cols[r, n * P + p] for r = (c, i, j) within group `group`: the input pixel kernel tap (i, j)
-// of output pixel p reads, or 0 in the padding.
-template <class T>
-void im2col(const ConvGeometry& g, std::int64_t group, const T* x, T* cols) {
+// The output columns [lo, hi) whose kernel tap j reads inside the input row (the rest read the
+// padding).
+std::pair<std::int64_t, std::int64_t> valid_columns(const ConvGeometry& g, std::int64_t j) {
   const auto& o = g.options;
-  parallel_for(g.patch(), 1, [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t r = begin; r < end; ++r) {
-      const std::int64_t c = group * g.cg + r / (g.kh * g.kw);
-      const std::int64_t i = r / g.kw % g.kh, j = r % g.kw;
-      T* row = cols + r * g.columns();
-      for (std::int64_t n = 0; n < g.n; ++n) {
-        const T* plane = x + (n * g.c + c) * g.h * g.w;
-        T* out = row + n * g.pixels();
-        for (std::int64_t y = 0; y < g.oh; ++y) {
-          const std::int64_t iy = y * o.stride[0] - o.padding[0] + i * o.dilation[0];
-          T* out_row = out + y * g.ow;
-          if (iy < 0 || iy >= g.h) {
-            std::fill_n(out_row, g.ow, T(0));
-            continue;
-          }
-          const T* in_row = plane + iy * g.w;
-          for (std::int64_t x0 = 0; x0 < g.ow; ++x0) {
-            const std::int64_t ix = x0 * o.stride[1] - o.padding[1] + j * o.dilation[1];
-            out_row[x0] = ix >= 0 && ix < g.w ? in_row[ix] : T(0);
-          }
-        }
-      }
-    }
-  });
+  const std::int64_t offset = j * o.dilation[1] - o.padding[1];  // ix = x0 * stride + offset
+  const std::int64_t lo = offset >= 0 ? 0 : (-offset + o.stride[1] - 1) / o.stride[1];
+  const std::int64_t hi =
+      g.w - offset <= 0 ? 0 : std::min(g.ow, (g.w - offset + o.stride[1] - 1) / o.stride[1]);
+  return {std::min(lo, g.ow), std::max(std::min(lo, g.ow), hi)};
 }
 
-// The adjoint of im2col: dx[n, c, iy, ix] += dcols[r, n * P + p]. Each channel's rows are
-// handled by one thread, so no two threads add into the same element.
+// cols[r, p] for one image and r = (c, i, j) within group `group`: the input pixel that kernel
+// tap (i, j) of output pixel p reads, or 0 in the padding.
 template <class T>
-void col2im(const ConvGeometry& g, std::int64_t group, const T* dcols, T* dx) {
+void im2col(const ConvGeometry& g, std::int64_t group, const T* image, T* cols) {
   const auto& o = g.options;
-  parallel_for(g.cg, 1, [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t cl = begin; cl < end; ++cl) {
-      const std::int64_t c = group * g.cg + cl;
-      for (std::int64_t i = 0; i < g.kh; ++i)
-        for (std::int64_t j = 0; j < g.kw; ++j) {
-          const T* row = dcols + ((cl * g.kh + i) * g.kw + j) * g.columns();
-          for (std::int64_t n = 0; n < g.n; ++n) {
-            T* plane = dx + (n * g.c + c) * g.h * g.w;
-            const T* in = row + n * g.pixels();
-            for (std::int64_t y = 0; y < g.oh; ++y) {
-              const std::int64_t iy = y * o.stride[0] - o.padding[0] + i * o.dilation[0];
-              if (iy < 0 || iy >= g.h) continue;
-              for (std::int64_t x0 = 0; x0 < g.ow; ++x0) {
-                const std::int64_t ix = x0 * o.stride[1] - o.padding[1] + j * o.dilation[1];
-                if (ix >= 0 && ix < g.w) plane[iy * g.w + ix] += in[y * g.ow + x0];
-              }
-            }
-          }
-        }
-    }
-  });
-}
-
-// [Og, N*P] (one group's GEMM result) <-> [N, O, P] (the output layout).
-template <class T>
-void scatter_group(const ConvGeometry& g, std::int64_t group, const T* from, const T* bias,
-                   T* out) {
-  parallel_for(g.og, 1, [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t oc = begin; oc < end; ++oc) {
-      const std::int64_t channel = group * g.og + oc;
-      const T b = bias ? bias[channel] : T(0);
-      for (std::int64_t n = 0; n < g.n; ++n) {
-        const T* src = from + oc * g.columns() + n * g.pixels();
-        T* dst = out + (n * g.o + channel) * g.pixels();
-        for (std::int64_t p = 0; p < g.pixels(); ++p) dst[p] = src[p] + b;
+  for (std::int64_t r = 0; r < g.patch(); ++r) {
+    const std::int64_t c = group * g.cg + r / (g.kh * g.kw);
+    const std::int64_t i = r / g.kw % g.kh, j = r % g.kw;
+    const std::int64_t offset = j * o.dilation[1] - o.padding[1];  // ix = x0 * stride + offset
+    const auto [lo, hi] = valid_columns(g, j);
+    const T* plane = image + c * g.h * g.w;
+    T* row = cols + r * g.pixels();
+    for (std::int64_t y = 0; y < g.oh; ++y) {
+      const std::int64_t iy = y * o.stride[0] - o.padding[0] + i * o.dilation[0];
+      T* out_row = row + y * g.ow;
+      if (iy < 0 || iy >= g.h) {
+        std::fill_n(out_row, g.ow, T(0));
+        continue;
       }
+      const T* in_row = plane + iy * g.w;
+      std::fill(out_row, out_row + lo, T(0));
+      if (o.stride[1] == 1) {
+        std::copy(in_row + lo + offset, in_row + hi + offset, out_row + lo);
+      } else {
+        for (std::int64_t x0 = lo; x0 < hi; ++x0) out_row[x0] = in_row[x0 * o.stride[1] + offset];
+      }
+      std::fill(out_row + hi, out_row + g.ow, T(0));
     }
-  });
+  }
 }
 
+// The adjoint of im2col for one image: dimage[c, iy, ix] += dcols[r, p].
 template <class T>
-void gather_group(const ConvGeometry& g, std::int64_t group, const T* grad, T* to) {
-  parallel_for(g.og, 1, [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t oc = begin; oc < end; ++oc)
-      for (std::int64_t n = 0; n < g.n; ++n)
-        std::copy_n(grad + (n * g.o + group * g.og + oc) * g.pixels(), g.pixels(),
-                    to + oc * g.columns() + n * g.pixels());
-  });
+void col2im(const ConvGeometry& g, std::int64_t group, const T* dcols, T* dimage) {
+  const auto& o = g.options;
+  for (std::int64_t r = 0; r < g.patch(); ++r) {
+    const std::int64_t c = group * g.cg + r / (g.kh * g.kw);
+    const std::int64_t i = r / g.kw % g.kh, j = r % g.kw;
+    const std::int64_t offset = j * o.dilation[1] - o.padding[1];
+    const auto [lo, hi] = valid_columns(g, j);
+    T* plane = dimage + c * g.h * g.w;
+    const T* row = dcols + r * g.pixels();
+    for (std::int64_t y = 0; y < g.oh; ++y) {
+      const std::int64_t iy = y * o.stride[0] - o.padding[0] + i * o.dilation[0];
+      if (iy < 0 || iy >= g.h) continue;
+      T* dst = plane + iy * g.w;
+      const T* src = row + y * g.ow;
+      for (std::int64_t x0 = lo; x0 < hi; ++x0) dst[x0 * o.stride[1] + offset] += src[x0];
+    }
+  }
 }
 
 // A scratch buffer from the storage cache: after the first step it costs no fresh pages.
@@ -181,18 +160,27 @@ Tensor scratch(std::int64_t elements) {
   return Tensor::empty({elements}, dtype_of<T>());
 }
 
+// Images are shared out over the kernel thread pool; each runs its own small GEMMs on
+// single-threaded BLAS, with its columns (one image: Cg*KH*KW x OH*OW) in cache. OpenBLAS's own
+// threads on GEMMs this small spend more time handing off (and spinning) than computing.
 template <class T>
 void conv_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out) {
-  Tensor cols_buffer = scratch<T>(g.patch() * g.columns());
-  Tensor result_buffer = scratch<T>(g.og * g.columns());
-  T* cols = cols_buffer.data<T>();
-  T* result = result_buffer.data<T>();
-  for (std::int64_t group = 0; group < g.groups; ++group) {
-    im2col(g, group, x, cols);
-    detail::gemm<T>(false, false, g.og, g.columns(), g.patch(), T(1), w + group * g.og * g.patch(),
-                    g.patch(), cols, g.columns(), T(0), result, g.columns());
-    scatter_group(g, group, result, bias, out);
-  }
+  detail::SingleThreadedBlas blas_on_each_pool_thread;
+  parallel_for(g.n, 1, [&](std::int64_t begin, std::int64_t end) {
+    Tensor cols_buffer = scratch<T>(g.patch() * g.pixels());
+    T* cols = cols_buffer.data<T>();
+    for (std::int64_t n = begin; n < end; ++n) {
+      for (std::int64_t group = 0; group < g.groups; ++group) {
+        T* y = out + (n * g.o + group * g.og) * g.pixels();  // [Og, P]
+        for (std::int64_t oc = 0; oc < g.og; ++oc)
+          std::fill_n(y + oc * g.pixels(), g.pixels(), bias ? bias[group * g.og + oc] : T(0));
+        im2col(g, group, x + n * g.c * g.h * g.w, cols);
+        detail::gemm<T>(false, false, g.og, g.pixels(), g.patch(), T(1),
+                        w + group * g.og * g.patch(), g.patch(), cols, g.pixels(), T(1), y,
+                        g.pixels());
+      }
+    }
+  });
 }
 
 struct ConvGradients {
@@ -202,24 +190,38 @@ struct ConvGradients {
 template <class T>
 void conv_backward(const ConvGeometry& g, const T* x, const T* w, const T* grad,
                    const std::vector<bool>& needs, ConvGradients& out) {
-  Tensor cols_buffer = scratch<T>(g.patch() * g.columns());
-  Tensor grad_buffer = scratch<T>(g.og * g.columns());
-  T* cols = cols_buffer.data<T>();
-  T* grad_group = grad_buffer.data<T>();
-  for (std::int64_t group = 0; group < g.groups; ++group) {
-    gather_group(g, group, grad, grad_group);
+  detail::SingleThreadedBlas blas_on_each_pool_thread;
+  std::mutex merge;
+  if (needs[1]) std::fill_n(out.weight.data<T>(), out.weight.numel(), T(0));
+  parallel_for(g.n, 1, [&](std::int64_t begin, std::int64_t end) {
+    Tensor cols_buffer = scratch<T>(g.patch() * g.pixels());
+    T* cols = cols_buffer.data<T>();
+    // This thread's share of the weight gradient, added to the total once at the end.
+    Tensor partial = needs[1] ? Tensor::zeros(out.weight.shape(), out.weight.dtype()) : Tensor();
+    for (std::int64_t n = begin; n < end; ++n) {
+      for (std::int64_t group = 0; group < g.groups; ++group) {
+        const T* gy = grad + (n * g.o + group * g.og) * g.pixels();  // [Og, P]
+        const T* wg = w + group * g.og * g.patch();                  // [Og, K]
+        if (needs[1]) {
+          im2col(g, group, x + n * g.c * g.h * g.w, cols);
+          detail::gemm<T>(false, true, g.og, g.patch(), g.pixels(), T(1), gy, g.pixels(), cols,
+                          g.pixels(), T(1), partial.data<T>() + group * g.og * g.patch(),
+                          g.patch());
+        }
+        if (needs[0]) {
+          detail::gemm<T>(true, false, g.patch(), g.pixels(), g.og, T(1), wg, g.patch(), gy,
+                          g.pixels(), T(0), cols, g.pixels());
+          col2im(g, group, cols, out.input.data<T>() + n * g.c * g.h * g.w);
+        }
+      }
+    }
     if (needs[1]) {
-      im2col(g, group, x, cols);
-      detail::gemm<T>(false, true, g.og, g.patch(), g.columns(), T(1), grad_group, g.columns(),
-                      cols, g.columns(), T(0), out.weight.data<T>() + group * g.og * g.patch(),
-                      g.patch());
+      std::lock_guard lock(merge);
+      T* total = out.weight.data<T>();
+      const T* mine = partial.data<T>();
+      for (std::int64_t i = 0; i < partial.numel(); ++i) total[i] += mine[i];
     }
-    if (needs[0]) {
-      detail::gemm<T>(true, false, g.patch(), g.columns(), g.og, T(1), w + group * g.og * g.patch(),
-                      g.patch(), grad_group, g.columns(), T(0), cols, g.columns());
-      col2im(g, group, cols, out.input.data<T>());
-    }
-  }
+  });
   if (needs[2]) {
     T* db = out.bias.data<T>();
     for (std::int64_t oc = 0; oc < g.o; ++oc) {
@@ -284,6 +286,53 @@ void for_each_window(const PoolGeometry& g, F f) {
   });
 }
 
+// Keeps (value, at) when candidate v is not larger, without a branch (the comparisons of
+// image data are unpredictable). Padding never competes; a NaN wins, as in PyTorch, so it
+// propagates instead of hiding.
+template <class T>
+void keep_max(T& value, std::int64_t& at, T v, std::int64_t v_at) {
+  const bool take = !(v <= value) && value == value;  // v > value, or v is the first NaN
+  value = take ? v : value;
+  at = take ? v_at : at;
+}
+
+// One plane's maxima and, for the backward pass, where each came from.
+template <class T>
+void max_pool_plane(const PoolGeometry& g, const T* in, T* out, std::int64_t* from) {
+  const auto& o = g.options;
+  const bool two_by_two = o.kernel == std::array<std::int64_t, 2>{2, 2} &&
+                          o.stride == std::array<std::int64_t, 2>{2, 2} &&
+                          o.padding == std::array<std::int64_t, 2>{0, 0};
+  for (std::int64_t y = 0; y < g.oh; ++y) {
+    if (two_by_two) {  // the common case, with no clipping
+      const std::int64_t r0 = 2 * y * g.w, r1 = r0 + g.w;
+      for (std::int64_t x = 0; x < g.ow; ++x) {
+        std::int64_t best = r0 + 2 * x;
+        T value = in[best];
+        keep_max(value, best, in[r0 + 2 * x + 1], r0 + 2 * x + 1);
+        keep_max(value, best, in[r1 + 2 * x], r1 + 2 * x);
+        keep_max(value, best, in[r1 + 2 * x + 1], r1 + 2 * x + 1);
+        out[y * g.ow + x] = value;
+        from[y * g.ow + x] = best;
+      }
+      continue;
+    }
+    const std::int64_t y0 = y * o.stride[0] - o.padding[0];
+    const std::int64_t ylo = std::max<std::int64_t>(y0, 0), yhi = std::min(y0 + o.kernel[0], g.h);
+    for (std::int64_t x = 0; x < g.ow; ++x) {
+      const std::int64_t x0 = x * o.stride[1] - o.padding[1];
+      const std::int64_t xlo = std::max<std::int64_t>(x0, 0), xhi = std::min(x0 + o.kernel[1], g.w);
+      std::int64_t best = ylo * g.w + xlo;
+      T value = in[best];
+      for (std::int64_t iy = ylo; iy < yhi; ++iy)
+        for (std::int64_t ix = xlo; ix < xhi; ++ix)
+          keep_max(value, best, in[iy * g.w + ix], iy * g.w + ix);
+      out[y * g.ow + x] = value;
+      from[y * g.ow + x] = best;
+    }
+  }
+}
+
 }  // namespace
 
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias,
@@ -314,28 +363,18 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias,
 Tensor max_pool2d(const Tensor& input, const Pool2dOptions& options) {
   const PoolGeometry g = pool_geometry("max_pool2d", input, options);
   Tensor out = Tensor::empty(pooled_shape(input, g), input.dtype());
-  // Where each output's maximum came from, as an index into its input plane.
-  auto argmax =
-      std::make_shared<std::vector<std::int32_t>>(static_cast<std::size_t>(g.planes * g.oh * g.ow));
-  if (g.h * g.w > std::numeric_limits<std::int32_t>::max())
-    throw Error(fmt::format("max_pool2d: input planes of {}x{} are too large", g.h, g.w));
+  // Where each output's maximum came from, as an index into its input plane (a tensor, so its
+  // memory comes from the storage cache).
+  const Tensor argmax = Tensor::empty(out.shape(), DType::Int64);
   detail::dispatch_floating(input.dtype(), "max_pool2d", [&](auto tag) {
     using T = decltype(tag);
     const T* x = input.data<T>();
     T* y = out.data<T>();
-    std::int32_t* from = argmax->data();
-    for_each_window(g, [&](std::int64_t plane, std::int64_t o, std::int64_t y0, std::int64_t y1,
-                           std::int64_t x0, std::int64_t x1) {
-      const T* in = x + plane * g.h * g.w;
-      std::int64_t best = y0 * g.w + x0;
-      for (std::int64_t iy = y0; iy < y1; ++iy)
-        for (std::int64_t ix = x0; ix < x1; ++ix) {
-          const std::int64_t at = iy * g.w + ix;
-          // NaN wins, as in PyTorch, so it propagates instead of hiding.
-          if (in[at] > in[best] || std::isnan(in[at])) best = at;
-        }
-      y[plane * g.oh * g.ow + o] = in[best];
-      from[plane * g.oh * g.ow + o] = static_cast<std::int32_t>(best);
+    std::int64_t* from = Tensor(argmax).data<std::int64_t>();
+    parallel_for(g.planes, 1, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t plane = begin; plane < end; ++plane)
+        max_pool_plane(g, x + plane * g.h * g.w, y + plane * g.oh * g.ow,
+                       from + plane * g.oh * g.ow);
     });
   });
   if (!should_record({&input})) return out;
@@ -347,10 +386,11 @@ Tensor max_pool2d(const Tensor& input, const Pool2dOptions& options) {
                     const T* gy = grad.data<T>();
                     T* gx = dx.data<T>();
                     const std::int64_t per_plane = g.oh * g.ow;
+                    const std::int64_t* from = argmax.data<std::int64_t>();
                     parallel_for(g.planes, 1, [&](std::int64_t begin, std::int64_t end) {
                       for (std::int64_t plane = begin; plane < end; ++plane)
                         for (std::int64_t o = 0; o < per_plane; ++o)
-                          gx[plane * g.h * g.w + (*argmax)[plane * per_plane + o]] +=
+                          gx[plane * g.h * g.w + from[plane * per_plane + o]] +=
                               gy[plane * per_plane + o];
                     });
                   });

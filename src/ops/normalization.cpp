@@ -36,6 +36,46 @@ struct Statistics {
   std::vector<double> mean, inverse_std;
 };
 
+// Sums over one row of a channel. Eight partial sums in T let the compiler vectorize; rows are
+// short (one image plane), and the caller adds rows up in double.
+template <class T>
+double row_sum(const T* x, std::int64_t n) {
+  T acc[8] = {};
+  std::int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int k = 0; k < 8; ++k) acc[k] += x[j + k];
+  double sum = 0;
+  for (int k = 0; k < 8; ++k) sum += acc[k];
+  for (; j < n; ++j) sum += x[j];
+  return sum;
+}
+
+// sum_j a[j] * (b[j] - center).
+template <class T>
+double row_dot_centered(const T* a, const T* b, double center, std::int64_t n) {
+  const T c = static_cast<T>(center);
+  T acc[8] = {};
+  std::int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int k = 0; k < 8; ++k) acc[k] += a[j + k] * (b[j + k] - c);
+  double sum = 0;
+  for (int k = 0; k < 8; ++k) sum += acc[k];
+  for (; j < n; ++j) sum += a[j] * (b[j] - c);
+  return sum;
+}
+
+// out = k_a a + k_b b + k_1 (b may be null when k_b is 0).
+template <class T>
+void affine_row(const T* a, const T* b, T* out, std::int64_t n, double k_a, double k_b,
+                double k_1) {
+  const T ka = static_cast<T>(k_a), kb = static_cast<T>(k_b), k1 = static_cast<T>(k_1);
+  if (b == nullptr || k_b == 0) {
+    for (std::int64_t j = 0; j < n; ++j) out[j] = a[j] * ka + k1;
+  } else {
+    for (std::int64_t j = 0; j < n; ++j) out[j] = a[j] * ka + b[j] * kb + k1;
+  }
+}
+
 }  // namespace
 
 Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
@@ -79,14 +119,10 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
         double mean, var;
         if (training) {
           double sum = 0, squares = 0;
-          for (std::int64_t i = 0; i < l.n; ++i)
-            for (std::int64_t j = 0; j < l.s; ++j) sum += x[l.at(i, ch, j)];
+          for (std::int64_t i = 0; i < l.n; ++i) sum += row_sum(x + l.at(i, ch, 0), l.s);
           mean = sum / static_cast<double>(l.count());
           for (std::int64_t i = 0; i < l.n; ++i)
-            for (std::int64_t j = 0; j < l.s; ++j) {
-              const double d = x[l.at(i, ch, j)] - mean;
-              squares += d * d;
-            }
+            squares += row_dot_centered(x + l.at(i, ch, 0), x + l.at(i, ch, 0), mean, l.s);
           var = squares / static_cast<double>(l.count());
           if (running_mean.defined() && running_var.defined()) {
             T* rm = Tensor(running_mean).data<T>();
@@ -104,10 +140,10 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
         stats->inverse_std[ch] = inverse_std;
         const double gamma = weight.defined() ? weight.data<T>()[ch] : 1.0;
         const double beta = bias.defined() ? bias.data<T>()[ch] : 0.0;
-        const double scale = gamma * inverse_std, shift = beta - mean * scale;
+        const double scale = gamma * inverse_std;
         for (std::int64_t i = 0; i < l.n; ++i)
-          for (std::int64_t j = 0; j < l.s; ++j)
-            y[l.at(i, ch, j)] = static_cast<T>(x[l.at(i, ch, j)] * scale + shift);
+          affine_row<T>(x + l.at(i, ch, 0), nullptr, y + l.at(i, ch, 0), l.s, scale, 0.0,
+                        beta - mean * scale);
       }
     });
   });
@@ -126,30 +162,28 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
                     parallel_for(l.c, 1, [&](std::int64_t begin, std::int64_t end) {
                       for (std::int64_t ch = begin; ch < end; ++ch) {
                         const double mean = stats->mean[ch], inverse_std = stats->inverse_std[ch];
-                        double sum_g = 0, sum_g_xhat = 0;
-                        for (std::int64_t i = 0; i < l.n; ++i)
-                          for (std::int64_t j = 0; j < l.s; ++j) {
-                            const std::int64_t at = l.at(i, ch, j);
-                            sum_g += g[at];
-                            sum_g_xhat += g[at] * (x[at] - mean) * inverse_std;
-                          }
+                        double sum_g = 0, sum_g_centered = 0;
+                        for (std::int64_t i = 0; i < l.n; ++i) {
+                          sum_g += row_sum(g + l.at(i, ch, 0), l.s);
+                          sum_g_centered +=
+                              row_dot_centered(g + l.at(i, ch, 0), x + l.at(i, ch, 0), mean, l.s);
+                        }
+                        const double sum_g_xhat = sum_g_centered * inverse_std;
                         if (dw.defined()) dw.data<T>()[ch] = static_cast<T>(sum_g_xhat);
                         if (db.defined()) db.data<T>()[ch] = static_cast<T>(sum_g);
                         if (!dx.defined()) continue;
+                        // dx = k_g g + k_x x + k_1, expanded from
+                        // gamma istd (g - sum_g / m - xhat sum_g_xhat / m) with xhat = (x - mean)
+                        // istd.
                         const double gamma = w.defined() ? w.data<T>()[ch] : 1.0;
-                        T* d = dx.data<T>();
                         const double m = static_cast<double>(l.count());
+                        const double k_g = gamma * inverse_std;
+                        const double k_x = training ? -k_g * inverse_std * sum_g_xhat / m : 0.0;
+                        const double k_1 = training ? -k_g * sum_g / m - k_x * mean : 0.0;
+                        T* d = dx.data<T>();
                         for (std::int64_t i = 0; i < l.n; ++i)
-                          for (std::int64_t j = 0; j < l.s; ++j) {
-                            const std::int64_t at = l.at(i, ch, j);
-                            if (training) {
-                              const double xhat = (x[at] - mean) * inverse_std;
-                              d[at] = static_cast<T>(gamma * inverse_std *
-                                                     (g[at] - sum_g / m - xhat * sum_g_xhat / m));
-                            } else {
-                              d[at] = static_cast<T>(g[at] * gamma * inverse_std);
-                            }
-                          }
+                          affine_row(g + l.at(i, ch, 0), x + l.at(i, ch, 0), d + l.at(i, ch, 0),
+                                     l.s, k_g, k_x, k_1);
                       }
                     });
                   });

@@ -26,24 +26,6 @@ CBLAS_TRANSPOSE flag(bool transpose) {
   return transpose ? CblasTrans : CblasNoTrans;
 }
 
-// Keeps OpenBLAS on the calling thread for one call, then restores the process's thread count.
-// A matrix-vector product is too small to repay waking OpenBLAS's threads (measured: batch-1
-// inference 115k -> 180k samples/s).
-class SingleThreadedBlas {
- public:
-  SingleThreadedBlas() : previous_(openblas_get_num_threads()) {
-    if (previous_ != 1) openblas_set_num_threads(1);
-  }
-  ~SingleThreadedBlas() {
-    if (previous_ != 1) openblas_set_num_threads(previous_);
-  }
-  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
-  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
-
- private:
-  int previous_;
-};
-
 void blas_gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
                const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta,
                float* c, std::int64_t ldc) {
@@ -73,6 +55,14 @@ void blas_row(bool ta, bool tb, std::int64_t n, std::int64_t k, double alpha, co
 }
 
 }  // namespace
+
+SingleThreadedBlas::SingleThreadedBlas() : previous_(openblas_get_num_threads()) {
+  if (previous_ != 1) openblas_set_num_threads(1);
+}
+
+SingleThreadedBlas::~SingleThreadedBlas() {
+  if (previous_ != 1) openblas_set_num_threads(previous_);
+}
 
 template <class T>
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
