@@ -5,6 +5,7 @@
 //
 //   onnx_reference tiny-classifier DIR         every layer type, 2-D inputs, standardize
 //   onnx_reference tiny-regression DIR         a regression model, standardize
+//   onnx_reference tiny-cnn DIR                every image layer, 144 features as [2, 9, 8]
 //   onnx_reference bundle BUNDLE IMAGES DIR    an existing bundle on an IDX images file
 //
 // DIR gets bundle.safetensors (tiny models), input.bin, one .bin per output and reference.json:
@@ -70,17 +71,43 @@ json tiny_classifier_layers() {
   });
 }
 
+// Every image layer: reshape from flat examples, convolutions with padding, groups, dilation
+// and stride, both poolings, batch norm in 2-D and 1-D (with running statistics moved away from
+// their initial values), global average pooling.
+json tiny_cnn_layers() {
+  return json::parse(R"([
+    {"type": "reshape", "shape": [2, 9, 8]},
+    {"type": "conv2d", "in": 2, "out": 6, "kernel_size": 3, "padding": 1},
+    {"type": "batch_norm2d", "features": 6},
+    {"type": "relu"},
+    {"type": "max_pool2d", "kernel_size": 2},
+    {"type": "conv2d", "in": 6, "out": 6, "kernel_size": 3, "padding": 2, "dilation": 2, "groups": 2, "bias": false},
+    {"type": "avg_pool2d", "kernel_size": 3, "stride": 1, "padding": 1},
+    {"type": "conv2d", "in": 6, "out": 8, "kernel_size": 2, "stride": 2},
+    {"type": "batch_norm2d", "features": 8, "momentum": 0.5},
+    {"type": "global_avg_pool"},
+    {"type": "batch_norm1d", "features": 8, "momentum": 0.5},
+    {"type": "linear", "in": 8, "out": 5}])");
+}
+
 // Builds, saves and returns the path of a tiny bundle, plus the inputs to check it on.
-std::filesystem::path make_tiny_bundle(bool classification, const std::filesystem::path& dir,
+std::filesystem::path make_tiny_bundle(const std::string& kind, const std::filesystem::path& dir,
                                        Tensor& inputs) {
   lathe::Generator generator(42);
-  const Shape example = classification ? Shape{3, 4} : Shape{5};
-  const json layers = classification ? tiny_classifier_layers()
-                                     : json::array({{{"type", "linear"}, {"in", 5}, {"out", 8}},
-                                                    {{"type", "relu"}},
-                                                    {{"type", "linear"}, {"in", 8}, {"out", 2}}});
+  const bool classification = kind != "regression", cnn = kind == "cnn";
+  const Shape example = cnn ? Shape{144} : classification ? Shape{3, 4} : Shape{5};
+  const json layers = cnn              ? tiny_cnn_layers()
+                      : classification ? tiny_classifier_layers()
+                                       : json::array({{{"type", "linear"}, {"in", 5}, {"out", 8}},
+                                                      {{"type", "relu"}},
+                                                      {{"type", "linear"}, {"in", 8}, {"out", 2}}});
   auto model = lathe::make_sequential(layers, generator);
-  if (classification) {
+  if (cnn) {
+    // A few training-mode passes move the running statistics away from (0, 1).
+    lathe::NoGradGuard no_grad;
+    for (int i = 0; i < 3; ++i) model->forward(Tensor::randn({16, 144}, generator) * 2.0 + 0.5);
+    model->eval();
+  } else if (classification) {
     // Larger final weights, so the logits spread over several units and softmax is tested on
     // confident rows as well as uncertain ones.
     Tensor last = model->state_dict().at("11.weight");
@@ -107,17 +134,17 @@ int run(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
   std::filesystem::path bundle_path, dir;
   Tensor inputs;
-  if ((mode == "tiny-classifier" || mode == "tiny-regression") && argc == 3) {
+  if ((mode == "tiny-classifier" || mode == "tiny-regression" || mode == "tiny-cnn") && argc == 3) {
     dir = argv[2];
     std::filesystem::create_directories(dir);
-    bundle_path = make_tiny_bundle(mode == "tiny-classifier", dir, inputs);
+    bundle_path = make_tiny_bundle(mode.substr(5), dir, inputs);
   } else if (mode == "bundle" && argc == 5) {
     bundle_path = argv[2];
     inputs = lathe::read_idx(argv[3]);
     dir = argv[4];
     std::filesystem::create_directories(dir);
   } else {
-    std::cerr << "usage: onnx_reference tiny-classifier|tiny-regression DIR\n"
+    std::cerr << "usage: onnx_reference tiny-classifier|tiny-regression|tiny-cnn DIR\n"
                  "       onnx_reference bundle BUNDLE IDX_IMAGES DIR\n";
     return 2;
   }

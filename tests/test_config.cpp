@@ -104,8 +104,9 @@ TEST(Config, ErrorsNameFileLineKeyAndAllowedValues) {
             }),
             p + ":12: model.layers[0]: layer 'linear': unknown key 'outs'; allowed: in, out, bias");
   EXPECT_EQ(error_of([&] { load_run_config(variant(dir, 13, "  { type = \"relu6\" },")); }),
-            p + ":13: model.layers[1]: unknown layer type 'relu6'; known types: linear, flatten, "
-                "dropout, relu, leaky_relu, sigmoid, tanh, gelu");
+            p + ":13: model.layers[1]: unknown layer type 'relu6'; known types: linear, conv2d, "
+                "max_pool2d, avg_pool2d, global_avg_pool, batch_norm1d, batch_norm2d, reshape, "
+                "flatten, dropout, relu, leaky_relu, sigmoid, tanh, gelu");
   EXPECT_EQ(error_of([&] { load_run_config(variant(dir, 21, "type = \"adagrad\"")); }),
             p + ":21: optimizer.type is \"adagrad\"; allowed: sgd, adam, adamw");
   EXPECT_EQ(error_of([&] { load_run_config(variant(dir, 17, "[losses]")); }),

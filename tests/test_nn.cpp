@@ -93,7 +93,8 @@ TEST(Registry, UnknownTypesAndKeysListWhatIsAllowed) {
   EXPECT_EQ(error_of([&] {
               make_layer({{"type", "lineer"}}, g);
             }),
-            "unknown layer type 'lineer'; known types: linear, flatten, dropout, relu, "
+            "unknown layer type 'lineer'; known types: linear, conv2d, max_pool2d, avg_pool2d, "
+            "global_avg_pool, batch_norm1d, batch_norm2d, reshape, flatten, dropout, relu, "
             "leaky_relu, sigmoid, tanh, gelu");
   EXPECT_EQ(error_of([&] {
               make_layer({{"type", "linear"}, {"in", 3}, {"outs", 2}}, g);
@@ -114,13 +115,17 @@ TEST(Registry, UnknownTypesAndKeysListWhatIsAllowed) {
   EXPECT_EQ(error_of([&] {
               make_sequential(nlohmann::json::array({{{"type", "tanh"}}, {{"type", "x"}}}), g);
             }),
-            "layer 1: unknown layer type 'x'; known types: linear, flatten, dropout, relu, "
+            "layer 1: unknown layer type 'x'; known types: linear, conv2d, max_pool2d, avg_pool2d, "
+            "global_avg_pool, batch_norm1d, batch_norm2d, reshape, flatten, dropout, relu, "
             "leaky_relu, sigmoid, tanh, gelu");
   // Every registered type builds with its defaults.
   for (const LayerType& type : layer_types()) {
     nlohmann::json spec = {{"type", type.name}};
     for (const auto& argument : type.arguments)
-      if (argument.required) spec[argument.key] = 2;
+      if (argument.required)
+        spec[argument.key] = argument.kind == LayerArgument::Kind::IntegerList
+                                 ? nlohmann::json::array({2})
+                                 : nlohmann::json(2);
     auto layer = make_layer(spec, g);
     EXPECT_EQ(layer->type(), type.name);
   }

@@ -477,14 +477,16 @@ TEST_F(BundleMismatch, MalformedArchitectures) {
   // a lathe::Error) when "type" is not a string.
   EXPECT_EQ(load_error(tensors_, {{"type", 5}}),
             prefix +
-                "a layer needs a \"type\" (one of: linear, flatten, dropout, relu, "
+                "a layer needs a \"type\" (one of: linear, conv2d, max_pool2d, avg_pool2d, "
+                "global_avg_pool, batch_norm1d, batch_norm2d, reshape, flatten, dropout, relu, "
                 "leaky_relu, sigmoid, tanh, gelu)");
   EXPECT_EQ(error_of([] {
               Generator g(0);
               make_layer({{"type", 5}}, g);
             }),
-            "a layer needs a \"type\" (one of: linear, flatten, dropout, relu, leaky_relu, "
-            "sigmoid, tanh, gelu)");
+            "a layer needs a \"type\" (one of: linear, conv2d, max_pool2d, avg_pool2d, "
+            "global_avg_pool, batch_norm1d, batch_norm2d, reshape, flatten, dropout, relu, "
+            "leaky_relu, sigmoid, tanh, gelu)");
   auto negative = architecture_;
   negative["layers"][2]["out"] = -2;
   EXPECT_EQ(load_error(tensors_, negative),
@@ -534,7 +536,10 @@ TEST(BundleLayerTypes, EveryRegisteredTypeRoundTrips) {
   for (const LayerType& type : layer_types()) {
     nlohmann::json spec{{"type", type.name}};
     for (const LayerArgument& argument : type.arguments)
-      if (argument.required) spec[argument.key] = 2;
+      if (argument.required)
+        spec[argument.key] = argument.kind == LayerArgument::Kind::IntegerList
+                                 ? nlohmann::json::array({2})
+                                 : nlohmann::json(2);
     Generator g(0);
     auto model = make_sequential(nlohmann::json::array({spec}), g);
     BundleInfo info{model->spec(), Preprocessing::none(), nlohmann::json::object(),

@@ -87,6 +87,19 @@ class GraphBuilder {
                                 static_cast<std::size_t>(data.numel()) * sizeof(float)));
   }
 
+  // A 1-D int64 initializer (a shape for Reshape); returns its name.
+  std::string int64s(const std::string& name, const std::vector<std::int64_t>& values) {
+    if (!names_.insert(name).second)
+      throw Error(fmt::format("export: internal error: tensor name '{}' used twice", name));
+    onnx::TensorProto* t = graph_.add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::INT64);
+    t->add_dims(static_cast<std::int64_t>(values.size()));
+    t->set_raw_data(std::string(reinterpret_cast<const char*>(values.data()),
+                                values.size() * sizeof(std::int64_t)));
+    return name;
+  }
+
   // A shared scalar float32 constant ("const/0.5"), created on first use.
   std::string scalar(double value) {
     const auto f = static_cast<float>(value);
@@ -275,6 +288,93 @@ Value export_gelu(LayerContext& layer, const Value& x) {
   return {v("gelu"), x.shape};
 }
 
+std::int64_t integer(LayerContext& layer, const char* key) {
+  return layer.spec[key].get<std::int64_t>();
+}
+
+Shape image_shape(LayerContext& layer, const Value& x) {
+  if (x.shape.size() != 3)
+    throw Error(fmt::format("export: {} '{}' takes [C, H, W] examples but gets {}", layer.label(),
+                            layer.type(), shape_str(x.shape)));
+  return x.shape;
+}
+
+std::int64_t window_output(std::int64_t in, std::int64_t kernel, std::int64_t stride,
+                           std::int64_t padding, std::int64_t dilation) {
+  return (in + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
+}
+
+// Conv with square kernel_shape, strides, dilations, symmetric pads and group.
+Value export_conv2d(LayerContext& layer, const Value& x) {
+  const Shape in = image_shape(layer, x);
+  const std::int64_t k = integer(layer, "kernel_size"), stride = integer(layer, "stride"),
+                     padding = integer(layer, "padding"), dilation = integer(layer, "dilation");
+  std::vector<std::string> inputs{x.name, layer.parameter("weight")};
+  if (layer.spec["bias"].get<bool>()) inputs.push_back(layer.parameter("bias"));
+  onnx::NodeProto& node = layer.graph.add("Conv", inputs, layer.value("conv"));
+  set_attribute(node, "kernel_shape", std::vector<std::int64_t>{k, k});
+  set_attribute(node, "strides", std::vector<std::int64_t>{stride, stride});
+  set_attribute(node, "pads", std::vector<std::int64_t>{padding, padding, padding, padding});
+  set_attribute(node, "dilations", std::vector<std::int64_t>{dilation, dilation});
+  set_attribute(node, "group", integer(layer, "groups"));
+  return {layer.value("conv"),
+          {integer(layer, "out"), window_output(in[1], k, stride, padding, dilation),
+           window_output(in[2], k, stride, padding, dilation)}};
+}
+
+Value pool(LayerContext& layer, const Value& x, const std::string& op) {
+  const Shape in = image_shape(layer, x);
+  const std::int64_t k = integer(layer, "kernel_size"), padding = integer(layer, "padding");
+  const std::int64_t stride = layer.spec.contains("stride") ? integer(layer, "stride") : k;
+  onnx::NodeProto& node = layer.graph.add(op, {x.name}, layer.value(op));
+  set_attribute(node, "kernel_shape", std::vector<std::int64_t>{k, k});
+  set_attribute(node, "strides", std::vector<std::int64_t>{stride, stride});
+  set_attribute(node, "pads", std::vector<std::int64_t>{padding, padding, padding, padding});
+  if (op == "AveragePool") set_attribute(node, "count_include_pad", std::int64_t{1});
+  return {layer.value(op),
+          {in[0], window_output(in[1], k, stride, padding, 1),
+           window_output(in[2], k, stride, padding, 1)}};
+}
+
+Value export_max_pool2d(LayerContext& layer, const Value& x) {
+  return pool(layer, x, "MaxPool");
+}
+Value export_avg_pool2d(LayerContext& layer, const Value& x) {
+  return pool(layer, x, "AveragePool");
+}
+
+// GlobalAveragePool keeps [C, 1, 1]; Flatten makes it lathe's [C].
+Value export_global_avg_pool(LayerContext& layer, const Value& x) {
+  const Shape in = image_shape(layer, x);
+  layer.graph.add("GlobalAveragePool", {x.name}, layer.value("pool"));
+  set_attribute(layer.graph.add("Flatten", {layer.value("pool")}, layer.value("flatten")), "axis",
+                std::int64_t{1});
+  return {layer.value("flatten"), {in[0]}};
+}
+
+// Inference form: the running statistics.
+Value export_batch_norm(LayerContext& layer, const Value& x) {
+  onnx::NodeProto& node =
+      layer.graph.add("BatchNormalization",
+                      {x.name, layer.parameter("weight"), layer.parameter("bias"),
+                       layer.parameter("running_mean"), layer.parameter("running_var")},
+                      layer.value("batch_norm"));
+  set_attribute(node, "epsilon", static_cast<float>(layer.spec["eps"].get<double>()));
+  return {layer.value("batch_norm"), x.shape};
+}
+
+Value export_reshape(LayerContext& layer, const Value& x) {
+  const Shape shape = layer.spec["shape"].get<Shape>();
+  if (shape_numel(shape) != shape_numel(x.shape))
+    throw Error(fmt::format("export: {} 'reshape' to {} gets examples of shape {}", layer.label(),
+                            shape_str(shape), shape_str(x.shape)));
+  Shape with_batch{-1};
+  with_batch.insert(with_batch.end(), shape.begin(), shape.end());
+  layer.graph.add("Reshape", {x.name, layer.graph.int64s(layer.value("shape"), with_batch)},
+                  layer.value("reshape"));
+  return {layer.value("reshape"), shape};
+}
+
 const std::map<std::string, LayerExporter>& layer_exporters() {
   static const std::map<std::string, LayerExporter> table{
       {"sequential", export_sequential},
@@ -286,6 +386,13 @@ const std::map<std::string, LayerExporter>& layer_exporters() {
       {"sigmoid", export_sigmoid},
       {"tanh", export_tanh},
       {"gelu", export_gelu},
+      {"conv2d", export_conv2d},
+      {"max_pool2d", export_max_pool2d},
+      {"avg_pool2d", export_avg_pool2d},
+      {"global_avg_pool", export_global_avg_pool},
+      {"batch_norm1d", export_batch_norm},
+      {"batch_norm2d", export_batch_norm},
+      {"reshape", export_reshape},
   };
   return table;
 }

@@ -58,12 +58,26 @@ class ExpectedTensors {
     }
     const std::string type = args["type"].get<std::string>();
     if (type == "linear") {
-      const std::int64_t in = positive(args["in"], prefix, "in");
-      const std::int64_t out = positive(args["out"], prefix, "out");
+      const std::int64_t in = positive(args, "in", prefix);
+      const std::int64_t out = positive(args, "out", prefix);
       tensors_[prefix + "weight"] = {out, in};
       if (args["bias"].get<bool>()) tensors_[prefix + "bias"] = {out};
+    } else if (type == "conv2d") {
+      const std::int64_t in = positive(args, "in", prefix);
+      const std::int64_t out = positive(args, "out", prefix);
+      const std::int64_t k = positive(args, "kernel_size", prefix);
+      const std::int64_t groups = positive(args, "groups", prefix);
+      if (in % groups != 0)
+        throw fail(prefix, fmt::format("conv2d groups {} does not divide in {}", groups, in));
+      tensors_[prefix + "weight"] = {out, in / groups, k, k};
+      if (args["bias"].get<bool>()) tensors_[prefix + "bias"] = {out};
+    } else if (type == "batch_norm1d" || type == "batch_norm2d") {
+      const std::int64_t features = positive(args, "features", prefix);
+      for (const char* name : {"weight", "bias", "running_mean", "running_var"})
+        tensors_[prefix + name] = {features};
     } else if (type != "flatten" && type != "dropout" && type != "relu" && type != "leaky_relu" &&
-               type != "sigmoid" && type != "tanh" && type != "gelu") {
+               type != "sigmoid" && type != "tanh" && type != "gelu" && type != "max_pool2d" &&
+               type != "avg_pool2d" && type != "global_avg_pool" && type != "reshape") {
       // A layer type added to the registry needs a line here (tests/test_safetensors_hostile.cpp
       // checks that every registered type loads from a bundle).
       throw fail(prefix, fmt::format("the bundle reader does not know the tensors of layer type "
@@ -81,10 +95,12 @@ class ExpectedTensors {
                              layer.empty() ? why : ": " + why));
   }
 
-  std::int64_t positive(const json& value, const std::string& prefix, const char* key) const {
+  std::int64_t positive(const json& args, const char* key, const std::string& prefix) const {
+    const json& value = args[key];
     if (!value.is_number_unsigned() || value.get<std::uint64_t>() == 0 ||
         value.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
-      throw fail(prefix, fmt::format("linear '{}' is {}, not a positive integer", key,
+      throw fail(prefix, fmt::format("{} '{}' is {}, not a positive integer",
+                                     args["type"].get<std::string>(), key,
                                      detail::shown_json(value)));
     return value.get<std::int64_t>();
   }
