@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <bit>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -286,14 +287,18 @@ void for_each_window(const PoolGeometry& g, F f) {
   });
 }
 
-// Keeps (value, at) when candidate v is not larger, without a branch (the comparisons of
-// image data are unpredictable). Padding never competes; a NaN wins, as in PyTorch, so it
-// propagates instead of hiding.
+// Keeps (value, at) when candidate v is not larger, without a branch: pooling compares image
+// data, which branch prediction cannot learn, and the compiler turns even ternaries into
+// branches here, so the selection is done on the bits. Padding never competes; a NaN wins, as in
+// PyTorch, so it propagates instead of hiding.
 template <class T>
 void keep_max(T& value, std::int64_t& at, T v, std::int64_t v_at) {
-  const bool take = !(v <= value) && value == value;  // v > value, or v is the first NaN
-  value = take ? v : value;
-  at = take ? v_at : at;
+  using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  const bool take = (v > value) | ((v != v) & (value == value));  // larger, or the first NaN
+  const std::int64_t mask = -static_cast<std::int64_t>(take);
+  at = (v_at & mask) | (at & ~mask);
+  const Bits bits = static_cast<Bits>(mask);
+  value = std::bit_cast<T>((std::bit_cast<Bits>(v) & bits) | (std::bit_cast<Bits>(value) & ~bits));
 }
 
 // One plane's maxima and, for the backward pass, where each came from.
@@ -303,20 +308,25 @@ void max_pool_plane(const PoolGeometry& g, const T* in, T* out, std::int64_t* fr
   const bool two_by_two = o.kernel == std::array<std::int64_t, 2>{2, 2} &&
                           o.stride == std::array<std::int64_t, 2>{2, 2} &&
                           o.padding == std::array<std::int64_t, 2>{0, 0};
-  for (std::int64_t y = 0; y < g.oh; ++y) {
-    if (two_by_two) {  // the common case, with no clipping
-      const std::int64_t r0 = 2 * y * g.w, r1 = r0 + g.w;
-      for (std::int64_t x = 0; x < g.ow; ++x) {
-        std::int64_t best = r0 + 2 * x;
-        T value = in[best];
-        keep_max(value, best, in[r0 + 2 * x + 1], r0 + 2 * x + 1);
-        keep_max(value, best, in[r1 + 2 * x], r1 + 2 * x);
-        keep_max(value, best, in[r1 + 2 * x + 1], r1 + 2 * x + 1);
-        out[y * g.ow + x] = value;
-        from[y * g.ow + x] = best;
+  if (two_by_two) {  // the common case, with no clipping
+    // Locals, so the stores to `from` (int64) cannot alias them and force reloads.
+    const std::int64_t w = g.w, oh = g.oh, ow = g.ow;
+    for (std::int64_t y = 0; y < oh; ++y) {
+      const T* r0 = in + 2 * y * w;
+      const T* r1 = r0 + w;
+      for (std::int64_t x = 0; x < ow; ++x) {
+        std::int64_t best = 2 * y * w + 2 * x;
+        T value = r0[2 * x];
+        keep_max(value, best, r0[2 * x + 1], best + 1);
+        keep_max(value, best, r1[2 * x], 2 * y * w + w + 2 * x);
+        keep_max(value, best, r1[2 * x + 1], 2 * y * w + w + 2 * x + 1);
+        out[y * ow + x] = value;
+        from[y * ow + x] = best;
       }
-      continue;
     }
+    return;
+  }
+  for (std::int64_t y = 0; y < g.oh; ++y) {
     const std::int64_t y0 = y * o.stride[0] - o.padding[0];
     const std::int64_t ylo = std::max<std::int64_t>(y0, 0), yhi = std::min(y0 + o.kernel[0], g.h);
     for (std::int64_t x = 0; x < g.ow; ++x) {
