@@ -3,10 +3,15 @@
 # this machine; prints per workload the medians, the ratio, the fraction of the sgemm peak
 # measured in the same run, and the peak RSS of each side.
 #
-#   bash bench/run.sh [REPEATS]     (default 3; needs Debian's python3-torch: scripts/setup.sh --torch)
+#   bash bench/run.sh [REPEATS] [CNN_RUNS]
+#
+# REPEATS (default 3) of the MLP workloads; CNN_RUNS (default 1) epochs of the CNN of
+# ../shared/reference/torch_cnn.py on each side, PyTorch at 1 and 2 threads: about 7 minutes
+# each here, so 0 leaves the CNN out. Needs Debian's python3-torch (scripts/setup.sh --torch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeats="${1:-3}"
+cnn_runs="${2:-1}"
 bench=./build/release/bench/mlp_bench
 [ -x "$bench" ] || bash scripts/build.sh release >/dev/null
 /usr/bin/python3 -c 'import torch' 2>/dev/null ||
@@ -21,5 +26,9 @@ for ((r = 0; r < repeats; r++)); do
     run "$bench" "$workload"
     for threads in 1 2; do run /usr/bin/python3 bench/torch_bench.py "$workload" --threads "$threads"; done
   done
+done
+for ((r = 0; r < cnn_runs; r++)); do
+  run "$bench" cnn_epoch
+  for threads in 1 2; do run /usr/bin/python3 bench/torch_bench.py cnn_epoch --threads "$threads"; done
 done
 /usr/bin/python3 bench/report.py "$results"
