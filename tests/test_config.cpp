@@ -110,8 +110,8 @@ TEST(Config, ErrorsNameFileLineKeyAndAllowedValues) {
   EXPECT_EQ(error_of([&] { load_run_config(variant(dir, 21, "type = \"adagrad\"")); }),
             p + ":21: optimizer.type is \"adagrad\"; allowed: sgd, adam, adamw");
   EXPECT_EQ(error_of([&] { load_run_config(variant(dir, 17, "[losses]")); }),
-            p + ":17: unknown section 'losses'; allowed: data, preprocess, model, loss, optimizer, "
-                "schedule, trainer");
+            p + ":17: unknown section 'losses'; allowed: data, preprocess, augment, model, loss, "
+                "optimizer, schedule, trainer");
   EXPECT_EQ(error_of([&] { load_run_config(variant(dir, 3, "format = \"parquet\"")); }),
             p + ":3: data.format is \"parquet\"; allowed: idx, csv, mnist_json");
   EXPECT_NE(error_of([&] { load_run_config(variant(dir, 22, "lr = = 0.05")); }).find(p + ":22:"),
@@ -132,6 +132,88 @@ TEST(Config, OverrideErrorsSayTheyCameFromSet) {
             "--set trainer.epochs: expected key=value, e.g. --set trainer.epochs=2");
   EXPECT_EQ(error_of([&] { load_run_config(path, {"model.layers.7.out=3"}); }),
             "--set model.layers.7: '7' is not an index of a list of 3 items");
+}
+
+const char* kImageConfig = R"([data]
+format = "idx"
+train_images = "a"
+train_labels = "b"
+test_images = "c"
+test_labels = "d"
+
+[preprocess]
+scale = 0.00392156862745098
+normalize_mean = 0.5
+normalize_std = 0.5
+
+[augment]
+random_crop_padding = 2
+horizontal_flip = 0.5
+random_erasing = 0.25
+
+[model]
+layers = [{ type = "flatten" }, { type = "linear", in = 784, out = 10 }]
+
+[loss]
+label_smoothing = 0.1
+)";
+
+// kImageConfig with `from` replaced by `to`, parsed as "c.toml".
+RunConfig image_config(const std::string& from = "", const std::string& to = "",
+                       const std::vector<std::string>& overrides = {}) {
+  std::string text = kImageConfig;
+  if (!from.empty()) text.replace(text.find(from), from.size(), to);
+  return parse_run_config(text, "c.toml", "/", overrides);
+}
+
+TEST(Config, AugmentAndLabelSmoothing) {
+  const RunConfig c = image_config();
+  EXPECT_EQ(c.augment.random_crop_padding, 2);
+  EXPECT_EQ(c.augment.horizontal_flip, 0.5);
+  EXPECT_EQ(c.augment.random_erasing, 0.25);
+  EXPECT_EQ(c.augment.fill, -1.0) << "by default, what a raw 0 pixel becomes: (0 - 0.5) / 0.5";
+  EXPECT_TRUE(c.augment.enabled());
+  EXPECT_EQ(c.loss, "cross_entropy");
+  EXPECT_EQ(c.label_smoothing, 0.1);
+  const nlohmann::json json = c.to_json();
+  EXPECT_EQ(json["augment"], nlohmann::json::parse(R"({"random_crop_padding": 2,
+    "horizontal_flip": 0.5, "random_erasing": 0.25, "fill": -1.0})"));
+  EXPECT_EQ(json["loss"]["label_smoothing"], 0.1);
+  EXPECT_EQ(image_config("", "", {"augment.fill=0.25"}).augment.fill, 0.25);
+  EXPECT_EQ(image_config("normalize_mean = 0.5\nnormalize_std = 0.5", "").augment.fill, 0.0)
+      << "without normalize a raw 0 stays 0";
+  const RunConfig plain = image_config(
+      "[augment]\nrandom_crop_padding = 2\nhorizontal_flip = 0.5\nrandom_erasing = 0.25\n", "");
+  EXPECT_FALSE(plain.augment.enabled());
+  EXPECT_EQ(plain.to_json()["augment"]["random_crop_padding"], 0);
+}
+
+TEST(Config, AugmentAndLabelSmoothingErrors) {
+  const auto error = [](const std::string& from, const std::string& to) {
+    return error_of([&] { image_config(from, to); });
+  };
+  EXPECT_EQ(error("horizontal_flip = 0.5", "flip = 0.5"),
+            "c.toml:15: unknown key 'flip' in [augment]; allowed: random_crop_padding, "
+            "horizontal_flip, random_erasing, fill");
+  EXPECT_EQ(error("horizontal_flip = 0.5", "horizontal_flip = 1.5"),
+            "c.toml:15: augment.horizontal_flip must be in [0, 1], got 1.5");
+  EXPECT_EQ(error("random_erasing = 0.25", "random_erasing = \"often\""),
+            "c.toml:16: augment.random_erasing must be a number");
+  EXPECT_EQ(error("random_crop_padding = 2", "random_crop_padding = -1"),
+            "c.toml:14: augment.random_crop_padding must be at least 0, got -1");
+  EXPECT_EQ(error("random_crop_padding = 2", "random_crop_padding = 2.5"),
+            "c.toml:14: augment.random_crop_padding must be an integer");
+  EXPECT_EQ(error("random_erasing = 0.25", "fill = nan"),
+            "c.toml:16: augment.fill must be a finite number");
+  EXPECT_EQ(error("label_smoothing = 0.1", "label_smoothing = 1.0"),
+            "c.toml:22: loss.label_smoothing must be in [0, 1), got 1");
+  EXPECT_EQ(error("label_smoothing = 0.1", "label_smoothing = 0.1\ntype = \"mse\""),
+            "c.toml: loss.label_smoothing needs loss type \"cross_entropy\"");
+  EXPECT_EQ(error("normalize_mean = 0.5\nnormalize_std = 0.5", "standardize = true"),
+            "c.toml: [augment] random_crop_padding with preprocess.standardize needs 'fill' (a raw "
+            "0 maps to a different value in every feature)");
+  EXPECT_EQ(error_of([] { image_config("", "", {"augment.horizontal_flip=-0.5"}); }),
+            "--set: augment.horizontal_flip must be in [0, 1], got -0.5");
 }
 
 // Regression (fuzz/fuzz_config.cpp, UBSan "execution reached an unreachable program point" in

@@ -129,6 +129,11 @@ TEST(Errors, LossTargets) {
               cross_entropy(logits, Tensor::from_indices({0, 1}, {2}), Tensor::ones({2}));
             }),
             "cross_entropy: class weights must have shape [3], got [2]");
+  for (const auto& [eps, text] : {std::pair{-0.1, "-0.1"}, {1.0, "1"}, {std::nan(""), "nan"}})
+    EXPECT_EQ(error_of([&] {
+                cross_entropy(logits, Tensor::from_indices({0, 1}, {2}), Tensor(), eps);
+              }),
+              std::string("cross_entropy: label_smoothing must be in [0, 1), got ") + text);
 }
 
 TEST(Errors, TensorAccessAndFactories) {

@@ -362,6 +362,16 @@ std::vector<GradcheckCase> table() {
        [targets5, class_weights](const Ts& x) {
          return cross_entropy(x[0], targets5, class_weights);
        }},
+      {"cross_entropy with label smoothing",
+       Op::CrossEntropy,
+       {{{5, 4}}},
+       [targets5](const Ts& x) { return cross_entropy(x[0], targets5, Tensor(), 0.1); }},
+      {"cross_entropy with class weights and label smoothing",
+       Op::CrossEntropy,
+       {{{5, 4}}},
+       [targets5, class_weights](const Ts& x) {
+         return cross_entropy(x[0], targets5, class_weights, 0.25);
+       }},
       {"nll_loss",
        Op::NllLoss,
        {{{5, 4}}},

@@ -204,5 +204,54 @@ TEST(Loss, ClosedFormValues) {
                 {(std::log(2.0) + 1000 + (0.5 + std::log1p(std::exp(-2.0)))) / 3});
 }
 
+TEST(Loss, LabelSmoothingAsPyTorch) {
+  const Tensor targets = Tensor::from_indices({2, 0}, {2});
+  const Tensor weights = f64({2, 1, 0.5}, {3});
+  const auto logits = [] { return f64({1, 2, 3, 0, 0, 0}, {2, 3}).requires_grad_(); };
+  // -log_softmax by hand; the target distribution is 0.9 one-hot + 0.1 / 3 on every class.
+  const double lse0 = std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0));
+  const double nlp[2][3] = {{lse0 - 1, lse0 - 2, lse0 - 3},
+                            {std::log(3.0), std::log(3.0), std::log(3.0)}};
+  const double eps = 0.1, uniform = (nlp[0][0] + nlp[0][1] + nlp[0][2]) + 3 * nlp[1][0];
+  Tensor x = logits();
+  Tensor loss = cross_entropy(x, targets, Tensor(), eps);
+  expect_values(loss, {((1 - eps) * (nlp[0][2] + nlp[1][0]) + eps / 3 * uniform) / 2});
+  // PyTorch 1.13: F.cross_entropy(x, y, label_smoothing=0.1) and its gradient.
+  EXPECT_NEAR(loss.item(), 0.8031091265562451, 1e-14);
+  loss.backward();
+  expect_values(x.grad(), {0.02834861991852355, 0.10569756886073216, -0.13404618877925578,
+                           -0.30000000000000004, 0.14999999999999999, 0.14999999999999999});
+  // With class weights: PyTorch 1.13 weights the uniform part by w[c] and divides both parts by
+  // sum(w[y_i]).
+  x = logits();
+  loss = cross_entropy(x, targets, weights, eps);
+  const double weighted_uniform =
+      2 * (nlp[0][0] + nlp[1][0]) + 1 * (nlp[0][1] + nlp[1][1]) + 0.5 * (nlp[0][2] + nlp[1][2]);
+  expect_values(
+      loss, {((1 - eps) * (0.5 * nlp[0][2] + 2 * nlp[1][0]) + eps / 3 * weighted_uniform) / 2.5});
+  EXPECT_NEAR(loss.item(), 1.0013267732529438, 1e-14);
+  loss.backward();
+  expect_values(x.grad(), {-0.00625973674804710, 0.04213845343908746, -0.03587871669104040,
+                           -0.49111111111111105, 0.24222222222222220, 0.24888888888888885});
+}
+
+TEST(Loss, ZeroLabelSmoothingIsThePlainLossBitForBit) {
+  Generator g(3);
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    const Tensor targets = Tensor::from_indices({4, 0, 2, 2, 1, 3, 0}, {7});
+    const Tensor weights = Tensor::rand({5}, g, dtype);
+    Tensor a = Tensor::randn({7, 5}, g, dtype).requires_grad_();
+    Tensor b = a.detach().requires_grad_();
+    for (const Tensor& w : {Tensor(), weights}) {
+      a.zero_grad(), b.zero_grad();
+      Tensor plain = cross_entropy(a, targets, w), smoothed = cross_entropy(b, targets, w, 0.0);
+      EXPECT_EQ(plain.item(), smoothed.item());
+      plain.backward();
+      smoothed.backward();
+      EXPECT_EQ(a.grad().to_vector(), b.grad().to_vector());
+    }
+  }
+}
+
 }  // namespace
 }  // namespace lathe

@@ -1,7 +1,8 @@
 #pragma once
-// The TOML run configuration of `lathe train`: data, preprocessing, model, loss, optimizer,
-// schedule, trainer. Unknown keys, wrong types and bad values are errors naming the file, the
-// line, the key and what is allowed. `--set key=value` overrides any key before validation.
+// The TOML run configuration of `lathe train`: data, preprocessing, augmentation, model, loss,
+// optimizer, schedule, trainer. Unknown keys, wrong types and bad values are errors naming the
+// file, the line, the key and what is allowed. `--set key=value` overrides any key before
+// validation.
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -28,6 +29,19 @@ struct PreprocessConfig {
   double scale = 1.0;
   std::optional<double> normalize_mean, normalize_std;
   bool standardize = false;
+};
+
+// [augment]: random transforms of the training batches only (see lathe/augment.h).
+struct AugmentConfig {
+  std::int64_t random_crop_padding = 0;  // 0: no random crop
+  double horizontal_flip = 0;            // probability
+  double random_erasing = 0;             // probability
+  // The crop's padding value. Default: what a raw 0 pixel becomes after [preprocess] (-1 for
+  // scale 1/255, mean 0.5, std 0.5); must be given with preprocess.standardize and a crop.
+  double fill = 0;
+  bool enabled() const {
+    return random_crop_padding > 0 || horizontal_flip > 0 || random_erasing > 0;
+  }
 };
 
 struct OptimizerConfig {
@@ -64,8 +78,10 @@ struct RunConfig {
   std::filesystem::path source;  // the config file
   DataConfig data;
   PreprocessConfig preprocess;
+  AugmentConfig augment;
   nlohmann::json layers;               // validated layer specs, defaults filled
   std::string loss = "cross_entropy";  // or "mse"
+  double label_smoothing = 0;          // cross_entropy only, in [0, 1)
   OptimizerConfig optimizer;
   ScheduleConfig schedule;
   TrainerConfig trainer;

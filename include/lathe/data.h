@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lathe/augment.h"
 #include "lathe/random.h"
 #include "lathe/tensor.h"
 
@@ -139,10 +140,14 @@ struct DataLoaderOptions {
   // is the same in every shard. A shard of a short last batch may be empty.
   std::int64_t shard_index = 0;
   std::int64_t shard_count = 1;
+  // Applied to each batch's inputs as it is assembled (on the prefetch thread when prefetching),
+  // seeded by (seed, epoch, position in the epoch). For training loaders only: evaluate()
+  // refuses a loader that augments.
+  Augmentation augmentation;
 };
 
-// Iterates a dataset in batches. Each epoch's order depends only on (seed, epoch), so training
-// resumed at epoch e sees exactly the batches an uninterrupted run would.
+// Iterates a dataset in batches. Each epoch's order and augmentation depend only on (seed, epoch),
+// so training resumed at epoch e sees exactly the batches an uninterrupted run would.
 class DataLoader {
  public:
   DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions options);
@@ -166,6 +171,7 @@ class DataLoader {
   std::shared_ptr<const Dataset> dataset_;
   DataLoaderOptions options_;
   std::vector<std::int64_t> order_;
+  std::int64_t epoch_ = 0;
   std::int64_t next_batch_ = 0;
   std::unique_ptr<Prefetcher> prefetcher_;
 };

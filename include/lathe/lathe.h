@@ -1,5 +1,6 @@
 #pragma once
 // Everything in one include.
+#include "lathe/augment.h"
 #include "lathe/autograd.h"
 #include "lathe/config.h"
 #include "lathe/data.h"

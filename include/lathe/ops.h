@@ -93,8 +93,11 @@ Tensor log_softmax(const Tensor& a, std::int64_t axis);
 // Losses (src/ops/loss.cpp), each reduced to the mean as PyTorch's default does.
 Tensor mse_loss(const Tensor& prediction, const Tensor& target);
 // logits [N,C], targets int64 [N]. With class weights the mean is sum(w[y] * loss) / sum(w[y]).
+// label_smoothing eps in [0, 1), as PyTorch 1.13: (1 - eps) * that loss + eps / C * the sum over
+// classes c of w[c] * -log_softmax[i,c], summed over i and divided by the same sum(w[y]) (the
+// target distribution (1 - eps) one-hot + eps / C without weights). eps = 0 is the plain loss.
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets,
-                     const Tensor& class_weights = Tensor());
+                     const Tensor& class_weights = Tensor(), double label_smoothing = 0.0);
 Tensor nll_loss(const Tensor& log_probs, const Tensor& targets,
                 const Tensor& class_weights = Tensor());
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targets);

@@ -22,9 +22,9 @@ struct PreparedData {
 
 PreparedData prepare_data(const RunConfig& config);
 
-// The loss a task trains with: cross-entropy on int64 class indices, or MSE on float targets
-// (a prediction of shape [N,1] is compared with targets [N]).
-LossFunction loss_for(const std::string& loss_name);
+// The loss a task trains with: cross-entropy on int64 class indices (with label smoothing when
+// given), or MSE on float targets (a prediction of shape [N,1] is compared with targets [N]).
+LossFunction loss_for(const std::string& loss_name, double label_smoothing = 0.0);
 
 struct RunResult {
   std::vector<EpochRecord> history;

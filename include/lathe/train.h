@@ -32,6 +32,7 @@ struct EvaluationResult {
 };
 
 // Loss, accuracy or RMSE/R^2 of `model` over every batch of `loader`, in eval mode, no grad.
+// A loader with augmentation is refused.
 EvaluationResult evaluate(Module& model, const LossFunction& loss, Task task, DataLoader& loader);
 
 struct EpochRecord {
@@ -54,7 +55,8 @@ struct TrainerOptions {
   double clip_grad_norm = 0;                 // 0: off
   bool resume = false;                       // continue from output_dir/checkpoint.safetensors
   enum class Progress { Auto, Always, Never } progress = Progress::Auto;  // Auto: when a TTY
-  nlohmann::json run_identity;  // stored in checkpoints; resume refuses a different one
+  nlohmann::json run_identity;   // stored in checkpoints; resume refuses a different one
+  LossFunction evaluation_loss;  // the validation loss; empty: the training loss
   // Data-parallel training across these processes (see distributed.h): the training loader must
   // be sharded one shard per rank; gradients are summed after every backward, losses are
   // averaged over the whole batch, and only rank 0 writes checkpoints and run files (give the

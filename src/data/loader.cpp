@@ -1,4 +1,5 @@
-// DataLoader: per-epoch seeded shuffling, batching, and a one-batch-ahead background prefetch.
+// DataLoader: per-epoch seeded shuffling, batching, augmentation, and a one-batch-ahead
+// background prefetch.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -86,6 +87,7 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions
       options_.shard_index >= options_.shard_count)
     throw Error(fmt::format("data loader: shard {} of {} does not exist", options_.shard_index,
                             options_.shard_count));
+  options_.augmentation.validate();
   if (options_.prefetch) prefetcher_ = std::make_unique<Prefetcher>(*this);
   start_epoch(0);
 }
@@ -107,6 +109,7 @@ void DataLoader::start_epoch(std::int64_t epoch) {
     for (std::size_t i = order_.size(); i > 1; --i)
       std::swap(order_[i - 1], order_[generator.below(i)]);
   }
+  epoch_ = epoch;
   next_batch_ = 0;
   if (prefetcher_ && batches_per_epoch() > 0) prefetcher_->request(0);
 }
@@ -121,8 +124,13 @@ Batch DataLoader::assemble(std::int64_t batch_index) const {
   const std::int64_t first = batch_index * options_.batch_size;
   const std::int64_t begin = first + rows * options_.shard_index / options_.shard_count;
   const std::int64_t end = first + rows * (options_.shard_index + 1) / options_.shard_count;
-  return dataset_->get_batch(
-      std::vector<std::int64_t>(order_.begin() + begin, order_.begin() + end));
+  Batch batch =
+      dataset_->get_batch(std::vector<std::int64_t>(order_.begin() + begin, order_.begin() + end));
+  // Seeded by the position in the epoch, not in the shard: any process count augments alike.
+  if (options_.augmentation.enabled())
+    batch.inputs =
+        augment_images(batch.inputs, options_.augmentation, options_.seed, epoch_, begin);
+  return batch;
 }
 
 std::optional<Batch> DataLoader::next() {

@@ -9,6 +9,7 @@
 #include <cctype>
 #include <charconv>
 #include <climits>
+#include <cmath>
 #include <optional>
 #include <set>
 
@@ -51,6 +52,15 @@ class Section {
     if (auto v = node->value<double>(); v && (node->is_floating_point() || node->is_integer()))
       return *v;
     fail(*node, fmt::format("{}.{} must be a number", name_, key));
+  }
+
+  // A number in [0, 1], or in [0, 1) when `below_one`.
+  double fraction(const std::string& key, double fallback, bool below_one = false) {
+    const double value = number(key, fallback);
+    if (!(value >= 0 && (below_one ? value < 1 : value <= 1)))
+      fail(*find(key), fmt::format("{}.{} must be in [0, {}, got {}", name_, key,
+                                   below_one ? "1)" : "1]", value));
+    return value;
   }
 
   std::int64_t integer(const std::string& key, std::int64_t fallback,
@@ -467,8 +477,8 @@ RunConfig parse_run_config(std::string_view text, const std::string& where,
   RunConfig config;
   config.source = where;
   const std::filesystem::path& base = base_dir;
-  const std::vector<std::string> sections{"data",      "preprocess", "model",  "loss",
-                                          "optimizer", "schedule",   "trainer"};
+  const std::vector<std::string> sections{"data", "preprocess", "augment",  "model",
+                                          "loss", "optimizer",  "schedule", "trainer"};
   for (auto&& [key, node] : root) {
     const std::string k(key.str());
     if (std::find(sections.begin(), sections.end(), k) == sections.end())
@@ -525,6 +535,24 @@ RunConfig parse_run_config(std::string_view text, const std::string& where,
   if (p.normalize_std && !(*p.normalize_std > 0))
     throw Error(fmt::format("{}: preprocess.normalize_std must be positive", where));
 
+  Section augment = section("augment");
+  AugmentConfig& a = config.augment;
+  a.random_crop_padding = augment.integer("random_crop_padding", 0, 0);
+  a.horizontal_flip = augment.fraction("horizontal_flip", 0);
+  a.random_erasing = augment.fraction("random_erasing", 0);
+  if (const toml::node* fill = augment.raw("fill")) {
+    a.fill = augment.number("fill", 0);
+    if (!std::isfinite(a.fill)) fail(*fill, "augment.fill must be a finite number");
+  } else if (p.standardize && a.random_crop_padding > 0) {
+    throw Error(fmt::format(
+        "{}: [augment] random_crop_padding with preprocess.standardize needs 'fill' (a raw 0 maps "
+        "to a different value in every feature)",
+        where));
+  } else if (p.normalize_mean) {
+    a.fill = (0.0 - *p.normalize_mean) / *p.normalize_std;  // (0 * scale - mean) / std
+  }
+  augment.finish();
+
   Section model = section("model");
   if (!model.present())
     throw Error(fmt::format("{}: missing [model] section with 'layers'", where));
@@ -533,7 +561,10 @@ RunConfig parse_run_config(std::string_view text, const std::string& where,
 
   Section loss = section("loss");
   config.loss = loss.string("type", "cross_entropy", {"cross_entropy", "mse"});
+  config.label_smoothing = loss.fraction("label_smoothing", 0, true);
   loss.finish();
+  if (config.label_smoothing > 0 && config.loss != "cross_entropy")
+    throw Error(fmt::format("{}: loss.label_smoothing needs loss type \"cross_entropy\"", where));
 
   Section optimizer = section("optimizer");
   OptimizerConfig& o = config.optimizer;
@@ -597,8 +628,13 @@ nlohmann::json RunConfig::to_json() const {
         {"normalize_mean", preprocess.normalize_mean.value_or(0)},
         {"normalize_std", preprocess.normalize_std.value_or(1)},
         {"standardize", preprocess.standardize}}},
+      {"augment",
+       {{"random_crop_padding", augment.random_crop_padding},
+        {"horizontal_flip", augment.horizontal_flip},
+        {"random_erasing", augment.random_erasing},
+        {"fill", augment.fill}}},
       {"model", {{"layers", layers}}},
-      {"loss", {{"type", loss}}},
+      {"loss", {{"type", loss}, {"label_smoothing", label_smoothing}}},
       {"optimizer",
        {{"type", optimizer.type},
         {"lr", optimizer.lr},

@@ -1,5 +1,5 @@
-// Losses, each the mean over the batch: mse, cross_entropy (fused log-softmax + NLL), nll,
-// binary cross-entropy with logits.
+// Losses, each the mean over the batch: mse, cross_entropy (fused log-softmax + NLL, optional
+// label smoothing), nll, binary cross-entropy with logits.
 #include <cmath>
 
 #include "lathe/autograd.h"
@@ -81,12 +81,21 @@ Tensor mse_loss(const Tensor& prediction, const Tensor& target) {
                 });
 }
 
-Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& class_weights) {
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& class_weights,
+                     double label_smoothing) {
   const Targets t = check_targets("cross_entropy", logits, targets, class_weights);
+  const double eps = label_smoothing;
+  if (!(eps >= 0 && eps < 1))
+    throw Error(fmt::format("cross_entropy: label_smoothing must be in [0, 1), got {}", eps));
   const auto n = logits.size(0), classes = logits.size(1);
+  // Smoothing spreads eps / C of the target over every class, each weighted by its class weight.
+  std::vector<double> weights;
+  if (eps > 0)
+    weights = class_weights.defined() ? class_weights.to_vector()
+                                      : std::vector<double>(static_cast<std::size_t>(classes), 1.0);
   // One pass computes the loss and keeps the softmax for the backward.
   Tensor probabilities = Tensor::empty(logits.shape(), logits.dtype());
-  double loss = 0;
+  double loss = 0, smooth = 0;
   detail::dispatch_floating(logits.dtype(), "cross_entropy", [&](auto tag) {
     using T = decltype(tag);
     const T* x = logits.data<T>();
@@ -103,30 +112,45 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& 
       for (std::int64_t c = 0; c < classes; ++c) p[i * classes + c] /= static_cast<T>(total);
       const double log_sum_exp = peak + std::log(total);
       loss += t.sample_weights[i] * (log_sum_exp - row[t.labels[i]]);
+      if (eps > 0)
+        for (std::int64_t c = 0; c < classes; ++c) smooth += weights[c] * (log_sum_exp - row[c]);
     }
   });
-  Tensor out = Tensor::scalar(loss / t.total_weight, logits.dtype());
+  const double mean = loss / t.total_weight;
+  const double value =
+      eps > 0 ? (1 - eps) * mean + smooth / t.total_weight * (eps / classes) : mean;
+  Tensor out = Tensor::scalar(value, logits.dtype());
   if (!should_record({&logits})) return out;
-  return record(Op::CrossEntropy, out, {logits},
-                [probabilities, t, classes](const Tensor& g, const std::vector<bool>&) {
-                  // d loss / d x[i,c] = w_i / W * (softmax[i,c] - [c == y_i])
-                  Tensor grad = Tensor::empty(probabilities.shape(), probabilities.dtype());
-                  const double upstream = g.item();
-                  detail::dispatch_floating(grad.dtype(), "cross_entropy backward", [&](auto tag) {
-                    using T = decltype(tag);
-                    const T* p = probabilities.data<T>();
-                    T* dx = grad.data<T>();
-                    for (std::size_t i = 0; i < t.labels.size(); ++i) {
-                      const T scale =
-                          static_cast<T>(upstream * t.sample_weights[i] / t.total_weight);
-                      for (std::int64_t c = 0; c < classes; ++c) {
-                        const auto at = static_cast<std::int64_t>(i) * classes + c;
-                        dx[at] = scale * (p[at] - (c == t.labels[i] ? T(1) : T(0)));
-                      }
-                    }
-                  });
-                  return std::vector<Tensor>{grad};
-                });
+  return record(
+      Op::CrossEntropy, out, {logits},
+      [probabilities, t, classes, eps, weights](const Tensor& g, const std::vector<bool>&) {
+        // d loss / d x[i,c] = w_i / W * (softmax[i,c] - [c == y_i]), and with smoothing
+        // + eps / W * (sum(w) / C * softmax[i,c] - w[c] / C - w_i * (softmax[i,c] - [c == y_i])).
+        Tensor grad = Tensor::empty(probabilities.shape(), probabilities.dtype());
+        const double upstream = g.item();
+        double weight_sum = 0;
+        for (double w : weights) weight_sum += w;
+        detail::dispatch_floating(grad.dtype(), "cross_entropy backward", [&](auto tag) {
+          using T = decltype(tag);
+          const T* p = probabilities.data<T>();
+          T* dx = grad.data<T>();
+          const double smooth_scale = upstream * eps / t.total_weight;
+          for (std::size_t i = 0; i < t.labels.size(); ++i) {
+            const double w = t.sample_weights[i];
+            const T scale = static_cast<T>(upstream * w / t.total_weight);
+            for (std::int64_t c = 0; c < classes; ++c) {
+              const auto at = static_cast<std::int64_t>(i) * classes + c;
+              const T hit = c == t.labels[i] ? T(1) : T(0);
+              dx[at] = scale * (p[at] - hit);
+              if (eps > 0)
+                dx[at] += static_cast<T>(smooth_scale * ((weight_sum * p[at] - weights[c]) /
+                                                             static_cast<double>(classes) -
+                                                         w * (p[at] - hit)));
+            }
+          }
+        });
+        return std::vector<Tensor>{grad};
+      });
 }
 
 Tensor nll_loss(const Tensor& log_probs, const Tensor& targets, const Tensor& class_weights) {

@@ -11,6 +11,8 @@
 namespace lathe {
 
 EvaluationResult evaluate(Module& model, const LossFunction& loss, Task task, DataLoader& loader) {
+  if (loader.options().augmentation.enabled())
+    throw Error("evaluate: the data loader augments its batches; evaluate on one without");
   NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();

@@ -49,6 +49,15 @@ std::shared_ptr<const LRSchedule> make_schedule(const ScheduleConfig& c, double 
   return nullptr;
 }
 
+Augmentation augmentation_for(const AugmentConfig& c) {
+  Augmentation a;
+  a.crop_padding = c.random_crop_padding;
+  a.crop_fill = c.fill;
+  a.horizontal_flip = c.horizontal_flip;
+  a.erasing = c.random_erasing;
+  return a;
+}
+
 // Under mpirun, the processes on one host share its cores: each gets its share of threads, for
 // OpenBLAS and lathe's pool alike, unless OPENBLAS_NUM_THREADS / LATHE_NUM_THREADS say otherwise.
 int share_threads(const ProcessGroup& processes) {
@@ -61,10 +70,13 @@ int share_threads(const ProcessGroup& processes) {
 
 }  // namespace
 
-LossFunction loss_for(const std::string& loss_name) {
+LossFunction loss_for(const std::string& loss_name, double label_smoothing) {
+  if (label_smoothing != 0 && loss_name != "cross_entropy")
+    throw Error(fmt::format("label smoothing {} needs loss cross_entropy, not {}", label_smoothing,
+                            loss_name));
   if (loss_name == "cross_entropy")
-    return [](const Tensor& prediction, const Tensor& target) {
-      return cross_entropy(prediction, target);
+    return [label_smoothing](const Tensor& prediction, const Tensor& target) {
+      return cross_entropy(prediction, target, Tensor(), label_smoothing);
     };
   if (loss_name == "mse")
     return [](const Tensor& prediction, const Tensor& target) {
@@ -143,8 +155,9 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& conso
   std::unique_ptr<Optimizer> optimizer =
       make_optimizer(config.optimizer, model->named_parameters());
 
-  DataLoader train_loader(data.train, {t.batch_size, t.shuffle, t.drop_last, t.seed, true,
-                                       processes.rank(), processes.size()});
+  DataLoader train_loader(data.train,
+                          {t.batch_size, t.shuffle, t.drop_last, t.seed, true, processes.rank(),
+                           processes.size(), augmentation_for(config.augment)});
   const std::int64_t total_steps = train_loader.batches_per_epoch() * t.epochs;
   std::unique_ptr<DataLoader> validation_loader;
   if (data.validation->size() > 0)
@@ -170,9 +183,15 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& conso
                           {"batch_size", t.batch_size},
                           {"seed", t.seed},
                           {"loss", config.loss}};
+  // Only when set, so checkpoints written before these keys existed still resume.
+  if (config.augment.enabled()) options.run_identity["augment"] = resolved["augment"];
+  if (config.label_smoothing > 0) options.run_identity["label_smoothing"] = config.label_smoothing;
+  // Validation and test measure the plain loss (as timm does), comparable across smoothing
+  // settings and equal to what `lathe eval` reports for the bundle.
   const LossFunction loss = loss_for(config.loss);
-  Trainer trainer(*model, *optimizer, loss, data.task, options,
-                  make_schedule(config.schedule, config.optimizer.lr, total_steps), out);
+  options.evaluation_loss = loss;
+  Trainer trainer(*model, *optimizer, loss_for(config.loss, config.label_smoothing), data.task,
+                  options, make_schedule(config.schedule, config.optimizer.lr, total_steps), out);
   RunResult result;
   result.history = trainer.fit(train_loader, validation_loader.get());
   if (processes.rank() != 0) return result;  // rank 0 tests and saves the bundle

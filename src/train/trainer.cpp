@@ -126,7 +126,8 @@ const std::vector<EpochRecord>& Trainer::fit(DataLoader& train, DataLoader* vali
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (validation) {
       record.has_validation = true;
-      record.validation = evaluate(model_, loss_, task_, *validation);
+      record.validation = evaluate(
+          model_, options_.evaluation_loss ? options_.evaluation_loss : loss_, task_, *validation);
       out_ << fmt::format("Epoch {}: Validation Loss = {:.6f}, {}\n", epoch, record.validation.loss,
                           record.validation.describe(task_));
       if (record.validation.loss < best_validation_loss_) {
