@@ -210,6 +210,10 @@ TEST(ImageLayers, SpecErrorsNameTheKey) {
             }),
             "max_pool2d: need kernel_size, stride >= 1 and 0 <= padding <= kernel_size / 2, got "
             "kernel_size=2 stride=2 padding=2");
+  EXPECT_EQ(error_of([&] {
+              make_layer({{"type", "reshape"}, {"shape", {4294967296LL, 4294967296LL}}}, g);
+            }),
+            "reshape: shape [4294967296,4294967296] is too large");
   auto reshape = make_layer({{"type", "reshape"}, {"shape", {1, 3, 3}}}, g);
   EXPECT_EQ(error_of([&] {
               reshape->forward(Tensor::zeros({2, 8}));

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <limits>
 
 #include "lathe/error.h"
 #include "lathe/nn.h"
@@ -115,9 +116,14 @@ nlohmann::json BatchNorm::spec() const {
 
 Reshape::Reshape(Shape shape) : shape_(std::move(shape)) {
   if (shape_.empty()) throw Error("reshape: the shape per example is empty");
-  for (std::int64_t d : shape_)
+  std::int64_t numel = 1;
+  for (std::int64_t d : shape_) {
     if (d <= 0)
       throw Error(fmt::format("reshape: dimensions must be positive, got {}", shape_str(shape_)));
+    if (numel > std::numeric_limits<std::int64_t>::max() / 8 / d)  // as Tensor's own limit
+      throw Error(fmt::format("reshape: shape {} is too large", shape_str(shape_)));
+    numel *= d;
+  }
 }
 
 Tensor Reshape::forward(const Tensor& input) {
