@@ -88,12 +88,13 @@ int main(int argc, char** argv) {
   int epochs = 1;
   app.add_option("workload", workload)
       ->required()
-      ->check(CLI::IsMember(
-          {"seed_epoch", "wide_steps", "cnn_epoch", "infer_batch1", "infer_batch1000", "sgemm_peak"}));
+      ->check(CLI::IsMember({"seed_epoch", "wide_steps", "cnn_epoch", "infer_batch1",
+                             "infer_batch1000", "sgemm_peak"}));
   app.add_option("--data", data, "Fashion-MNIST folder");
   app.add_option("--epochs", epochs, "epochs for seed_epoch (their mean is reported)");
   std::int64_t cnn_steps = 0;
-  app.add_option("--steps", cnn_steps, "cnn_epoch: stop after this many steps (0: the whole epoch)");
+  app.add_option("--steps", cnn_steps,
+                 "cnn_epoch: stop after this many steps (0: the whole epoch)");
   CLI11_PARSE(app, argc, argv);
   try {
     manual_seed(0);

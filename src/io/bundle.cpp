@@ -99,9 +99,9 @@ class ExpectedTensors {
     const json& value = args[key];
     if (!value.is_number_unsigned() || value.get<std::uint64_t>() == 0 ||
         value.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
-      throw fail(prefix, fmt::format("{} '{}' is {}, not a positive integer",
-                                     args["type"].get<std::string>(), key,
-                                     detail::shown_json(value)));
+      throw fail(prefix,
+                 fmt::format("{} '{}' is {}, not a positive integer",
+                             args["type"].get<std::string>(), key, detail::shown_json(value)));
     return value.get<std::int64_t>();
   }
 
