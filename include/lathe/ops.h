@@ -40,6 +40,10 @@ struct Conv2dOptions {
   std::array<std::int64_t, 2> dilation{1, 1};
   std::int64_t groups = 1;
 };
+// Output length of a window sliding over `in` values: conv2d's OH and OW, and pooling's (dilation
+// 1).
+std::int64_t conv_output_size(std::int64_t in, std::int64_t kernel, std::int64_t stride,
+                              std::int64_t padding, std::int64_t dilation = 1);
 // weight [O, C / groups, KH, KW], bias [O] if defined -> [N, O, OH, OW].
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(),
               const Conv2dOptions& options = {});

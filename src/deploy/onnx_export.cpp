@@ -18,6 +18,7 @@
 #include "lathe/error.h"
 #include "lathe/io.h"
 #include "lathe/onnx.h"
+#include "lathe/ops.h"
 #include "lathe/version.h"
 
 namespace lathe {
@@ -299,11 +300,6 @@ Shape image_shape(LayerContext& layer, const Value& x) {
   return x.shape;
 }
 
-std::int64_t window_output(std::int64_t in, std::int64_t kernel, std::int64_t stride,
-                           std::int64_t padding, std::int64_t dilation) {
-  return (in + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
-}
-
 // Conv with square kernel_shape, strides, dilations, symmetric pads and group.
 Value export_conv2d(LayerContext& layer, const Value& x) {
   const Shape in = image_shape(layer, x);
@@ -318,8 +314,8 @@ Value export_conv2d(LayerContext& layer, const Value& x) {
   set_attribute(node, "dilations", std::vector<std::int64_t>{dilation, dilation});
   set_attribute(node, "group", integer(layer, "groups"));
   return {layer.value("conv"),
-          {integer(layer, "out"), window_output(in[1], k, stride, padding, dilation),
-           window_output(in[2], k, stride, padding, dilation)}};
+          {integer(layer, "out"), conv_output_size(in[1], k, stride, padding, dilation),
+           conv_output_size(in[2], k, stride, padding, dilation)}};
 }
 
 Value pool(LayerContext& layer, const Value& x, const std::string& op) {
@@ -332,8 +328,8 @@ Value pool(LayerContext& layer, const Value& x, const std::string& op) {
   set_attribute(node, "pads", std::vector<std::int64_t>{padding, padding, padding, padding});
   if (op == "AveragePool") set_attribute(node, "count_include_pad", std::int64_t{1});
   return {layer.value(op),
-          {in[0], window_output(in[1], k, stride, padding, 1),
-           window_output(in[2], k, stride, padding, 1)}};
+          {in[0], conv_output_size(in[1], k, stride, padding, 1),
+           conv_output_size(in[2], k, stride, padding, 1)}};
 }
 
 Value export_max_pool2d(LayerContext& layer, const Value& x) {

@@ -10,15 +10,12 @@
 
 #include <algorithm>
 #include <bit>
-#include <limits>
-#include <memory>
 #include <mutex>
 
 #include "lathe/autograd.h"
 #include "lathe/error.h"
 #include "lathe/ops.h"
 #include "lathe/parallel.h"
-#include "src/ops/kernels.h"
 #include "src/tensor/blas.h"
 #include "src/tensor/dispatch.h"
 
@@ -35,11 +32,6 @@ struct ConvGeometry {
   std::int64_t pixels() const { return oh * ow; }
   std::int64_t columns() const { return n * oh * ow; }
 };
-
-std::int64_t output_size(std::int64_t in, std::int64_t kernel, std::int64_t stride,
-                         std::int64_t padding, std::int64_t dilation) {
-  return (in + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
-}
 
 void require_positive_pair(const char* op, const char* what, const std::array<std::int64_t, 2>& v,
                            std::int64_t minimum) {
@@ -82,8 +74,8 @@ ConvGeometry conv_geometry(const Tensor& input, const Tensor& weight, const Tens
       throw Error(fmt::format("conv2d: bias {} does not match {} output channels",
                               shape_str(bias.shape()), g.o));
   }
-  g.oh = output_size(g.h, g.kh, options.stride[0], options.padding[0], options.dilation[0]);
-  g.ow = output_size(g.w, g.kw, options.stride[1], options.padding[1], options.dilation[1]);
+  g.oh = conv_output_size(g.h, g.kh, options.stride[0], options.padding[0], options.dilation[0]);
+  g.ow = conv_output_size(g.w, g.kw, options.stride[1], options.padding[1], options.dilation[1]);
   if (g.oh < 1 || g.ow < 1)
     throw Error(
         fmt::format("conv2d: input {} is smaller than the {}x{} kernel (dilation {}, "
@@ -258,8 +250,8 @@ PoolGeometry pool_geometry(const char* op, const Tensor& input, const Pool2dOpti
   PoolGeometry g{};
   g.options = options;
   g.planes = input.size(0) * input.size(1), g.h = input.size(2), g.w = input.size(3);
-  g.oh = output_size(g.h, options.kernel[0], options.stride[0], options.padding[0], 1);
-  g.ow = output_size(g.w, options.kernel[1], options.stride[1], options.padding[1], 1);
+  g.oh = conv_output_size(g.h, options.kernel[0], options.stride[0], options.padding[0], 1);
+  g.ow = conv_output_size(g.w, options.kernel[1], options.stride[1], options.padding[1], 1);
   if (g.oh < 1 || g.ow < 1)
     throw Error(fmt::format("{}: input {} is smaller than the {}x{} window", op,
                             shape_str(input.shape()), options.kernel[0], options.kernel[1]));
@@ -344,6 +336,11 @@ void max_pool_plane(const PoolGeometry& g, const T* in, T* out, std::int64_t* fr
 }
 
 }  // namespace
+
+std::int64_t conv_output_size(std::int64_t in, std::int64_t kernel, std::int64_t stride,
+                              std::int64_t padding, std::int64_t dilation) {
+  return (in + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
+}
 
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias,
               const Conv2dOptions& options) {
