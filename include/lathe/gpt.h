@@ -48,14 +48,19 @@ class GPT : public Module {
   nlohmann::json spec() const override;  // {"type": "gpt", n_layer, ...}
   const GPTConfig& config() const { return config_; }
 
+  // The parts, for the cached generation path.
+  const Tensor& token_embedding() const { return wte_; }     // [vocab_size, C]
+  const Tensor& position_embedding() const { return wpe_; }  // [block_size, C]
+  const std::vector<std::shared_ptr<Module>>& blocks() const { return blocks_; }
+  Module& final_norm() const { return *lnf_; }
+
  private:
-  friend class GPTSession;
   Tensor hidden(const Tensor& tokens);  // the final LayerNorm's output [B*T, C]
 
   GPTConfig config_;
-  Tensor wte_, wpe_, lnf_weight_, lnf_bias_;
+  Tensor wte_, wpe_;
   std::vector<std::shared_ptr<Module>> blocks_;
-  std::shared_ptr<Module> dropout_;
+  std::shared_ptr<Module> lnf_, dropout_;
 };
 
 struct SamplingOptions {

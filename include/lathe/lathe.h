@@ -6,6 +6,7 @@
 #include "lathe/data.h"
 #include "lathe/distributed.h"
 #include "lathe/error.h"
+#include "lathe/gpt.h"
 #include "lathe/inference.h"
 #include "lathe/io.h"
 #include "lathe/nn.h"

@@ -61,7 +61,8 @@ class Module {
 // y = x W^T + b with W [out, in] (PyTorch's layout and initialization).
 class Linear : public Module {
  public:
-  Linear(std::int64_t in_features, std::int64_t out_features, bool bias, Generator& generator);
+  Linear(std::int64_t in_features, std::int64_t out_features, bool bias, Generator& generator,
+         DType dtype = DType::Float32);
   Tensor forward(const Tensor& input) override;
   std::string type() const override { return "linear"; }
   nlohmann::json spec() const override;
@@ -71,6 +72,38 @@ class Linear : public Module {
  private:
   std::int64_t in_features_, out_features_;
   Tensor weight_, bias_;
+};
+
+// Layer normalization over the last axis ([..., features]), weight 1 and bias 0 to start; the
+// bias is optional.
+class LayerNorm : public Module {
+ public:
+  LayerNorm(std::int64_t features, double eps = 1e-5, bool bias = true,
+            DType dtype = DType::Float32);
+  Tensor forward(const Tensor& input) override;
+  std::string type() const override { return "layer_norm"; }
+  nlohmann::json spec() const override;
+
+ private:
+  std::int64_t features_;
+  double eps_;
+  Tensor weight_, bias_;
+};
+
+// A lookup table: int64 indices of any shape -> their rows of weight [num_embeddings, dim],
+// shape [..., dim]. Initialized N(0, 1) as PyTorch's nn.Embedding.
+class Embedding : public Module {
+ public:
+  Embedding(std::int64_t num_embeddings, std::int64_t dim, Generator& generator,
+            DType dtype = DType::Float32);
+  Tensor forward(const Tensor& indices) override;
+  std::string type() const override { return "embedding"; }
+  nlohmann::json spec() const override;
+  const Tensor& weight() const { return weight_; }
+
+ private:
+  std::int64_t num_embeddings_, dim_;
+  Tensor weight_;
 };
 
 // [N, d1, d2, ...] -> [N, d1 * d2 * ...].

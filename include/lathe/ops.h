@@ -63,6 +63,17 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
                   const Tensor& weight, const Tensor& bias, bool training, double momentum = 0.1,
                   double eps = 1e-5);
 
+// Layer normalization over the last axis (src/ops/layer_norm.cpp), as F.layer_norm with
+// normalized_shape [C]: biased variance; weight and bias [C] may be undefined.
+Tensor layer_norm(const Tensor& input, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
+
+// Causal multi-head self-attention (src/ops/attention.cpp). qkv [B, T, 3C] holds each
+// position's query, key and value side by side, each split into n_head slices of C / n_head.
+// Output [B, T, C]: per head, softmax(q k^T / sqrt(C / n_head)) v over positions <= t, heads
+// side by side (what PyTorch computes with view, transpose, masked_fill and softmax). Memory:
+// the [B, n_head, T, T] probabilities are kept for backward.
+Tensor causal_attention(const Tensor& qkv, std::int64_t n_head);
+
 // Reductions (src/ops/reduce.cpp). An empty axes list reduces over every axis.
 Tensor sum(const Tensor& a, const std::vector<std::int64_t>& axes = {}, bool keepdim = false);
 Tensor mean(const Tensor& a, const std::vector<std::int64_t>& axes = {}, bool keepdim = false);

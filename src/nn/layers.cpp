@@ -10,7 +10,8 @@
 
 namespace lathe {
 
-Linear::Linear(std::int64_t in_features, std::int64_t out_features, bool bias, Generator& generator)
+Linear::Linear(std::int64_t in_features, std::int64_t out_features, bool bias, Generator& generator,
+               DType dtype)
     : in_features_(in_features), out_features_(out_features) {
   if (in_features <= 0 || out_features <= 0)
     throw Error(fmt::format("linear: features must be positive, got in={} out={}", in_features,
@@ -18,11 +19,11 @@ Linear::Linear(std::int64_t in_features, std::int64_t out_features, bool bias, G
   // PyTorch's default: kaiming_uniform(a=sqrt(5)) gives U(-1/sqrt(in), 1/sqrt(in)), and the
   // bias uses the same bound.
   const double bound = 1.0 / std::sqrt(static_cast<double>(in_features));
-  Tensor weight = Tensor::empty({out_features, in_features});
+  Tensor weight = Tensor::empty({out_features, in_features}, dtype);
   uniform_(weight, -bound, bound, generator);
   weight_ = register_parameter("weight", weight);
   if (bias) {
-    Tensor b = Tensor::empty({out_features});
+    Tensor b = Tensor::empty({out_features}, dtype);
     uniform_(b, -bound, bound, generator);
     bias_ = register_parameter("bias", b);
   }
