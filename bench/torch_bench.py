@@ -4,8 +4,12 @@ fastest way PyTorch allows (whole dataset as one tensor, index batching, no Data
 workload per process, one JSON line. Needs Debian's python3-torch (/usr/bin/python3).
 
   /usr/bin/python3 bench/torch_bench.py seed_epoch|wide_steps|cnn_epoch|infer_batch1|infer_batch1000 --threads N
+  /usr/bin/python3 bench/torch_bench.py gpt_iter --corpus FILE --steps ITERATIONS --threads N
+
+gpt_iter runs bench/torch_gpt.py (a verbatim copy of ../shared/reference/torch_gpt.py) as it is,
+with estimates only at the start and the end (its ms/iter excludes them), and reads its summary.
 """
-import argparse, gzip, json, os, resource, struct, time
+import argparse, contextlib, gzip, io, json, os, re, resource, runpy, struct, sys, time
 import numpy as np
 import torch, torch.nn as nn
 
@@ -45,7 +49,8 @@ def train_steps(model, opt, X, Y, batch, steps):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('workload', choices=['seed_epoch', 'wide_steps', 'cnn_epoch', 'infer_batch1', 'infer_batch1000'])
+    ap.add_argument('workload', choices=['seed_epoch', 'wide_steps', 'cnn_epoch', 'infer_batch1', 'infer_batch1000', 'gpt_iter'])
+    ap.add_argument('--corpus', help='gpt_iter: the text file')
     ap.add_argument('--steps', type=int, default=0, help='cnn_epoch: stop after this many steps (0: the whole epoch)')
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--data', default='/usr/share/datasets/fashion-mnist')
@@ -54,7 +59,17 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     out = {'side': 'torch', 'workload': a.workload, 'threads': a.threads}
-    if a.workload == 'cnn_epoch':
+    if a.workload == 'gpt_iter':
+        iters = str(a.steps or 100)
+        sys.argv = ['torch_gpt.py', '--text', a.corpus, '--iters', iters, '--eval-every', iters,
+                    '--eval-iters', '1', '--threads', str(a.threads)]
+        log = io.StringIO()
+        with contextlib.redirect_stdout(log):
+            runpy.run_path(os.path.join(os.path.dirname(__file__), 'torch_gpt.py'), run_name='__main__')
+        summary = log.getvalue().strip().splitlines()[-1]
+        out['ms_per_iter'] = float(re.search(r'ms_per_iter=([0-9.]+)', summary).group(1))
+        out['val_loss'] = float(re.search(r'val_loss=([0-9.]+)', summary).group(1))
+    elif a.workload == 'cnn_epoch':
         X = ((torch.from_numpy(read_idx(os.path.join(a.data, 'train-images-idx3-ubyte.gz')).copy())
               .float() / 255.0 - 0.5) / 0.5).unsqueeze(1)
         Y = torch.from_numpy(read_idx(os.path.join(a.data, 'train-labels-idx1-ubyte.gz')).astype(np.int64))

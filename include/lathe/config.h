@@ -11,14 +11,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lathe/gpt.h"
+
 namespace lathe {
 
 struct DataConfig {
-  std::string format;  // "idx", "csv", "mnist_json"
+  std::string format;  // "idx", "csv", "mnist_json", "text"
   std::filesystem::path train_images, train_labels, test_images, test_labels;  // idx
-  std::filesystem::path path;                                                  // csv
-  std::string target;                                                          // csv
-  std::filesystem::path dir;                                                   // mnist_json
+  std::filesystem::path path;        // csv; text: a file or a folder of *.txt files
+  std::string tokenizer = "char";    // text: "char" or "bpe"
+  std::int64_t vocab_size = 512;     // text with bpe
+  std::string target;                // csv
+  std::filesystem::path dir;         // mnist_json
   double test_fraction = 0.2;        // csv, mnist_json: held out for the final test
   double validation_fraction = 0.1;  // taken from the training data
   std::uint64_t seed = 0;            // the splits
@@ -72,6 +76,11 @@ struct TrainerConfig {
   bool shuffle = true;
   bool drop_last = false;
   std::string progress = "auto";  // "auto", "always", "never"
+  // Language models train for iterations (optimizer steps) instead of epochs.
+  std::int64_t iterations = 2000;
+  std::int64_t eval_every = 250;           // iterations between train/validation loss estimates
+  std::int64_t eval_iters = 20;            // batches per estimate
+  std::int64_t gradient_accumulation = 1;  // batches per optimizer step
 };
 
 struct RunConfig {
@@ -79,13 +88,16 @@ struct RunConfig {
   DataConfig data;
   PreprocessConfig preprocess;
   AugmentConfig augment;
+  std::string model_type = "layers";   // or "gpt" ([model] type = "gpt", with [data] "text")
   nlohmann::json layers;               // validated layer specs, defaults filled
+  GPTConfig gpt;                       // model_type "gpt"; vocab_size comes from the tokenizer
   std::string loss = "cross_entropy";  // or "mse"
   double label_smoothing = 0;          // cross_entropy only, in [0, 1)
   OptimizerConfig optimizer;
   ScheduleConfig schedule;
   TrainerConfig trainer;
-  nlohmann::json to_json() const;  // the resolved configuration, for the run directory
+  nlohmann::json to_json() const;     // the resolved configuration, for the run directory
+  nlohmann::json model_json() const;  // its [model] part
 };
 
 // Parses and validates a config file. Data paths in the file are relative to the file's folder;

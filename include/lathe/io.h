@@ -10,8 +10,10 @@
 #include <nlohmann/json.hpp>
 
 #include "lathe/data.h"
+#include "lathe/gpt.h"
 #include "lathe/nn.h"
 #include "lathe/tensor.h"
+#include "lathe/text.h"
 
 namespace lathe {
 
@@ -64,5 +66,21 @@ struct LoadedBundle {
 LoadedBundle load_bundle(const std::filesystem::path& path);
 // The same on the bytes of a bundle already in memory; `where` names them in errors.
 LoadedBundle parse_bundle(std::string_view bytes, const std::string& where);
+
+// A language-model bundle is a bundle too: the architecture is GPT::spec() ({"type": "gpt",
+// ...}), the task {"task": "language_model", "tokenizer": Tokenizer::to_json()}; the tokenizer's
+// vocabulary size must equal the model's. load_bundle reads them as well (model: a GPT).
+void save_language_model(const std::filesystem::path& path, const GPT& model,
+                         const Tokenizer& tokenizer, const nlohmann::json& metrics);
+
+struct LanguageModel {
+  std::shared_ptr<GPT> model;  // in eval mode
+  std::shared_ptr<const Tokenizer> tokenizer;
+  BundleInfo info;
+};
+// Errors when the bundle is not a language model (naming what it is instead).
+LanguageModel load_language_model(const std::filesystem::path& path);
+LanguageModel as_language_model(const LoadedBundle& bundle, const std::string& where);
+bool is_language_model(const BundleInfo& info);
 
 }  // namespace lathe

@@ -2,6 +2,7 @@
 // Optimizers, learning-rate schedules and gradient clipping. Optimizer state is keyed by
 // parameter name (never by pointer), so it can be saved, restored and inspected.
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -39,7 +40,12 @@ class Optimizer {
 
   const std::vector<NamedTensor>& parameters() const { return parameters_; }
 
+  // Leaves out of weight decay the parameters `exempt` picks (PyTorch's second param group with
+  // weight_decay 0): e.g. biases, LayerNorm weights and embeddings' positions as GPTs do.
+  void exempt_from_weight_decay(const std::function<bool(const NamedTensor&)>& exempt);
+
  protected:
+  bool decays(std::size_t index) const { return decays_.empty() || decays_[index]; }
   // The buffer `buffer` of parameter `index`, created as zeros of the parameter's shape.
   Tensor& buffer(const std::string& buffer, std::size_t index);
 
@@ -47,6 +53,7 @@ class Optimizer {
   double learning_rate_;
   std::int64_t steps_ = 0;
   std::map<std::string, Tensor> buffers_;
+  std::vector<bool> decays_;  // per parameter; empty: all
 };
 
 struct SGDOptions {

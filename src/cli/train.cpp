@@ -1,6 +1,7 @@
 // `lathe train CONFIG.toml`: runs the configured pipeline and saves a bundle.
 #include <iostream>
 
+#include "lathe/lm_train.h"
 #include "lathe/run.h"
 #include "src/cli/commands.h"
 
@@ -30,7 +31,11 @@ void add_train_command(CLI::App& app) {
                   "continue from the checkpoint in trainer.output_dir");
   train->callback([options] {
     const RunConfig config = load_run_config(options->config, options->overrides);
-    run_training(config, options->resume, std::cout);
+    if (config.model_type == "gpt") {
+      run_language_model_training(config, options->resume, std::cout);
+    } else {
+      run_training(config, options->resume, std::cout);
+    }
   });
 }
 

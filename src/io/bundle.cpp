@@ -131,7 +131,74 @@ void check_tensors(const std::map<std::string, Shape>& expected,
                               detail::printable(name), shape_str(tensor.shape())));
 }
 
+// A GPT and its tokenizer, each checked before anything is allocated for the model.
+std::shared_ptr<GPT> read_language_model(const BundleInfo& info,
+                                         const std::map<std::string, Tensor>& tensors,
+                                         const std::string& where) {
+  GPTConfig config;
+  try {
+    config = GPTConfig::from_json(info.architecture);
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: metadata 'lathe.architecture': {}", where, e.what()));
+  }
+  if (!info.task.contains("tokenizer"))
+    throw Error(
+        fmt::format("{}: metadata 'lathe.task': a language model needs a \"tokenizer\"", where));
+  std::unique_ptr<Tokenizer> tokenizer;
+  try {
+    tokenizer = tokenizer_from_json(info.task.at("tokenizer"));
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: metadata 'lathe.task': {}", where, e.what()));
+  }
+  if (tokenizer->vocab_size() != config.vocab_size)
+    throw Error(fmt::format("{}: the tokenizer has {} tokens but the model's vocab_size is {}",
+                            where, tokenizer->vocab_size(), config.vocab_size));
+  const auto shapes = config.parameter_shapes();
+  check_tensors({shapes.begin(), shapes.end()}, tensors, where);
+  Generator unused(0);
+  auto model = std::make_shared<GPT>(config, unused);
+  try {
+    model->load_state_dict(tensors);
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: {}", where, e.what()));
+  }
+  model->eval();
+  return model;
+}
+
 }  // namespace
+
+bool is_language_model(const BundleInfo& info) {
+  return info.task.is_object() && info.task.contains("task") &&
+         info.task["task"] == "language_model";
+}
+
+void save_language_model(const std::filesystem::path& path, const GPT& model,
+                         const Tokenizer& tokenizer, const nlohmann::json& metrics) {
+  if (tokenizer.vocab_size() != model.config().vocab_size)
+    throw Error(fmt::format("save: the tokenizer has {} tokens but the model's vocab_size is {}",
+                            tokenizer.vocab_size(), model.config().vocab_size));
+  BundleInfo info;
+  info.architecture = model.spec();
+  info.task = {{"task", "language_model"}, {"tokenizer", tokenizer.to_json()}};
+  info.metrics = metrics;
+  save_bundle(path, model, info);
+}
+
+LanguageModel as_language_model(const LoadedBundle& bundle, const std::string& where) {
+  if (!is_language_model(bundle.info))
+    throw Error(fmt::format("{}: not a language model (its task is {})", where,
+                            bundle.info.task.value("task", std::string("classification"))));
+  LanguageModel lm;
+  lm.model = std::dynamic_pointer_cast<GPT>(bundle.model);
+  lm.tokenizer = tokenizer_from_json(bundle.info.task.at("tokenizer"));
+  lm.info = bundle.info;
+  return lm;
+}
+
+LanguageModel load_language_model(const std::filesystem::path& path) {
+  return as_language_model(load_bundle(path), path.string());
+}
 
 void save_bundle(const std::filesystem::path& path, const Module& model, const BundleInfo& info) {
   std::map<std::string, std::string> metadata{
@@ -178,11 +245,15 @@ LoadedBundle parse_bundle(std::string_view bytes, const std::string& where) {
   if (bundle.info.task.contains("task") && !bundle.info.task["task"].is_string())
     throw Error(fmt::format("{}: metadata 'lathe.task': \"task\" is not a string", where));
 
+  Generator unused(0);  // weights are overwritten by the saved ones
+  if (is_language_model(bundle.info)) {
+    bundle.model = read_language_model(bundle.info, contents.tensors, where);
+    return bundle;
+  }
   ExpectedTensors expected(where);
   expected.add(bundle.info.architecture, "", 0);
   check_tensors(expected.tensors(), contents.tensors, where);
 
-  Generator unused(0);  // weights are overwritten by the saved ones
   try {
     bundle.model = make_layer(bundle.info.architecture, unused);
     bundle.model->load_state_dict(contents.tensors);

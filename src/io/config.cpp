@@ -490,12 +490,14 @@ RunConfig parse_run_config(std::string_view text, const std::string& where,
   Section data = section("data");
   if (!data.present()) throw Error(fmt::format("{}: missing [data] section", where));
   DataConfig& d = config.data;
-  d.format = data.string("format", "", {"idx", "csv", "mnist_json"});
+  d.format = data.string("format", "", {"idx", "csv", "mnist_json", "text"});
   d.train_images = data.path("train_images");
   d.train_labels = data.path("train_labels");
   d.test_images = data.path("test_images");
   d.test_labels = data.path("test_labels");
   d.path = data.path("path");
+  d.tokenizer = data.string("tokenizer", d.tokenizer, {"char", "bpe"});
+  d.vocab_size = data.integer("vocab_size", d.vocab_size, 256);
   d.target = data.string("target", "");
   d.dir = data.path("dir");
   d.test_fraction = data.number("test_fraction", d.test_fraction);
@@ -507,13 +509,15 @@ RunConfig parse_run_config(std::string_view text, const std::string& where,
     if (!ok) throw Error(fmt::format("{}: [data] format \"{}\" needs {}", where, d.format, what));
   };
   if (d.format.empty())
-    throw Error(fmt::format("{}: [data] needs format = \"idx\", \"csv\" or \"mnist_json\"", where));
+    throw Error(fmt::format(
+        "{}: [data] needs format = \"idx\", \"csv\", \"mnist_json\" or \"text\"", where));
   if (d.format == "idx")
     require(!d.train_images.empty() && !d.train_labels.empty() && !d.test_images.empty() &&
                 !d.test_labels.empty(),
             "train_images, train_labels, test_images and test_labels");
   if (d.format == "csv") require(!d.path.empty() && !d.target.empty(), "path and target");
   if (d.format == "mnist_json") require(!d.dir.empty(), "dir");
+  if (d.format == "text") require(!d.path.empty(), "path (a text file or a folder of .txt files)");
   if (!(d.validation_fraction >= 0 && d.validation_fraction < 1) ||
       !(d.test_fraction >= 0 && d.test_fraction < 1))
     throw Error(fmt::format("{}: data.validation_fraction and data.test_fraction must be in [0, 1)",
@@ -556,8 +560,25 @@ RunConfig parse_run_config(std::string_view text, const std::string& where,
   Section model = section("model");
   if (!model.present())
     throw Error(fmt::format("{}: missing [model] section with 'layers'", where));
-  config.layers = read_layers(model);
+  config.model_type = model.string("type", "layers", {"layers", "gpt"});
+  if (config.model_type == "gpt") {
+    GPTConfig& g = config.gpt;
+    g.n_layer = model.integer("n_layer", g.n_layer, 1);
+    g.n_head = model.integer("n_head", g.n_head, 1);
+    g.n_embd = model.integer("n_embd", g.n_embd, 1);
+    g.block_size = model.integer("block_size", g.block_size, 1);
+    g.dropout = model.fraction("dropout", g.dropout, true);
+    g.bias = model.boolean("bias", g.bias);
+    if (g.n_embd % g.n_head != 0)
+      throw Error(fmt::format("{}: model.n_embd {} must be a multiple of model.n_head {}", where,
+                              g.n_embd, g.n_head));
+  } else {
+    config.layers = read_layers(model);
+  }
   model.finish();
+  if ((config.model_type == "gpt") != (d.format == "text"))
+    throw Error(
+        fmt::format("{}: [model] type = \"gpt\" and [data] format = \"text\" go together", where));
 
   Section loss = section("loss");
   config.loss = loss.string("type", "cross_entropy", {"cross_entropy", "mse"});
@@ -602,10 +623,24 @@ RunConfig parse_run_config(std::string_view text, const std::string& where,
   t.shuffle = trainer.boolean("shuffle", true);
   t.drop_last = trainer.boolean("drop_last", false);
   t.progress = trainer.string("progress", "auto", {"auto", "always", "never"});
+  if (config.model_type == "gpt") {
+    t.iterations = trainer.integer("iterations", t.iterations, 1);
+    t.eval_every = trainer.integer("eval_every", t.eval_every, 1);
+    t.eval_iters = trainer.integer("eval_iters", t.eval_iters, 1);
+    t.gradient_accumulation = trainer.integer("gradient_accumulation", 1, 1);
+  }
   trainer.finish();
   if (output_dir.empty())
     throw Error(fmt::format("{}: trainer.output_dir must not be empty", where));
   return config;
+}
+
+nlohmann::json RunConfig::model_json() const {
+  if (model_type != "gpt") return {{"layers", layers}};
+  nlohmann::json out = gpt.to_json();
+  out.erase("vocab_size");  // the tokenizer's
+  out["type"] = "gpt";
+  return out;
 }
 
 nlohmann::json RunConfig::to_json() const {
@@ -617,6 +652,8 @@ nlohmann::json RunConfig::to_json() const {
         {"test_images", data.test_images},
         {"test_labels", data.test_labels},
         {"path", data.path},
+        {"tokenizer", data.tokenizer},
+        {"vocab_size", data.vocab_size},
         {"target", data.target},
         {"dir", data.dir},
         {"test_fraction", data.test_fraction},
@@ -633,7 +670,7 @@ nlohmann::json RunConfig::to_json() const {
         {"horizontal_flip", augment.horizontal_flip},
         {"random_erasing", augment.random_erasing},
         {"fill", augment.fill}}},
-      {"model", {{"layers", layers}}},
+      {"model", model_json()},
       {"loss", {{"type", loss}, {"label_smoothing", label_smoothing}}},
       {"optimizer",
        {{"type", optimizer.type},
@@ -662,7 +699,11 @@ nlohmann::json RunConfig::to_json() const {
         {"clip_grad_norm", trainer.clip_grad_norm},
         {"shuffle", trainer.shuffle},
         {"drop_last", trainer.drop_last},
-        {"progress", trainer.progress}}},
+        {"progress", trainer.progress},
+        {"iterations", trainer.iterations},
+        {"eval_every", trainer.eval_every},
+        {"eval_iters", trainer.eval_iters},
+        {"gradient_accumulation", trainer.gradient_accumulation}}},
   };
 }
 

@@ -17,13 +17,17 @@
 namespace lathe {
 namespace {
 
-// Restores the model's train/eval mode when generation ends.
+// Eval mode for the generation, training mode again after it if that is what the model was in.
+// A model already in eval mode is not written to, so concurrent generations from one served
+// model only read it.
 class EvalModeGuard {
  public:
   explicit EvalModeGuard(Module& model) : model_(model), was_training_(model.is_training()) {
-    model_.eval();
+    if (was_training_) model_.eval();
   }
-  ~EvalModeGuard() { model_.train(was_training_); }
+  ~EvalModeGuard() {
+    if (was_training_) model_.train();
+  }
   EvalModeGuard(const EvalModeGuard&) = delete;
   EvalModeGuard& operator=(const EvalModeGuard&) = delete;
 

@@ -104,7 +104,9 @@ void Adam::step() {
                                static_cast<T>(options_.epsilon),
                                static_cast<T>(bc2_sqrt),
                                static_cast<T>(-step_size)};
-      const auto mode = decoupled_ ? Decay::Decoupled : (l2 ? Decay::L2 : Decay::None);
+      const bool decay = options_.weight_decay != 0 && decays(index);
+      const auto mode =
+          !decay ? Decay::None : (decoupled_ ? Decay::Decoupled : (l2 ? Decay::L2 : Decay::None));
       parallel_for(parameter.numel(), detail::kParallelGrain,
                    [&](std::int64_t b, std::int64_t e) { update.run(mode, b, e); });
     });

@@ -39,6 +39,11 @@ void Optimizer::zero_grad() {
   for (auto& parameter : parameters_) parameter.tensor.zero_grad();
 }
 
+void Optimizer::exempt_from_weight_decay(const std::function<bool(const NamedTensor&)>& exempt) {
+  decays_.assign(parameters_.size(), true);
+  for (std::size_t i = 0; i < parameters_.size(); ++i) decays_[i] = !exempt(parameters_[i]);
+}
+
 // Zero is allowed here (unlike in the constructors) because warmup schedules start at 0.
 void Optimizer::set_learning_rate(double learning_rate) {
   detail::require_value(learning_rate >= 0, name(), "learning rate", "non-negative", learning_rate);

@@ -36,8 +36,9 @@ void SGD::step() {
   // The step counter is shared by all parameters, so "first" means the optimizer's first step.
   const bool first = steps_ == 0;
   ++steps_;
-  const bool momentum = options_.momentum != 0, decay = options_.weight_decay != 0;
+  const bool momentum = options_.momentum != 0;
   for (std::size_t index = 0; index < parameters_.size(); ++index) {
+    const bool decay = options_.weight_decay != 0 && decays(index);
     Tensor& parameter = parameters_[index].tensor;
     const Tensor grad = parameter.grad();
     if (!grad.defined()) continue;

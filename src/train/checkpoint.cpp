@@ -10,12 +10,17 @@
 #include "lathe/io.h"
 #include "lathe/random.h"
 #include "lathe/train.h"
+#include "src/train/checkpoint_state.h"
 
 namespace lathe {
 namespace {
 
 constexpr const char* kModelPrefix = "model.";
 constexpr const char* kOptimizerPrefix = "optimizer.";
+
+}  // namespace
+
+namespace detail {
 
 nlohmann::json generator_to_json(const Generator::State& state) {
   return {{"s", {state.s[0], state.s[1], state.s[2], state.s[3]}},
@@ -46,11 +51,11 @@ std::map<std::string, Tensor> strip_prefix(const std::map<std::string, Tensor>& 
   return out;
 }
 
-}  // namespace
+}  // namespace detail
 
 void Trainer::save_checkpoint() const {
-  std::map<std::string, Tensor> tensors = with_prefix(model_.state_dict(), kModelPrefix);
-  tensors.merge(with_prefix(optimizer_.state(), kOptimizerPrefix));
+  std::map<std::string, Tensor> tensors = detail::with_prefix(model_.state_dict(), kModelPrefix);
+  tensors.merge(detail::with_prefix(optimizer_.state(), kOptimizerPrefix));
   nlohmann::json history = nlohmann::json::array();
   for (const EpochRecord& r : history_) history.push_back(r.to_json(task_));
   const nlohmann::json state = {
@@ -61,7 +66,7 @@ void Trainer::save_checkpoint() const {
                                    : nlohmann::json(best_validation_loss_)},
       {"epochs_without_improvement", epochs_without_improvement_},
       {"stopped_early", stopped_early_},
-      {"generator", generator_to_json(default_generator().state())},
+      {"generator", detail::generator_to_json(default_generator().state())},
       {"optimizer", optimizer_.name()},
       {"run", options_.run_identity},
   };
@@ -88,8 +93,8 @@ void Trainer::load_checkpoint() {
     if (state.at("optimizer").get<std::string>() != optimizer_.name())
       throw Error(fmt::format("the checkpoint used optimizer '{}', this run uses '{}'",
                               state.at("optimizer").get<std::string>(), optimizer_.name()));
-    model_.load_state_dict(strip_prefix(contents.tensors, kModelPrefix));
-    optimizer_.load_state(strip_prefix(contents.tensors, kOptimizerPrefix));
+    model_.load_state_dict(detail::strip_prefix(contents.tensors, kModelPrefix));
+    optimizer_.load_state(detail::strip_prefix(contents.tensors, kOptimizerPrefix));
     history_.clear();
     for (const auto& r : state.at("history")) history_.push_back(EpochRecord::from_json(r));
     const auto& best = state.at("best_validation_loss");
@@ -97,7 +102,7 @@ void Trainer::load_checkpoint() {
         best.is_null() ? std::numeric_limits<double>::infinity() : best.get<double>();
     epochs_without_improvement_ = state.at("epochs_without_improvement").get<std::int64_t>();
     stopped_early_ = state.at("stopped_early").get<bool>();
-    default_generator().set_state(generator_from_json(state.at("generator")));
+    default_generator().set_state(detail::generator_from_json(state.at("generator")));
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("{}: malformed checkpoint state: {}", path.string(), e.what()));
   } catch (const Error& e) {

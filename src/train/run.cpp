@@ -134,6 +134,11 @@ PreparedData prepare_data(const RunConfig& config) {
 }
 
 RunResult run_training(const RunConfig& config, bool resume, std::ostream& console) {
+  if (config.model_type != "layers")
+    throw Error(
+        fmt::format("run_training: [model] type \"{}\" trains with "
+                    "run_language_model_training (lathe/lm_train.h)",
+                    config.model_type));
   const TrainerConfig& t = config.trainer;
   ProcessGroup& processes = ProcessGroup::world();
   std::ostream discard(nullptr);  // the other ranks' log: rank 0 speaks for the job
