@@ -60,7 +60,7 @@ LanguageModelRunResult run_language_model_training(const RunConfig& config, bool
   const std::unique_ptr<Tokenizer> tokenizer = train_tokenizer(config.data, corpus);
   const TokenStream tokens(tokenizer->encode(corpus), config.data.validation_fraction);
   out << fmt::format(
-      "Data: {} characters of text, {} tokenizer with {} tokens; {} training, {} "
+      "Data: {} bytes of text, {} tokenizer with {} tokens; {} training, {} "
       "validation tokens\n",
       corpus.size(), tokenizer->kind(), tokenizer->vocab_size(),
       tokens.size(TokenStream::Split::Train), tokens.size(TokenStream::Split::Validation));
