@@ -114,7 +114,8 @@ nlohmann::json gpt_iterations(const std::string& corpus_path, std::int64_t itera
   options.seed = 1337;
   std::ostringstream log;
   LanguageModelTrainer trainer(model, *optimizer,
-                               std::make_shared<CosineWarmupLR>(1e-3, 100, iterations, 1e-4),
+                               std::make_shared<CosineWarmupLR>(
+                                   1e-3, std::min<std::int64_t>(100, iterations), iterations, 1e-4),
                                tokens, options, log);
   trainer.fit();
   return {{"ms_per_iter", trainer.milliseconds_per_iteration()},

@@ -54,6 +54,28 @@ TEST(Elementwise, Float32MatchesFloat64) {
 }
 
 // Matmul against a plain triple loop in double, for every transpose flag and a batch.
+// float32 tanh (and the tanh inside GELU) is lathe's own vectorizable one, not libm's.
+TEST(Elementwise, Float32TanhAndGeluTanhAreWithin2e7OfLibm) {
+  std::vector<double> xs;
+  for (double x = -20; x <= 20; x += 0.001) xs.push_back(x);
+  for (double x : {0.0, -0.0, 1e-30, -1e-8, 3e-5, 87.5, -200.0}) xs.push_back(x);
+  const auto n = static_cast<std::int64_t>(xs.size());
+  const Tensor x32 = Tensor::from_vector(xs, {n});
+  const std::vector<double> t = tanh(x32).to_vector();
+  const std::vector<double> g = gelu(x32, GeluApproximation::Tanh).to_vector();
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double x = static_cast<float>(xs[i]);
+    ASSERT_NEAR(t[i], std::tanh(x), 2e-7) << x;
+    const double inner = std::sqrt(2 / std::numbers::pi) * (x + 0.044715 * x * x * x);
+    ASSERT_NEAR(g[i], 0.5 * x * (1 + std::tanh(inner)), 2e-7 * std::max(1.0, std::abs(x))) << x;
+  }
+  const std::vector<double> special =
+      tanh(Tensor::from_vector({std::nan(""), INFINITY, -INFINITY}, {3})).to_vector();
+  EXPECT_TRUE(std::isnan(special[0]));
+  EXPECT_EQ(special[1], 1.0);
+  EXPECT_EQ(special[2], -1.0);
+}
+
 TEST(Matmul, AgreesWithNaiveLoopsForAllTransposeFlags) {
   Generator generator(9);
   const std::int64_t k = 7, n = 3;

@@ -4,6 +4,7 @@
 
 #include "lathe/autograd.h"
 #include "lathe/ops.h"
+#include "src/ops/fast_math.h"
 #include "src/ops/kernels.h"
 
 namespace lathe {
@@ -97,7 +98,7 @@ Tensor sigmoid(const Tensor& a) {
 }
 
 Tensor tanh(const Tensor& a) {
-  Tensor out = map_unary("tanh", a, [](auto x) { return std::tanh(x); });
+  Tensor out = map_unary("tanh", a, [](auto x) { return detail::tanh_fast(x); });
   if (!should_record({&a})) return out;
   return record(
       Op::Tanh, out, {a}, [out = out.detach()](const Tensor& g, const std::vector<bool>&) {
@@ -111,7 +112,7 @@ Tensor gelu(const Tensor& a, GeluApproximation approximation) {
     Tensor out = map_unary("gelu_tanh", a, [](auto x) {
       using T = decltype(x);
       const T inner = static_cast<T>(kSqrt2OverPi) * (x + static_cast<T>(kGeluCubic) * x * x * x);
-      return T(0.5) * x * (T(1) + std::tanh(inner));
+      return T(0.5) * x * (T(1) + detail::tanh_fast(inner));
     });
     if (!should_record({&a})) return out;
     return record(
@@ -119,7 +120,7 @@ Tensor gelu(const Tensor& a, GeluApproximation approximation) {
           return std::vector<Tensor>{map_binary("gelu_tanh backward", g, a, [](auto dy, auto x) {
             using T = decltype(x);
             const T k = static_cast<T>(kSqrt2OverPi), c = static_cast<T>(kGeluCubic);
-            const T t = std::tanh(k * (x + c * x * x * x));
+            const T t = detail::tanh_fast(k * (x + c * x * x * x));
             const T dinner = k * (T(1) + T(3) * c * x * x);
             return dy * (T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * dinner);
           })};

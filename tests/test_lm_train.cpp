@@ -1,0 +1,208 @@
+// Language-model training: bit-exact resume, weight decay on matrices only, gradient
+// accumulation, language-model bundles, and the [model] type = "gpt" configuration.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "lathe/lathe.h"
+#include "tests/test_support.h"
+
+namespace lathe {
+namespace {
+
+using testing::error_of;
+using testing::TempDir;
+
+const char* kText =
+    "It was the best of times, it was the worst of times, it was the age of wisdom, it was the "
+    "age of foolishness, it was the epoch of belief, it was the epoch of incredulity, it was the "
+    "season of Light, it was the season of Darkness, it was the spring of hope, it was the "
+    "winter of despair.";
+
+GPTConfig tiny(std::int64_t vocab) {
+  GPTConfig config;
+  config.n_layer = 1;
+  config.n_head = 2;
+  config.n_embd = 16;
+  config.block_size = 8;
+  config.vocab_size = vocab;
+  return config;
+}
+
+struct TinyCorpus {
+  CharTokenizer tokenizer = CharTokenizer::train(kText);
+  TokenStream tokens{tokenizer.encode(kText), 0.25};
+};
+
+std::map<std::string, Tensor> train_tiny(const TinyCorpus& s, const std::filesystem::path& dir,
+                                         std::int64_t iterations, bool resume,
+                                         std::int64_t accumulation = 1) {
+  Generator init(7);
+  GPT model(tiny(s.tokenizer.vocab_size()), init);
+  OptimizerConfig adamw;
+  adamw.type = "adamw";
+  adamw.weight_decay = 0.1;
+  const auto optimizer = make_language_model_optimizer(adamw, model);
+  LanguageModelTrainerOptions options;
+  options.iterations = iterations;
+  options.batch_size = 4;
+  options.gradient_accumulation = accumulation;
+  options.eval_every = 5;
+  options.eval_iters = 2;
+  options.seed = 3;
+  options.output_dir = dir;
+  options.resume = resume;
+  options.run_identity = {{"test", "tiny"}};
+  std::ostringstream log;
+  LanguageModelTrainer trainer(model, *optimizer, nullptr, s.tokens, options, log);
+  trainer.fit();
+  return model.state_dict();
+}
+
+TEST(LanguageModelTrainer, ResumeContinuesBitForBit) {
+  const TinyCorpus s;
+  TempDir straight, split;
+  const auto expected = train_tiny(s, straight.path(), 20, false);
+  train_tiny(s, split.path(), 10, false);
+  const auto resumed = train_tiny(s, split.path(), 20, true);
+  for (const auto& [name, tensor] : expected)
+    EXPECT_EQ(resumed.at(name).to_vector(), tensor.to_vector()) << name;
+  // One metrics line per estimate: 0, 5, 10 from the first run, 15 and 20 after the resume.
+  std::ifstream metrics(split.path() / "metrics.jsonl");
+  std::string line;
+  std::vector<std::int64_t> iterations;
+  while (std::getline(metrics, line))
+    iterations.push_back(nlohmann::json::parse(line)["iteration"].get<std::int64_t>());
+  EXPECT_EQ(iterations, (std::vector<std::int64_t>{0, 5, 10, 15, 20}));
+}
+
+TEST(LanguageModelTrainer, LossFallsAndAccumulationTrainsToo) {
+  const TinyCorpus s;
+  for (std::int64_t accumulation : {1, 3}) {
+    TempDir dir;
+    train_tiny(s, dir.path(), 30, false, accumulation);
+    std::ifstream metrics(dir.path() / "metrics.jsonl");
+    std::string first, line, last;
+    std::getline(metrics, first);
+    while (std::getline(metrics, line)) last = line;
+    EXPECT_LT(nlohmann::json::parse(last)["train_loss"].get<double>(),
+              nlohmann::json::parse(first)["train_loss"].get<double>() - 0.3)
+        << "accumulation " << accumulation;
+  }
+}
+
+TEST(LanguageModelTrainer, ResumeRefusesAnotherRun) {
+  const TinyCorpus s;
+  TempDir dir;
+  train_tiny(s, dir.path(), 5, false);
+  Generator init(7);
+  GPT model(tiny(s.tokenizer.vocab_size()), init);
+  const auto optimizer = make_language_model_optimizer(OptimizerConfig{}, model);
+  LanguageModelTrainerOptions options;
+  options.iterations = 10;
+  options.batch_size = 4;
+  options.output_dir = dir.path();
+  options.resume = true;
+  options.run_identity = {{"test", "other"}};
+  std::ostringstream log;
+  LanguageModelTrainer trainer(model, *optimizer, nullptr, s.tokens, options, log);
+  EXPECT_NE(error_of([&] { trainer.fit(); }).find("different model or data setup"),
+            std::string::npos);
+}
+
+TEST(LanguageModelOptimizer, DecaysMatricesOnly) {
+  Generator init(1);
+  GPT model(tiny(10), init);
+  OptimizerConfig adamw;
+  adamw.type = "adamw";
+  adamw.lr = 0.1;
+  adamw.weight_decay = 0.5;
+  const auto optimizer = make_language_model_optimizer(adamw, model);
+  std::map<std::string, Tensor> before;
+  for (const auto& [name, tensor] : model.state_dict()) before[name] = tensor.clone();
+  for (const NamedTensor& p : model.named_parameters()) {
+    Tensor t = p.tensor;
+    t.set_grad(Tensor::zeros(t.shape()));
+  }
+  optimizer->step();
+  for (const auto& [name, tensor] : model.state_dict()) {
+    const auto old = before.at(name).to_vector(), now = tensor.to_vector();
+    const double factor = tensor.dim() >= 2 ? 1 - 0.1 * 0.5 : 1.0;  // AdamW: p *= 1 - lr * wd
+    for (std::size_t i = 0; i < old.size(); ++i) ASSERT_NEAR(now[i], old[i] * factor, 1e-6) << name;
+  }
+}
+
+TEST(LanguageModelBundle, RoundTripsModelAndTokenizer) {
+  const CharTokenizer tokenizer = CharTokenizer::train(kText);
+  Generator init(2);
+  GPT model(tiny(tokenizer.vocab_size()), init);
+  TempDir dir;
+  save_language_model(dir.path() / "lm.safetensors", model, tokenizer, {{"note", "test"}});
+  const LanguageModel loaded = load_language_model(dir.path() / "lm.safetensors");
+  EXPECT_EQ(loaded.tokenizer->to_json(), tokenizer.to_json());
+  EXPECT_EQ(loaded.model->config().to_json(), model.config().to_json());
+  const Tensor tokens = Tensor::from_indices(tokenizer.encode("it was t"), {1, 8});
+  model.eval();
+  EXPECT_EQ(loaded.model->forward(tokens).to_vector(), model.forward(tokens).to_vector());
+  EXPECT_FALSE(loaded.model->is_training());
+
+  const CharTokenizer other = CharTokenizer::train("abc");
+  EXPECT_EQ(error_of([&] { save_language_model(dir.path() / "x.safetensors", model, other, {}); }),
+            fmt::format("save: the tokenizer has 3 tokens but the model's vocab_size is {}",
+                        tokenizer.vocab_size()));
+  // A classifier bundle is not a language model.
+  Sequential mlp;
+  mlp.append(std::make_shared<Linear>(2, 2, true, init));
+  save_bundle(dir.path() / "mlp.safetensors", mlp, BundleInfo{mlp.spec(), {}, {}, {}});
+  EXPECT_NE(error_of([&] {
+              load_language_model(dir.path() / "mlp.safetensors");
+            }).find("not a language model"),
+            std::string::npos);
+}
+
+TEST(LanguageModelConfig, GPTSectionsParseAndMismatchesAreErrors) {
+  const std::string text = R"(
+[data]
+format = "text"
+path = "corpus.txt"
+tokenizer = "bpe"
+vocab_size = 300
+[model]
+type = "gpt"
+n_layer = 2
+n_head = 2
+n_embd = 32
+block_size = 16
+[trainer]
+iterations = 50
+eval_every = 10
+gradient_accumulation = 2
+)";
+  const RunConfig config = parse_run_config(text, "c.toml", "/base");
+  EXPECT_EQ(config.model_type, "gpt");
+  EXPECT_EQ(config.data.path, std::filesystem::path("/base/corpus.txt"));
+  EXPECT_EQ(config.data.tokenizer, "bpe");
+  EXPECT_EQ(config.data.vocab_size, 300);
+  EXPECT_EQ(config.gpt.n_layer, 2);
+  EXPECT_EQ(config.gpt.block_size, 16);
+  EXPECT_EQ(config.trainer.iterations, 50);
+  EXPECT_EQ(config.trainer.gradient_accumulation, 2);
+  EXPECT_EQ(config.to_json()["model"]["type"], "gpt");
+
+  const auto error = [](const std::string& toml) {
+    return error_of([&] { parse_run_config(toml, "c.toml", "/"); });
+  };
+  EXPECT_EQ(error("[data]\nformat = \"text\"\npath = \"x\"\n[model]\ntype = \"gpt\"\nn_head = 3\n"),
+            "c.toml: model.n_embd 128 must be a multiple of model.n_head 3");
+  EXPECT_EQ(
+      error("[data]\nformat = \"csv\"\npath = \"x\"\ntarget = \"y\"\n[model]\ntype = \"gpt\"\n"),
+      "c.toml: [model] type = \"gpt\" and [data] format = \"text\" go together");
+  EXPECT_NE(error("[data]\nformat = \"csv\"\npath = \"x\"\ntarget = \"y\"\n[model]\nlayers = [{ "
+                  "type = \"relu\" }]\n[trainer]\niterations = 3\n")
+                .find("unknown key 'iterations'"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace lathe
