@@ -1,5 +1,6 @@
 // libFuzzer target: parse_safetensors on any bytes and, for what parses, the bundle loader
-// (architecture against tensors, model construction) and one forward pass on a tiny input.
+// (architecture against tensors, model construction) and one forward pass on a tiny input; for
+// a language model, its tokenizer and a few generated tokens.
 #include <cmath>
 #include <string>
 
@@ -42,6 +43,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   try {
     const lathe::LoadedBundle bundle = lathe::parse_bundle(bytes, kWhere);
+    if (lathe::is_language_model(bundle.info)) {
+      const lathe::LanguageModel lm = lathe::as_language_model(bundle, kWhere);
+      const auto tokens = lathe::generate(*lm.model, {0}, 3, {1.0, 2, 7});
+      require(tokens.size() == 3, "generate returned the wrong number of tokens");
+      for (std::int64_t t : tokens)
+        require(t >= 0 && t < lm.model->config().vocab_size, "a token outside the vocabulary");
+      lm.tokenizer->decode(tokens);
+      return 0;
+    }
     std::int64_t width = input_width(bundle.info.architecture);
     require(width >= 0 && width <= static_cast<std::int64_t>(size), "a layer wider than the file");
     if (width == 0) width = 4;

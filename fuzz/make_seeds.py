@@ -79,9 +79,39 @@ def mlp_bundle():
                         ("2.bias", "F32", [2], b2), ("2.weight", "F32", [2, 4], w2)], metadata)
 
 
+def gpt_bundle(tokenizer):
+    """A one-layer GPT (2 heads, 4 wide, context 4) as save_language_model writes it."""
+    c, vocab, block = 4, 3 if tokenizer["kind"] == "char" else 257, 4
+    shapes = [("wte.weight", [vocab, c]), ("wpe.weight", [block, c])]
+    for name, weight, bias in [("ln1", [c], c), ("ln2", [c], c), ("qkv", [3 * c, c], 3 * c),
+                               ("proj", [c, c], c), ("fc", [4 * c, c], 4 * c),
+                               ("fcproj", [c, 4 * c], c)]:
+        shapes += [(f"blocks.0.{name}.weight", weight), (f"blocks.0.{name}.bias", [bias])]
+    shapes += [("lnf.weight", [c]), ("lnf.bias", [c])]
+    tensors = []
+    for i, (name, shape) in enumerate(shapes):
+        count = 1
+        for d in shape:
+            count *= d
+        tensors.append((name, "F32", shape, [round(0.1 * ((i + j) % 7 - 3), 2) for j in range(count)]))
+    architecture = {"type": "gpt", "n_layer": 1, "n_head": 2, "n_embd": c, "block_size": block,
+                    "vocab_size": vocab, "dropout": 0.0, "bias": True}
+    metadata = {
+        "format": "lathe.bundle/1",
+        "lathe.version": "0.1.0",
+        "lathe.architecture": compact(architecture),
+        "lathe.preprocessing": compact({"scale": 1.0, "mean": [0.0], "std": [1.0]}),
+        "lathe.task": compact({"task": "language_model", "tokenizer": tokenizer}),
+        "lathe.metrics": compact({"validation_loss": 1.0}),
+    }
+    return safetensors(tensors, metadata)
+
+
 def safetensors_seeds():
     t = "fuzz_safetensors"
     write(t, "bundle_mlp.safetensors", mlp_bundle())
+    write(t, "bundle_gpt_char.safetensors", gpt_bundle({"kind": "char", "characters": [97, 98, 99]}))
+    write(t, "bundle_gpt_bpe.safetensors", gpt_bundle({"kind": "bpe", "merges": [[97, 98]]}))
     write(t, "hf_padded_metadata_first.safetensors", safetensors(
         [("ids", "I64", [2], [3, -1]), ("lm_head.bias", "F32", [2], [0.5, -0.25]),
          ("embed.weight", "F16", [2, 3], [1, 2, 3, -1, 0, 0.5])],

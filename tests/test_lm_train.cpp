@@ -161,6 +161,15 @@ TEST(LanguageModelBundle, RoundTripsModelAndTokenizer) {
             std::string::npos);
 }
 
+// The fuzzer's seed language models (fuzz/make_seeds.py) must stay valid bundles.
+TEST(LanguageModelBundle, FuzzSeedsLoadAndGenerate) {
+  for (const char* name : {"bundle_gpt_char", "bundle_gpt_bpe"}) {
+    const LanguageModel lm = load_language_model(
+        std::string(LATHE_SOURCE_DIR "/fuzz/corpus/fuzz_safetensors/") + name + ".safetensors");
+    EXPECT_EQ(generate(*lm.model, {1}, 3, {}).size(), 3u) << name;
+  }
+}
+
 TEST(LanguageModelConfig, GPTSectionsParseAndMismatchesAreErrors) {
   const std::string text = R"(
 [data]
