@@ -12,6 +12,7 @@
 #include "lathe/autograd.h"
 #include "lathe/ops.h"
 #include "lathe/parallel.h"
+#include "src/ops/fast_math.h"
 #include "src/tensor/blas.h"
 #include "src/tensor/dispatch.h"
 
@@ -42,6 +43,14 @@ Geometry check_geometry(const Tensor& qkv, std::int64_t n_head) {
   return {qkv.size(0), qkv.size(1), width, n_head, width / n_head};
 }
 
+// exp of a value <= 0: lathe's vectorizable one in float, libm's in double (gradient checks).
+inline float exp_nonpositive(float x) {
+  return detail::exp_nonpositive(x);
+}
+inline double exp_nonpositive(double x) {
+  return std::exp(x);
+}
+
 // Row i of `scores` (T x T) becomes softmax over columns 0..i; the columns after i become 0.
 template <class T>
 void causal_softmax_rows(T* scores, std::int64_t time) {
@@ -49,11 +58,9 @@ void causal_softmax_rows(T* scores, std::int64_t time) {
     T* row = scores + i * time;
     T top = -std::numeric_limits<T>::infinity();
     for (std::int64_t j = 0; j <= i; ++j) top = std::max(top, row[j]);
+    for (std::int64_t j = 0; j <= i; ++j) row[j] = exp_nonpositive(row[j] - top);
     T total = 0;
-    for (std::int64_t j = 0; j <= i; ++j) {
-      row[j] = std::exp(row[j] - top);
-      total += row[j];
-    }
+    for (std::int64_t j = 0; j <= i; ++j) total += row[j];
     const T inverse = T(1) / total;
     for (std::int64_t j = 0; j <= i; ++j) row[j] *= inverse;
     for (std::int64_t j = i + 1; j < time; ++j) row[j] = 0;

@@ -10,10 +10,10 @@
 namespace lathe::detail {
 
 // exp(x) for x <= 0: Cephes' expf (range reduction by ln 2 in two parts, a degree-6
-// polynomial), within 2 ulp of exp; inputs below -87 (and NaN) give about 2^-126, so the
-// integer conversion below never sees a value out of range.
-inline float exp_nonpositive(float x) {
-  x = x > -87.0f ? x : -87.0f;
+// polynomial), within 2 ulp of exp; inputs below -87 give about 2^-126; NaN stays NaN. The clamp
+// keeps the integer conversion below in range.
+inline float exp_nonpositive(float input) {
+  float x = input > -87.0f ? input : -87.0f;
   // Rounds to the nearest integer by adding and subtracting 1.5 * 2^23 (std::floor does not
   // vectorize here).
   constexpr float kRound = 12582912.0f;
@@ -27,15 +27,15 @@ inline float exp_nonpositive(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  return p * std::bit_cast<float>((static_cast<std::int32_t>(n) + 127) << 23);
+  const float result = p * std::bit_cast<float>((static_cast<std::int32_t>(n) + 127) << 23);
+  return std::isnan(input) ? input : result;
 }
 
 // tanh(x) = sign(x) (1 - e) / (1 + e) with e = exp(-2|x|): absolute error below 1e-7; NaN stays
 // NaN.
 inline float tanh_fast(float x) {
   const float e = exp_nonpositive(-2.0f * std::abs(x));
-  const float t = std::copysign((1.0f - e) / (1.0f + e), x);
-  return std::isnan(x) ? x : t;
+  return std::copysign((1.0f - e) / (1.0f + e), x);
 }
 inline double tanh_fast(double x) {
   return std::tanh(x);

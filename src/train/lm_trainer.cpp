@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <ostream>
 
@@ -119,7 +120,13 @@ double LanguageModelTrainer::step(std::int64_t iteration) {
     const auto [x, y] =
         data_.sample(TokenStream::Split::Train, options_.batch_size, block, batches_);
     Tensor loss = model_.loss(x, y);
-    loss_sum += loss.item();
+    const double value = loss.item();
+    if (!std::isfinite(value))
+      throw Error(fmt::format(
+          "iteration {}: the training loss is {}; lower the learning rate or check the data "
+          "(nothing was written for this iteration)",
+          iteration, value));
+    loss_sum += value;
     if (options_.gradient_accumulation > 1) loss = loss * share;
     loss.backward();
   }
