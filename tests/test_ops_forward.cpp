@@ -76,6 +76,31 @@ TEST(Elementwise, Float32TanhAndGeluTanhAreWithin2e7OfLibm) {
   EXPECT_EQ(special[2], -1.0);
 }
 
+// Above 2^22 multiply-adds the two gradient products of linear and matmul run side by side on
+// the pool (detail::run_products); they must equal the products computed one at a time.
+TEST(Matmul, GradientProductsLargeEnoughToRunConcurrentlyAreRight) {
+  Generator generator(5);
+  const Tensor x = Tensor::randn({256, 160}, generator).requires_grad_();
+  const Tensor w = Tensor::randn({128, 160}, generator).requires_grad_();
+  const Tensor b = Tensor::randn({128}, generator).requires_grad_();
+  const Tensor g = Tensor::randn({256, 128}, generator);
+  linear(x, w, b).backward(g);
+  const Tensor dx = matmul(g, w.detach()), dw = matmul(g, x.detach(), true, false);
+  const auto near = [](const Tensor& actual, const Tensor& expected) {
+    const auto a = actual.to_vector(), e = expected.to_vector();
+    ASSERT_EQ(a.size(), e.size());
+    for (std::size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], e[i], 1e-4 * (1 + std::abs(e[i])));
+  };
+  near(x.grad(), dx);
+  near(w.grad(), dw);
+  const Tensor a = Tensor::randn({192, 256}, generator).requires_grad_();
+  const Tensor c = Tensor::randn({128, 256}, generator).requires_grad_();
+  const Tensor gc = Tensor::randn({192, 128}, generator);
+  matmul(a, c, false, true).backward(gc);
+  near(a.grad(), matmul(gc, c.detach()));
+  near(c.grad(), matmul(gc, a.detach(), true, false));
+}
+
 TEST(Matmul, AgreesWithNaiveLoopsForAllTransposeFlags) {
   Generator generator(9);
   const std::int64_t k = 7, n = 3;

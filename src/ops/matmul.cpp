@@ -17,6 +17,13 @@ std::pair<std::int64_t, std::int64_t> matrix_dims(const Tensor& t, bool transpos
   return transposed ? std::pair{cols, rows} : std::pair{rows, cols};
 }
 
+// Multiply-adds of op(A) op(B), all batches.
+std::int64_t product_macs(const Tensor& a, const Tensor& b, bool ta, bool tb) {
+  const std::int64_t batch = a.dim() == 3 ? a.size(0) : 1;
+  const auto a_dims = matrix_dims(a, ta);
+  return batch * a_dims.first * a_dims.second * matrix_dims(b, tb).second;
+}
+
 Tensor gemm_forward(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   // Not a structured binding: clang before 16 cannot capture those in the lambda below.
   const auto a_dims = matrix_dims(a, ta);
@@ -86,8 +93,15 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
         // C = op(A) op(B). For each flag combination the gradients are again single
         // GEMMs with flags: e.g. no flags: dA = G B^T, dB = A^T G.
         Tensor ga, gb;
-        if (needs[0]) ga = ta ? matmul(b, g, tb, true) : matmul(g, b, false, !tb);
-        if (needs[1]) gb = tb ? matmul(g, a, true, ta) : matmul(a, g, !ta, false);
+        const std::int64_t macs = needs[0] && needs[1] ? product_macs(a, b, ta, tb) : 0;
+        detail::run_products(
+            macs,
+            [&] {
+              if (needs[0]) ga = ta ? matmul(b, g, tb, true) : matmul(g, b, false, !tb);
+            },
+            [&] {
+              if (needs[1]) gb = tb ? matmul(g, a, true, ta) : matmul(a, g, !ta, false);
+            });
         return std::vector<Tensor>{ga, gb};
       });
 }
@@ -124,9 +138,12 @@ Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
       Op::Linear, out, {input, weight, bias},
       [x = input.detach(), w = weight.detach()](const Tensor& g, const std::vector<bool>& needs) {
         // out = x W^T + b: dx = g W, dW = g^T x, db = column sums of g.
-        return std::vector<Tensor>{needs[0] ? matmul(g, w) : Tensor(),
-                                   needs[1] ? matmul(g, x, true, false) : Tensor(),
-                                   needs[2] ? sum(g, {0}) : Tensor()};
+        Tensor dx, dw;
+        const std::int64_t macs = needs[0] && needs[1] ? x.numel() * w.size(0) : 0;
+        detail::run_products(
+            macs, [&] { dx = needs[0] ? matmul(g, w) : Tensor(); },
+            [&] { dw = needs[1] ? matmul(g, x, true, false) : Tensor(); });
+        return std::vector<Tensor>{dx, dw, needs[2] ? sum(g, {0}) : Tensor()};
       });
 }
 

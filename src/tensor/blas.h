@@ -1,6 +1,7 @@
 #pragma once
 // Internal: the one place lathe calls BLAS. Row-major GEMM, C = alpha * op(A) op(B) + beta * C.
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace lathe::detail {
@@ -24,6 +25,14 @@ class SingleThreadedBlas {
  private:
   int previous_;
 };
+
+// Runs two independent products (e.g. the input and weight gradients of a linear layer) at
+// the same time, one per pool thread with single-threaded BLAS, when `macs` (multiply-adds of
+// each) is large enough to repay waking a thread and the pool has two threads; otherwise one
+// after the other on the caller. Two whole GEMMs side by side need one hand-off, where OpenBLAS
+// splitting each one synchronizes its threads inside every call.
+void run_products(std::int64_t macs, const std::function<void()>& first,
+                  const std::function<void()>& second);
 
 std::string blas_description();
 
