@@ -113,7 +113,7 @@ TEST(Config, ErrorsNameFileLineKeyAndAllowedValues) {
             p + ":17: unknown section 'losses'; allowed: data, preprocess, augment, model, loss, "
                 "optimizer, schedule, trainer");
   EXPECT_EQ(error_of([&] { load_run_config(variant(dir, 3, "format = \"parquet\"")); }),
-            p + ":3: data.format is \"parquet\"; allowed: idx, csv, mnist_json");
+            p + ":3: data.format is \"parquet\"; allowed: idx, csv, mnist_json, text");
   EXPECT_NE(error_of([&] { load_run_config(variant(dir, 22, "lr = = 0.05")); }).find(p + ":22:"),
             std::string::npos);
   EXPECT_EQ(error_of([&] { load_run_config(dir / "absent.toml"); }).rfind((dir / "absent.toml"), 0),

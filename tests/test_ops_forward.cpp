@@ -99,6 +99,18 @@ TEST(Matmul, GradientProductsLargeEnoughToRunConcurrentlyAreRight) {
   matmul(a, c, false, true).backward(gc);
   near(a.grad(), matmul(gc, c.detach()));
   near(c.grad(), matmul(gc, a.detach(), true, false));
+
+  // 512 rows: the forward product is split into row blocks over the pool (detail::gemm); rows on
+  // both sides of the split against plain sums.
+  const Tensor big = Tensor::randn({512, 160}, generator);
+  const auto out = linear(big, w.detach(), b.detach()).to_vector();
+  const auto xv = big.to_vector(), wv = w.to_vector(), bv = b.to_vector();
+  for (std::int64_t row : {0, 200, 255, 256, 300, 511})
+    for (std::int64_t col : {0, 77, 127}) {
+      double expected = bv[col];
+      for (std::int64_t i = 0; i < 160; ++i) expected += xv[row * 160 + i] * wv[col * 160 + i];
+      ASSERT_NEAR(out[row * 128 + col], expected, 1e-4 * (1 + std::abs(expected)));
+    }
 }
 
 TEST(Matmul, AgreesWithNaiveLoopsForAllTransposeFlags) {

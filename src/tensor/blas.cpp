@@ -1,9 +1,11 @@
-// The one place lathe calls BLAS. Matrix products use OpenBLAS with its own threads; a
-// one-row product is a matrix-vector product on the calling thread.
+// The one place lathe calls BLAS. A product of at least 64 rows per pool thread (and enough
+// work) is split into row blocks over lathe's pool, each with single-threaded OpenBLAS; smaller
+// ones use OpenBLAS's own threads; a one-row product is a matrix-vector product on the calling
+// thread.
 //
-// Tried and measured (see docs/PERFORMANCE.md): splitting GEMMs over lathe's pool with OpenBLAS
-// single-threaded gained little on the seed MLP (0.49 -> 0.46 s/epoch) and made 64x784x128
-// unstable against OpenBLAS's own threads (0.64-1.25 of sgemm's rate), so it was dropped.
+// Measured (see docs/PERFORMANCE.md): splitting the seed MLP's 64-row GEMMs over the pool gained
+// little (0.49 -> 0.46 s/epoch) and made 64x784x128 unstable against OpenBLAS's own threads
+// (0.64-1.25 of sgemm's rate), so products that small stay with OpenBLAS.
 #include "src/tensor/blas.h"
 
 #include <cblas.h>
@@ -16,6 +18,11 @@
 
 namespace lathe::detail {
 namespace {
+
+// Work that repays handing a part to another thread: 2^22 multiply-adds are ~80 us on one core
+// here, several times a wake-up's cost; parts of fewer than 64 rows pack inefficiently.
+constexpr std::int64_t kConcurrentMacs = std::int64_t{1} << 22;
+constexpr std::int64_t kRowsPerPart = 64;
 
 int blas_int(std::int64_t value) {
   if (value > INT_MAX)
@@ -65,12 +72,43 @@ SingleThreadedBlas::~SingleThreadedBlas() {
   if (previous_ != 1) openblas_set_num_threads(previous_);
 }
 
+void run_products(std::int64_t macs, const std::function<void()>& first,
+                  const std::function<void()>& second) {
+  // Two products fill two threads; with more, each product split over all of them does better.
+  if (macs < kConcurrentMacs || num_threads() != 2) {
+    first();
+    second();
+    return;
+  }
+  SingleThreadedBlas blas_on_each_pool_thread;
+  parallel_for(2, 1, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) (i == 0 ? first : second)();
+  });
+}
+
 template <class T>
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
           std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
   if (m == 1) {
     SingleThreadedBlas one_thread;
     blas_row(ta, tb, n, k, alpha, a, lda, b, ldb, beta, c);
+    return;
+  }
+  // Rows split over the pool, each part with single-threaded BLAS: measured on the GPT step
+  // (GEMMs of 768 rows), 34-35 ms against 42-48 ms with OpenBLAS's threads, whose workers spin
+  // in sched_yield between calls and fight the pool for the second core.
+  const std::int64_t parts = num_threads();
+  if (parts > 1 && m >= kRowsPerPart * parts && m * n * k >= kConcurrentMacs * parts) {
+    const std::int64_t rows = (m + parts - 1) / parts;
+    SingleThreadedBlas blas_on_each_pool_thread;
+    parallel_for(parts, 1, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t part = begin; part < end; ++part) {
+        const std::int64_t first = part * rows, count = std::min(m, first + rows) - first;
+        if (count <= 0) continue;
+        blas_gemm(ta, tb, count, n, k, alpha, ta ? a + first : a + first * lda, lda, b, ldb, beta,
+                  c + first * ldc, ldc);
+      }
+    });
     return;
   }
   blas_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -81,21 +119,6 @@ template void gemm<float>(bool, bool, std::int64_t, std::int64_t, std::int64_t, 
 template void gemm<double>(bool, bool, std::int64_t, std::int64_t, std::int64_t, double,
                            const double*, std::int64_t, const double*, std::int64_t, double,
                            double*, std::int64_t);
-
-void run_products(std::int64_t macs, const std::function<void()>& first,
-                  const std::function<void()>& second) {
-  // 2^22 multiply-adds: ~80 us on one core here, several times a wake-up's cost.
-  constexpr std::int64_t kConcurrentMacs = std::int64_t{1} << 22;
-  if (macs < kConcurrentMacs || num_threads() < 2) {
-    first();
-    second();
-    return;
-  }
-  SingleThreadedBlas blas_on_each_pool_thread;
-  parallel_for(2, 1, [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t i = begin; i < end; ++i) (i == 0 ? first : second)();
-  });
-}
 
 std::string blas_description() {
   return fmt::format("{} ({} threads)", openblas_get_config(), openblas_get_num_threads());

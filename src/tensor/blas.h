@@ -28,9 +28,9 @@ class SingleThreadedBlas {
 
 // Runs two independent products (e.g. the input and weight gradients of a linear layer) at
 // the same time, one per pool thread with single-threaded BLAS, when `macs` (multiply-adds of
-// each) is large enough to repay waking a thread and the pool has two threads; otherwise one
-// after the other on the caller. Two whole GEMMs side by side need one hand-off, where OpenBLAS
-// splitting each one synchronizes its threads inside every call.
+// each) is large enough to repay waking a thread and the pool has exactly two threads (with
+// more, each product split over all of them does better); otherwise one after the other on the
+// caller, where gemm() splits each over the pool itself.
 void run_products(std::int64_t macs, const std::function<void()>& first,
                   const std::function<void()>& second);
 

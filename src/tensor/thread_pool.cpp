@@ -1,7 +1,11 @@
 // The kernel thread pool behind parallel_for. One job runs at a time; the caller works on it too.
-// Workers block on a condition variable between jobs, so an idle pool costs no CPU.
+// Workers block on a condition variable between jobs, so an idle pool costs no CPU, after
+// watching for the next job for a few tens of microseconds: a training step hands the pool
+// hundreds of jobs back to back, and waking a sleeping thread (or the caller waiting for one)
+// costs tens of microseconds on these VMs.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -18,6 +22,25 @@ namespace lathe {
 namespace {
 
 thread_local bool t_inside_parallel_region = false;
+
+// How long a thread watches for a change before it blocks. Measured: the GPT step 33.8-34.7 ms
+// without watching, 31.5-32.3 ms with 50 us, 30.9-31.6 ms with 200 us; but at 200 us the seed
+// MLP epoch went from 0.38-0.43 to 0.52-0.72 s (the watching worker takes the core its data
+// loader's prefetch thread needs).
+constexpr std::chrono::microseconds kWatch{50};
+
+// Calls `done()` until it is true or kWatch has passed; returns its last answer.
+template <class Done>
+bool watch_briefly(Done done) {
+  const auto until = std::chrono::steady_clock::now() + kWatch;
+  for (int i = 0;; ++i) {
+    if (done()) return true;
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() >= until) return false;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+}
 
 int default_thread_count() {
   if (const char* env = std::getenv("LATHE_NUM_THREADS")) {
@@ -52,11 +75,13 @@ class ThreadPool {
       chunk_count_ = chunks;
       next_chunk_.store(0);
       busy_workers_ = static_cast<int>(workers_.size());
+      running_workers_.store(busy_workers_, std::memory_order_relaxed);
       error_ = nullptr;
-      ++generation_;
+      generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     run_chunks();
+    watch_briefly([this] { return running_workers_.load(std::memory_order_acquire) == 0; });
     std::unique_lock lock(mutex_);
     done_.wait(lock, [this] { return busy_workers_ == 0; });
     body_ = nullptr;
@@ -81,6 +106,7 @@ class ThreadPool {
   void work_loop() {
     std::uint64_t seen = 0;
     for (;;) {
+      watch_briefly([&] { return generation_.load(std::memory_order_acquire) != seen; });
       {
         std::unique_lock lock(mutex_);
         wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
@@ -91,6 +117,7 @@ class ThreadPool {
       {
         std::lock_guard lock(mutex_);
         --busy_workers_;
+        running_workers_.fetch_sub(1, std::memory_order_release);
       }
       done_.notify_one();
     }
@@ -104,7 +131,8 @@ class ThreadPool {
   std::int64_t chunk_count_ = 0;
   std::atomic<std::int64_t> next_chunk_{0};
   int busy_workers_ = 0;
-  std::uint64_t generation_ = 0;
+  std::atomic<int> running_workers_{0};  // busy_workers_, readable without the mutex
+  std::atomic<std::uint64_t> generation_{0};
   bool stopping_ = false;
   std::exception_ptr error_;
 };
