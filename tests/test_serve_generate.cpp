@@ -201,7 +201,8 @@ TEST_F(GenerateServeTest, MetadataSaysItIsALanguageModel) {
   EXPECT_EQ(p["parameter_count"], load_language_model(lm_path()).model->parameter_count());
   EXPECT_EQ(client()->Get("/v2/models/lm/ready")->status, 200);
   EXPECT_TRUE(contains(log(), "model 'lm' version 1 loaded")) << log();
-  EXPECT_TRUE(contains(log(), "language model, 1 layers")) << log();
+  EXPECT_TRUE(contains(log(), "language model, 1 layer, 16 wide, context 16, char tokenizer"))
+      << log();
 }
 
 TEST_F(GenerateServeTest, GeneratesMaxTokensDeterministicallyForASeed) {

@@ -126,7 +126,7 @@ void flatten_metrics(const nlohmann::json& value, const std::string& prefix,
   out.push_back(prefix.empty() ? text : fmt::format("{} {}", prefix, text));
 }
 
-// The rest of a language model's description: tokenizer, GPT configuration, tensors, metrics.
+// A language model's tokenizer, GPT configuration (as [model] in a config names it) and size.
 template <typename Line, typename TextOf>
 void format_language_model(const nlohmann::json& d, const Line& line, const TextOf& text_of) {
   const nlohmann::json tokenizer = d.value("tokenizer", nlohmann::json::object());
@@ -134,16 +134,13 @@ void format_language_model(const nlohmann::json& d, const Line& line, const Text
        fmt::format("{}, {} tokens", text_of(tokenizer.value("kind", nlohmann::json("?"))),
                    text_of(tokenizer.value("vocab_size", nlohmann::json("?")))));
   const nlohmann::json config = d["architecture"]["config"];
-  const auto field = [&](const char* key) {
-    return text_of(config.value(key, nlohmann::json("?")));
-  };
-  line(
-      "Architecture",
-      fmt::format("{}: {} layers, {} heads, {} wide, context {} tokens, vocabulary {}, dropout {}, "
-                  "bias {}",
-                  text_of(d["architecture"].value("type", nlohmann::json("?"))), field("n_layer"),
-                  field("n_head"), field("n_embd"), field("block_size"), field("vocab_size"),
-                  field("dropout"), field("bias")));
+  std::vector<std::string> fields;
+  for (const char* key :
+       {"n_layer", "n_head", "n_embd", "block_size", "vocab_size", "dropout", "bias"})
+    fields.push_back(fmt::format("{} {}", key, text_of(config.value(key, nlohmann::json("?")))));
+  line("Architecture",
+       fmt::format("{}: {}", text_of(d["architecture"].value("type", nlohmann::json("?"))),
+                   fmt::join(fields, ", ")));
   line("Parameters", text_of(d.value("parameters", nlohmann::json("?"))));
 }
 

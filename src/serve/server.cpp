@@ -70,10 +70,10 @@ std::string describe(const ServedModel& model) {
   if (model.is_language_model()) {
     const GPTConfig& config = model.gpt->config();
     return fmt::format(
-        "language model, {} layers, {} wide, context {}, {} tokenizer of {} tokens; POST "
+        "language model, {} layer{}, {} wide, context {}, {} tokenizer of {} tokens; POST "
         "/v2/models/{}/generate",
-        config.n_layer, config.n_embd, config.block_size, model.tokenizer->kind(),
-        config.vocab_size, model.name);
+        config.n_layer, config.n_layer == 1 ? "" : "s", config.n_embd, config.block_size,
+        model.tokenizer->kind(), config.vocab_size, model.name);
   }
   const Predictor& predictor = *model.predictor;
   const std::string input = shape_str(predictor.input_shape());
