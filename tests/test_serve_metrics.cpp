@@ -49,6 +49,9 @@ TEST(ServeMetrics, LabelsEndpointsByRouteNotByPath) {
   EXPECT_EQ(Metrics::endpoint_of("POST", "/v2/models/m/infer"), "infer");
   EXPECT_EQ(Metrics::endpoint_of("POST", "/v2/models/m/versions/3/infer"), "infer");
   EXPECT_EQ(Metrics::endpoint_of("GET", "/v2/models/m/infer"), "other");
+  EXPECT_EQ(Metrics::endpoint_of("POST", "/v2/models/m/generate"), "generate");
+  EXPECT_EQ(Metrics::endpoint_of("POST", "/v2/models/m/versions/2/generate"), "generate");
+  EXPECT_EQ(Metrics::endpoint_of("GET", "/v2/models/m/generate"), "other");
   EXPECT_EQ(Metrics::endpoint_of("GET", "/v2/models/m"), "model_metadata");
   EXPECT_EQ(Metrics::endpoint_of("GET", "/v2/models/m/versions/3"), "model_metadata");
   EXPECT_EQ(Metrics::endpoint_of("GET", "/v2/models/m/ready"), "model_ready");

@@ -1,7 +1,8 @@
 #pragma once
 // `lathe serve`: model bundles behind an HTTP/1.1 server that speaks the Open Inference Protocol
 // v2 (the REST API of KServe and Triton), with dynamic batching, limits on every request,
-// Prometheus metrics and hot reload. docs/deploy/serve.md describes the endpoints.
+// Prometheus metrics and hot reload; language-model bundles generate text (streamed as
+// Server-Sent Events on request). docs/deploy/serve.md describes the endpoints.
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -41,6 +42,9 @@ struct ServeOptions {
   std::chrono::milliseconds request_timeout{30000};  // 504 when no answer by then
   std::size_t max_json_depth = 32;                   // 400 beyond
   std::int64_t max_elements = 1 << 24;               // numbers in one request; 400 beyond
+  // Language models (POST /v2/models/{name}/generate): the most tokens one request may ask for
+  // (400 beyond). The prompt may hold at most max_elements bytes.
+  std::int64_t max_generate_tokens = 4096;
 
   // When set, every endpoint except /v2/health/* requires `Authorization: Bearer KEY` or
   // `X-API-Key: KEY` (401 otherwise).
@@ -61,11 +65,14 @@ struct ServeOptions {
 
 // Request and batch counters of one model, as /metrics reports them.
 struct ModelCounters {
-  std::int64_t inference_count = 0;   // examples answered
-  std::int64_t execution_count = 0;   // forwards run (batches)
-  std::int64_t success_count = 0;     // infer requests answered 200
-  std::int64_t failure_count = 0;     // infer requests answered otherwise
-  std::int64_t reload_successes = 0;  // reloads after the first load
+  std::int64_t inference_count = 0;         // examples answered
+  std::int64_t execution_count = 0;         // forwards run (batches)
+  std::int64_t success_count = 0;           // infer requests answered 200
+  std::int64_t failure_count = 0;           // infer requests answered otherwise
+  std::int64_t generate_success_count = 0;  // generate requests answered in full
+  std::int64_t generate_failure_count = 0;  // refused, timed out, or the client went away
+  std::int64_t generated_tokens = 0;        // tokens sampled by generate requests
+  std::int64_t reload_successes = 0;        // reloads after the first load
   std::int64_t reload_failures = 0;
 };
 

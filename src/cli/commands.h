@@ -12,6 +12,8 @@ void add_train_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 // `lathe predict BUNDLE INPUT... [--format csv|json] [--output FILE] [--batch-size N]`
 void add_predict_command(CLI::App& app);
+// `lathe generate BUNDLE --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--seed S]`
+void add_generate_command(CLI::App& app);
 // `lathe inspect BUNDLE [--json]`
 void add_inspect_command(CLI::App& app);
 // `lathe export BUNDLE MODEL.onnx`

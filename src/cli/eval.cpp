@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "lathe/error.h"
+#include "lathe/io.h"
 #include "lathe/run.h"
 #include "src/cli/commands.h"
 
@@ -40,6 +41,11 @@ TensorDataset read_labeled(const std::vector<std::string>& paths, const nlohmann
 
 void run_eval(const EvalOptions& options) {
   const LoadedBundle bundle = load_bundle(options.bundle);
+  if (is_language_model(bundle.info))
+    throw Error(
+        fmt::format("{}: a language model (GPT), not a classifier or regression model: use `lathe "
+                    "generate`, or `lathe serve` and POST /v2/models/{{name}}/generate",
+                    options.bundle));
   const nlohmann::json& task_info = bundle.info.task;
   const Task task = task_info.value("task", "classification") == "regression"
                         ? Task::Regression

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   lathe::cli::add_train_command(app);
   lathe::cli::add_eval_command(app);
   lathe::cli::add_predict_command(app);
+  lathe::cli::add_generate_command(app);
   lathe::cli::add_inspect_command(app);
   lathe::cli::add_export_command(app);
   lathe::cli::add_serve_command(app);

@@ -52,7 +52,8 @@ void add_serve_command(CLI::App& app) {
   ServeOptions& s = options->serve;
   CLI::App* cmd = app.add_subcommand(
       "serve",
-      "Serve model bundles over HTTP with the Open Inference Protocol v2 (KServe/Triton REST)");
+      "Serve model bundles over HTTP with the Open Inference Protocol v2 (KServe/Triton REST); "
+      "language models generate text at /v2/models/NAME/generate");
   cmd->add_option("bundle", options->bundles, "model bundles written by lathe train")
       ->required()
       ->check(CLI::ExistingFile);
@@ -89,6 +90,10 @@ void add_serve_command(CLI::App& app) {
       ->check(CLI::Range(4, 1000))
       ->capture_default_str();
   cmd->add_option("--max-elements", s.max_elements, "most tensor elements in one request (400)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-generate-tokens", s.max_generate_tokens,
+                  "language models: the most tokens one generate request may ask for (400)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_option("--blas-threads", s.blas_threads,

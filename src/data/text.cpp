@@ -149,6 +149,70 @@ std::string Tokenizer::decode(const std::vector<std::int64_t>& tokens) const {
   return text;
 }
 
+namespace {
+
+constexpr std::string_view kReplacementCharacter = "\xEF\xBF\xBD";  // U+FFFD
+
+// The length of the UTF-8 sequence a lead byte starts (1 for ASCII), or 0 for a byte that cannot
+// start one (a continuation byte, C0, C1, F5..FF).
+std::size_t sequence_length(unsigned char lead) {
+  if (lead < 0x80) return 1;
+  if (lead >= 0xC2 && lead <= 0xDF) return 2;
+  if (lead >= 0xE0 && lead <= 0xEF) return 3;
+  if (lead >= 0xF0 && lead <= 0xF4) return 4;
+  return 0;
+}
+
+// Whether `byte` may follow the bytes of `prefix` (a valid, incomplete prefix): the second byte's
+// range excludes overlong forms, surrogates and code points past U+10FFFF.
+bool continues(std::string_view prefix, unsigned char byte) {
+  if (prefix.size() > 1) return is_continuation(byte);
+  const auto lead = static_cast<unsigned char>(prefix[0]);
+  unsigned char low = 0x80, high = 0xBF;
+  if (lead == 0xE0) low = 0xA0;
+  if (lead == 0xED) high = 0x9F;
+  if (lead == 0xF0) low = 0x90;
+  if (lead == 0xF4) high = 0x8F;
+  return byte >= low && byte <= high;
+}
+
+}  // namespace
+
+std::string Utf8Stream::push(std::string_view bytes) {
+  std::string out;
+  out.reserve(bytes.size() + pending_.size());
+  for (const char c : bytes) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (!pending_.empty()) {
+      if (continues(pending_, byte)) {
+        pending_ += c;
+        if (pending_.size() == sequence_length(static_cast<unsigned char>(pending_[0]))) {
+          out += pending_;
+          pending_.clear();
+        }
+        continue;
+      }
+      // The sequence held back cannot complete: one U+FFFD for it, and this byte starts afresh.
+      out += kReplacementCharacter;
+      pending_.clear();
+    }
+    const std::size_t length = sequence_length(byte);
+    if (length == 1)
+      out += c;
+    else if (length == 0)
+      out += kReplacementCharacter;
+    else
+      pending_ += c;
+  }
+  return out;
+}
+
+std::string Utf8Stream::finish() {
+  if (pending_.empty()) return {};
+  pending_.clear();
+  return std::string(kReplacementCharacter);
+}
+
 std::unique_ptr<Tokenizer> tokenizer_from_json(const nlohmann::json& json) {
   if (!json.is_object())
     throw Error(fmt::format("tokenizer: expected an object, got {}", json.type_name()));

@@ -126,6 +126,24 @@ void flatten_metrics(const nlohmann::json& value, const std::string& prefix,
   out.push_back(prefix.empty() ? text : fmt::format("{} {}", prefix, text));
 }
 
+// A language model's tokenizer, GPT configuration (as [model] in a config names it) and size.
+template <typename Line, typename TextOf>
+void format_language_model(const nlohmann::json& d, const Line& line, const TextOf& text_of) {
+  const nlohmann::json tokenizer = d.value("tokenizer", nlohmann::json::object());
+  line("Tokenizer",
+       fmt::format("{}, {} tokens", text_of(tokenizer.value("kind", nlohmann::json("?"))),
+                   text_of(tokenizer.value("vocab_size", nlohmann::json("?")))));
+  const nlohmann::json config = d["architecture"]["config"];
+  std::vector<std::string> fields;
+  for (const char* key :
+       {"n_layer", "n_head", "n_embd", "block_size", "vocab_size", "dropout", "bias"})
+    fields.push_back(fmt::format("{} {}", key, text_of(config.value(key, nlohmann::json("?")))));
+  line("Architecture",
+       fmt::format("{}: {}", text_of(d["architecture"].value("type", nlohmann::json("?"))),
+                   fmt::join(fields, ", ")));
+  line("Parameters", text_of(d.value("parameters", nlohmann::json("?"))));
+}
+
 }  // namespace
 
 void check_bundle_signature(const std::filesystem::path& path) {
@@ -149,7 +167,16 @@ nlohmann::json describe_bundle(const std::filesystem::path& path) {
   out["file"] = path.string();
   out["format"] = metadata_or_null(contents, "format");
   out["lathe_version"] = metadata_or_null(contents, "lathe.version");
-  out["architecture"] = describe_layers(bundle.info.architecture, bundle.info.task);
+  const auto* gpt = dynamic_cast<const GPT*>(bundle.model.get());
+  if (gpt) {
+    // A language model: its GPT configuration, and the tokenizer summarized (the vocabulary or
+    // merges themselves stay in the bundle).
+    out["architecture"] = {{"type", gpt->type()}, {"config", gpt->config().to_json()}};
+    const LanguageModel lm = as_language_model(bundle, path.string());
+    out["tokenizer"] = {{"kind", lm.tokenizer->kind()}, {"vocab_size", lm.tokenizer->vocab_size()}};
+  } else {
+    out["architecture"] = describe_layers(bundle.info.architecture, bundle.info.task);
+  }
   out["parameters"] = bundle.model->parameter_count();
   nlohmann::json tensors = nlohmann::json::array();
   std::vector<NamedTensor> named = bundle.model->named_parameters();
@@ -166,6 +193,7 @@ nlohmann::json describe_bundle(const std::filesystem::path& path) {
   out["tensors"] = tensors;
   out["preprocessing"] = bundle.info.preprocessing.to_json();
   out["task"] = bundle.info.task;
+  if (gpt) out["task"].erase("tokenizer");  // summarized above
   out["metrics"] = bundle.info.metrics;
   return out;
 }
@@ -202,31 +230,36 @@ std::string format_bundle_description(const nlohmann::json& d) {
   }
 
   const nlohmann::json architecture = d.value("architecture", nlohmann::json::object());
-  const nlohmann::json layers = architecture.value("layers", nlohmann::json::array());
-  line("Architecture", fmt::format("{}, {} layer{}", architecture.value("type", "?"), layers.size(),
-                                   layers.size() == 1 ? "" : "s"));
-  std::vector<std::array<std::string, 4>> rows{{"#", "layer", "output", "parameters"}};
-  for (const auto& layer : layers) {
-    std::vector<std::string> arguments;
-    const nlohmann::json given = layer.value("arguments", nlohmann::json::object());
-    for (const auto& [key, value] : given.items())
-      arguments.push_back(fmt::format("{}={}", key, text_of(value)));
-    const std::string type = layer.value("type", "?");
-    const nlohmann::json output = layer.value("output_shape", nlohmann::json());
-    const nlohmann::json parameters = layer.value("parameters", nlohmann::json());
-    rows.push_back(
-        {std::to_string(layer.value("index", 0)),
-         arguments.empty() ? type : fmt::format("{}({})", type, fmt::join(arguments, ", ")),
-         output.is_array() ? shape_str(output.get<Shape>()) : "?",
-         parameters.is_number() ? parameters.dump() : "?"});
+  const bool language_model = architecture.contains("config") && architecture["config"].is_object();
+  if (language_model) {
+    format_language_model(d, line, text_of);
+  } else {
+    const nlohmann::json layers = architecture.value("layers", nlohmann::json::array());
+    line("Architecture", fmt::format("{}, {} layer{}", architecture.value("type", "?"),
+                                     layers.size(), layers.size() == 1 ? "" : "s"));
+    std::vector<std::array<std::string, 4>> rows{{"#", "layer", "output", "parameters"}};
+    for (const auto& layer : layers) {
+      std::vector<std::string> arguments;
+      const nlohmann::json given = layer.value("arguments", nlohmann::json::object());
+      for (const auto& [key, value] : given.items())
+        arguments.push_back(fmt::format("{}={}", key, text_of(value)));
+      const std::string type = layer.value("type", "?");
+      const nlohmann::json output = layer.value("output_shape", nlohmann::json());
+      const nlohmann::json parameters = layer.value("parameters", nlohmann::json());
+      rows.push_back(
+          {std::to_string(layer.value("index", 0)),
+           arguments.empty() ? type : fmt::format("{}({})", type, fmt::join(arguments, ", ")),
+           output.is_array() ? shape_str(output.get<Shape>()) : "?",
+           parameters.is_number() ? parameters.dump() : "?"});
+    }
+    std::array<std::size_t, 4> widths{};
+    for (const auto& row : rows)
+      for (std::size_t c = 0; c < 4; ++c) widths[c] = std::max(widths[c], row[c].size());
+    for (const auto& row : rows)
+      fmt::format_to(std::back_inserter(out), "  {:>{}}  {:<{}}  {:<{}}  {:>{}}\n", row[0],
+                     widths[0], row[1], widths[1], row[2], widths[2], row[3], widths[3]);
+    line("Parameters", text_of(d.value("parameters", nlohmann::json("?"))));
   }
-  std::array<std::size_t, 4> widths{};
-  for (const auto& row : rows)
-    for (std::size_t c = 0; c < 4; ++c) widths[c] = std::max(widths[c], row[c].size());
-  for (const auto& row : rows)
-    fmt::format_to(std::back_inserter(out), "  {:>{}}  {:<{}}  {:<{}}  {:>{}}\n", row[0], widths[0],
-                   row[1], widths[1], row[2], widths[2], row[3], widths[3]);
-  line("Parameters", text_of(d.value("parameters", nlohmann::json("?"))));
 
   const nlohmann::json tensors = d.value("tensors", nlohmann::json::array());
   line("Tensors", std::to_string(tensors.size()));
@@ -236,7 +269,9 @@ std::string format_bundle_description(const nlohmann::json& d) {
     fmt::format_to(std::back_inserter(out), "  {:<{}}  {}  {}\n", t.value("name", ""), name_width,
                    t.value("dtype", ""), shape_str(t.value("shape", Shape{})));
 
-  line("Preprocessing", describe_preprocessing(d.value("preprocessing", nlohmann::json::object())));
+  if (!language_model)
+    line("Preprocessing",
+         describe_preprocessing(d.value("preprocessing", nlohmann::json::object())));
   const nlohmann::json metrics = d.value("metrics", nlohmann::json::object());
   if (metrics.empty()) {
     line("Metrics", "none recorded");

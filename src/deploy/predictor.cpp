@@ -25,10 +25,21 @@ Shape recorded_input_shape(const nlohmann::json& task, const std::string& where)
   return shape;
 }
 
+// Predictor takes classifiers and regression models; a language model is refused before anything
+// is built for it.
+LoadedBundle not_a_language_model(LoadedBundle bundle) {
+  if (is_language_model(bundle.info))
+    throw Error(
+        "a language model (GPT), not a classifier or regression model: use `lathe generate`, or "
+        "`lathe serve` and POST /v2/models/{name}/generate");
+  return bundle;
+}
+
 }  // namespace
 
 Predictor::Predictor(LoadedBundle bundle)
-    : bundle_(std::move(bundle)), plan_(InferencePlan::compile(bundle_.model)) {
+    : bundle_(not_a_language_model(std::move(bundle))),
+      plan_(InferencePlan::compile(bundle_.model)) {
   const nlohmann::json& task = bundle_.info.task;
   const std::string where = "bundle";
   if (task.contains("task") && !task["task"].is_string())

@@ -33,6 +33,8 @@ std::string_view reason_label(FailureReason reason) {
       return "internal";
     case FailureReason::ShuttingDown:
       return "shutting_down";
+    case FailureReason::ClientDisconnected:
+      return "client_disconnected";
   }
   return "internal";
 }
@@ -104,6 +106,7 @@ std::string_view Metrics::endpoint_of(std::string_view method, std::string_view 
   }
   if (rest == "/ready") return "model_ready";
   if (rest == "/infer") return method == "POST" ? "infer" : "other";
+  if (rest == "/generate") return method == "POST" ? "generate" : "other";
   return "other";
 }
 
@@ -125,6 +128,21 @@ void Metrics::record_infer_success(const std::string& model) {
 void Metrics::record_infer_failure(const std::string& model, FailureReason reason) {
   std::lock_guard lock(mutex_);
   ++models_.at(model).failures[reason];
+}
+
+void Metrics::record_generate_success(const std::string& model, std::int64_t tokens) {
+  std::lock_guard lock(mutex_);
+  PerModel& m = models_.at(model);
+  ++m.generate_success;
+  m.generated_tokens += tokens;
+}
+
+void Metrics::record_generate_failure(const std::string& model, FailureReason reason,
+                                      std::int64_t tokens) {
+  std::lock_guard lock(mutex_);
+  PerModel& m = models_.at(model);
+  ++m.generate_failures[reason];
+  m.generated_tokens += tokens;
 }
 
 void Metrics::record_batch(const std::string& model, std::int64_t examples,
@@ -163,6 +181,9 @@ ModelCounters Metrics::counters(const std::string& model) const {
   c.execution_count = m.execution_count;
   c.success_count = m.success;
   for (const auto& [reason, count] : m.failures) c.failure_count += count;
+  c.generate_success_count = m.generate_success;
+  for (const auto& [reason, count] : m.generate_failures) c.generate_failure_count += count;
+  c.generated_tokens = m.generated_tokens;
   c.reload_successes = m.reload_success;
   c.reload_failures = m.reload_failure;
   return c;
@@ -192,6 +213,18 @@ std::string Metrics::text() const {
     for (const auto& [reason, count] : m.failures)
       out += fmt::format("lathe_inference_request_failure_total{{model=\"{}\",reason=\"{}\"}} {}\n",
                          escape_label(model), reason_label(reason), count);
+  per_model("lathe_generate_request_success_total", "counter",
+            "Generate requests answered in full (language models).",
+            [](const PerModel& m) { return m.generate_success; });
+  header(out, "lathe_generate_request_failure_total", "counter",
+         "Generate requests refused or cut short, by reason.");
+  for (const auto& [model, m] : models_)
+    for (const auto& [reason, count] : m.generate_failures)
+      out += fmt::format("lathe_generate_request_failure_total{{model=\"{}\",reason=\"{}\"}} {}\n",
+                         escape_label(model), reason_label(reason), count);
+  per_model("lathe_generated_tokens_total", "counter",
+            "Tokens sampled by generate requests (those cut short included).",
+            [](const PerModel& m) { return m.generated_tokens; });
   per_model("lathe_inference_count_total", "counter", "Examples inferred (rows of all batches).",
             [](const PerModel& m) { return m.inference_count; });
   per_model("lathe_inference_exec_count_total", "counter",

@@ -28,12 +28,21 @@ class Histogram {
   std::int64_t count_ = 0;
 };
 
-// Why an infer request failed, for lathe_inference_request_failure_total{reason=...}.
-enum class FailureReason { BadRequest, NotReady, QueueFull, Timeout, Internal, ShuttingDown };
+// Why an infer or generate request failed, for lathe_inference_request_failure_total and
+// lathe_generate_request_failure_total {reason=...}.
+enum class FailureReason {
+  BadRequest,
+  NotReady,
+  QueueFull,
+  Timeout,
+  Internal,
+  ShuttingDown,
+  ClientDisconnected,  // a streamed generation whose client went away
+};
 
 class Metrics {
  public:
-  // The endpoint label of a request path: "infer", "model_metadata", "health_live", ...
+  // The endpoint label of a request path: "infer", "generate", "model_metadata", ...
   static std::string_view endpoint_of(std::string_view method, std::string_view path);
 
   void add_model(const std::string& model);  // before any of the model calls below
@@ -41,6 +50,10 @@ class Metrics {
   void record_http(std::string_view endpoint, int status);
   void record_infer_success(const std::string& model);
   void record_infer_failure(const std::string& model, FailureReason reason);
+  // A generate request answered in full, or not; `tokens` were sampled either way.
+  void record_generate_success(const std::string& model, std::int64_t tokens);
+  void record_generate_failure(const std::string& model, FailureReason reason,
+                               std::int64_t tokens = 0);
   // One forward of `examples` rows from `requests` requests: the time each waited in the queue
   // and the time the forward took.
   void record_batch(const std::string& model, std::int64_t examples,
@@ -56,6 +69,8 @@ class Metrics {
   struct PerModel {
     std::int64_t inference_count = 0, execution_count = 0, success = 0;
     std::map<FailureReason, std::int64_t> failures;
+    std::int64_t generate_success = 0, generated_tokens = 0;
+    std::map<FailureReason, std::int64_t> generate_failures;
     std::int64_t reload_success = 0, reload_failure = 0;
     std::int64_t version = 0, queue_depth = 0;
     Histogram queue_seconds, compute_seconds, batch_size;

@@ -8,6 +8,7 @@
 
 #include "lathe/autograd.h"
 #include "lathe/error.h"
+#include "lathe/io.h"
 
 namespace lathe::serve {
 namespace {
@@ -18,7 +19,31 @@ nlohmann::json batch_shape(const Shape& example) {
   return shape;
 }
 
+// A language model takes a prompt and returns text, both strings (BYTES in the protocol's terms),
+// through POST .../generate rather than .../infer.
+std::string language_model_metadata(const ServedModel& model) {
+  const GPTConfig& config = model.gpt->config();
+  const nlohmann::json metadata = {
+      {"name", model.name},
+      {"versions", {std::to_string(model.version)}},
+      {"platform", "lathe"},
+      {"inputs", {{{"name", "prompt"}, {"datatype", "BYTES"}, {"shape", {1}}}}},
+      {"outputs", {{{"name", "text"}, {"datatype", "BYTES"}, {"shape", {1}}}}},
+      {"parameters",
+       {{"task", "language_model"},
+        {"endpoint", "generate"},
+        {"tokenizer", model.tokenizer->kind()},
+        {"vocab_size", config.vocab_size},
+        {"block_size", config.block_size},
+        {"n_layer", config.n_layer},
+        {"n_head", config.n_head},
+        {"n_embd", config.n_embd},
+        {"parameter_count", model.gpt->parameter_count()}}}};
+  return metadata.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 std::string metadata_for(const ServedModel& model) {
+  if (model.is_language_model()) return language_model_metadata(model);
   const Predictor& predictor = *model.predictor;
   nlohmann::json outputs = nlohmann::json::array();
   nlohmann::json parameters = {{"task", predictor.kind() == PredictionKind::Classification
@@ -83,7 +108,20 @@ std::shared_ptr<const ServedModel> ModelSlot::load() {
   }
   auto model = std::make_shared<ServedModel>();
   model->name = name_;
-  model->predictor = std::make_shared<const Predictor>(Predictor::load(path_));
+  LoadedBundle bundle = load_bundle(path_);
+  if (is_language_model(bundle.info)) {
+    LanguageModel language_model = as_language_model(bundle, path_.string());
+    model->gpt = std::move(language_model.model);
+    model->tokenizer = std::move(language_model.tokenizer);
+    // One token from a one-token prompt: proof the model runs.
+    generate(*model->gpt, {0}, 1, SamplingOptions{.temperature = 0});
+    return publish(std::move(model));
+  }
+  try {
+    model->predictor = std::make_shared<const Predictor>(std::move(bundle));
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: {}", path_.string(), e.what()));
+  }
   const Predictor& predictor = *model->predictor;
   model->signature.input_shape = predictor.input_shape();
   model->features = predictor.input_features();
@@ -100,6 +138,10 @@ std::shared_ptr<const ServedModel> ModelSlot::load() {
     model->output_shape.assign(probe.shape().begin() + 1, probe.shape().end());
     model->output_size = probe.numel();
   }
+  return publish(std::move(model));
+}
+
+std::shared_ptr<const ServedModel> ModelSlot::publish(std::shared_ptr<ServedModel> model) {
   std::lock_guard lock(mutex_);
   model->version = versions_ + 1;
   model->metadata_json = metadata_for(*model);

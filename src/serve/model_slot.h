@@ -16,7 +16,9 @@
 #include <thread>
 #include <vector>
 
+#include "lathe/gpt.h"
 #include "lathe/predict.h"
+#include "lathe/text.h"
 #include "src/serve/infer_request.h"
 
 namespace lathe::serve {
@@ -26,11 +28,16 @@ inline constexpr const char* kProbabilitiesOutput = "probabilities";  // FP32 [N
 inline constexpr const char* kClassIndexOutput = "class_index";       // INT64 [N]
 inline constexpr const char* kValuesOutput = "values";                // FP32 [N, outputs...]
 
-// One loaded version of a model; never changes once built.
+// One loaded version of a model; never changes once built. A classifier or regression model has
+// a predictor (POST .../infer); a language model has gpt and tokenizer instead (POST
+// .../generate). generate() only reads a GPT in eval mode, so requests share it.
 struct ServedModel {
   std::string name;
   std::int64_t version = 0;
-  std::shared_ptr<const Predictor> predictor;
+  std::shared_ptr<const Predictor> predictor;  // null for a language model
+  std::shared_ptr<GPT> gpt;                    // language models only, in eval mode
+  std::shared_ptr<const Tokenizer> tokenizer;  // language models only
+  bool is_language_model() const { return gpt != nullptr; }
   ModelSignature signature;
   std::int64_t features = 0;     // inputs per example
   Shape output_shape;            // of one example: {classes} or the model's output
@@ -64,6 +71,9 @@ class ModelSlot {
   bool changed_on_disk() const;
 
  private:
+  // Numbers a freshly built model as the next version and makes it current.
+  std::shared_ptr<const ServedModel> publish(std::shared_ptr<ServedModel> model);
+
   const std::string name_;
   const std::filesystem::path path_;
   std::mutex load_mutex_;  // one load at a time

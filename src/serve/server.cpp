@@ -51,6 +51,7 @@ void check_options(const ServeOptions& o) {
   // The request itself nests 4 deep: {"inputs": [{"data": [...]}]}.
   require(o.max_json_depth >= 4, "--max-json-depth must be at least 4");
   require(o.max_elements >= 1, "--max-elements must be at least 1");
+  require(o.max_generate_tokens >= 1, "--max-generate-tokens must be at least 1");
   require(o.watch_interval.count() >= 1, "the watch interval must be at least 1 ms");
   require(o.blas_threads >= 0, "--blas-threads must be 0 or more");
 }
@@ -66,6 +67,14 @@ bool valid_model_name(const std::string& name) {
 }
 
 std::string describe(const ServedModel& model) {
+  if (model.is_language_model()) {
+    const GPTConfig& config = model.gpt->config();
+    return fmt::format(
+        "language model, {} layer{}, {} wide, context {}, {} tokenizer of {} tokens; POST "
+        "/v2/models/{}/generate",
+        config.n_layer, config.n_layer == 1 ? "" : "s", config.n_embd, config.block_size,
+        model.tokenizer->kind(), config.vocab_size, model.name);
+  }
   const Predictor& predictor = *model.predictor;
   const std::string input = shape_str(predictor.input_shape());
   if (predictor.kind() == PredictionKind::Classification)
