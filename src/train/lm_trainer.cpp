@@ -18,8 +18,6 @@
 namespace lathe {
 namespace {
 
-constexpr const char* kModelPrefix = "model.";
-constexpr const char* kOptimizerPrefix = "optimizer.";
 // Estimates draw windows from streams seeded by (seed, iteration, split), so they neither
 // disturb the training batches nor change when a run is resumed.
 constexpr std::uint64_t kEstimateStream = 0x9e3779b97f4a7c15ULL;
@@ -184,55 +182,29 @@ const std::vector<LanguageModelRecord>& LanguageModelTrainer::fit() {
 }
 
 void LanguageModelTrainer::save_checkpoint() const {
-  std::map<std::string, Tensor> tensors = detail::with_prefix(model_.state_dict(), kModelPrefix);
-  tensors.merge(detail::with_prefix(optimizer_.state(), kOptimizerPrefix));
   nlohmann::json history = nlohmann::json::array();
   for (const LanguageModelRecord& r : history_) history.push_back(r.to_json());
-  const nlohmann::json state = {
-      {"iteration", iteration_},
-      {"history", history},
-      {"train_seconds", train_seconds_},
-      {"batches", detail::generator_to_json(batches_.state())},
-      {"generator", detail::generator_to_json(default_generator().state())},
-      {"optimizer", optimizer_.name()},
-      {"run", options_.run_identity},
-  };
-  save_safetensors(checkpoint_path(options_.output_dir), tensors,
-                   {{"format", "lathe.checkpoint/1"}, {"lathe.checkpoint", state.dump()}});
+  detail::write_checkpoint(checkpoint_path(options_.output_dir), model_, optimizer_,
+                           {{"iteration", iteration_},
+                            {"history", history},
+                            {"train_seconds", train_seconds_},
+                            {"batches", detail::generator_to_json(batches_.state())},
+                            {"generator", detail::generator_to_json(default_generator().state())}},
+                           options_.run_identity);
 }
 
 void LanguageModelTrainer::load_checkpoint() {
   const auto path = checkpoint_path(options_.output_dir);
-  if (!std::filesystem::exists(path))
-    throw Error(fmt::format("resume: no checkpoint at {}", path.string()));
-  const SafetensorsContents contents = load_safetensors(path);
-  const auto found = contents.metadata.find("lathe.checkpoint");
-  if (found == contents.metadata.end())
-    throw Error(
-        fmt::format("{}: not a lathe checkpoint (no 'lathe.checkpoint' metadata)", path.string()));
-  try {
-    const nlohmann::json state = nlohmann::json::parse(found->second);
-    if (state.at("run") != options_.run_identity)
-      throw Error(fmt::format(
-          "the checkpoint was written by a different model or data setup; it has {} but this "
-          "run is {}",
-          state.at("run").dump(), options_.run_identity.dump()));
-    if (state.at("optimizer").get<std::string>() != optimizer_.name())
-      throw Error(fmt::format("the checkpoint used optimizer '{}', this run uses '{}'",
-                              state.at("optimizer").get<std::string>(), optimizer_.name()));
-    model_.load_state_dict(detail::strip_prefix(contents.tensors, kModelPrefix));
-    optimizer_.load_state(detail::strip_prefix(contents.tensors, kOptimizerPrefix));
-    history_.clear();
-    for (const auto& r : state.at("history")) history_.push_back(LanguageModelRecord::from_json(r));
-    iteration_ = state.at("iteration").get<std::int64_t>();
-    train_seconds_ = state.at("train_seconds").get<double>();
-    batches_.set_state(detail::generator_from_json(state.at("batches")));
-    default_generator().set_state(detail::generator_from_json(state.at("generator")));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("{}: malformed checkpoint state: {}", path.string(), e.what()));
-  } catch (const Error& e) {
-    throw Error(fmt::format("{}: cannot resume: {}", path.string(), e.what()));
-  }
+  detail::read_checkpoint(
+      path, model_, optimizer_, options_.run_identity, [this](const nlohmann::json& state) {
+        history_.clear();
+        for (const auto& r : state.at("history"))
+          history_.push_back(LanguageModelRecord::from_json(r));
+        iteration_ = state.at("iteration").get<std::int64_t>();
+        train_seconds_ = state.at("train_seconds").get<double>();
+        batches_.set_state(detail::generator_from_json(state.at("batches")));
+        default_generator().set_state(detail::generator_from_json(state.at("generator")));
+      });
   out_ << fmt::format("Resumed from {} at iteration {}\n", path.string(), iteration_);
 }
 
