@@ -197,6 +197,8 @@ TEST(GPTGenerate, SameSeedSameTokensAndSamplingFollowsTopK) {
   const SamplingOptions a{1.0, 0, 1}, b{1.0, 0, 2};
   EXPECT_EQ(generate(model, {5}, 30, a), generate(model, {5}, 30, a));
   EXPECT_NE(generate(model, {5}, 30, a), generate(model, {5}, 30, b));
+  // A temperature so small that logits / temperature overflows is greedy decoding.
+  EXPECT_EQ(generate(model, {5}, 12, {1e-320, 0, 3}), generate(model, {5}, 12, {0.0, 0, 4}));
   // top_k 1 is greedy decoding whatever the temperature.
   EXPECT_EQ(generate(model, {5}, 12, {2.0, 1, 3}), generate(model, {5}, 12, {0.0, 0, 4}));
   // A prompt longer than block_size keeps its last block_size tokens.

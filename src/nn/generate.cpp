@@ -130,9 +130,16 @@ class KVCache {
 std::int64_t sample_token(std::vector<double> logits, const SamplingOptions& options,
                           Generator& generator) {
   const auto vocab = static_cast<std::int64_t>(logits.size());
-  if (options.temperature == 0)
+  const auto most_likely = [&] {
     return std::max_element(logits.begin(), logits.end()) - logits.begin();
-  for (double& l : logits) l /= options.temperature;
+  };
+  if (options.temperature == 0) return most_likely();
+  std::vector<double> scaled = logits;
+  for (double& l : scaled) l /= options.temperature;
+  // A temperature so small that the logits overflow is temperature 0 for every purpose.
+  if (!std::all_of(scaled.begin(), scaled.end(), [](double l) { return std::isfinite(l); }))
+    return most_likely();
+  logits = std::move(scaled);
   if (options.top_k > 0 && options.top_k < vocab) {
     std::vector<double> sorted = logits;
     std::nth_element(sorted.begin(), sorted.begin() + (options.top_k - 1), sorted.end(),
