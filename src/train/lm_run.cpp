@@ -110,10 +110,14 @@ LanguageModelRunResult run_language_model_training(const RunConfig& config, bool
   write_file_atomically(t.output_dir / "config.json", config.to_json().dump(2) + "\n");
   out << fmt::format("Saved model bundle: {}\n", result.bundle_path.string());
 
-  // A taste of what it learned: 200 tokens after the corpus's first characters.
-  const std::vector<std::int64_t> prompt = tokenizer->encode(corpus.substr(0, 1));
-  result.sample = tokenizer->decode(generate(model, prompt, 200, {0.8, 0, t.seed}));
-  out << "Sample:\n" << corpus.substr(0, 1) << result.sample << "\n";
+  // A taste of what it learned: 200 tokens after the corpus's first character (all its bytes).
+  std::size_t first = corpus.empty() ? 0 : 1;
+  while (first < corpus.size() && (static_cast<unsigned char>(corpus[first]) & 0xC0) == 0x80)
+    ++first;
+  const std::string start = corpus.substr(0, first);
+  result.sample =
+      tokenizer->decode(generate(model, tokenizer->encode(start), 200, {0.8, 0, t.seed}));
+  out << "Sample:\n" << start << result.sample << "\n";
   return result;
 }
 
