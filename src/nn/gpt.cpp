@@ -45,11 +45,12 @@ nlohmann::json GPTConfig::to_json() const {
 
 GPTConfig GPTConfig::from_json(const nlohmann::json& json) {
   if (!json.is_object()) throw Error("gpt: the configuration must be a JSON object");
-  for (const auto& [key, value] : json.items()) {
-    static const char* known[] = {"type",       "n_layer",    "n_head",  "n_embd",
-                                  "block_size", "vocab_size", "dropout", "bias"};
-    if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return key == k; }) ==
-        std::end(known))
+  static const char* known[] = {"type",       "n_layer",    "n_head",  "n_embd",
+                                "block_size", "vocab_size", "dropout", "bias"};
+  for (const auto& item : json.items()) {
+    const std::string& key = item.key();  // not a structured binding: clang 14 cannot capture one
+    if (std::find_if(std::begin(known), std::end(known),
+                     [&key](const char* k) { return key == k; }) == std::end(known))
       throw Error(fmt::format("gpt: unknown key '{}'", key));
   }
   if (json.contains("type") && json.at("type") != "gpt")
