@@ -3,6 +3,8 @@
 // and no document tree is built.
 #include "src/serve/generate_request.h"
 
+#include "src/serve/json_messages.h"
+
 #include <fmt/format.h>
 
 #include <cmath>
@@ -14,8 +16,6 @@ namespace lathe::serve {
 namespace {
 
 using json = nlohmann::json;
-
-constexpr std::size_t kMaxErrorTokenChars = 120;
 
 enum class Field { Prompt, MaxTokens, Temperature, TopK, Seed, Stream };
 constexpr std::pair<const char*, Field> kFields[] = {{"prompt", Field::Prompt},
@@ -67,8 +67,7 @@ class GenerateRequestSax {
     NumberText number;
     number.value = value;
     number.negative = value < 0;
-    number.text =
-        text.size() > kMaxErrorTokenChars ? text.substr(0, kMaxErrorTokenChars) + "..." : text;
+    number.text = cut_short(text);
     // 3.0 counts as the integer 3 (some JSON writers print whole numbers so); 3.5 does not.
     number.integral = std::isfinite(value) && std::trunc(value) == value &&
                       std::fabs(value) < 18446744073709551616.0;  // 2^64
@@ -111,20 +110,12 @@ class GenerateRequestSax {
     return fail(fmt::format(
         "unknown field {}; a generate request has \"prompt\" (required), \"max_tokens\", "
         "\"temperature\", \"top_k\", \"seed\" and \"stream\"",
-        quoted(name)));
+        json_quoted(name)));
   }
 
   bool parse_error(std::size_t position, const std::string&, const json::exception& e) {
     if (error_) return false;  // a handler stopped the parse; keep its message
-    std::string what = e.what();
-    const auto syntax = what.find("syntax error");
-    if (syntax != std::string::npos)
-      what.erase(0, syntax);
-    else if (what.rfind("[json.exception.", 0) == 0 && what.find("] ") != std::string::npos)
-      what.erase(0, what.find("] ") + 2);
-    if (what.size() > 2 * kMaxErrorTokenChars)
-      what = what.substr(0, 2 * kMaxErrorTokenChars) + "...";
-    return fail(fmt::format("malformed JSON at byte {}: {}", position, what));
+    return fail(malformed_json_message(position, e));
   }
 
   // ---- results ----
@@ -134,13 +125,6 @@ class GenerateRequestSax {
   GenerateRequest& request() { return request_; }
 
  private:
-  static std::string quoted(const std::string& text) {
-    const bool cut = text.size() > kMaxErrorTokenChars;
-    return json(cut ? text.substr(0, kMaxErrorTokenChars) : text)
-               .dump(-1, ' ', false, json::error_handler_t::replace) +
-           (cut ? "..." : "");
-  }
-
   static const char* name_of(Field field) {
     for (const auto& [name, known] : kFields)
       if (known == field) return name;

@@ -3,6 +3,8 @@
 // recurses), and the numbers of "data" go straight into the float buffer.
 #include "src/serve/infer_request.h"
 
+#include "src/serve/json_messages.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -18,7 +20,6 @@ using json = nlohmann::json;
 
 constexpr std::size_t kMaxRank = 32;
 constexpr std::size_t kMaxOutputs = 64;
-constexpr std::size_t kMaxErrorTokenChars = 120;
 
 enum class Datatype { FP32, FP64, INT64, INT32, UINT8 };
 
@@ -33,15 +34,6 @@ std::optional<Datatype> datatype_from_name(const std::string& name) {
 
 std::string shape_text(const std::vector<std::int64_t>& shape) {
   return fmt::format("[{}]", fmt::join(shape, ","));
-}
-
-// A JSON string for messages, cut short when long (the message is sent back to the client).
-std::string json_quoted(const std::string& text) {
-  // Cutting may split a UTF-8 sequence: the broken bytes become U+FFFD instead of throwing.
-  const bool cut = text.size() > kMaxErrorTokenChars;
-  return json(cut ? text.substr(0, kMaxErrorTokenChars) : text)
-             .dump(-1, ' ', false, json::error_handler_t::replace) +
-         (cut ? "..." : "");
 }
 
 // The one input tensor of a request, as read.
@@ -254,17 +246,7 @@ class InferRequestSax {
 
   bool parse_error(std::size_t position, const std::string&, const json::exception& e) {
     if (error_) return false;  // a handler stopped the parse; keep its message
-    // nlohmann says what it expected and what it read ("syntax error while parsing value -
-    // invalid literal; last read: 'x'"); the token read can be long, so cut it short.
-    std::string what = e.what();
-    const auto syntax = what.find("syntax error");
-    if (syntax != std::string::npos)
-      what.erase(0, syntax);
-    else if (what.rfind("[json.exception.", 0) == 0 && what.find("] ") != std::string::npos)
-      what.erase(0, what.find("] ") + 2);  // "[json.exception.out_of_range.406] number ..."
-    if (what.size() > 2 * kMaxErrorTokenChars)
-      what = what.substr(0, 2 * kMaxErrorTokenChars) + "...";
-    return fail(fmt::format("malformed JSON at byte {}: {}", position, what));
+    return fail(malformed_json_message(position, e));
   }
 
   // ---- results ----
