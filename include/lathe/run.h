@@ -26,6 +26,14 @@ PreparedData prepare_data(const RunConfig& config);
 // given), or MSE on float targets (a prediction of shape [N,1] is compared with targets [N]).
 LossFunction loss_for(const std::string& loss_name, double label_smoothing = 0.0);
 
+// The [optimizer] section's optimizer over `params`.
+std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& config,
+                                          std::vector<NamedTensor> params);
+
+// The [schedule] section's schedule from `base_lr` over `total_steps` (null for a constant lr).
+std::shared_ptr<const LRSchedule> make_schedule(const ScheduleConfig& config, double base_lr,
+                                                std::int64_t total_steps);
+
 struct RunResult {
   std::vector<EpochRecord> history;
   EvaluationResult train;  // the final model on the training split

@@ -7,6 +7,7 @@
 #include "lathe/error.h"
 #include "lathe/io.h"
 #include "lathe/lm_train.h"
+#include "lathe/run.h"
 
 namespace lathe {
 namespace {
@@ -20,30 +21,11 @@ std::unique_ptr<Tokenizer> train_tokenizer(const DataConfig& d, std::string_view
       BpeTokenizer::train(corpus.substr(0, training_bytes), d.vocab_size));
 }
 
-std::shared_ptr<const LRSchedule> schedule_for(const RunConfig& config) {
-  const ScheduleConfig& s = config.schedule;
-  const double base = config.optimizer.lr;
-  if (s.type == "step") return std::make_shared<StepLR>(base, s.step_size, s.gamma);
-  if (s.type == "cosine")
-    return std::make_shared<CosineWarmupLR>(base, s.warmup_steps, config.trainer.iterations,
-                                            s.min_lr);
-  return nullptr;
-}
-
 }  // namespace
 
 std::unique_ptr<Optimizer> make_language_model_optimizer(const OptimizerConfig& c,
                                                          const GPT& model) {
-  std::unique_ptr<Optimizer> optimizer;
-  if (c.type == "sgd") {
-    optimizer = std::make_unique<SGD>(
-        model.named_parameters(),
-        SGDOptions{c.lr, c.momentum, c.dampening, c.weight_decay, c.nesterov});
-  } else {
-    const AdamOptions options{c.lr, c.beta1, c.beta2, c.eps, c.weight_decay};
-    optimizer = c.type == "adamw" ? std::make_unique<AdamW>(model.named_parameters(), options)
-                                  : std::make_unique<Adam>(model.named_parameters(), options);
-  }
+  std::unique_ptr<Optimizer> optimizer = make_optimizer(c, model.named_parameters());
   optimizer->exempt_from_weight_decay([](const NamedTensor& p) { return p.tensor.dim() < 2; });
   return optimizer;
 }
@@ -92,7 +74,9 @@ LanguageModelRunResult run_language_model_training(const RunConfig& config, bool
                           {"batch_size", t.batch_size},
                           {"gradient_accumulation", t.gradient_accumulation},
                           {"seed", t.seed}};
-  LanguageModelTrainer trainer(model, *optimizer, schedule_for(config), tokens, options, out);
+  LanguageModelTrainer trainer(model, *optimizer,
+                               make_schedule(config.schedule, config.optimizer.lr, t.iterations),
+                               tokens, options, out);
   LanguageModelRunResult result;
   result.history = trainer.fit();
   result.milliseconds_per_iteration = trainer.milliseconds_per_iteration();

@@ -31,24 +31,6 @@ Preprocessing fit_preprocessing(const PreprocessConfig& config, const Tensor& tr
                                   config.normalize_std.value_or(1.0));
 }
 
-std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& c,
-                                          std::vector<NamedTensor> params) {
-  if (c.type == "sgd")
-    return std::make_unique<SGD>(
-        std::move(params), SGDOptions{c.lr, c.momentum, c.dampening, c.weight_decay, c.nesterov});
-  const AdamOptions options{c.lr, c.beta1, c.beta2, c.eps, c.weight_decay};
-  if (c.type == "adamw") return std::make_unique<AdamW>(std::move(params), options);
-  return std::make_unique<Adam>(std::move(params), options);
-}
-
-std::shared_ptr<const LRSchedule> make_schedule(const ScheduleConfig& c, double base,
-                                                std::int64_t total_steps) {
-  if (c.type == "step") return std::make_shared<StepLR>(base, c.step_size, c.gamma);
-  if (c.type == "cosine")
-    return std::make_shared<CosineWarmupLR>(base, c.warmup_steps, total_steps, c.min_lr);
-  return nullptr;
-}
-
 Augmentation augmentation_for(const AugmentConfig& c) {
   Augmentation a;
   a.crop_padding = c.random_crop_padding;
@@ -69,6 +51,24 @@ int share_threads(const ProcessGroup& processes) {
 }
 
 }  // namespace
+
+std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& c,
+                                          std::vector<NamedTensor> params) {
+  if (c.type == "sgd")
+    return std::make_unique<SGD>(
+        std::move(params), SGDOptions{c.lr, c.momentum, c.dampening, c.weight_decay, c.nesterov});
+  const AdamOptions options{c.lr, c.beta1, c.beta2, c.eps, c.weight_decay};
+  if (c.type == "adamw") return std::make_unique<AdamW>(std::move(params), options);
+  return std::make_unique<Adam>(std::move(params), options);
+}
+
+std::shared_ptr<const LRSchedule> make_schedule(const ScheduleConfig& c, double base,
+                                                std::int64_t total_steps) {
+  if (c.type == "step") return std::make_shared<StepLR>(base, c.step_size, c.gamma);
+  if (c.type == "cosine")
+    return std::make_shared<CosineWarmupLR>(base, c.warmup_steps, total_steps, c.min_lr);
+  return nullptr;
+}
 
 LossFunction loss_for(const std::string& loss_name, double label_smoothing) {
   if (label_smoothing != 0 && loss_name != "cross_entropy")
