@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "lathe/lathe.h"
+#include "src/train/gpt_replicas.h"
 #include "tests/test_support.h"
 
 namespace lathe {
@@ -90,6 +91,71 @@ TEST(LanguageModelTrainer, LossFallsAndAccumulationTrainsToo) {
               nlohmann::json::parse(first)["train_loss"].get<double>() - 0.3)
         << "accumulation " << accumulation;
   }
+}
+
+// Restores the pool's thread count at scope exit.
+class ThreadCount {
+ public:
+  explicit ThreadCount(int threads) : previous_(num_threads()) { set_num_threads(threads); }
+  ~ThreadCount() { set_num_threads(previous_); }
+
+ private:
+  int previous_;
+};
+
+// The loss and every parameter gradient of one batch computed in `shards` shards (on as many
+// pool threads), scaled by `scale`, after a first batch that leaves gradients to accumulate onto.
+std::pair<double, std::map<std::string, std::vector<double>>> sharded_step(
+    const TinyCorpus& s, DType dtype, std::int64_t shards, std::int64_t rows, double scale) {
+  const ThreadCount threads(static_cast<int>(shards));
+  Generator init(7), batches(11);
+  GPT model(tiny(s.tokenizer.vocab_size()), init, dtype);
+  detail::ShardedGPT sharded(model, shards);
+  const auto [x0, y0] = s.tokens.sample(TokenStream::Split::Train, rows, 8, batches);
+  sharded.loss_backward(x0, y0, scale);
+  const auto [x, y] = s.tokens.sample(TokenStream::Split::Train, rows, 8, batches);
+  const double loss = sharded.loss_backward(x, y, scale);
+  std::map<std::string, std::vector<double>> grads;
+  for (const auto& [name, tensor] : model.named_parameters()) {
+    EXPECT_TRUE(tensor.grad().defined()) << name;
+    if (tensor.grad().defined()) grads[name] = tensor.grad().to_vector();
+  }
+  return {loss, grads};
+}
+
+TEST(ShardedGPT, ShardsOnThreadsGiveTheWholeBatchsLossAndGradients) {
+  const TinyCorpus s;
+  // float64 shows the arithmetic is the same up to summation order; float32 is what trains.
+  for (const auto& [dtype, tolerance] :
+       {std::pair{DType::Float64, 1e-12}, {DType::Float32, 2e-5}}) {
+    const auto [whole_loss, whole] = sharded_step(s, dtype, 1, 5, 0.5);
+    for (std::int64_t shards : {2, 3}) {
+      const auto [loss, grads] = sharded_step(s, dtype, shards, 5, 0.5);  // 5 rows: uneven
+      EXPECT_NEAR(loss, whole_loss, tolerance * std::abs(whole_loss)) << shards;
+      ASSERT_EQ(grads.size(), whole.size());
+      for (const auto& [name, expected] : whole) {
+        const std::vector<double>& got = grads.at(name);
+        ASSERT_EQ(got.size(), expected.size()) << name;
+        double largest = 0;
+        for (double v : expected) largest = std::max(largest, std::abs(v));
+        for (std::size_t i = 0; i < got.size(); ++i)
+          ASSERT_NEAR(got[i], expected[i], tolerance * largest)
+              << name << "[" << i << "], " << shards << " shards";
+      }
+    }
+  }
+}
+
+TEST(ShardedGPT, DropoutNeedsOneShard) {
+  const TinyCorpus s;
+  Generator init(7);
+  GPTConfig config = tiny(s.tokenizer.vocab_size());
+  config.dropout = 0.1;
+  GPT model(config, init);
+  EXPECT_EQ(error_of([&] { detail::ShardedGPT(model, 2); }),
+            "ShardedGPT: shards need dropout 0 (they would share one random generator)");
+  detail::ShardedGPT one(model, 1);
+  EXPECT_EQ(one.shards(), 1);
 }
 
 TEST(LanguageModelTrainer, ResumeRefusesAnotherRun) {

@@ -17,6 +17,9 @@
 #include "lathe/text.h"
 
 namespace lathe {
+namespace detail {
+class ShardedGPT;
+}
 
 struct LanguageModelTrainerOptions {
   std::int64_t iterations = 2000;          // optimizer steps
@@ -48,6 +51,7 @@ class LanguageModelTrainer {
   LanguageModelTrainer(GPT& model, Optimizer& optimizer, std::shared_ptr<const LRSchedule> schedule,
                        const TokenStream& data, LanguageModelTrainerOptions options,
                        std::ostream& out);
+  ~LanguageModelTrainer();
   const std::vector<LanguageModelRecord>& fit();
   const std::vector<LanguageModelRecord>& history() const { return history_; }
   double milliseconds_per_iteration() const;  // training steps of this process only
@@ -67,6 +71,9 @@ class LanguageModelTrainer {
   LanguageModelTrainerOptions options_;
   std::ostream& out_;
   Generator batches_;
+  // Each batch is computed in shards, one per pool thread at once (src/train/gpt_replicas.h);
+  // one shard with dropout, whose masks come from one generator.
+  std::unique_ptr<detail::ShardedGPT> sharded_;
   std::vector<LanguageModelRecord> history_;
   std::int64_t iteration_ = 0;
   double train_seconds_ = 0;    // all steps, including resumed ones

@@ -1,7 +1,7 @@
 #pragma once
-// A small thread pool for element-wise and reduction kernels. Idle workers sleep on a condition
-// variable (no spinning: on 2 vCPUs a spinning pool steals the core the caller needs). Calls from
-// inside a worker run inline, so parallel regions never nest.
+// A small thread pool for element-wise and reduction kernels. Idle workers watch for the next job
+// for 50 us, then sleep on a condition variable (a longer watch steals the core the caller needs
+// on 2 vCPUs). Calls from inside a worker run inline, so parallel regions never nest.
 #include <cstdint>
 #include <functional>
 
@@ -11,6 +11,9 @@ namespace lathe {
 // calling thread. Exceptions from the body are rethrown on the caller.
 void parallel_for(std::int64_t n, std::int64_t grain,
                   const std::function<void(std::int64_t, std::int64_t)>& body);
+
+// Whether the calling thread is running a parallel_for body (where nested calls run inline).
+bool in_parallel_region();
 
 // Number of threads kernels use (the caller counts as one). Default: LATHE_NUM_THREADS or the
 // number of hardware threads.

@@ -75,7 +75,7 @@ SingleThreadedBlas::~SingleThreadedBlas() {
 void run_products(std::int64_t macs, const std::function<void()>& first,
                   const std::function<void()>& second) {
   // Two products fill two threads; with more, each product split over all of them does better.
-  if (macs < kConcurrentMacs || num_threads() != 2) {
+  if (macs < kConcurrentMacs || num_threads() != 2 || in_parallel_region()) {
     first();
     second();
     return;
@@ -98,7 +98,8 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T al
   // (GEMMs of 768 rows), 34-35 ms against 42-48 ms with OpenBLAS's threads, whose workers spin
   // in sched_yield between calls and fight the pool for the second core.
   const std::int64_t parts = num_threads();
-  if (parts > 1 && m >= kRowsPerPart * parts && m * n * k >= kConcurrentMacs * parts) {
+  if (parts > 1 && !in_parallel_region() && m >= kRowsPerPart * parts &&
+      m * n * k >= kConcurrentMacs * parts) {
     const std::int64_t rows = (m + parts - 1) / parts;
     SingleThreadedBlas blas_on_each_pool_thread;
     parallel_for(parts, 1, [&](std::int64_t begin, std::int64_t end) {

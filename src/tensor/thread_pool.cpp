@@ -152,6 +152,10 @@ ThreadPool& pool() {
 
 }  // namespace
 
+bool in_parallel_region() {
+  return t_inside_parallel_region;
+}
+
 int num_threads() {
   return pool().size();
 }

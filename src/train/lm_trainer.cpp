@@ -13,7 +13,9 @@
 #include "lathe/io.h"
 #include "lathe/lm_train.h"
 #include "lathe/ops.h"
+#include "lathe/parallel.h"
 #include "src/train/checkpoint_state.h"
+#include "src/train/gpt_replicas.h"
 
 namespace lathe {
 namespace {
@@ -56,7 +58,9 @@ LanguageModelTrainer::LanguageModelTrainer(GPT& model, Optimizer& optimizer,
       data_(data),
       options_(std::move(options)),
       out_(out),
-      batches_(options_.seed) {
+      batches_(options_.seed),
+      sharded_(std::make_unique<detail::ShardedGPT>(
+          model_, model_.config().dropout == 0 ? num_threads() : 1)) {
   const auto positive = [](const char* key, std::int64_t value) {
     if (value < 1) throw Error(fmt::format("trainer.{} must be at least 1, got {}", key, value));
   };
@@ -73,6 +77,8 @@ LanguageModelTrainer::LanguageModelTrainer(GPT& model, Optimizer& optimizer,
                       split == TokenStream::Split::Train ? "training" : "validation",
                       data_.size(split), model_.config().block_size, needed));
 }
+
+LanguageModelTrainer::~LanguageModelTrainer() = default;
 
 std::filesystem::path LanguageModelTrainer::checkpoint_path(const std::filesystem::path& dir) {
   return dir / "checkpoint.safetensors";
@@ -117,16 +123,13 @@ double LanguageModelTrainer::step(std::int64_t iteration) {
   for (std::int64_t micro = 0; micro < options_.gradient_accumulation; ++micro) {
     const auto [x, y] =
         data_.sample(TokenStream::Split::Train, options_.batch_size, block, batches_);
-    Tensor loss = model_.loss(x, y);
-    const double value = loss.item();
+    const double value = sharded_->loss_backward(x, y, share);
     if (!std::isfinite(value))
       throw Error(fmt::format(
           "iteration {}: the training loss is {}; lower the learning rate or check the data "
-          "(nothing was written for this iteration)",
+          "(the parameters were not updated for this iteration)",
           iteration, value));
     loss_sum += value;
-    if (options_.gradient_accumulation > 1) loss = loss * share;
-    loss.backward();
   }
   if (options_.clip_grad_norm > 0) clip_grad_norm(model_.parameters(), options_.clip_grad_norm);
   optimizer_.step();

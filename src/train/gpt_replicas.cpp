@@ -1,0 +1,81 @@
+#include "src/train/gpt_replicas.h"
+
+#include <fmt/format.h>
+
+#include "lathe/autograd.h"
+#include "lathe/error.h"
+#include "lathe/ops.h"
+#include "lathe/parallel.h"
+#include "src/tensor/blas.h"
+
+namespace lathe::detail {
+namespace {
+
+// Adds `from`'s gradient to `to`'s and drops `from`'s.
+void move_gradient(Tensor from, Tensor to) {
+  const Tensor grad = from.grad();
+  if (!grad.defined()) return;
+  NoGradGuard no_grad;
+  to.set_grad(to.grad().defined() ? to.grad() + grad : grad.clone());
+  from.zero_grad();
+}
+
+}  // namespace
+
+ShardedGPT::ShardedGPT(GPT& model, std::int64_t shards) : model_(model) {
+  if (shards < 1) throw Error(fmt::format("ShardedGPT: {} shards, need at least 1", shards));
+  if (shards > 1 && model.config().dropout != 0)
+    throw Error("ShardedGPT: shards need dropout 0 (they would share one random generator)");
+  Generator throwaway(0);  // replicas' own initial weights are replaced by the model's
+  const DType dtype = model.token_embedding().dtype();
+  for (std::int64_t i = 1; i < shards; ++i)
+    replicas_.push_back(std::make_unique<GPT>(model.config(), throwaway, dtype));
+}
+
+double ShardedGPT::loss_backward(const Tensor& tokens, const Tensor& targets, double scale) {
+  const std::int64_t rows = tokens.size(0);
+  const std::int64_t parts = std::min(shards(), rows);
+  const std::vector<NamedTensor> parameters = model_.named_parameters();
+  std::vector<std::vector<NamedTensor>> replica_parameters;
+  for (std::int64_t i = 1; i < parts; ++i) {
+    GPT& replica = *replicas_[static_cast<std::size_t>(i - 1)];
+    replica.train(model_.is_training());
+    replica_parameters.push_back(replica.named_parameters());
+    // Re-pointed every step: the model's storage may have been replaced (a resume, a load).
+    for (std::size_t p = 0; p < parameters.size(); ++p)
+      replica_parameters.back()[p].tensor.impl()->storage = parameters[p].tensor.impl()->storage;
+  }
+  std::vector<double> losses(static_cast<std::size_t>(parts));
+  const auto run_shard = [&](std::int64_t part) {
+    const std::int64_t begin = part * rows / parts, end = (part + 1) * rows / parts;
+    GPT& model = part == 0 ? model_ : *replicas_[static_cast<std::size_t>(part - 1)];
+    Tensor loss = parts == 1
+                      ? model.loss(tokens, targets)
+                      : model.loss(slice(tokens, 0, begin, end), slice(targets, 0, begin, end));
+    losses[static_cast<std::size_t>(part)] = loss.item();
+    const double weight = scale * static_cast<double>(end - begin) / static_cast<double>(rows);
+    if (weight != 1.0) loss = loss * weight;
+    loss.backward();
+  };
+  if (parts == 1) {
+    run_shard(0);
+  } else {
+    SingleThreadedBlas blas_on_each_shard_thread;
+    parallel_for(parts, 1, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t part = begin; part < end; ++part) run_shard(part);
+    });
+  }
+  double total = 0;
+  for (std::int64_t part = 0; part < parts; ++part) {
+    const std::int64_t begin = part * rows / parts, end = (part + 1) * rows / parts;
+    total += losses[static_cast<std::size_t>(part)] * static_cast<double>(end - begin) /
+             static_cast<double>(rows);
+    if (part > 0)
+      for (std::size_t p = 0; p < parameters.size(); ++p)
+        move_gradient(replica_parameters[static_cast<std::size_t>(part - 1)][p].tensor,
+                      parameters[p].tensor);
+  }
+  return total;
+}
+
+}  // namespace lathe::detail
