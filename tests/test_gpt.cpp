@@ -133,6 +133,13 @@ TEST(GPT, InitializationIsGPT2s) {
   EXPECT_NEAR(std_of(state.at("blocks.1.proj.weight")), 0.01, 0.001);
   EXPECT_EQ(state.at("blocks.0.qkv.bias").to_vector(), std::vector<double>(192, 0.0));
   EXPECT_EQ(state.at("lnf.weight").to_vector(), std::vector<double>(64, 1.0));
+
+  config.scaled_residual_init = false;  // torch_gpt.py's: 0.02 everywhere
+  Generator again(5);
+  const auto plain = GPT(config, again).state_dict();
+  EXPECT_NEAR(std_of(plain.at("blocks.1.fcproj.weight")), 0.02, 0.002);
+  EXPECT_NEAR(std_of(plain.at("blocks.1.proj.weight")), 0.02, 0.002);
+  EXPECT_EQ(plain.at("wte.weight").to_vector(), state.at("wte.weight").to_vector());
 }
 
 TEST(GPT, BadConfigurationsAndInputsAreErrors) {

@@ -249,6 +249,7 @@ n_layer = 2
 n_head = 2
 n_embd = 32
 block_size = 16
+scaled_residual_init = false
 [trainer]
 iterations = 50
 eval_every = 10
@@ -261,6 +262,11 @@ gradient_accumulation = 2
   EXPECT_EQ(config.data.vocab_size, 300);
   EXPECT_EQ(config.gpt.n_layer, 2);
   EXPECT_EQ(config.gpt.block_size, 16);
+  EXPECT_FALSE(config.gpt.scaled_residual_init);
+  std::string without_init = text;
+  const std::string init_line = "scaled_residual_init = false\n";
+  without_init.erase(without_init.find(init_line), init_line.size());
+  EXPECT_TRUE(parse_run_config(without_init, "c.toml", "/base").gpt.scaled_residual_init);
   EXPECT_EQ(config.trainer.iterations, 50);
   EXPECT_EQ(config.trainer.gradient_accumulation, 2);
   EXPECT_EQ(config.to_json()["model"]["type"], "gpt");

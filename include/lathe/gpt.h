@@ -25,6 +25,10 @@ struct GPTConfig {
   std::int64_t vocab_size = 0;  // from the tokenizer
   double dropout = 0.0;         // on the embeddings and on each residual branch, in training
   bool bias = true;             // in the linear layers and LayerNorms
+  // Initialization only (not saved with the model): GPT-2's std 0.02 / sqrt(2 n_layer) for the
+  // two projections that add into the residual stream; false: 0.02 like every other weight, as
+  // ../shared/reference/torch_gpt.py initializes them.
+  bool scaled_residual_init = true;
 
   nlohmann::json to_json() const;
   // Validates every field (untrusted: it may come from a bundle); errors name the field.
@@ -38,7 +42,8 @@ struct GPTConfig {
 class GPT : public Module {
  public:
   // Weights N(0, 0.02), biases 0, LayerNorm weights 1; the residual projections (attention
-  // output and MLP output) N(0, 0.02 / sqrt(2 * n_layer)), as GPT-2.
+  // output and MLP output) N(0, 0.02 / sqrt(2 * n_layer)), as GPT-2, unless
+  // config.scaled_residual_init is false.
   GPT(GPTConfig config, Generator& generator, DType dtype = DType::Float32);
   // tokens int64 [B, T] with T <= block_size -> logits [B, T, vocab_size].
   Tensor forward(const Tensor& tokens) override;

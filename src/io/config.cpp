@@ -367,6 +367,7 @@ RunConfig parse_run_config(std::string_view text, const std::string& where,
     g.block_size = model.integer("block_size", g.block_size, 1);
     g.dropout = model.fraction("dropout", g.dropout, true);
     g.bias = model.boolean("bias", g.bias);
+    g.scaled_residual_init = model.boolean("scaled_residual_init", g.scaled_residual_init);
     if (g.n_embd % g.n_head != 0)
       throw Error(fmt::format("{}: model.n_embd {} must be a multiple of model.n_head {}", where,
                               g.n_embd, g.n_head));

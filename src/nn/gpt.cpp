@@ -176,7 +176,9 @@ GPT::GPT(GPTConfig config, Generator& generator, DType dtype) : config_(std::mov
 
   // GPT-2's initialization: N(0, 0.02) everywhere, the two projections that add into the
   // residual stream scaled by 1/sqrt(2 * n_layer) so its variance does not grow with depth.
-  const double residual_std = 0.02 / std::sqrt(2.0 * static_cast<double>(config_.n_layer));
+  const double residual_std = config_.scaled_residual_init
+                                  ? 0.02 / std::sqrt(2.0 * static_cast<double>(config_.n_layer))
+                                  : 0.02;
   for (const NamedTensor& p : named_parameters()) {
     Tensor t = p.tensor;
     const bool is_norm = p.name.find("ln") != std::string::npos;
