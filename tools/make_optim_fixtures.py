@@ -124,7 +124,7 @@ def cosine_warmup_factor(base, warmup, total, min_lr):
     # The formula documented for lathe::CosineWarmupLR, as a multiplier of base for LambdaLR.
     def factor(step):
         if step < warmup:
-            return step / warmup
+            return (step + 1) / (warmup + 1)
         if step >= total:
             return min_lr / base
         progress = (step - warmup) / (total - warmup)

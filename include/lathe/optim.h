@@ -130,8 +130,9 @@ class StepLR : public LRSchedule {
   double gamma_;
 };
 
-// Linear warmup from 0 to base over warmup_steps, then cosine decay to min_lr at total_steps
-// (and min_lr after it).
+// Linear warmup over warmup_steps, base * (step + 1) / (warmup_steps + 1) (nanoGPT's and
+// torch_gpt.py's: the first step already moves), then cosine decay from base to min_lr at
+// total_steps (and min_lr after it).
 class CosineWarmupLR : public LRSchedule {
  public:
   CosineWarmupLR(double base, std::int64_t warmup_steps, std::int64_t total_steps,

@@ -45,7 +45,7 @@ CosineWarmupLR::CosineWarmupLR(double base, std::int64_t warmup_steps, std::int6
 double CosineWarmupLR::learning_rate(std::int64_t step) const {
   require_step("CosineWarmupLR", step);
   if (step < warmup_steps_)
-    return base_ * static_cast<double>(step) / static_cast<double>(warmup_steps_);
+    return base_ * static_cast<double>(step + 1) / static_cast<double>(warmup_steps_ + 1);
   if (step >= total_steps_) return min_lr_;
   const double progress =
       static_cast<double>(step - warmup_steps_) / static_cast<double>(total_steps_ - warmup_steps_);
