@@ -71,8 +71,7 @@ class LanguageModelTrainer {
   LanguageModelTrainerOptions options_;
   std::ostream& out_;
   Generator batches_;
-  // Each batch is computed in shards, one per pool thread at once (src/train/gpt_replicas.h);
-  // one shard with dropout, whose masks come from one generator.
+  // Each batch is computed in shards, one per pool thread at once (src/train/gpt_replicas.h).
   std::unique_ptr<detail::ShardedGPT> sharded_;
   std::vector<LanguageModelRecord> history_;
   std::int64_t iteration_ = 0;

@@ -29,8 +29,23 @@ class Generator {
   State state_{};
 };
 
+// The generator that ops drawing random numbers (dropout) use: the process-wide one, unless a
+// DefaultGeneratorScope on the calling thread says otherwise.
 Generator& default_generator();
-void manual_seed(std::uint64_t seed);  // reseeds the default generator
+void manual_seed(std::uint64_t seed);  // reseeds the process-wide default generator
+
+// While alive, default_generator() on this thread is `generator`: work split over threads (a
+// batch in shards) gives each thread its own stream instead of racing on the shared one.
+class DefaultGeneratorScope {
+ public:
+  explicit DefaultGeneratorScope(Generator& generator);
+  ~DefaultGeneratorScope();
+  DefaultGeneratorScope(const DefaultGeneratorScope&) = delete;
+  DefaultGeneratorScope& operator=(const DefaultGeneratorScope&) = delete;
+
+ private:
+  Generator* previous_;
+};
 
 // In-place initializers; fan_in/fan_out are computed from the shape the way PyTorch does
 // (weight [out, in, k...]: fan_in = in * prod(k), fan_out = out * prod(k)).

@@ -99,13 +99,31 @@ std::uint64_t Generator::below(std::uint64_t bound) {
   return x % bound;
 }
 
-Generator& default_generator() {
+namespace {
+
+Generator& process_generator() {
   static Generator generator;
   return generator;
 }
 
+thread_local Generator* t_scoped_generator = nullptr;
+
+}  // namespace
+
+Generator& default_generator() {
+  return t_scoped_generator ? *t_scoped_generator : process_generator();
+}
+
 void manual_seed(std::uint64_t seed) {
-  default_generator().seed_with(seed);
+  process_generator().seed_with(seed);
+}
+
+DefaultGeneratorScope::DefaultGeneratorScope(Generator& generator) : previous_(t_scoped_generator) {
+  t_scoped_generator = &generator;
+}
+
+DefaultGeneratorScope::~DefaultGeneratorScope() {
+  t_scoped_generator = previous_;
 }
 
 void uniform_(Tensor& tensor, double low, double high, Generator& generator) {

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <optional>
+
 #include "lathe/autograd.h"
 #include "lathe/error.h"
 #include "lathe/ops.h"
@@ -24,8 +26,6 @@ void move_gradient(Tensor from, Tensor to) {
 
 ShardedGPT::ShardedGPT(GPT& model, std::int64_t shards) : model_(model) {
   if (shards < 1) throw Error(fmt::format("ShardedGPT: {} shards, need at least 1", shards));
-  if (shards > 1 && model.config().dropout != 0)
-    throw Error("ShardedGPT: shards need dropout 0 (they would share one random generator)");
   Generator throwaway(0);  // replicas' own initial weights are replaced by the model's
   const DType dtype = model.token_embedding().dtype();
   for (std::int64_t i = 1; i < shards; ++i)
@@ -46,9 +46,18 @@ double ShardedGPT::loss_backward(const Tensor& tokens, const Tensor& targets, do
       replica_parameters.back()[p].tensor.impl()->storage = parameters[p].tensor.impl()->storage;
   }
   std::vector<double> losses(static_cast<std::size_t>(parts));
+  // Dropout draws from the default generator: each shard gets its own stream, seeded here in
+  // shard order from the process-wide one, so a run stays reproducible (and resumable).
+  std::vector<std::uint64_t> seeds;
+  if (parts > 1 && model_.config().dropout > 0)
+    for (std::int64_t part = 0; part < parts; ++part)
+      seeds.push_back(default_generator().next_u64());
   const auto run_shard = [&](std::int64_t part) {
     const std::int64_t begin = part * rows / parts, end = (part + 1) * rows / parts;
     GPT& model = part == 0 ? model_ : *replicas_[static_cast<std::size_t>(part - 1)];
+    Generator stream(seeds.empty() ? 0 : seeds[static_cast<std::size_t>(part)]);
+    std::optional<DefaultGeneratorScope> own_stream;
+    if (!seeds.empty()) own_stream.emplace(stream);
     Tensor loss = parts == 1
                       ? model.loss(tokens, targets)
                       : model.loss(slice(tokens, 0, begin, end), slice(targets, 0, begin, end));

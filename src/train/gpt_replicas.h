@@ -14,8 +14,8 @@ namespace lathe::detail {
 
 class ShardedGPT {
  public:
-  // `shards` computations of `model` (the first is the model itself). Needs dropout 0: the
-  // shards would otherwise draw from one generator on several threads.
+  // `shards` computations of `model` (the first is the model itself). With dropout, each shard
+  // draws its masks from its own generator, seeded from the default one at every call.
   ShardedGPT(GPT& model, std::int64_t shards);
 
   std::int64_t shards() const { return static_cast<std::int64_t>(replicas_.size()) + 1; }

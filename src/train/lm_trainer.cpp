@@ -59,8 +59,7 @@ LanguageModelTrainer::LanguageModelTrainer(GPT& model, Optimizer& optimizer,
       options_(std::move(options)),
       out_(out),
       batches_(options_.seed),
-      sharded_(std::make_unique<detail::ShardedGPT>(
-          model_, model_.config().dropout == 0 ? num_threads() : 1)) {
+      sharded_(std::make_unique<detail::ShardedGPT>(model_, num_threads())) {
   const auto positive = [](const char* key, std::int64_t value) {
     if (value < 1) throw Error(fmt::format("trainer.{} must be at least 1, got {}", key, value));
   };
