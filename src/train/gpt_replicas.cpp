@@ -13,6 +13,12 @@
 namespace lathe::detail {
 namespace {
 
+// Points each of `replica`'s parameters at the storage of the model's parameter of that index.
+void share_weights(const std::vector<NamedTensor>& model, const std::vector<NamedTensor>& replica) {
+  for (std::size_t p = 0; p < model.size(); ++p)
+    replica[p].tensor.impl()->storage = model[p].tensor.impl()->storage;
+}
+
 // Adds `from`'s gradient to `to`'s and drops `from`'s.
 void move_gradient(Tensor from, Tensor to) {
   const Tensor grad = from.grad();
@@ -28,8 +34,11 @@ ShardedGPT::ShardedGPT(GPT& model, std::int64_t shards) : model_(model) {
   if (shards < 1) throw Error(fmt::format("ShardedGPT: {} shards, need at least 1", shards));
   Generator throwaway(0);  // replicas' own initial weights are replaced by the model's
   const DType dtype = model.token_embedding().dtype();
-  for (std::int64_t i = 1; i < shards; ++i)
+  const std::vector<NamedTensor> parameters = model.named_parameters();
+  for (std::int64_t i = 1; i < shards; ++i) {
     replicas_.push_back(std::make_unique<GPT>(model.config(), throwaway, dtype));
+    share_weights(parameters, replicas_.back()->named_parameters());  // frees the replica's own
+  }
 }
 
 double ShardedGPT::loss_backward(const Tensor& tokens, const Tensor& targets, double scale) {
@@ -41,9 +50,8 @@ double ShardedGPT::loss_backward(const Tensor& tokens, const Tensor& targets, do
     GPT& replica = *replicas_[static_cast<std::size_t>(i - 1)];
     replica.train(model_.is_training());
     replica_parameters.push_back(replica.named_parameters());
-    // Re-pointed every step: the model's storage may have been replaced (a resume, a load).
-    for (std::size_t p = 0; p < parameters.size(); ++p)
-      replica_parameters.back()[p].tensor.impl()->storage = parameters[p].tensor.impl()->storage;
+    // Again every step: the model's storage may have been replaced since (a resume, a load).
+    share_weights(parameters, replica_parameters.back());
   }
   std::vector<double> losses(static_cast<std::size_t>(parts));
   // Dropout draws from the default generator: each shard gets its own stream, seeded here in

@@ -3,6 +3,7 @@
 // checkpoints at every estimate.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -59,7 +60,8 @@ LanguageModelTrainer::LanguageModelTrainer(GPT& model, Optimizer& optimizer,
       options_(std::move(options)),
       out_(out),
       batches_(options_.seed),
-      sharded_(std::make_unique<detail::ShardedGPT>(model_, num_threads())) {
+      sharded_(std::make_unique<detail::ShardedGPT>(
+          model_, std::clamp<std::int64_t>(options_.batch_size, 1, num_threads()))) {
   const auto positive = [](const char* key, std::int64_t value) {
     if (value < 1) throw Error(fmt::format("trainer.{} must be at least 1, got {}", key, value));
   };
