@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <optional>
+#include <utility>
 
 #include "lathe/autograd.h"
 #include "lathe/error.h"
@@ -53,6 +54,14 @@ double ShardedGPT::loss_backward(const Tensor& tokens, const Tensor& targets, do
     // Again every step: the model's storage may have been replaced since (a resume, a load).
     share_weights(parameters, replica_parameters.back());
   }
+  // Shard `part` is rows [begin, end) and weighs (end - begin) / rows of the batch's mean loss.
+  const auto rows_of = [&](std::int64_t part) {
+    return std::pair{part * rows / parts, (part + 1) * rows / parts};
+  };
+  const auto share_of = [&](std::int64_t part) {
+    const auto [begin, end] = rows_of(part);
+    return static_cast<double>(end - begin) / static_cast<double>(rows);
+  };
   std::vector<double> losses(static_cast<std::size_t>(parts));
   // Dropout draws from the default generator: each shard gets its own stream, seeded here in
   // shard order from the process-wide one, so a run stays reproducible (and resumable).
@@ -61,7 +70,7 @@ double ShardedGPT::loss_backward(const Tensor& tokens, const Tensor& targets, do
     for (std::int64_t part = 0; part < parts; ++part)
       seeds.push_back(default_generator().next_u64());
   const auto run_shard = [&](std::int64_t part) {
-    const std::int64_t begin = part * rows / parts, end = (part + 1) * rows / parts;
+    const auto [begin, end] = rows_of(part);
     GPT& model = part == 0 ? model_ : *replicas_[static_cast<std::size_t>(part - 1)];
     Generator stream(seeds.empty() ? 0 : seeds[static_cast<std::size_t>(part)]);
     std::optional<DefaultGeneratorScope> own_stream;
@@ -70,7 +79,7 @@ double ShardedGPT::loss_backward(const Tensor& tokens, const Tensor& targets, do
                       ? model.loss(tokens, targets)
                       : model.loss(slice(tokens, 0, begin, end), slice(targets, 0, begin, end));
     losses[static_cast<std::size_t>(part)] = loss.item();
-    const double weight = scale * static_cast<double>(end - begin) / static_cast<double>(rows);
+    const double weight = scale * share_of(part);
     if (weight != 1.0) loss = loss * weight;
     loss.backward();
   };
@@ -84,9 +93,7 @@ double ShardedGPT::loss_backward(const Tensor& tokens, const Tensor& targets, do
   }
   double total = 0;
   for (std::int64_t part = 0; part < parts; ++part) {
-    const std::int64_t begin = part * rows / parts, end = (part + 1) * rows / parts;
-    total += losses[static_cast<std::size_t>(part)] * static_cast<double>(end - begin) /
-             static_cast<double>(rows);
+    total += losses[static_cast<std::size_t>(part)] * share_of(part);
     if (part > 0)
       for (std::size_t p = 0; p < parameters.size(); ++p)
         move_gradient(replica_parameters[static_cast<std::size_t>(part - 1)][p].tensor,
