@@ -76,7 +76,7 @@ TEST(Elementwise, Float32TanhAndGeluTanhAreWithin2e7OfLibm) {
   EXPECT_EQ(special[2], -1.0);
 }
 
-// Above 2^22 multiply-adds the two gradient products of linear and matmul run side by side on
+// Above 2^21 multiply-adds the two gradient products of linear and matmul run side by side on
 // the pool (detail::run_products); they must equal the products computed one at a time.
 TEST(Matmul, GradientProductsLargeEnoughToRunConcurrentlyAreRight) {
   Generator generator(5);
@@ -132,6 +132,37 @@ TEST(Matmul, AgreesWithNaiveLoopsForAllTransposeFlags) {
           }
       }
     }
+}
+
+// detail::gemm splits a product with enough work over the pool: by rows, by columns when there
+// are too few rows, and hands one too narrow for either to OpenBLAS's own threads. Each way, with
+// every transpose flag and parts of unequal size, against plain sums of every element.
+TEST(Matmul, ProductsSplitOverThePoolAgreeWithNaiveLoops) {
+  const int threads = num_threads();
+  set_num_threads(3);  // uneven parts
+  Generator generator(11);
+  struct Case {
+    std::int64_t m, n, k;
+  };
+  for (const Case& shape : {Case{200, 40, 1000}, Case{40, 250, 700}, Case{40, 40, 5000}})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        const auto [m, n, k] = shape;
+        const Tensor a = Tensor::randn(ta ? Shape{k, m} : Shape{m, k}, generator, DType::Float64);
+        const Tensor b = Tensor::randn(tb ? Shape{n, k} : Shape{k, n}, generator, DType::Float64);
+        const std::vector<double> c = matmul(a, b, ta, tb).to_vector();
+        const std::vector<double> av = a.to_vector(), bv = b.to_vector();
+        for (std::int64_t i = 0; i < m; ++i)
+          for (std::int64_t j = 0; j < n; ++j) {
+            double expected = 0;
+            for (std::int64_t p = 0; p < k; ++p)
+              expected +=
+                  (ta ? av[p * m + i] : av[i * k + p]) * (tb ? bv[j * k + p] : bv[p * n + j]);
+            ASSERT_NEAR(c[i * n + j], expected, 1e-10) << m << "x" << n << "x" << k << " ta=" << ta
+                                                       << " tb=" << tb << " at " << i << "," << j;
+          }
+      }
+  set_num_threads(threads);
 }
 
 TEST(Matmul, BatchedAndBatchTimesMatrix) {

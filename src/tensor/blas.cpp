@@ -1,11 +1,13 @@
-// The one place lathe calls BLAS. A product of at least 64 rows per pool thread (and enough
-// work) is split into row blocks over lathe's pool, each with single-threaded OpenBLAS; smaller
-// ones use OpenBLAS's own threads; a one-row product is a matrix-vector product on the calling
-// thread.
+// The one place lathe calls BLAS. A product with enough work is split into row blocks (or, with
+// too few rows, column blocks) over lathe's pool, each with single-threaded OpenBLAS; a smaller
+// one runs on the calling thread with single-threaded OpenBLAS; a one-row product is a
+// matrix-vector product on the calling thread. OpenBLAS's own threads only get products too
+// narrow to split both ways.
 //
-// Measured (see docs/PERFORMANCE.md): splitting the seed MLP's 64-row GEMMs over the pool gained
-// little (0.49 -> 0.46 s/epoch) and made 64x784x128 unstable against OpenBLAS's own threads
-// (0.64-1.25 of sgemm's rate), so products that small stay with OpenBLAS.
+// Measured (docs/PERFORMANCE.md): the seed MLP's 64x128x784 products, 3.2M multiply-adds per
+// part, run at 150-190 GFLOP/s split against 95-100 on one thread; and OpenBLAS's workers,
+// woken for small products, then spin in sched_yield and take the core the pool needs (the wide
+// MLP's 60 steps 0.99-1.07 s with them, 0.87-0.92 s without).
 #include "src/tensor/blas.h"
 
 #include <cblas.h>
@@ -19,10 +21,12 @@
 namespace lathe::detail {
 namespace {
 
-// Work that repays handing a part to another thread: 2^22 multiply-adds are ~80 us on one core
-// here, several times a wake-up's cost; parts of fewer than 64 rows pack inefficiently.
-constexpr std::int64_t kConcurrentMacs = std::int64_t{1} << 22;
+// Work that repays handing a part to another thread: 2^21 multiply-adds are ~40 us on one core
+// here, several times the hand-off to a pool thread that is still watching for work; parts of
+// fewer than 64 rows or columns pack inefficiently.
+constexpr std::int64_t kConcurrentMacs = std::int64_t{1} << 21;
 constexpr std::int64_t kRowsPerPart = 64;
+constexpr std::int64_t kColumnsPerPart = 64;
 
 int blas_int(std::int64_t value) {
   if (value > INT_MAX)
@@ -94,24 +98,30 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T al
     blas_row(ta, tb, n, k, alpha, a, lda, b, ldb, beta, c);
     return;
   }
-  // Rows split over the pool, each part with single-threaded BLAS: measured on the GPT step
-  // (GEMMs of 768 rows), 34-35 ms against 42-48 ms with OpenBLAS's threads, whose workers spin
-  // in sched_yield between calls and fight the pool for the second core.
+  // Split over the pool, each part with single-threaded BLAS. Measured on the GPT step (GEMMs of
+  // 768 rows): 34-35 ms against 42-48 ms with OpenBLAS's threads.
   const std::int64_t parts = num_threads();
-  if (parts > 1 && !in_parallel_region() && m >= kRowsPerPart * parts &&
-      m * n * k >= kConcurrentMacs * parts) {
-    const std::int64_t rows = (m + parts - 1) / parts;
+  const bool large = parts > 1 && !in_parallel_region() && m * n * k >= kConcurrentMacs * parts;
+  const bool by_rows = m >= kRowsPerPart * parts;
+  if (large && (by_rows || n >= kColumnsPerPart * parts)) {
+    const std::int64_t extent = by_rows ? m : n, step = (extent + parts - 1) / parts;
     SingleThreadedBlas blas_on_each_pool_thread;
     parallel_for(parts, 1, [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t part = begin; part < end; ++part) {
-        const std::int64_t first = part * rows, count = std::min(m, first + rows) - first;
+        const std::int64_t first = part * step, count = std::min(extent, first + step) - first;
         if (count <= 0) continue;
-        blas_gemm(ta, tb, count, n, k, alpha, ta ? a + first : a + first * lda, lda, b, ldb, beta,
-                  c + first * ldc, ldc);
+        if (by_rows)
+          blas_gemm(ta, tb, count, n, k, alpha, ta ? a + first : a + first * lda, lda, b, ldb, beta,
+                    c + first * ldc, ldc);
+        else
+          blas_gemm(ta, tb, m, count, k, alpha, a, lda, tb ? b + first * ldb : b + first, ldb, beta,
+                    c + first, ldc);
       }
     });
     return;
   }
+  if (large) return blas_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  SingleThreadedBlas one_thread;
   blas_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
