@@ -75,7 +75,8 @@ TEST(Augment, DrawsDependOnlyOnSeedEpochAndPosition) {
 
 TEST(Augment, PrefetchOnOrOffAndShardingGiveTheSameBatches) {
   const auto data = labelled_images(45);
-  const DataLoaderOptions options{.batch_size = 8, .seed = 3, .augmentation = everything()};
+  const DataLoaderOptions options{
+      .batch_size = 8, .seed = 3, .prefetch = true, .augmentation = everything()};
   DataLoader prefetching(data, options);
   DataLoaderOptions inline_options = options;
   inline_options.prefetch = false;

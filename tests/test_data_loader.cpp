@@ -1,7 +1,9 @@
 // Datasets, splits, preprocessing and the DataLoader's order, batching and prefetch.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
+#include <thread>
 
 #include "lathe/lathe.h"
 
@@ -27,8 +29,23 @@ std::vector<std::int64_t> epoch_order(DataLoader& loader, std::int64_t epoch) {
   return order;
 }
 
+// The prefetch thread pays only where the kernel threads of the processes on this host leave a
+// hardware thread free for it.
+TEST(DataLoader, PrefetchesInTheBackgroundByDefaultOnlyWithACoreToSpare) {
+  const int threads = num_threads();
+  const auto hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  set_num_threads(hardware);
+  EXPECT_FALSE(background_prefetch_pays());
+  EXPECT_FALSE(DataLoaderOptions{}.prefetch);
+  set_num_threads(1);
+  EXPECT_EQ(background_prefetch_pays(), hardware > 1);
+  EXPECT_EQ(DataLoaderOptions{}.prefetch, hardware > 1);
+  EXPECT_FALSE(background_prefetch_pays(hardware)) << "one process per hardware thread";
+  set_num_threads(threads);
+}
+
 TEST(DataLoader, EachEpochIsAPermutationDeterminedBySeedAndEpoch) {
-  DataLoader a(numbered(103), {.batch_size = 10, .shuffle = true, .seed = 5});
+  DataLoader a(numbered(103), {.batch_size = 10, .shuffle = true, .seed = 5, .prefetch = true});
   DataLoader b(numbered(103), {.batch_size = 10, .shuffle = true, .seed = 5, .prefetch = false});
   const auto first = epoch_order(a, 0);
   EXPECT_EQ(std::set<std::int64_t>(first.begin(), first.end()).size(), 103u);

@@ -11,6 +11,7 @@
 
 #include "lathe/data.h"
 #include "lathe/error.h"
+#include "lathe/parallel.h"
 
 namespace lathe {
 
@@ -76,6 +77,12 @@ struct DataLoader::Prefetcher {
   std::exception_ptr error;
   std::thread worker;  // last: starts after the fields above exist
 };
+
+bool background_prefetch_pays(int processes_on_host) {
+  const auto hardware =
+      static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::int64_t{num_threads()} * std::max(1, processes_on_host) < hardware;
+}
 
 DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions options)
     : dataset_(std::move(dataset)), options_(options) {

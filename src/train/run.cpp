@@ -160,14 +160,15 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& conso
   std::unique_ptr<Optimizer> optimizer =
       make_optimizer(config.optimizer, model->named_parameters());
 
+  const bool prefetch = background_prefetch_pays(processes.local_size());
   DataLoader train_loader(data.train,
-                          {t.batch_size, t.shuffle, t.drop_last, t.seed, true, processes.rank(),
+                          {t.batch_size, t.shuffle, t.drop_last, t.seed, prefetch, processes.rank(),
                            processes.size(), augmentation_for(config.augment)});
   const std::int64_t total_steps = train_loader.batches_per_epoch() * t.epochs;
   std::unique_ptr<DataLoader> validation_loader;
   if (data.validation->size() > 0)
     validation_loader = std::make_unique<DataLoader>(
-        data.validation, DataLoaderOptions{t.eval_batch_size, false, false, 0, true});
+        data.validation, DataLoaderOptions{t.eval_batch_size, false, false, 0, prefetch});
 
   TrainerOptions options;
   options.epochs = t.epochs;
@@ -201,9 +202,9 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& conso
   result.history = trainer.fit(train_loader, validation_loader.get());
   if (processes.rank() != 0) return result;  // rank 0 tests and saves the bundle
 
-  DataLoader train_eval_loader(data.train, {t.eval_batch_size, false, false, 0, true});
+  DataLoader train_eval_loader(data.train, {t.eval_batch_size, false, false, 0, prefetch});
   result.train = evaluate(*model, loss, data.task, train_eval_loader);
-  DataLoader test_loader(data.test, {t.eval_batch_size, false, false, 0, true});
+  DataLoader test_loader(data.test, {t.eval_batch_size, false, false, 0, prefetch});
   result.test = evaluate(*model, loss, data.task, test_loader);
   out << fmt::format("Test Loss = {:.6f}, {}\n", result.test.loss, result.test.describe(data.task));
   if (data.task == Task::Classification)
