@@ -1,12 +1,14 @@
 // TensorDataset and the seeded train/validation split.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <numeric>
 
 #include "lathe/data.h"
 #include "lathe/error.h"
+#include "lathe/parallel.h"
 
 namespace lathe {
 namespace {
@@ -21,8 +23,16 @@ Tensor gather_rows(const Tensor& source, const std::vector<std::int64_t>& indice
       dtype_size(source.dtype());
   const char* from = static_cast<const char*>(source.impl()->storage->data());
   char* to = static_cast<char*>(out.impl()->storage->data());
-  for (std::size_t i = 0; i < indices.size(); ++i)
-    std::memcpy(to + i * row_bytes, from + indices[i] * row_bytes, row_bytes);
+  // Rows scattered over a large data set are read at DRAM latency: a seed MLP batch (64 rows of
+  // 3 KB out of 188 MB) took 20-28 us on one thread, 13-16 us on two (medians over 3 epochs).
+  // Parts of at least 64 KB go to the pool.
+  const auto rows = static_cast<std::int64_t>(indices.size());
+  const auto grain = static_cast<std::int64_t>(
+      std::max<std::size_t>(1, (64 << 10) / std::max<std::size_t>(row_bytes, 1)));
+  parallel_for(rows, grain, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i)
+      std::memcpy(to + i * row_bytes, from + indices[i] * row_bytes, row_bytes);
+  });
   return out;
 }
 
