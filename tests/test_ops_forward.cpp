@@ -76,7 +76,7 @@ TEST(Elementwise, Float32TanhAndGeluTanhAreWithin2e7OfLibm) {
   EXPECT_EQ(special[2], -1.0);
 }
 
-// Above 2^21 multiply-adds the two gradient products of linear and matmul run side by side on
+// From 2^18 multiply-adds each, the two gradient products of linear and matmul run side by side on
 // the pool (detail::run_products); they must equal the products computed one at a time.
 TEST(Matmul, GradientProductsLargeEnoughToRunConcurrentlyAreRight) {
   Generator generator(5);
