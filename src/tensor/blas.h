@@ -34,9 +34,9 @@ class SingleThreadedBlas {
 void run_products(std::int64_t macs, const std::function<void()>& first,
                   const std::function<void()>& second);
 
+// e.g. "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64 (2 threads)"
 std::string blas_description();
 
-void set_blas_threads(int threads);  // OpenBLAS's thread count for the whole process  // e.g.
-                                     // "OpenBLAS 0.3.21 (Haswell, 2 threads)"
+void set_blas_threads(int threads);  // OpenBLAS's thread count for the whole process
 
 }  // namespace lathe::detail
