@@ -294,6 +294,28 @@ TEST(Loss, ClosedFormValues) {
                 {(std::log(2.0) + 1000 + (0.5 + std::log1p(std::exp(-2.0)))) / 3});
 }
 
+// float32 cross-entropy takes its softmax's exponentials from detail::exp_nonpositive, not
+// libm: loss and gradient against float64 (libm) over logits from -60 to 60, and a logit of
+// -inf, whose probability and gradient stay 0 to float precision.
+TEST(Loss, Float32CrossEntropyAgreesWithFloat64) {
+  Generator generator(12);
+  Tensor wide = Tensor::randn({64, 10}, generator, DType::Float64) * 20.0;
+  wide.set({3, 4}, -INFINITY);
+  const Tensor targets =
+      Tensor::from_indices({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1,
+                            2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3,
+                            4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3},
+                           {64});
+  const Tensor x64 = wide.detach().requires_grad_(), x32 = wide.to(DType::Float32).requires_grad_();
+  const Tensor l64 = cross_entropy(x64, targets), l32 = cross_entropy(x32, targets);
+  EXPECT_NEAR(l32.item(), l64.item(), 1e-6 * std::abs(l64.item()));
+  l64.backward();
+  l32.backward();
+  const auto g64 = x64.grad().to_vector(), g32 = x32.grad().to_vector();
+  for (std::size_t i = 0; i < g64.size(); ++i) ASSERT_NEAR(g32[i], g64[i], 1e-7) << i;
+  EXPECT_LT(std::abs(g32[3 * 10 + 4]), 1e-30);
+}
+
 TEST(Loss, LabelSmoothingAsPyTorch) {
   const Tensor targets = Tensor::from_indices({2, 0}, {2});
   const Tensor weights = f64({2, 1, 0.5}, {3});
