@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cmath>
 #include <numeric>
+#include <thread>
+#include <vector>
 
 #include "lathe/lathe.h"
 
@@ -143,6 +145,24 @@ TEST(Parallel, CoversEveryIndexOnceAndRethrows) {
   set_num_threads(2);
   EXPECT_EQ(num_threads(), 2);
   EXPECT_THROW(set_num_threads(0), Error);
+}
+
+// The caller runs the first chunk of every parallel_for, so a split's first part stays on one
+// core from call to call (its data in that core's cache); the rest still run once each.
+TEST(Parallel, TheCallerRunsTheFirstChunk) {
+  const int threads = num_threads();
+  set_num_threads(3);
+  for (int call = 0; call < 200; ++call) {
+    std::thread::id first_chunk_thread;
+    std::vector<std::atomic<int>> hits(300);
+    parallel_for(300, 1, [&](std::int64_t begin, std::int64_t end) {
+      if (begin == 0) first_chunk_thread = std::this_thread::get_id();
+      for (std::int64_t i = begin; i < end; ++i) hits[i]++;
+    });
+    ASSERT_EQ(first_chunk_thread, std::this_thread::get_id()) << "call " << call;
+    for (auto& hit : hits) ASSERT_EQ(hit.load(), 1);
+  }
+  set_num_threads(threads);
 }
 
 TEST(Parallel, LargeKernelsMatchSerialResults) {
