@@ -53,7 +53,7 @@ void run_eval(const EvalOptions& options) {
   const TensorDataset raw = read_labeled(options.data, task_info);
   auto data =
       std::make_shared<TensorDataset>(bundle.info.preprocessing.apply(raw.inputs()), raw.targets());
-  DataLoader loader(data, {options.batch_size, false, false, 0, background_prefetch_pays()});
+  DataLoader loader(data, {.batch_size = options.batch_size, .shuffle = false});
   const EvaluationResult result =
       evaluate(*bundle.model, loss_for(task_info.value("loss", "cross_entropy")), task, loader);
   std::cout << fmt::format("{} examples: Loss = {:.6f}, {}\n", result.count, result.loss,
