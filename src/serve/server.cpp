@@ -12,12 +12,7 @@
 #include "lathe/error.h"
 #include "lathe/serve.h"
 #include "src/serve/routes.h"
-
-// OpenBLAS's thread count only (liblathe links OpenBLAS; src/tensor/blas.cpp makes the calls).
-extern "C" {
-int openblas_get_num_threads(void);
-void openblas_set_num_threads(int num_threads);
-}
+#include "src/tensor/blas.h"
 
 namespace lathe {
 
@@ -178,9 +173,9 @@ int InferenceServer::start() {
                     "this machine)",
                     o.host, o.port));
   Impl* impl = impl_.get();
-  if (o.blas_threads > 0 && openblas_get_num_threads() != o.blas_threads) {
-    impl_->previous_blas_threads = openblas_get_num_threads();
-    openblas_set_num_threads(o.blas_threads);
+  if (o.blas_threads > 0 && detail::blas_threads() != o.blas_threads) {
+    impl_->previous_blas_threads = detail::blas_threads();
+    detail::set_blas_threads(o.blas_threads);
   }
   impl_->listener = std::thread([impl] {
     impl->http.listen_after_bind();
@@ -242,7 +237,7 @@ void InferenceServer::stop() {
   if (impl_->listener.joinable()) impl_->listener.join();
   for (auto& [name, entry] : impl_->state.models) entry.batcher->stop();
   impl_->state.ready = false;
-  if (impl_->previous_blas_threads > 0) openblas_set_num_threads(impl_->previous_blas_threads);
+  if (impl_->previous_blas_threads > 0) detail::set_blas_threads(impl_->previous_blas_threads);
 }
 
 int InferenceServer::port() const {

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include <climits>
+#include <mutex>
 
 #include "lathe/error.h"
 #include "lathe/parallel.h"
@@ -73,12 +74,37 @@ void blas_row(bool ta, bool tb, std::int64_t n, std::int64_t k, double alpha, co
 
 }  // namespace
 
-SingleThreadedBlas::SingleThreadedBlas() : previous_(openblas_get_num_threads()) {
-  if (previous_ != 1) openblas_set_num_threads(1);
+namespace {
+
+// OpenBLAS's thread count is one setting for the whole process, so the holds of every thread
+// share one count: the first hold sets OpenBLAS to one thread, the last restores the count that
+// set_blas_threads() asked for. Holds that each saved and restored the setting themselves let
+// one thread's restore end another's hold early (two serving batchers, say).
+struct BlasThreadSetting {
+  std::mutex mutex;
+  int holds = 0;
+  int outside_holds = 0;  // the count while no hold is live; valid while holds > 0
+};
+
+BlasThreadSetting& blas_thread_setting() {
+  static BlasThreadSetting setting;
+  return setting;
+}
+
+}  // namespace
+
+SingleThreadedBlas::SingleThreadedBlas() {
+  BlasThreadSetting& s = blas_thread_setting();
+  std::lock_guard lock(s.mutex);
+  if (s.holds++ > 0) return;
+  s.outside_holds = openblas_get_num_threads();
+  if (s.outside_holds != 1) openblas_set_num_threads(1);
 }
 
 SingleThreadedBlas::~SingleThreadedBlas() {
-  if (previous_ != 1) openblas_set_num_threads(previous_);
+  BlasThreadSetting& s = blas_thread_setting();
+  std::lock_guard lock(s.mutex);
+  if (--s.holds == 0 && s.outside_holds != 1) openblas_set_num_threads(s.outside_holds);
 }
 
 void run_products(std::int64_t macs, const std::function<void()>& first,
@@ -137,11 +163,23 @@ template void gemm<double>(bool, bool, std::int64_t, std::int64_t, std::int64_t,
                            double*, std::int64_t);
 
 std::string blas_description() {
-  return fmt::format("{} ({} threads)", openblas_get_config(), openblas_get_num_threads());
+  return fmt::format("{} ({} threads)", openblas_get_config(), blas_threads());
+}
+
+int blas_threads() {
+  BlasThreadSetting& s = blas_thread_setting();
+  std::lock_guard lock(s.mutex);
+  return s.holds > 0 ? s.outside_holds : openblas_get_num_threads();
 }
 
 void set_blas_threads(int threads) {
-  openblas_set_num_threads(threads);
+  if (threads < 1) throw Error(fmt::format("BLAS threads must be at least 1, got {}", threads));
+  BlasThreadSetting& s = blas_thread_setting();
+  std::lock_guard lock(s.mutex);
+  if (s.holds > 0)
+    s.outside_holds = threads;  // applied when the last hold ends
+  else
+    openblas_set_num_threads(threads);
 }
 
 }  // namespace lathe::detail

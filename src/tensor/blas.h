@@ -11,19 +11,17 @@ void gemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, st
           T alpha, const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c,
           std::int64_t ldc);
 
-// Keeps OpenBLAS on the calling thread while it lives, then restores the process's thread count.
-// For products too small to repay waking OpenBLAS's threads: a matrix-vector product (measured:
-// batch-1 inference 115k -> 180k samples/s) and the per-image GEMMs of a convolution, which run
-// on the kernel thread pool instead.
+// Keeps OpenBLAS single-threaded while it lives. For products too small to repay waking
+// OpenBLAS's threads: a matrix-vector product (measured: batch-1 inference 115k -> 180k
+// samples/s) and the per-image GEMMs of a convolution, which run on the kernel thread pool
+// instead. The setting is process-wide, so holds on several threads overlap: OpenBLAS stays
+// single-threaded until the last of them ends, then gets set_blas_threads()'s count back.
 class SingleThreadedBlas {
  public:
   SingleThreadedBlas();
   ~SingleThreadedBlas();
   SingleThreadedBlas(const SingleThreadedBlas&) = delete;
   SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
-
- private:
-  int previous_;
 };
 
 // Runs two independent products (e.g. the input and weight gradients of a linear layer) at
@@ -37,6 +35,9 @@ void run_products(std::int64_t macs, const std::function<void()>& first,
 // e.g. "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64 (2 threads)"
 std::string blas_description();
 
-void set_blas_threads(int threads);  // OpenBLAS's thread count for the whole process
+// OpenBLAS's thread count for the whole process, outside SingleThreadedBlas holds (a count set
+// during a hold takes effect when the holds end).
+int blas_threads();
+void set_blas_threads(int threads);
 
 }  // namespace lathe::detail
