@@ -15,6 +15,9 @@ void parallel_for(std::int64_t n, std::int64_t grain,
 // Whether the calling thread is running a parallel_for body (where nested calls run inline).
 bool in_parallel_region();
 
+// Hardware threads of this machine (at least 1).
+int hardware_threads();
+
 // Number of threads kernels use (the caller counts as one). Default: LATHE_NUM_THREADS or the
 // number of hardware threads.
 int num_threads();

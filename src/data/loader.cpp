@@ -79,9 +79,7 @@ struct DataLoader::Prefetcher {
 };
 
 bool background_prefetch_pays(int processes_on_host) {
-  const auto hardware =
-      static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
-  return std::int64_t{num_threads()} * std::max(1, processes_on_host) < hardware;
+  return std::int64_t{num_threads()} * std::max(1, processes_on_host) < hardware_threads();
 }
 
 DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions options)

@@ -48,7 +48,7 @@ int default_thread_count() {
     const int n = std::atoi(env);
     if (n >= 1) return n;
   }
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return hardware_threads();
 }
 
 class ThreadPool {
@@ -160,6 +160,10 @@ ThreadPool& pool() {
 
 bool in_parallel_region() {
   return t_inside_parallel_region;
+}
+
+int hardware_threads() {
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 int num_threads() {

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <ostream>
-#include <thread>
 
 #include "lathe/error.h"
 #include "lathe/ops.h"
@@ -43,8 +42,7 @@ Augmentation augmentation_for(const AugmentConfig& c) {
 // Under mpirun, the processes on one host share its cores: each gets its share of threads, for
 // OpenBLAS and lathe's pool alike, unless OPENBLAS_NUM_THREADS / LATHE_NUM_THREADS say otherwise.
 int share_threads(const ProcessGroup& processes) {
-  const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const int threads = std::max(1, hardware / processes.local_size());
+  const int threads = std::max(1, hardware_threads() / processes.local_size());
   if (!std::getenv("OPENBLAS_NUM_THREADS")) detail::set_blas_threads(threads);
   if (!std::getenv("LATHE_NUM_THREADS")) set_num_threads(threads);
   return num_threads();
