@@ -44,6 +44,45 @@ TEST(DataLoader, PrefetchesInTheBackgroundByDefaultOnlyWithACoreToSpare) {
   set_num_threads(threads);
 }
 
+// Each batch after the first is assembled by an idle pool thread once a split kernel is over (a
+// training step's first) or, if none has started it, by next() itself: the batches are the same.
+TEST(DataLoader, AssemblesTheNextBatchOnAnIdlePoolThreadWithTheSameBatches) {
+  const int threads = num_threads();
+  set_num_threads(2);
+  const DataLoaderOptions inline_only{
+      .batch_size = 10, .seed = 5, .prefetch = false, .prefetch_on_idle_pool_thread = false};
+  DataLoaderOptions idle = inline_only;
+  idle.prefetch_on_idle_pool_thread = true;
+  DataLoader reference(numbered(103), inline_only);
+  for (bool kernels_between_batches : {true, false}) {
+    DataLoader loader(numbered(103), idle);
+    for (std::int64_t epoch : {0, 1}) {
+      reference.start_epoch(epoch);
+      loader.start_epoch(epoch);
+      while (auto expected = reference.next()) {
+        const std::optional<Batch> batch = loader.next();
+        ASSERT_TRUE(batch.has_value());
+        EXPECT_EQ(batch->inputs.to_vector(), expected->inputs.to_vector());
+        EXPECT_EQ(batch->targets.to_vector(), expected->targets.to_vector());
+        if (kernels_between_batches) parallel_for(2, 1, [](std::int64_t, std::int64_t) {});
+      }
+      EXPECT_FALSE(loader.next().has_value());
+    }
+  }
+  // Restarting or dropping a loader mid-epoch, its next batch possibly being assembled.
+  for (int trial = 0; trial < 20; ++trial) {
+    DataLoader loader(numbered(103), idle);
+    ASSERT_TRUE(loader.next().has_value());
+    parallel_for(2, 1, [](std::int64_t, std::int64_t) {});
+    if (trial % 2 == 0) {
+      loader.start_epoch(1);
+      reference.start_epoch(1);
+      EXPECT_EQ(loader.next()->targets.to_vector(), reference.next()->targets.to_vector());
+    }
+  }
+  set_num_threads(threads);
+}
+
 TEST(DataLoader, EachEpochIsAPermutationDeterminedBySeedAndEpoch) {
   DataLoader a(numbered(103), {.batch_size = 10, .shuffle = true, .seed = 5, .prefetch = true});
   DataLoader b(numbered(103), {.batch_size = 10, .shuffle = true, .seed = 5, .prefetch = false});

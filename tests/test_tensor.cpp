@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <numeric>
 #include <thread>
@@ -162,6 +163,74 @@ TEST(Parallel, TheCallerRunsTheFirstChunk) {
     ASSERT_EQ(first_chunk_thread, std::this_thread::get_id()) << "call " << call;
     for (auto& hit : hits) ASSERT_EQ(hit.load(), 1);
   }
+  set_num_threads(threads);
+}
+
+// Waits up to a second for `task` to finish without the caller's help.
+bool finishes_on_its_own(const IdleTask& task) {
+  for (int i = 0; i < 1000 && !task.done(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return task.done();
+}
+
+void split_kernel() {
+  parallel_for(2, 1, [](std::int64_t, std::int64_t) {});
+}
+
+// An idle task waits for the next parallel_for (so it cannot take that kernel's worker), then a
+// worker runs it without the caller.
+TEST(Parallel, AnIdleTaskRunsOnAWorkerAfterTheNextParallelFor) {
+  const int threads = num_threads();
+  set_num_threads(2);
+  std::thread::id ran_on;
+  IdleTask task([&] { ran_on = std::this_thread::get_id(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(task.done()) << "started before a parallel_for was over";
+  split_kernel();
+  ASSERT_TRUE(finishes_on_its_own(task));
+  task.finish();
+  EXPECT_NE(ran_on, std::this_thread::get_id());
+  set_num_threads(threads);
+}
+
+TEST(Parallel, AnIdleTaskNoWorkerStartedRunsInFinish) {
+  const int threads = num_threads();
+  for (int pool : {1, 2}) {
+    set_num_threads(pool);
+    std::thread::id ran_on;
+    IdleTask task([&] { ran_on = std::this_thread::get_id(); });
+    EXPECT_FALSE(task.done());
+    task.finish();
+    EXPECT_TRUE(task.done());
+    EXPECT_EQ(ran_on, std::this_thread::get_id()) << pool << " threads";
+  }
+  set_num_threads(threads);
+}
+
+TEST(Parallel, FinishRethrowsAnIdleTasksErrorFromEitherThread) {
+  const int threads = num_threads();
+  set_num_threads(2);
+  IdleTask on_caller([] { throw Error("assembly failed"); });
+  EXPECT_THROW(on_caller.finish(), Error);
+  IdleTask on_worker([] { throw Error("assembly failed"); });
+  split_kernel();
+  ASSERT_TRUE(finishes_on_its_own(on_worker));
+  EXPECT_THROW(on_worker.finish(), Error);
+  set_num_threads(threads);
+}
+
+TEST(Parallel, AnIdleTaskDroppedBeforeItStartsNeverRuns) {
+  const int threads = num_threads();
+  set_num_threads(2);
+  std::atomic<bool> ran{false};
+  {
+    IdleTask dropped([&] { ran = true; });
+  }
+  split_kernel();
+  IdleTask later([] {});  // runs after the dropped one would have
+  split_kernel();
+  ASSERT_TRUE(finishes_on_its_own(later));
+  EXPECT_FALSE(ran.load());
   set_num_threads(threads);
 }
 

@@ -152,6 +152,10 @@ struct DataLoaderOptions {
   // seeded by (seed, epoch, position in the epoch). For training loaders only: evaluate()
   // refuses a loader that augments.
   Augmentation augmentation;
+  // Without a prefetch thread, assemble the next batch as an IdleTask (lathe/parallel.h): a pool
+  // thread gathers it once its part of the next split kernel is done, while the caller runs
+  // the kernels too small to split.
+  bool prefetch_on_idle_pool_thread = true;
 };
 
 // Iterates a dataset in batches. Each epoch's order and augmentation depend only on (seed, epoch),
@@ -174,6 +178,7 @@ class DataLoader {
 
  private:
   struct Prefetcher;
+  struct IdleAssembly;
   Batch assemble(std::int64_t batch_index) const;
 
   std::shared_ptr<const Dataset> dataset_;
@@ -182,6 +187,7 @@ class DataLoader {
   std::int64_t epoch_ = 0;
   std::int64_t next_batch_ = 0;
   std::unique_ptr<Prefetcher> prefetcher_;
+  std::unique_ptr<IdleAssembly> idle_assembly_;  // last: its task reads the fields above
 };
 
 }  // namespace lathe

@@ -4,6 +4,7 @@
 // on 2 vCPUs). Calls from inside a worker run inline, so parallel regions never nest.
 #include <cstdint>
 #include <functional>
+#include <memory>
 
 namespace lathe {
 
@@ -11,6 +12,28 @@ namespace lathe {
 // calling thread. Exceptions from the body are rethrown on the caller.
 void parallel_for(std::int64_t n, std::int64_t grain,
                   const std::function<void(std::int64_t, std::int64_t)>& body);
+
+// A task for a pool thread with nothing else to do, such as assembling the next batch while the
+// caller runs kernels too small to split. Workers may start it once a parallel_for that begins
+// after it was posted is over: posted just before a split kernel, it would otherwise take that
+// kernel's worker. finish() runs it on the caller if no worker has started it, else waits for it;
+// with one thread it always runs there.
+namespace detail {
+struct IdleTaskState;
+}
+class IdleTask {
+ public:
+  explicit IdleTask(std::function<void()> body);
+  ~IdleTask();  // drops the task if it has not started, else waits for it
+  IdleTask(const IdleTask&) = delete;
+  IdleTask& operator=(const IdleTask&) = delete;
+
+  void finish();  // rethrows the task's exception
+  bool done() const;
+
+ private:
+  std::shared_ptr<detail::IdleTaskState> state_;
+};
 
 // Whether the calling thread is running a parallel_for body (where nested calls run inline).
 bool in_parallel_region();

@@ -78,6 +78,16 @@ struct DataLoader::Prefetcher {
   std::thread worker;  // last: starts after the fields above exist
 };
 
+// The next batch, assembled by an idle kernel pool thread or else by the caller of next().
+struct DataLoader::IdleAssembly {
+  IdleAssembly(const DataLoader& loader, std::int64_t batch_index)
+      : index(batch_index), task([this, &loader] { batch = loader.assemble(index); }) {}
+
+  const std::int64_t index;
+  std::optional<Batch> batch;
+  IdleTask task;  // last: waits for (or drops) the assembly before the batch goes
+};
+
 bool background_prefetch_pays(int processes_on_host) {
   return std::int64_t{num_threads()} * std::max(1, processes_on_host) < hardware_threads();
 }
@@ -105,7 +115,9 @@ std::int64_t DataLoader::batches_per_epoch() const {
 }
 
 void DataLoader::start_epoch(std::int64_t epoch) {
-  if (prefetcher_) prefetcher_->take();  // let an outstanding batch finish before reordering
+  // let an outstanding batch finish before reordering
+  if (prefetcher_) prefetcher_->take();
+  idle_assembly_.reset();
   order_.resize(static_cast<std::size_t>(dataset_->size()));
   std::iota(order_.begin(), order_.end(), 0);
   if (options_.shuffle) {
@@ -141,7 +153,19 @@ Batch DataLoader::assemble(std::int64_t batch_index) const {
 std::optional<Batch> DataLoader::next() {
   if (next_batch_ >= batches_per_epoch()) return std::nullopt;
   const std::int64_t index = next_batch_++;
-  if (!prefetcher_) return assemble(index);
+  if (!prefetcher_) {
+    const std::unique_ptr<IdleAssembly> assembly = std::move(idle_assembly_);
+    std::optional<Batch> batch;
+    if (assembly && assembly->index == index) {
+      assembly->task.finish();
+      batch = std::move(assembly->batch);
+    } else {
+      batch = assemble(index);
+    }
+    if (options_.prefetch_on_idle_pool_thread && next_batch_ < batches_per_epoch())
+      idle_assembly_ = std::make_unique<IdleAssembly>(*this, next_batch_);
+    return batch;
+  }
   std::optional<Batch> batch = prefetcher_->take();
   if (next_batch_ < batches_per_epoch()) prefetcher_->request(next_batch_);
   return batch;

@@ -2,15 +2,18 @@
 // Workers block on a condition variable between jobs, so an idle pool costs no CPU, after
 // watching for the next job for a few tens of microseconds: a training step hands the pool
 // hundreds of jobs back to back, and waking a sleeping thread (or the caller waiting for one)
-// costs tens of microseconds on these VMs.
+// costs tens of microseconds on these VMs. Between jobs, a worker may run the one IdleTask on
+// offer.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -19,7 +22,48 @@
 #include "lathe/parallel.h"
 
 namespace lathe {
+
+namespace detail {
+
+struct IdleTaskState {
+  enum Stage : int { kPosted, kRunning, kDone };
+
+  explicit IdleTaskState(std::function<void()> task) : body(std::move(task)) {}
+
+  bool claim() {
+    int expected = kPosted;
+    return stage.compare_exchange_strong(expected, kRunning, std::memory_order_acq_rel);
+  }
+
+  void run() {
+    try {
+      body();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    stage.store(kDone, std::memory_order_release);
+    stage.notify_all();
+  }
+
+  void wait_done() const {
+    for (int i = 0; i < 4096; ++i)
+      if (stage.load(std::memory_order_acquire) == kDone) return;
+    for (int s = stage.load(std::memory_order_acquire); s != kDone;
+         s = stage.load(std::memory_order_acquire))
+      stage.wait(s, std::memory_order_acquire);
+  }
+
+  std::function<void()> body;
+  std::uint64_t available_after = 0;  // the pool's job generation when it was posted
+  std::atomic<int> stage{kPosted};
+  std::exception_ptr error;
+};
+
+}  // namespace detail
+
 namespace {
+
+using detail::IdleTaskState;
 
 thread_local bool t_inside_parallel_region = false;
 
@@ -89,6 +133,16 @@ class ThreadPool {
     if (error_) std::rethrow_exception(error_);
   }
 
+  // Offers `task` to the workers once a job that starts after now is over; replaces a task
+  // offered before (whose owner's finish() then runs it).
+  void post(std::shared_ptr<IdleTaskState> task) {
+    if (workers_.empty()) return;
+    std::lock_guard lock(mutex_);
+    task->available_after = generation_.load(std::memory_order_relaxed);
+    idle_available_from_.store(task->available_after + 1, std::memory_order_release);
+    idle_task_ = std::move(task);
+  }
+
  private:
   // The caller always runs chunk 0 (`own`), the workers take the rest in turn, and whoever is
   // free takes a chunk a late worker has not. So in the usual case the same part of every
@@ -109,15 +163,38 @@ class ThreadPool {
     t_inside_parallel_region = false;
   }
 
+  // Whether a worker that has finished job `seen` may start the offered idle task.
+  bool idle_task_startable(std::uint64_t seen) const {
+    const std::uint64_t from = idle_available_from_.load(std::memory_order_acquire);
+    return from != 0 && seen >= from;
+  }
+
   void work_loop() {
     std::uint64_t seen = 0;
     for (;;) {
-      watch_briefly([&] { return generation_.load(std::memory_order_acquire) != seen; });
+      watch_briefly([&] {
+        return generation_.load(std::memory_order_acquire) != seen || idle_task_startable(seen);
+      });
+      std::shared_ptr<IdleTaskState> idle;
       {
         std::unique_lock lock(mutex_);
-        wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+        wake_.wait(lock,
+                   [&] { return stopping_ || generation_ != seen || idle_task_startable(seen); });
         if (stopping_) return;
-        seen = generation_;
+        if (generation_ == seen) {  // a job comes before an idle task
+          idle = std::exchange(idle_task_, nullptr);
+          idle_available_from_.store(0, std::memory_order_relaxed);
+        } else {
+          seen = generation_;
+        }
+      }
+      if (idle) {
+        if (idle->claim()) {
+          t_inside_parallel_region = true;
+          idle->run();
+          t_inside_parallel_region = false;
+        }
+        continue;
       }
       run_chunks();
       {
@@ -139,6 +216,8 @@ class ThreadPool {
   int busy_workers_ = 0;
   std::atomic<int> running_workers_{0};  // busy_workers_, readable without the mutex
   std::atomic<std::uint64_t> generation_{0};
+  std::shared_ptr<IdleTaskState> idle_task_;           // guarded by mutex_
+  std::atomic<std::uint64_t> idle_available_from_{0};  // its available_after + 1; 0: none
   bool stopping_ = false;
   std::exception_ptr error_;
 };
@@ -176,6 +255,28 @@ void set_num_threads(int threads) {
   std::lock_guard lock(g_pool_mutex);
   g_requested_threads = threads;
   g_pool.reset();
+}
+
+IdleTask::IdleTask(std::function<void()> body)
+    : state_(std::make_shared<IdleTaskState>(std::move(body))) {
+  if (!t_inside_parallel_region) pool().post(state_);
+}
+
+IdleTask::~IdleTask() {
+  int expected = IdleTaskState::kPosted;
+  if (!state_->stage.compare_exchange_strong(expected, IdleTaskState::kDone)) state_->wait_done();
+}
+
+void IdleTask::finish() {
+  if (state_->claim())
+    state_->run();
+  else
+    state_->wait_done();
+  if (state_->error) std::rethrow_exception(std::exchange(state_->error, nullptr));
+}
+
+bool IdleTask::done() const {
+  return state_->stage.load(std::memory_order_acquire) == IdleTaskState::kDone;
 }
 
 void parallel_for(std::int64_t n, std::int64_t grain,
