@@ -115,7 +115,8 @@ std::int64_t DataLoader::batches_per_epoch() const {
 }
 
 void DataLoader::start_epoch(std::int64_t epoch) {
-  // let an outstanding batch finish before reordering
+  // An outstanding batch (on the prefetch thread, or an idle task) finishes or is dropped
+  // before the order changes.
   if (prefetcher_) prefetcher_->take();
   idle_assembly_.reset();
   order_.resize(static_cast<std::size_t>(dataset_->size()));
