@@ -54,7 +54,6 @@ struct IdleTaskState {
   }
 
   std::function<void()> body;
-  std::uint64_t available_after = 0;  // the pool's job generation when it was posted
   std::atomic<int> stage{kPosted};
   std::exception_ptr error;
 };
@@ -138,8 +137,8 @@ class ThreadPool {
   void post(std::shared_ptr<IdleTaskState> task) {
     if (workers_.empty()) return;
     std::lock_guard lock(mutex_);
-    task->available_after = generation_.load(std::memory_order_relaxed);
-    idle_available_from_.store(task->available_after + 1, std::memory_order_release);
+    idle_available_from_.store(generation_.load(std::memory_order_relaxed) + 1,
+                               std::memory_order_release);
     idle_task_ = std::move(task);
   }
 
@@ -216,8 +215,9 @@ class ThreadPool {
   int busy_workers_ = 0;
   std::atomic<int> running_workers_{0};  // busy_workers_, readable without the mutex
   std::atomic<std::uint64_t> generation_{0};
-  std::shared_ptr<IdleTaskState> idle_task_;           // guarded by mutex_
-  std::atomic<std::uint64_t> idle_available_from_{0};  // its available_after + 1; 0: none
+  std::shared_ptr<IdleTaskState> idle_task_;  // guarded by mutex_
+  // The first job generation whose end makes idle_task_ startable (the one after its post); 0: none
+  std::atomic<std::uint64_t> idle_available_from_{0};
   bool stopping_ = false;
   std::exception_ptr error_;
 };
