@@ -14,6 +14,7 @@
 
 #include "bench/bench_util.h"
 #include "lathe/lathe.h"
+#include "src/tensor/blas.h"
 
 using namespace lathe;
 
@@ -158,6 +159,8 @@ int main(int argc, char** argv) {
       };
       const auto r = bench::compare(sgemm, sgemm, 7, 0.2);
       out["gflops"] = 2.0 * n * n * n / std::min(r.candidate_seconds, r.reference_seconds) / 1e9;
+      out["blas_core"] = detail::blas_kernels().core;
+      out["blas_chosen_by_lathe"] = detail::blas_kernels().chosen_by_lathe;
     } else if (workload == "gpt_iter") {
       out.update(gpt_iterations(corpus, gpt_iters));
     } else if (workload == "seed_epoch" || workload == "wide_steps") {

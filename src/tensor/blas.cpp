@@ -76,6 +76,9 @@ void blas_row(bool ta, bool tb, std::int64_t n, std::int64_t k, double alpha, co
 
 namespace {
 
+// Before main, so that every BLAS call, lathe's or its users', runs the chosen kernels.
+[[maybe_unused]] const BlasKernels& kernels_chosen_at_start = blas_kernels();
+
 // OpenBLAS's thread count is one setting for the whole process, so the holds of every thread
 // share one count: the first hold sets OpenBLAS to one thread, the last restores the count that
 // set_blas_threads() asked for. Holds that each saved and restored the setting themselves let
@@ -163,7 +166,11 @@ template void gemm<double>(bool, bool, std::int64_t, std::int64_t, std::int64_t,
                            double*, std::int64_t);
 
 std::string blas_description() {
-  return fmt::format("{} ({} threads)", openblas_get_config(), blas_threads());
+  const BlasKernels& kernels = blas_kernels();
+  std::string why;
+  if (!kernels.chosen_by_lathe.empty())
+    why = fmt::format("; {}, so lathe runs its {} kernels", kernels.chosen_by_lathe, kernels.core);
+  return fmt::format("{} ({} threads{})", openblas_get_config(), blas_threads(), why);
 }
 
 int blas_threads() {

@@ -32,6 +32,15 @@ class SingleThreadedBlas {
 void run_products(std::int64_t macs, const std::function<void()>& first,
                   const std::function<void()>& second);
 
+// The OpenBLAS kernels in use (openblas_get_corename()) and, where lathe chose them because
+// OpenBLAS had settled for kernels older than AVX2 on a CPU with AVX2 and FMA, why
+// (src/tensor/blas_kernels.cpp). The choice is made once, before main.
+struct BlasKernels {
+  std::string core;
+  std::string chosen_by_lathe;  // empty: OpenBLAS's own choice
+};
+const BlasKernels& blas_kernels();
+
 // e.g. "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64 (2 threads)"
 std::string blas_description();
 
