@@ -24,14 +24,18 @@ const AdamOptions& validated(const AdamOptions& o, bool decoupled) {
 enum class Decay { None, L2, Decoupled };
 
 // The fused update over one parameter's elements. Everything is a value or a restrict pointer
-// and each decay mode has its own loop, so the compiler vectorizes it.
+// and each decay mode has its own loop, so the compiler vectorizes it. The square root and the
+// division share one unit, which bounds the loop; PyTorch divides sqrt(v) by the bias correction
+// too, where this multiplies by its reciprocal (set once per step): two of those operations per
+// element instead of three, seed MLP epoch 5% faster on an Intel Xeon (docs/PERFORMANCE.md), and
+// a result that can differ from PyTorch's in the last bit.
 template <class T>
 struct AdamStep {
   T* p;
   const T* g;
   T* m;
   T* v;
-  T beta1, beta2, one_minus_b1, one_minus_b2, weight_decay, shrink, eps, bc2, neg_step;
+  T beta1, beta2, one_minus_b1, one_minus_b2, weight_decay, shrink, eps, inv_bc2, neg_step;
 
   template <Decay mode>
   void loop(std::int64_t begin, std::int64_t end) const {
@@ -40,7 +44,7 @@ struct AdamStep {
     T* __restrict__ mm = m;
     T* __restrict__ vv = v;
     const T b1 = beta1, b2 = beta2, c1 = one_minus_b1, c2 = one_minus_b2, wd = weight_decay,
-            keep = shrink, e = eps, bc = bc2, step = neg_step;
+            keep = shrink, e = eps, inv_bc = inv_bc2, step = neg_step;
     for (std::int64_t i = begin; i < end; ++i) {
       T param = pp[i];
       if constexpr (mode == Decay::Decoupled) param *= keep;
@@ -49,7 +53,7 @@ struct AdamStep {
       const T vi = vv[i] * b2 + c2 * d * d;
       mm[i] = mi;
       vv[i] = vi;
-      pp[i] = param + step * mi / (std::sqrt(vi) / bc + e);
+      pp[i] = param + step * mi / (std::sqrt(vi) * inv_bc + e);
     }
   }
 
@@ -102,7 +106,7 @@ void Adam::step() {
                                static_cast<T>(options_.weight_decay),
                                static_cast<T>(1 - learning_rate_ * options_.weight_decay),
                                static_cast<T>(options_.epsilon),
-                               static_cast<T>(bc2_sqrt),
+                               static_cast<T>(1 / bc2_sqrt),
                                static_cast<T>(-step_size)};
       const bool decay = options_.weight_decay != 0 && decays(index);
       const auto mode =
