@@ -239,6 +239,81 @@ TEST(OptimStep, SteadyStateAllocatesNoStorage) {
   EXPECT_EQ(Storage::allocation_count(), before);
 }
 
+// A weight whose gradient stops (a unit that no longer fires) has its moment buffers shrink
+// every step into the subnormal range, where Intel cores take a microcode assist per vector
+// operation. The optimizers flush those to zero: no subnormal is left, the parameters follow a
+// plain float reference of PyTorch's formulas, and the caller's float mode is untouched.
+// Enough elements that the update is split over the kernel threads.
+constexpr std::int64_t kStalled = 40000;
+
+std::vector<NamedTensor> stalled_weights() {
+  std::vector<float> values(kStalled);
+  for (std::size_t i = 0; i < values.size(); ++i)
+    values[i] = 0.01f * static_cast<float>(i % 100 + 1);
+  return {{"w", Tensor::from_vector(std::vector<double>(values.begin(), values.end()),
+                                    {static_cast<std::int64_t>(values.size())}, DType::Float32)}};
+}
+
+bool has_subnormal(const Tensor& t) {
+  for (double x : t.to_vector())
+    if (std::fpclassify(static_cast<float>(x)) == FP_SUBNORMAL) return true;
+  return false;
+}
+
+bool subnormal_survives_here() {
+  volatile float tiny = 1e-38f;
+  return tiny * 0.5f != 0.0f;
+}
+
+TEST(OptimStep, AdamFlushesSubnormalMomentsAndMovesParametersAsPyTorchDoes) {
+  auto params = stalled_weights();
+  const std::vector<double> start = params[0].tensor.to_vector();
+  std::vector<float> p(start.begin(), start.end()), m(kStalled, 0), v(kStalled, 0);
+  Adam adam(params, AdamOptions{});
+  const int steps = 1200;  // 0.9^1200 times the first gradient is far below 1e-38
+  for (int s = 1; s <= steps; ++s) {
+    const float g = s == 1 ? 1.0f : 0.0f;
+    params[0].tensor.set_grad(Tensor::full({kStalled}, g, DType::Float32));
+    adam.step();
+    const float bc1 = 1 - std::pow(0.9f, static_cast<float>(s));
+    const float bc2 = std::sqrt(1 - std::pow(0.999f, static_cast<float>(s)));
+    for (std::size_t i = 0; i < p.size(); ++i) {
+      m[i] = m[i] * 0.9f + 0.1f * g;
+      v[i] = v[i] * 0.999f + 0.001f * g * g;
+      p[i] -= 1e-3f / bc1 * m[i] / (std::sqrt(v[i]) / bc2 + 1e-8f);
+    }
+  }
+  const std::vector<double> got = params[0].tensor.to_vector();
+  for (std::size_t i = 0; i < p.size(); ++i) EXPECT_NEAR(got[i], p[i], 1e-6) << "element " << i;
+  for (const auto& [key, value] : adam.state())
+    if (key != "step") {
+      EXPECT_FALSE(has_subnormal(value)) << key;
+    }
+  EXPECT_TRUE(subnormal_survives_here());
+}
+
+TEST(OptimStep, SgdFlushesASubnormalMomentumBuffer) {
+  auto params = stalled_weights();
+  const std::vector<double> start = params[0].tensor.to_vector();
+  SGD sgd(params, SGDOptions{.learning_rate = 0.1, .momentum = 0.9});
+  std::vector<float> p(start.begin(), start.end()), buf(kStalled);
+  for (int s = 1; s <= 1200; ++s) {
+    const float g = s == 1 ? 1.0f : 0.0f;
+    params[0].tensor.set_grad(Tensor::full({kStalled}, g, DType::Float32));
+    sgd.step();
+    for (std::size_t i = 0; i < p.size(); ++i) {
+      buf[i] = s == 1 ? g : buf[i] * 0.9f + g;
+      p[i] -= 0.1f * buf[i];
+    }
+  }
+  const std::vector<double> got = params[0].tensor.to_vector();
+  for (std::size_t i = 0; i < p.size(); ++i) EXPECT_NEAR(got[i], p[i], 1e-6) << "element " << i;
+  for (const auto& [key, value] : sgd.state()) {
+    EXPECT_FALSE(has_subnormal(value)) << key;
+  }
+  EXPECT_TRUE(subnormal_survives_here());
+}
+
 TEST(OptimStep, ZeroGradDropsEveryGradient) {
   auto params = fc1();
   SGD sgd(params, SGDOptions{});

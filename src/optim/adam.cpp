@@ -7,6 +7,7 @@
 #include "lathe/parallel.h"
 #include "src/ops/kernels.h"
 #include "src/optim/checks.h"
+#include "src/optim/flush_denormals.h"
 
 namespace lathe {
 namespace {
@@ -111,8 +112,10 @@ void Adam::step() {
       const bool decay = options_.weight_decay != 0 && decays(index);
       const auto mode =
           !decay ? Decay::None : (decoupled_ ? Decay::Decoupled : (l2 ? Decay::L2 : Decay::None));
-      parallel_for(parameter.numel(), detail::kParallelGrain,
-                   [&](std::int64_t b, std::int64_t e) { update.run(mode, b, e); });
+      parallel_for(parameter.numel(), detail::kParallelGrain, [&](std::int64_t b, std::int64_t e) {
+        const detail::FlushDenormals no_subnormal_assists;
+        update.run(mode, b, e);
+      });
     });
   }
 }

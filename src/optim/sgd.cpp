@@ -5,6 +5,7 @@
 #include "lathe/parallel.h"
 #include "src/ops/kernels.h"
 #include "src/optim/checks.h"
+#include "src/optim/flush_denormals.h"
 
 namespace lathe {
 namespace {
@@ -53,6 +54,7 @@ void SGD::step() {
                  keep = static_cast<T>(1 - options_.dampening);
       const bool nesterov = options_.nesterov;
       parallel_for(parameter.numel(), detail::kParallelGrain, [&](std::int64_t b, std::int64_t e) {
+        const detail::FlushDenormals no_subnormal_assists;
         for (std::int64_t i = b; i < e; ++i) {
           T d = decay ? g[i] + wd * p[i] : g[i];
           if (m) {
