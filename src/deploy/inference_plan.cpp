@@ -32,6 +32,12 @@ void store(float* p, Vector v) {
   std::memcpy(p, &v, sizeof v);
 }
 
+// How many rows of W^T ahead row_tile asks for: the hardware prefetchers alone left the
+// 784x128 layer's sweep (400 KB from L2 per example) waiting on the cache. Measured on the
+// Intel Xeon, back-to-back batch-1 inference of the seed MLP: 5.1-6.4 us a call against 6.6-7.0
+// without (8 alternating runs); 3 rows ahead was no better, 10 and 16 no better than 6.
+constexpr std::int64_t kPrefetchRows = 6;
+
 // y[0, padded_out) = bias + x W^T for one example, W^T stored [in, padded_out]; then relu.
 // Each pass keeps up to kTileVectors output vectors in registers and streams W^T's rows.
 template <std::int64_t Vectors>
@@ -41,6 +47,9 @@ void row_tile(const float* x, std::int64_t in, const float* weight_t, std::int64
   for (std::int64_t v = 0; v < Vectors; ++v) acc[v] = load(bias + v * kLanes);
   for (std::int64_t j = 0; j < in; ++j) {
     const float* row = weight_t + j * padded_out;
+    if (j + kPrefetchRows < in)
+      for (std::int64_t v = 0; v < Vectors; ++v)
+        __builtin_prefetch(row + kPrefetchRows * padded_out + v * kLanes);
     const Vector xj = Vector{} + x[j];
     for (std::int64_t v = 0; v < Vectors; ++v) acc[v] += load(row + v * kLanes) * xj;
   }
