@@ -1,7 +1,7 @@
 #pragma once
 // A small thread pool for element-wise and reduction kernels. Idle workers watch for the next job
-// for 50 us, then sleep on a condition variable (a longer watch steals the core the caller needs
-// on 2 vCPUs). Calls from inside a worker run inline, so parallel regions never nest.
+// for 200 us, then sleep on a condition variable (a lasting spin would steal the core the caller
+// needs on 2 vCPUs). Calls from inside a worker run inline, so parallel regions never nest.
 #include <cstdint>
 #include <functional>
 #include <memory>

@@ -1,6 +1,6 @@
 // The kernel thread pool behind parallel_for. One job runs at a time; the caller works on it too.
 // Workers block on a condition variable between jobs, so an idle pool costs no CPU, after
-// watching for the next job for a few tens of microseconds: a training step hands the pool
+// watching for the next job for up to 200 microseconds: a training step hands the pool
 // hundreds of jobs back to back, and waking a sleeping thread (or the caller waiting for one)
 // costs tens of microseconds on these VMs. Between jobs, a worker may run the one IdleTask on
 // offer.
@@ -70,8 +70,11 @@ thread_local bool t_inside_parallel_region = false;
 // without watching, 31.5-32.3 ms with 50 us, 30.9-31.6 ms with 200 us; but at 200 us the seed
 // MLP epoch went from 0.38-0.43 to 0.52-0.72 s (the watching worker takes the core its data
 // loader's prefetch thread needs). With the loader inline, as it now is where the pool fills
-// every core, 200 us and 1 ms measured the same as 50 us.
-constexpr std::chrono::microseconds kWatch{50};
+// every core, 200 us and 1 ms measured the same as 50 us on an AMD EPYC. On an Intel Xeon,
+// where waking a blocked thread costs more (tens of microseconds), 200 us against 50 us: seed
+// epoch medians 0.345 against 0.370 s and 0.357 against 0.387 s (16 and 6 alternating pairs,
+// --epochs 3), wide MLP 1.25 against 1.37 s (4 pairs), GPT within the noise.
+constexpr std::chrono::microseconds kWatch{200};
 
 // Calls `done()` until it is true or kWatch has passed; returns its last answer.
 template <class Done>
