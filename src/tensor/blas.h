@@ -33,7 +33,7 @@ void run_products(std::int64_t macs, const std::function<void()>& first,
                   const std::function<void()>& second);
 
 // The OpenBLAS kernels in use (openblas_get_corename()) and, where lathe chose them because
-// OpenBLAS had settled for kernels older than AVX2 on a CPU with AVX2 and FMA, why
+// OpenBLAS had settled for kernels older than AVX2 on a CPU with AVX2 and FMA or AVX-512, why
 // (src/tensor/blas_kernels.cpp). The choice is made once, before main.
 struct BlasKernels {
   std::string core;
