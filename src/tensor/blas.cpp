@@ -22,10 +22,13 @@
 namespace lathe::detail {
 namespace {
 
-// Work that repays handing a part to another thread: 2^21 multiply-adds are ~40 us on one core
-// here, several times the hand-off to a pool thread that is still watching for work; parts of
-// fewer than 64 rows or columns pack inefficiently.
-constexpr std::int64_t kConcurrentMacs = std::int64_t{1} << 21;
+// Work that repays handing a part to another thread: 2^20 multiply-adds are 15-20 us on one core
+// with the AVX-512 kernels, and up to 50 us for a product with a side of 10 (a classifier's
+// last layer), several times the hand-off to a pool thread that is still watching for work; parts
+// of fewer than 64 rows or columns pack inefficiently. Measured on the wide MLP (batch 256, 10
+// classes): its three products with a side of 10 took 120-130 us each on one core, 64-74 split;
+// at 2^21 they were not split.
+constexpr std::int64_t kConcurrentMacs = std::int64_t{1} << 20;
 // Two whole products side by side need no packing of shared parts: the hand-off to a watching
 // pool thread repays itself from 2^18 multiply-adds each (~5 us on one core). Measured on the
 // seed MLP, whose second layer's two gradient products are 2^19 each: epoch 0.310-0.325 s at
@@ -136,7 +139,10 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T al
   // 768 rows): 34-35 ms against 42-48 ms with OpenBLAS's threads.
   const std::int64_t parts = num_threads();
   const bool large = parts > 1 && !in_parallel_region() && m * n * k >= kConcurrentMacs * parts;
-  const bool by_rows = m >= kRowsPerPart * parts;
+  // x W^T with more output columns than rows (a wide layer's forward) splits W's rows: each
+  // core reads only the half of the weights that it updated in Adam's split of the same rows.
+  const bool columns_first = tb && n > m && n >= kColumnsPerPart * parts;
+  const bool by_rows = m >= kRowsPerPart * parts && !columns_first;
   if (large && (by_rows || n >= kColumnsPerPart * parts)) {
     const std::int64_t extent = by_rows ? m : n, step = (extent + parts - 1) / parts;
     SingleThreadedBlas blas_on_each_pool_thread;
