@@ -88,8 +88,9 @@ std::vector<Product> products() {
                    alphas[i % 4], betas[i % 3], i % 3 == 0 ? 5 : 0});
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {
-      all.push_back({256, 64, 300, ta, tb, 1, 0, 0});  // split over the pool by rows
-      all.push_back({64, 784, 128, ta, tb, 1, 1, 0});  // the seed MLP's shapes
+      all.push_back({256, 64, 300, ta, tb, 1, 0, 0});   // split over the pool by rows
+      all.push_back({160, 400, 100, ta, tb, 1, 0, 0});  // by columns when tb (a wide forward)
+      all.push_back({64, 784, 128, ta, tb, 1, 1, 0});   // the seed MLP's shapes
       all.push_back({64, 128, 784, ta, tb, 1, 0, 0});
       all.push_back({40, 40, 3000, ta, tb, 1, 0.5, 2});  // too narrow to split: OpenBLAS's threads
       all.push_back({5, 9, 0, ta, tb, 1, 0, 1});         // k = 0 leaves beta * C
