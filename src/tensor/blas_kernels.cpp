@@ -5,9 +5,9 @@
 // AVX-512 "SkylakeX" ones (docs/PERFORMANCE.md). Where OpenBLAS has settled for kernels older
 // than AVX2, lathe switches it, once, before main, to the newest of those two the CPU (and its
 // operating system) supports. The wrong results reported for OpenBLAS's AVX-512 code were in
-// DGEMM and were fixed before 0.3.21; tests/test_blas_products.cpp checks every kind of product
-// lathe asks for against a reference on whatever kernels run. OPENBLAS_CORETYPE, when set, is
-// the user's choice and is left alone.
+// DGEMM and the sgemm_direct path, fixed before 0.3.21; tests/test_blas_products.cpp checks
+// every kind of product lathe asks for against a reference on whatever kernels run.
+// OPENBLAS_CORETYPE, when set, is the user's choice and is left alone.
 #include <cblas.h>
 #include <dlfcn.h>
 #include <fmt/format.h>
