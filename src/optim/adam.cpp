@@ -26,10 +26,11 @@ enum class Decay { None, L2, Decoupled };
 
 // The fused update over one parameter's elements. Everything is a value or a restrict pointer
 // and each decay mode has its own loop, so the compiler vectorizes it. The square root and the
-// division share one unit, which bounds the loop; PyTorch divides sqrt(v) by the bias correction
-// too, where this multiplies by its reciprocal (set once per step): two of those operations per
-// element instead of three, seed MLP epoch 5% faster on an Intel Xeon (docs/PERFORMANCE.md), and
-// a result that can differ from PyTorch's in the last bit.
+// division share one unit: on the Intel Xeon they add about a quarter to a loop otherwise bound by
+// moving seven values per element (docs/PERFORMANCE.md). PyTorch divides sqrt(v) by the bias
+// correction too, where this multiplies by its reciprocal (set once per step): two of those
+// operations per element instead of three, seed MLP epoch 5% faster on an Intel Xeon, and a
+// result that can differ from PyTorch's in the last bit.
 template <class T>
 struct AdamStep {
   T* p;
