@@ -92,6 +92,9 @@ std::vector<Product> products() {
       all.push_back({160, 400, 100, ta, tb, 1, 0, 0});  // by columns when tb (a wide forward)
       all.push_back({64, 784, 128, ta, tb, 1, 1, 0});   // the seed MLP's shapes
       all.push_back({64, 128, 784, ta, tb, 1, 0, 0});
+      all.push_back({128, 784, 64, ta, tb, 1, 0, 0});  // its weight gradients, at batch 64
+      all.push_back({64, 128, 64, ta, tb, 1, 0, 0});
+      all.push_back({10, 64, 64, ta, tb, 1, 1, 0});
       all.push_back({40, 40, 3000, ta, tb, 1, 0.5, 2});  // too narrow to split: OpenBLAS's threads
       all.push_back({5, 9, 0, ta, tb, 1, 0, 1});         // k = 0 leaves beta * C
       all.push_back({4, 6, 0, ta, tb, 1, -0.75, 0});
