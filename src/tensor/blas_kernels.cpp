@@ -38,7 +38,7 @@ bool before_avx2(std::string_view core) {
 // OpenBLAS cores lathe switches to, best first, with the CPU features their kernels need;
 // libgcc counts a feature only where the operating system saves its registers.
 struct Upgrade {
-  std::string_view core, features;
+  const char *core, *features;
 };
 std::vector<Upgrade> upgrades_for_this_cpu() {
   std::vector<Upgrade> upgrades;
@@ -77,7 +77,7 @@ BlasKernels choose() {
     unsetenv("OPENBLAS_CORETYPE");
   };
   for (const Upgrade& upgrade : upgrades_for_this_cpu()) {
-    switch_to(std::string(upgrade.core).c_str());
+    switch_to(upgrade.core);
     if (core_name() != upgrade.core) continue;
     kernels.chosen_by_lathe =
         fmt::format("OpenBLAS took this CPU, which has {}, for {}", upgrade.features, kernels.core);
