@@ -13,6 +13,10 @@ for r in rows:
 def median(items, key):
     return statistics.median(i[key] for i in items)
 
+def rss_below_every(lathe_runs, torch_sides):
+    """Whether lathe's median peak RSS is below that of PyTorch at every thread count."""
+    return all(median(lathe_runs, 'peak_rss_mb') < median(v, 'peak_rss_mb') for v in torch_sides.values())
+
 peak = median(by[('lathe', 'sgemm_peak', None)], 'gflops')
 print(f"sgemm peak (OpenBLAS, 1024^3, this run): {peak:.1f} GFLOP/s; {len(by[('lathe', 'sgemm_peak', None)])} repeats, medians")
 blas = by[('lathe', 'sgemm_peak', None)][0]
@@ -30,8 +34,7 @@ for workload in ['seed_epoch', 'wide_steps', 'cnn_epoch', 'infer_batch1', 'infer
         continue
     torch_sides = {t: by[('torch', workload, t)] for t in (1, 2) if by[('torch', workload, t)]}
     rss = f"{median(lathe, 'peak_rss_mb'):.0f}/"
-    rss_below[workload] = all(median(lathe, 'peak_rss_mb') < median(v, 'peak_rss_mb')
-                              for v in torch_sides.values())
+    rss_below[workload] = rss_below_every(lathe, torch_sides)
     if workload in ('seed_epoch', 'wide_steps', 'cnn_epoch'):
         ours = median(lathe, 'seconds')
         best_t, theirs = min(((t, median(v, 'seconds')) for t, v in torch_sides.items()), key=lambda x: x[1])
@@ -53,8 +56,7 @@ if gpt:
     best_t, theirs = min(((t, median(v, 'ms_per_iter')) for t, v in torch_sides.items()), key=lambda x: x[1])
     frac = median(gpt, 'flops_per_iter') / (ours / 1000) / 1e9 / peak
     ratios['gpt_iter'] = theirs / ours
-    rss_below['gpt_iter'] = all(median(gpt, 'peak_rss_mb') < median(v, 'peak_rss_mb')
-                                for v in torch_sides.values())
+    rss_below['gpt_iter'] = rss_below_every(gpt, torch_sides)
     print(f"{'gpt_iter':<16} {ours:>6.1f} ms/iter {theirs:>8.1f} (t={best_t})      {theirs / ours:>6.2f}x {100 * frac:>6.0f}% "
           f"{median(gpt, 'peak_rss_mb'):.0f}/{median(torch_sides[best_t], 'peak_rss_mb'):.0f}".rstrip())
     print(f"{'':<16} val loss after {gpt[0]['iters']} iterations: lathe {median(gpt, 'val_loss'):.3f}, "
