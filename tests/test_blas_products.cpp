@@ -1,9 +1,9 @@
 // Whatever kernels OpenBLAS runs here (its own choice, lathe's, or OPENBLAS_CORETYPE's), the
 // products lathe asks of it agree with a wider-precision reference: every transpose flag, alpha
 // and beta, padded leading dimensions, sizes on both sides of the kernels' block edges, products
-// split over the pool or handed to OpenBLAS's threads, and beta = 0 over a C that holds NaN
-// (BLAS must not read it). Kernel bugs give errors of the size of the result, far above the
-// rounding bound used here.
+// split over the pool (by rows, columns or the summed axis) or handed to OpenBLAS's threads, and
+// beta = 0 over a C that holds NaN (BLAS must not read it). Kernel bugs give errors of the size of
+// the result, far above the rounding bound used here.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -95,8 +95,11 @@ std::vector<Product> products() {
       all.push_back({128, 784, 64, ta, tb, 1, 0, 0});  // its weight gradients, at batch 64
       all.push_back({64, 128, 64, ta, tb, 1, 0, 0});
       all.push_back({10, 64, 64, ta, tb, 1, 1, 0});
-      all.push_back({40, 40, 3000, ta, tb, 1, 0.5, 2});  // too narrow to split: OpenBLAS's threads
-      all.push_back({5, 9, 0, ta, tb, 1, 0, 1});         // k = 0 leaves beta * C
+      all.push_back({40, 40, 3000, ta, tb, 1, 0.5, 2});  // split along the summed axis
+      all.push_back({64, 128, 784, ta, tb, -0.5, 0.75, 3});
+      all.push_back({50, 40, 1201, ta, tb, 2.25, 1, 0});  // odd k: unequal parts
+      all.push_back({100, 100, 390, ta, tb, 1, 0, 0});    // too narrow to split: OpenBLAS's threads
+      all.push_back({5, 9, 0, ta, tb, 1, 0, 1});          // k = 0 leaves beta * C
       all.push_back({4, 6, 0, ta, tb, 1, -0.75, 0});
     }
   return all;

@@ -58,12 +58,14 @@ TEST(Module, LinearMatchesItsFormulaAndInitBound) {
   Generator g(3);
   Linear layer(5, 2, true, g);
   for (double w : layer.weight().to_vector()) EXPECT_LE(std::abs(w), 1 / std::sqrt(5.0));
+  const Tensor weight = layer.state_dict().at("weight");  // [out, in], whatever the layout
+  ASSERT_EQ(weight.shape(), (Shape{2, 5}));
   const Tensor x = Tensor::randn({3, 5}, g);
   const Tensor y = layer(x);
   for (std::int64_t i = 0; i < 3; ++i)
     for (std::int64_t o = 0; o < 2; ++o) {
       double expected = layer.bias().at({o});
-      for (std::int64_t k = 0; k < 5; ++k) expected += x.at({i, k}) * layer.weight().at({o, k});
+      for (std::int64_t k = 0; k < 5; ++k) expected += x.at({i, k}) * weight.at({o, k});
       EXPECT_NEAR(y.at({i, o}), expected, 1e-5);
     }
   EXPECT_EQ(layer(Tensor::randn({2, 4, 5}, g)).shape(), (Shape{2, 4, 2}));
@@ -71,6 +73,43 @@ TEST(Module, LinearMatchesItsFormulaAndInitBound) {
               layer(Tensor::zeros({3, 4}));
             }),
             "linear(5->2): input of shape [3,4] does not end in 5 features");
+}
+
+TEST(Module, LinearStoresNarrowingWeightsInOutAndSavesThemOutIn) {
+  Generator g(1);
+  EXPECT_EQ(Linear(784, 128, true, g).layout(), WeightLayout::InOut);
+  EXPECT_EQ(Linear(128, 64, true, g).layout(), WeightLayout::InOut);
+  EXPECT_EQ(Linear(784, 1024, true, g).layout(), WeightLayout::OutIn);
+  EXPECT_EQ(Linear(100, 51, true, g).layout(), WeightLayout::OutIn);
+
+  Generator g1(7), g2(7);
+  Linear in_out(9, 4, true, g1), out_in(9, 4, true, g2, DType::Float32, WeightLayout::OutIn);
+  ASSERT_EQ(in_out.layout(), WeightLayout::InOut);
+  EXPECT_EQ(in_out.weight().shape(), (Shape{9, 4}));
+  EXPECT_EQ(out_in.weight().shape(), (Shape{4, 9}));
+  // One seed, one layer: the same draws, the same saved state, the same function and gradients.
+  const auto saved_in_out = in_out.state_dict(), saved_out_in = out_in.state_dict();
+  EXPECT_EQ(saved_in_out.at("weight").shape(), (Shape{4, 9}));
+  EXPECT_EQ(saved_in_out.at("weight").to_vector(), saved_out_in.at("weight").to_vector());
+  EXPECT_EQ(saved_in_out.at("bias").to_vector(), saved_out_in.at("bias").to_vector());
+  // The two layouts run different GEMM kernels, which may add in another order.
+  const auto expect_near = [](const Tensor& a, const Tensor& b) {
+    const std::vector<double> av = a.to_vector(), bv = b.to_vector();
+    ASSERT_EQ(av.size(), bv.size());
+    for (std::size_t i = 0; i < av.size(); ++i) EXPECT_NEAR(av[i], bv[i], 1e-5) << "at " << i;
+  };
+  const Tensor x = Tensor::randn({6, 9}, g1);
+  sum(in_out(x)).backward();
+  sum(out_in(x)).backward();
+  expect_near(in_out(x), out_in(x));
+  expect_near(transpose(in_out.weight().grad(), 0, 1), out_in.weight().grad());
+
+  // Loading saved [out, in] weights into an [in, out] layer transposes them back.
+  Generator g3(99);
+  Linear other(9, 4, true, g3);
+  other.load_state_dict(saved_out_in);
+  EXPECT_EQ(other.weight().to_vector(), in_out.weight().to_vector());
+  expect_near(other(x), out_in(x));
 }
 
 TEST(Module, DropoutTrainsAndEvaluatesDifferently) {

@@ -29,9 +29,15 @@ Tensor clamp(const Tensor& a, std::optional<double> min, std::optional<double> m
 // flag reads that operand transposed (its last two axes swapped) without copying it.
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
 
-// input [M,K] times weight [N,K] transposed, plus bias [N] if defined: one GEMM whose output
-// starts as the bias rows (no separate broadcast add). Linear layers use it.
-Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor());
+// How a linear layer's weight is stored: [out, in] as PyTorch stores it (the product is x W^T),
+// or [in, out] (x W).
+enum class WeightLayout { OutIn, InOut };
+
+// input [M,K] times the weight ([N,K] transposed, or [K,N] with InOut), plus bias [N] if
+// defined: one GEMM whose output starts as the bias rows (no separate broadcast add). Linear
+// layers use it.
+Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(),
+              WeightLayout layout = WeightLayout::OutIn);
 
 // Convolution and pooling on [N, C, H, W] (src/ops/conv.cpp); (height, width) pairs.
 struct Conv2dOptions {

@@ -102,16 +102,18 @@ std::optional<InferencePlan> InferencePlan::compile(const std::shared_ptr<Module
     }
     const Tensor& weight = linear->weight();
     if (weight.dtype() != DType::Float32) return std::nullopt;
+    const bool in_out = linear->layout() == WeightLayout::InOut;
     FrozenLinear frozen;
-    frozen.out = weight.size(0);
-    frozen.in = weight.size(1);
+    frozen.out = weight.size(in_out ? 1 : 0);
+    frozen.in = weight.size(in_out ? 0 : 1);
     frozen.padded_out = (frozen.out + kLanes - 1) / kLanes * kLanes;
     frozen.weight_t.assign(static_cast<std::size_t>(frozen.in * frozen.padded_out), 0.0f);
     frozen.bias.assign(static_cast<std::size_t>(frozen.padded_out), 0.0f);
     const float* w = weight.data<float>();
     for (std::int64_t o = 0; o < frozen.out; ++o)
       for (std::int64_t j = 0; j < frozen.in; ++j)
-        frozen.weight_t[j * frozen.padded_out + o] = w[o * frozen.in + j];
+        frozen.weight_t[j * frozen.padded_out + o] =
+            in_out ? w[j * frozen.out + o] : w[o * frozen.in + j];
     if (linear->bias().defined())
       std::copy_n(linear->bias().data<float>(), frozen.out, frozen.bias.begin());
     plan.steps_.push_back({std::move(frozen), nullptr});

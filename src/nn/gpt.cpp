@@ -120,10 +120,13 @@ GPTBlock::GPTBlock(const GPTConfig& config, Generator& generator, DType dtype)
   const std::int64_t c = config.n_embd;
   ln1 = std::make_shared<LayerNorm>(c, 1e-5, config.bias, dtype);
   ln2 = std::make_shared<LayerNorm>(c, 1e-5, config.bias, dtype);
-  qkv = std::make_shared<Linear>(c, 3 * c, config.bias, generator, dtype);
-  proj = std::make_shared<Linear>(c, c, config.bias, generator, dtype);
-  fc = std::make_shared<Linear>(c, 4 * c, config.bias, generator, dtype);
-  fcproj = std::make_shared<Linear>(4 * c, c, config.bias, generator, dtype);
+  // PyTorch's [out, in] weights throughout: the GPT's products have hundreds of rows and split
+  // by rows, where the layout buys nothing, and its initialization draws in storage order.
+  constexpr WeightLayout kOutIn = WeightLayout::OutIn;
+  qkv = std::make_shared<Linear>(c, 3 * c, config.bias, generator, dtype, kOutIn);
+  proj = std::make_shared<Linear>(c, c, config.bias, generator, dtype, kOutIn);
+  fc = std::make_shared<Linear>(c, 4 * c, config.bias, generator, dtype, kOutIn);
+  fcproj = std::make_shared<Linear>(4 * c, c, config.bias, generator, dtype, kOutIn);
   drop = std::make_shared<Dropout>(config.dropout);
   // Registered in torch_gpt.py's order, so named_parameters() lists them as PyTorch does.
   register_module("ln1", ln1);

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "lathe/autograd.h"
 #include "lathe/error.h"
 #include "lathe/nn.h"
 #include "lathe/ops.h"
@@ -11,16 +12,21 @@
 namespace lathe {
 
 Linear::Linear(std::int64_t in_features, std::int64_t out_features, bool bias, Generator& generator,
-               DType dtype)
-    : in_features_(in_features), out_features_(out_features) {
+               DType dtype, std::optional<WeightLayout> layout)
+    : in_features_(in_features),
+      out_features_(out_features),
+      layout_(layout.value_or(in_features >= 2 * out_features ? WeightLayout::InOut
+                                                              : WeightLayout::OutIn)) {
   if (in_features <= 0 || out_features <= 0)
     throw Error(fmt::format("linear: features must be positive, got in={} out={}", in_features,
                             out_features));
   // PyTorch's default: kaiming_uniform(a=sqrt(5)) gives U(-1/sqrt(in), 1/sqrt(in)), and the
-  // bias uses the same bound.
+  // bias uses the same bound. Drawn in [out, in] order whatever the layout, so that a seed gives
+  // the same layer either way.
   const double bound = 1.0 / std::sqrt(static_cast<double>(in_features));
   Tensor weight = Tensor::empty({out_features, in_features}, dtype);
   uniform_(weight, -bound, bound, generator);
+  if (layout_ == WeightLayout::InOut) weight = transpose(weight, 0, 1);
   weight_ = register_parameter("weight", weight);
   if (bias) {
     Tensor b = Tensor::empty({out_features}, dtype);
@@ -37,11 +43,23 @@ Tensor Linear::forward(const Tensor& input) {
     throw Error(fmt::format("linear({}->{}): input is {}, weights are {}", in_features_,
                             out_features_, dtype_name(input.dtype()), dtype_name(weight_.dtype())));
   const Tensor flat = input.dim() == 2 ? input : reshape(input, {-1, in_features_});
-  const Tensor out = lathe::linear(flat, weight_, bias_);
+  const Tensor out = lathe::linear(flat, weight_, bias_, layout_);
   if (input.dim() == 2) return out;
   Shape shape = input.shape();
   shape.back() = out_features_;
   return reshape(out, shape);
+}
+
+Tensor Linear::saved_form(const std::string& name, const Tensor& stored) const {
+  if (name != "weight" || layout_ == WeightLayout::OutIn) return stored;
+  NoGradGuard no_grad;
+  return transpose(stored, 0, 1);
+}
+
+void Linear::load_saved_form(const std::string& name, const Tensor& saved, Tensor& stored) const {
+  if (name != "weight" || layout_ == WeightLayout::OutIn) return stored.copy_(saved);
+  NoGradGuard no_grad;
+  stored.copy_(transpose(saved, 0, 1));
 }
 
 nlohmann::json Linear::spec() const {

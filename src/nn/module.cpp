@@ -55,10 +55,30 @@ std::int64_t Module::parameter_count() const {
   return count;
 }
 
+Tensor Module::saved_form(const std::string&, const Tensor& stored) const {
+  return stored;
+}
+
+void Module::load_saved_form(const std::string&, const Tensor& saved, Tensor& stored) const {
+  stored.copy_(saved);
+}
+
+void Module::collect_state(const std::string& prefix, std::map<std::string, Tensor>& out) const {
+  for (const auto* own : {&parameters_, &buffers_})
+    for (const auto& [name, tensor] : *own) out[prefix + name] = saved_form(name, tensor);
+  for (const auto& [name, child] : children_) child->collect_state(prefix + name + ".", out);
+}
+
+void Module::load_state(const std::string& prefix,
+                        const std::map<std::string, Tensor>& state) const {
+  for (const auto* own : {&parameters_, &buffers_})
+    for (auto [name, tensor] : *own) load_saved_form(name, state.at(prefix + name), tensor);
+  for (const auto& [name, child] : children_) child->load_state(prefix + name + ".", state);
+}
+
 std::map<std::string, Tensor> Module::state_dict() const {
   std::map<std::string, Tensor> state;
-  for (auto& [name, tensor] : named_parameters()) state[name] = tensor;
-  for (auto& [name, tensor] : named_buffers()) state[name] = tensor;
+  collect_state("", state);
   return state;
 }
 
@@ -79,10 +99,7 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& state) {
       throw Error(fmt::format("load_state_dict: '{}' has shape {} but the model expects {}", name,
                               shape_str(found->second.shape()), shape_str(target.shape())));
   }
-  for (const auto& [name, target] : own) {
-    Tensor destination = target;
-    destination.copy_(state.at(name));
-  }
+  load_state("", state);
 }
 
 void Module::train(bool on) {

@@ -106,14 +106,17 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
       });
 }
 
-Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
+Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias, WeightLayout layout) {
   detail::require_floating("linear", input);
   detail::require_floating("linear", weight);
   detail::require_same_dtype("linear", input, weight);
-  if (input.dim() != 2 || weight.dim() != 2 || input.size(1) != weight.size(1))
-    throw Error(fmt::format("linear: input {} and weight {}: expected [M,K] and [N,K]",
-                            shape_str(input.shape()), shape_str(weight.shape())));
-  const std::int64_t m = input.size(0), k = input.size(1), n = weight.size(0);
+  const bool in_out = layout == WeightLayout::InOut;
+  const std::int64_t in_axis = in_out ? 0 : 1;
+  if (input.dim() != 2 || weight.dim() != 2 || input.size(1) != weight.size(in_axis))
+    throw Error(fmt::format("linear: input {} and weight {}: expected [M,K] and {}",
+                            shape_str(input.shape()), shape_str(weight.shape()),
+                            in_out ? "[K,N]" : "[N,K]"));
+  const std::int64_t m = input.size(0), k = input.size(1), n = weight.size(1 - in_axis);
   if (bias.defined()) {
     detail::require_same_dtype("linear", input, bias);
     if (bias.shape() != Shape{n})
@@ -130,21 +133,25 @@ Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
       std::fill_n(c, m * n, T(0));
     }
     if (k > 0)
-      detail::gemm<T>(false, true, m, n, k, T(1), input.data<T>(), k, weight.data<T>(), k, T(1), c,
-                      n);
+      detail::gemm<T>(false, !in_out, m, n, k, T(1), input.data<T>(), k, weight.data<T>(),
+                      in_out ? n : k, T(1), c, n);
   });
   if (!should_record({&input, &weight, &bias})) return out;
-  return record(
-      Op::Linear, out, {input, weight, bias},
-      [x = input.detach(), w = weight.detach()](const Tensor& g, const std::vector<bool>& needs) {
-        // out = x W^T + b: dx = g W, dW = g^T x, db = column sums of g.
-        Tensor dx, dw;
-        const std::int64_t macs = needs[0] && needs[1] ? x.numel() * w.size(0) : 0;
-        detail::run_products(
-            macs, [&] { dx = needs[0] ? matmul(g, w) : Tensor(); },
-            [&] { dw = needs[1] ? matmul(g, x, true, false) : Tensor(); });
-        return std::vector<Tensor>{dx, dw, needs[2] ? sum(g, {0}) : Tensor()};
-      });
+  return record(Op::Linear, out, {input, weight, bias},
+                [x = input.detach(), w = weight.detach(), in_out](const Tensor& g,
+                                                                  const std::vector<bool>& needs) {
+                  // out = x W^T + b: dx = g W, dW = g^T x; with W stored [in, out] (out = x W + b):
+                  // dx = g W^T, dW = x^T g. db = column sums of g.
+                  Tensor dx, dw;
+                  const std::int64_t macs = needs[0] && needs[1] ? x.numel() * g.size(1) : 0;
+                  detail::run_products(
+                      macs, [&] { dx = needs[0] ? matmul(g, w, false, in_out) : Tensor(); },
+                      [&] {
+                        if (needs[1])
+                          dw = in_out ? matmul(x, g, true, false) : matmul(g, x, true, false);
+                      });
+                  return std::vector<Tensor>{dx, dw, needs[2] ? sum(g, {0}) : Tensor()};
+                });
 }
 
 }  // namespace lathe

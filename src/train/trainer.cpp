@@ -45,9 +45,11 @@ std::vector<double> Trainer::summed(std::vector<double> values) const {
   return values;
 }
 
-// Every process starts from rank 0's parameters and buffers.
+// Every process starts from rank 0's parameters and buffers: the live tensors, not state_dict()'s
+// saved forms, which can be copies (Linear's [in, out] weights).
 void Trainer::broadcast_model() {
-  for (auto& [name, tensor] : model_.state_dict()) options_.processes->broadcast(tensor, 0);
+  for (auto& [name, tensor] : model_.named_parameters()) options_.processes->broadcast(tensor, 0);
+  for (auto& [name, tensor] : model_.named_buffers()) options_.processes->broadcast(tensor, 0);
 }
 
 // One optimizer step on this process's rows of a batch of `global_rows` rows; returns the local
