@@ -142,8 +142,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& 
                 [probabilities, t = std::move(t), classes, eps, weights = std::move(weights)](
                     const Tensor& g, const std::vector<bool>&) {
                   // d loss / d x[i,c] = w_i / W * (softmax[i,c] - [c == y_i]), and with smoothing
-                  // + eps / W * (sum(w) / C * softmax[i,c] - w[c] / C - w_i * (softmax[i,c] - [c ==
-                  // y_i])).
+                  // + eps / W * (sum(w) / C * softmax[i,c] - w[c] / C
+                  //              - w_i * (softmax[i,c] - [c == y_i])).
                   Tensor grad = Tensor::empty(probabilities.shape(), probabilities.dtype());
                   const double upstream = g.item();
                   double weight_sum = 0;
