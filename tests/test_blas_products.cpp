@@ -95,6 +95,12 @@ std::vector<Product> products() {
       all.push_back({128, 784, 64, ta, tb, 1, 0, 0});  // its weight gradients, at batch 64
       all.push_back({64, 128, 64, ta, tb, 1, 0, 0});
       all.push_back({10, 64, 64, ta, tb, 1, 1, 0});
+      all.push_back({784, 128, 64, ta, tb, 1, 0, 0});  // x^T g for weights stored [in, out]
+      all.push_back({128, 64, 64, ta, tb, 1, 0, 0});
+      all.push_back({101, 48, 33, ta, tb, 1, 0, 3});   // its tiles of 6 rows by 4 vectors,
+      all.push_back({100, 16, 100, ta, tb, 1, 0, 1});  // with every count of rows and of
+      all.push_back({45, 32, 64, ta, tb, 1, 0, 0});    // vectors left over
+      all.push_back({7, 112, 1, ta, tb, 1, 0, 0});
       all.push_back({40, 40, 3000, ta, tb, 1, 0.5, 2});  // split along the summed axis
       all.push_back({64, 128, 784, ta, tb, -0.5, 0.75, 3});
       all.push_back({50, 40, 1201, ta, tb, 2.25, 1, 0});  // odd k: unequal parts

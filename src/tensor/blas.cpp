@@ -20,6 +20,7 @@
 
 #include "lathe/error.h"
 #include "lathe/parallel.h"
+#include "src/tensor/gemm_short_k.h"
 
 namespace lathe::detail {
 namespace {
@@ -56,6 +57,10 @@ CBLAS_TRANSPOSE flag(bool transpose) {
 void blas_gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
                const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta,
                float* c, std::int64_t ldc) {
+  // A^T B over a short summed axis (a linear layer's weight gradient x^T g at a small batch):
+  // lathe's own kernel where it applies, since OpenBLAS's packing dominates at k = 64.
+  if (ta && !tb && alpha == 1 && beta == 0 && gemm_at_b_short_k(m, n, k, a, lda, b, ldb, c, ldc))
+    return;
   cblas_sgemm(CblasRowMajor, flag(ta), flag(tb), blas_int(m), blas_int(n), blas_int(k), alpha, a,
               blas_int(lda), b, blas_int(ldb), beta, c, blas_int(ldc));
 }
