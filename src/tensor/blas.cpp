@@ -1,8 +1,9 @@
-// The one place lathe calls BLAS. A product with enough work is split into row blocks (or, with
-// too few rows, column blocks) over lathe's pool, each with single-threaded OpenBLAS; a smaller
-// one runs on the calling thread with single-threaded OpenBLAS; a one-row product is a
-// matrix-vector product on the calling thread. OpenBLAS's own threads only get products too
-// narrow to split both ways.
+// The one place lathe calls BLAS. A product with enough work is split into blocks of its summed
+// axis (when that axis dwarfs the output), row blocks or, with too few rows, column blocks over
+// lathe's pool, each with single-threaded OpenBLAS; a smaller one runs on the calling thread with
+// single-threaded OpenBLAS; a one-row product is a matrix-vector product on the calling thread.
+// OpenBLAS's own threads only get products too narrow to split. A^T B over a short summed axis
+// goes to lathe's own kernel instead of OpenBLAS (src/tensor/gemm_short_k.h).
 //
 // Measured (docs/PERFORMANCE.md): the seed MLP's 64x128x784 products, 3.2M multiply-adds per
 // part, run at 150-190 GFLOP/s split against 95-100 on one thread; and OpenBLAS's workers,

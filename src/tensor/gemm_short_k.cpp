@@ -1,11 +1,11 @@
 // A^T B for a short summed axis; see gemm_short_k.h.
 //
 // OpenBLAS packs both operands and clears C before a product, which at k = 64 is a large part of
-// the work: the seed MLP's first-layer weight gradient (784 x 128 from 64 rows, one 392-row half
-// per core) ran at about 60% of the peak in the training step. Here each tile of C, 6 rows by
-// 64 columns, is held in registers while the summed axis is walked once: per step of it, 4
-// vectors of B's row (B, 64 x 128 floats, stays in L1) against 6 broadcasts of A's values, and C
-// is written once at the end.
+// the work: through OpenBLAS the seed MLP's first-layer weight gradient (784 x 128 from 64 rows,
+// one 392-row half per core) ran at about 60% of the peak in the training step. Here each tile of
+// C, 6 rows by 64 columns, is held in registers while the summed axis is walked once: per step of
+// it, 4 vectors of B's row (B, 64 x 128 floats, stays in L1) against 6 broadcasts of A's values,
+// and C is written once at the end.
 #include "src/tensor/gemm_short_k.h"
 
 #ifdef __AVX512F__
