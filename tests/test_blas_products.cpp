@@ -101,6 +101,10 @@ std::vector<Product> products() {
       all.push_back({100, 16, 100, ta, tb, 1, 0, 1});  // with every count of rows and of
       all.push_back({45, 32, 64, ta, tb, 1, 0, 0});    // vectors left over
       all.push_back({7, 112, 1, ta, tb, 1, 0, 0});
+      all.push_back({64, 128, 784, ta, tb, 1, 1, 0});  // x W + bias rows in C, W stored [in, out]
+      all.push_back({13, 64, 1000, ta, tb, 1, 1, 2});  // long summed axes, one call each
+      all.push_back({5, 16, 1024, ta, tb, 1, 0, 0});
+      all.push_back({5, 16, 1025, ta, tb, 1, 1, 0});
       all.push_back({40, 40, 3000, ta, tb, 1, 0.5, 2});  // split along the summed axis
       all.push_back({64, 128, 784, ta, tb, -0.5, 0.75, 3});
       all.push_back({50, 40, 1201, ta, tb, 2.25, 1, 0});  // odd k: unequal parts

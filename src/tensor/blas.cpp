@@ -2,8 +2,9 @@
 // axis (when that axis dwarfs the output), row blocks or, with too few rows, column blocks over
 // lathe's pool, each with single-threaded OpenBLAS; a smaller one runs on the calling thread with
 // single-threaded OpenBLAS; a one-row product is a matrix-vector product on the calling thread.
-// OpenBLAS's own threads only get products too narrow to split. A^T B over a short summed axis
-// goes to lathe's own kernel instead of OpenBLAS (src/tensor/gemm_short_k.h).
+// OpenBLAS's own threads only get products too narrow to split. Products with a narrow output
+// (a linear layer stored [in, out]: its forward x W and weight gradient x^T g) go to lathe's own
+// kernels instead of OpenBLAS (src/tensor/gemm_narrow.h).
 //
 // Measured (docs/PERFORMANCE.md): the seed MLP's 64x128x784 products, 3.2M multiply-adds per
 // part, run at 150-190 GFLOP/s split against 95-100 on one thread; and OpenBLAS's workers,
@@ -21,7 +22,7 @@
 
 #include "lathe/error.h"
 #include "lathe/parallel.h"
-#include "src/tensor/gemm_short_k.h"
+#include "src/tensor/gemm_narrow.h"
 
 namespace lathe::detail {
 namespace {
@@ -58,9 +59,12 @@ CBLAS_TRANSPOSE flag(bool transpose) {
 void blas_gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
                const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta,
                float* c, std::int64_t ldc) {
-  // A^T B over a short summed axis (a linear layer's weight gradient x^T g at a small batch):
-  // lathe's own kernel where it applies, since OpenBLAS's packing dominates at k = 64.
+  // A narrow output (a linear layer stored [in, out]: the weight gradient x^T g at a small batch,
+  // the forward x W): lathe's own kernels where they apply, since OpenBLAS's packing dominates.
   if (ta && !tb && alpha == 1 && beta == 0 && gemm_at_b_short_k(m, n, k, a, lda, b, ldb, c, ldc))
+    return;
+  if (!ta && !tb && alpha == 1 && (beta == 0 || beta == 1) &&
+      gemm_a_b_narrow(m, n, k, a, lda, b, ldb, beta == 1, c, ldc))
     return;
   cblas_sgemm(CblasRowMajor, flag(ta), flag(tb), blas_int(m), blas_int(n), blas_int(k), alpha, a,
               blas_int(lda), b, blas_int(ldb), beta, c, blas_int(ldc));
