@@ -2,7 +2,8 @@
 // bench/torch_bench.py and prints the ratios). One workload per process, so peak RSS is the
 // workload's own. Prints one JSON line.
 //
-//   mlp_bench seed_epoch|wide_steps|infer_batch1|infer_batch1000|sgemm_peak [--data DIR]
+//   mlp_bench seed_epoch|wide_steps|infer_batch1|infer_batch1_int8|infer_batch1000|sgemm_peak
+//             [--data DIR]
 //   mlp_bench gpt_iter [--corpus PATH] [--iters N]
 #include <cblas.h>
 #include <fmt/format.h>
@@ -134,7 +135,7 @@ int main(int argc, char** argv) {
   app.add_option("workload", workload)
       ->required()
       ->check(CLI::IsMember({"seed_epoch", "wide_steps", "cnn_epoch", "infer_batch1",
-                             "infer_batch1000", "sgemm_peak", "gpt_iter"}));
+                             "infer_batch1_int8", "infer_batch1000", "sgemm_peak", "gpt_iter"}));
   app.add_option("--data", data, "Fashion-MNIST folder");
   app.add_option("--epochs", epochs, "epochs for seed_epoch (their mean is reported)");
   std::int64_t cnn_steps = 0;
@@ -201,12 +202,14 @@ int main(int argc, char** argv) {
       out["steps"] = steps;
       out["flops"] = cnn_training_flops(64) * static_cast<double>(steps);
     } else {
-      const std::int64_t batch = workload == "infer_batch1" ? 1 : 1000;
+      const std::int64_t batch = workload == "infer_batch1000" ? 1000 : 1;
+      const InferencePrecision precision =
+          workload == "infer_batch1_int8" ? InferencePrecision::Int8 : InferencePrecision::Float32;
       auto model = mlp({784, 128, 64, 10}, g);
       model->eval();
       const Tensor x = Tensor::randn({batch, 784}, g);
       // lathe's inference path, the one Predictor (predict, serve) runs.
-      const std::optional<InferencePlan> plan = InferencePlan::compile(model);
+      const std::optional<InferencePlan> plan = InferencePlan::compile(model, precision);
       if (!plan) throw Error("the seed MLP has no inference plan");
       const auto infer = [&] { Tensor y = plan->forward(x); };
       const auto r = bench::compare(infer, infer, 7, 0.2);

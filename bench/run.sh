@@ -42,7 +42,7 @@ fi
 torch() { run "${torch_env[@]}" /usr/bin/python3 bench/torch_bench.py "$@"; }
 for ((r = 0; r < repeats; r++)); do
   run "$bench" sgemm_peak
-  for workload in seed_epoch wide_steps infer_batch1 infer_batch1000; do
+  for workload in seed_epoch wide_steps infer_batch1 infer_batch1_int8 infer_batch1000; do
     run "$bench" "$workload"
     for threads in 1 2; do torch "$workload" --threads "$threads"; done
   done

@@ -3,7 +3,7 @@
 fastest way PyTorch allows (whole dataset as one tensor, index batching, no DataLoader), one
 workload per process, one JSON line. Needs Debian's python3-torch (/usr/bin/python3).
 
-  /usr/bin/python3 bench/torch_bench.py seed_epoch|wide_steps|cnn_epoch|infer_batch1|infer_batch1000 --threads N
+  /usr/bin/python3 bench/torch_bench.py seed_epoch|wide_steps|cnn_epoch|infer_batch1|infer_batch1_int8|infer_batch1000 --threads N
   /usr/bin/python3 bench/torch_bench.py gpt_iter --corpus FILE --steps ITERATIONS --threads N
 
 gpt_iter runs bench/torch_gpt.py (a verbatim copy of ../shared/reference/torch_gpt.py) as it is,
@@ -49,7 +49,7 @@ def train_steps(model, opt, X, Y, batch, steps):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('workload', choices=['seed_epoch', 'wide_steps', 'cnn_epoch', 'infer_batch1', 'infer_batch1000', 'gpt_iter'])
+    ap.add_argument('workload', choices=['seed_epoch', 'wide_steps', 'cnn_epoch', 'infer_batch1', 'infer_batch1_int8', 'infer_batch1000', 'gpt_iter'])
     ap.add_argument('--corpus', help='gpt_iter: the text file')
     ap.add_argument('--steps', type=int, default=0, help='cnn_epoch: stop after this many steps (0: the whole epoch)')
     ap.add_argument('--threads', type=int, default=1)
@@ -98,8 +98,12 @@ def main():
         out['seconds'] = (time.time() - t0) / (a.epochs if seed else 1)
         out['steps'] = steps
     else:
-        batch = 1 if a.workload == 'infer_batch1' else 1000
+        batch = 1000 if a.workload == 'infer_batch1000' else 1
         model = mlp([784, 128, 64, 10]).eval()
+        if a.workload == 'infer_batch1_int8':
+            # PyTorch's own int8 inference for linear layers: int8 weights, each batch's
+            # activations quantized when it runs (dynamic quantization).
+            model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
         x = torch.randn(batch, 784)
         best = float('inf')
         with torch.no_grad():

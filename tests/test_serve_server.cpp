@@ -141,8 +141,10 @@ class ServeTest : public ::testing::Test {
   }
 
   // The probabilities Predictor gives for `rows` (flat, 4 per example) from the bundle on disk.
-  std::vector<float> expected_probabilities(const std::vector<double>& rows) const {
-    const Predictor predictor = Predictor::load(bundle_path());
+  std::vector<float> expected_probabilities(
+      const std::vector<double>& rows,
+      InferencePrecision precision = InferencePrecision::Float32) const {
+    const Predictor predictor = Predictor::load(bundle_path(), precision);
     const std::int64_t n = static_cast<std::int64_t>(rows.size()) / 4;
     const Tensor p = predictor.predict(Tensor::from_vector(rows, {n, 4}));
     const std::vector<double> values = p.to_vector();
@@ -274,6 +276,21 @@ TEST_F(ServeTest, PredictionsEqualPredictor) {
   ASSERT_EQ(only["outputs"].size(), 1u);
   EXPECT_EQ(only["outputs"][0]["name"], "class_index");
   EXPECT_FALSE(only.contains("id"));
+}
+
+TEST_F(ServeTest, ServesInInt8WhenAsked) {
+  ServeOptions options;
+  options.precision = InferencePrecision::Int8;
+  start(options);
+  const std::vector<double> rows{1, 2, 3, 4, -4, 0, 8, 2, 0.5, 0.25, -1, 3};
+  auto res = post_infer(infer_body(rows, {3, 4}, "FP32"));
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const json body = json::parse(res->body);
+  expect_probabilities(body["outputs"][0], expected_probabilities(rows, InferencePrecision::Int8));
+  const std::vector<float> float32 = expected_probabilities(rows);
+  for (std::size_t i = 0; i < float32.size(); ++i)
+    EXPECT_NEAR(body["outputs"][0]["data"][i].get<double>(), float32[i], 0.05) << "value " << i;
 }
 
 TEST_F(ServeTest, ServesRegressionModels) {

@@ -6,10 +6,17 @@
 // output and measured 1.8x slower on the seed MLP's 784x128 layer. Batches of more than one
 // example use GEMM on the same transposed weights.
 //
+// With InferencePrecision::Int8 each linear layer's weights are instead quantized to int8 (one
+// scale per output) and each example's input to 8 bits when it arrives; one example is then a
+// sweep of VNNI byte dot products over a quarter of the bytes (src/deploy/int8_linear.h). The
+// outputs differ from float32's by the quantization error: compare a model's accuracy both ways
+// (`lathe eval --precision int8`) before deploying it so.
+//
 // The plan is a snapshot: later changes to the module's weights are not seen. Layers other than
 // linear (activations, flatten, dropout in eval mode) run through their own forward.
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "lathe/nn.h"
@@ -17,11 +24,25 @@
 
 namespace lathe {
 
+namespace detail {
+class Int8Linear;
+}
+
+enum class InferencePrecision { Float32, Int8 };
+
+// "float32" or "int8", and back; the latter throws on any other name.
+const char* precision_name(InferencePrecision precision);
+InferencePrecision precision_from_name(const std::string& name);
+
 class InferencePlan {
  public:
   // A plan for `model` (put in eval mode by the caller), or nullopt when it is not a float32
   // Sequential with at least one linear layer; callers then use model.forward.
-  static std::optional<InferencePlan> compile(const std::shared_ptr<Module>& model);
+  static std::optional<InferencePlan> compile(
+      const std::shared_ptr<Module>& model,
+      InferencePrecision precision = InferencePrecision::Float32);
+
+  InferencePrecision precision() const { return precision_; }
 
   // [N, features...] -> the model's output. Records no gradients. Safe to call from several
   // threads at once: it only reads the plan.
@@ -30,15 +51,19 @@ class InferencePlan {
  private:
   struct FrozenLinear {
     std::int64_t in = 0, out = 0, padded_out = 0;
-    std::vector<float> weight_t;  // [in, padded_out], zeros past `out`
-    std::vector<float> bias;      // [padded_out], zeros when the layer has none
-    bool relu_after = false;      // the next layer is relu, folded into this one
+    std::vector<float> weight_t;                     // [in, padded_out], zeros past `out`
+    std::vector<float> bias;                         // [padded_out], zeros when the layer has none
+    bool relu_after = false;                         // the next layer is relu, folded into this one
+    std::shared_ptr<const detail::Int8Linear> int8;  // set, and weight_t empty, in Int8
   };
+  // `rows` examples from `in` [rows, layer.in] to `out` [rows, layer.out].
+  static void run_linear(const FrozenLinear& layer, const float* in, std::int64_t rows, float* out);
   struct Step {
     std::optional<FrozenLinear> linear;
     std::shared_ptr<Module> other;  // set when `linear` is not
   };
   std::vector<Step> steps_;
+  InferencePrecision precision_ = InferencePrecision::Float32;
 };
 
 }  // namespace lathe

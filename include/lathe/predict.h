@@ -16,8 +16,12 @@ enum class PredictionKind { Classification, Regression };
 
 class Predictor {
  public:
-  explicit Predictor(LoadedBundle bundle);
-  static Predictor load(const std::filesystem::path& bundle_path);
+  // With InferencePrecision::Int8 the model runs quantized (see inference.h); a model without an
+  // inference plan (not a Sequential of linear layers and activations) is then refused.
+  explicit Predictor(LoadedBundle bundle,
+                     InferencePrecision precision = InferencePrecision::Float32);
+  static Predictor load(const std::filesystem::path& bundle_path,
+                        InferencePrecision precision = InferencePrecision::Float32);
 
   // Raw float32 inputs [N, input_shape...] (or [N, input_features]) -> preprocessing -> model.
   // Classification: softmax probabilities [N, classes]. Regression: model outputs [N, outputs].

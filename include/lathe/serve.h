@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "lathe/inference.h"
+
 namespace lathe {
 
 // One bundle to serve, under `name` in the URLs (/v2/models/{name}/infer).
@@ -58,6 +60,10 @@ struct ServeOptions {
   // Parallelism comes from batching and the HTTP threads: OpenBLAS's own threads spin while they
   // wait and take the cores the HTTP threads need (measured in docs/deploy/serve.md).
   int blas_threads = 1;
+
+  // How classifiers and regression models run (lathe::InferencePrecision; int8 refuses a model
+  // without an inference plan at load). Language models always run in float32.
+  InferencePrecision precision = InferencePrecision::Float32;
 
   // Where log lines go (one line per call, no trailing newline). Default: stderr.
   std::function<void(std::string_view)> log;

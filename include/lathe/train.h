@@ -34,6 +34,9 @@ struct EvaluationResult {
 // Loss, accuracy or RMSE/R^2 of `model` over every batch of `loader`, in eval mode, no grad.
 // A loader with augmentation is refused.
 EvaluationResult evaluate(Module& model, const LossFunction& loss, Task task, DataLoader& loader);
+// The same through any forward function (an InferencePlan's, say), which runs as it is.
+EvaluationResult evaluate(const std::function<Tensor(const Tensor&)>& forward,
+                          const LossFunction& loss, Task task, DataLoader& loader);
 
 struct EpochRecord {
   std::int64_t epoch = 0;

@@ -4,13 +4,25 @@
 
 namespace lathe::cli {
 
+// `--precision float32|int8` of the commands that run a classifier or regression model
+// (lathe::InferencePrecision; lathe::precision_from_name reads the value).
+inline CLI::Option* add_precision_option(CLI::App* command, std::string& precision) {
+  return command
+      ->add_option("--precision", precision,
+                   "float32, or int8: weights and each example's inputs quantized to 8 bits "
+                   "(faster; check the accuracy with lathe eval --precision int8)")
+      ->check(CLI::IsMember({"float32", "int8"}))
+      ->capture_default_str();
+}
+
 // `lathe demo`: a tiny end-to-end run of the core (autograd + SGD) on generated data.
 void add_demo_command(CLI::App& app);
 // `lathe train CONFIG.toml [--set key=value]... [--resume]`
 void add_train_command(CLI::App& app);
-// `lathe eval BUNDLE DATA...`
+// `lathe eval BUNDLE DATA... [--precision float32|int8]`
 void add_eval_command(CLI::App& app);
-// `lathe predict BUNDLE INPUT... [--format csv|json] [--output FILE] [--batch-size N]`
+// `lathe predict BUNDLE INPUT... [--format csv|json] [--output FILE] [--batch-size N]
+//                [--precision float32|int8]`
 void add_predict_command(CLI::App& app);
 // `lathe generate BUNDLE --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--seed S]`
 void add_generate_command(CLI::App& app);

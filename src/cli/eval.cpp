@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "lathe/error.h"
+#include "lathe/inference.h"
 #include "lathe/io.h"
 #include "lathe/run.h"
 #include "src/cli/commands.h"
@@ -16,6 +17,7 @@ struct EvalOptions {
   std::string bundle;
   std::vector<std::string> data;
   std::int64_t batch_size = 1000;
+  std::string precision = "float32";
 };
 
 TensorDataset read_labeled(const std::vector<std::string>& paths, const nlohmann::json& task) {
@@ -54,8 +56,23 @@ void run_eval(const EvalOptions& options) {
   auto data =
       std::make_shared<TensorDataset>(bundle.info.preprocessing.apply(raw.inputs()), raw.targets());
   DataLoader loader(data, {.batch_size = options.batch_size, .shuffle = false});
-  const EvaluationResult result =
-      evaluate(*bundle.model, loss_for(task_info.value("loss", "cross_entropy")), task, loader);
+  const LossFunction loss = loss_for(task_info.value("loss", "cross_entropy"));
+  const InferencePrecision precision = precision_from_name(options.precision);
+  EvaluationResult result;
+  if (precision == InferencePrecision::Float32) {
+    result = evaluate(*bundle.model, loss, task, loader);
+  } else {
+    // Through the plan that predict and serve run at this precision.
+    bundle.model->eval();
+    const std::optional<InferencePlan> plan = InferencePlan::compile(bundle.model, precision);
+    if (!plan)
+      throw Error(
+          fmt::format("{}: this model ({}) cannot run in {}: only a Sequential of linear "
+                      "layers and activations can",
+                      options.bundle, bundle.model->type(), options.precision));
+    result =
+        evaluate([&](const Tensor& inputs) { return plan->forward(inputs); }, loss, task, loader);
+  }
   std::cout << fmt::format("{} examples: Loss = {:.6f}, {}\n", result.count, result.loss,
                            result.describe(task));
 }
@@ -75,6 +92,7 @@ void add_eval_command(CLI::App& app) {
   eval->add_option("--batch-size", options->batch_size, "examples per batch")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  add_precision_option(eval, options->precision);
   eval->callback([options] { run_eval(*options); });
 }
 

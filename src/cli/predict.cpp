@@ -18,6 +18,7 @@ struct PredictOptions {
   std::string format;  // empty: json when --output ends in .json, else csv
   std::string output;
   std::int64_t batch_size = 256;
+  std::string precision = "float32";
 };
 
 OutputFormat output_format(const PredictOptions& options) {
@@ -40,7 +41,8 @@ void run_predict(const PredictOptions& options) {
       throw Error(fmt::format("{}: cannot write: it is a folder", options.output));
   }
   check_bundle_signature(options.bundle);
-  const Predictor predictor = Predictor::load(options.bundle);
+  const Predictor predictor =
+      Predictor::load(options.bundle, precision_from_name(options.precision));
   const std::vector<std::filesystem::path> paths(options.inputs.begin(), options.inputs.end());
   const PredictionInputs inputs = read_prediction_inputs(paths, InputSpec::of(predictor));
   const Tensor outputs = predict_in_batches(predictor, inputs.inputs, options.batch_size);
@@ -81,6 +83,7 @@ void add_predict_command(CLI::App& app) {
   predict->add_option("--batch-size", options->batch_size, "examples per forward pass")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  add_precision_option(predict, options->precision);
   predict->callback([options] { run_predict(*options); });
 }
 

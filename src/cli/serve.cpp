@@ -18,6 +18,7 @@ struct ServeCliOptions {
   std::int64_t max_queue_delay_us = 500;
   std::int64_t request_timeout_ms = 30000;
   std::int64_t watch_interval_ms = 1000;
+  std::string precision = "float32";
 };
 
 void run_serve(ServeCliOptions& options) {
@@ -33,6 +34,7 @@ void run_serve(ServeCliOptions& options) {
   serve.max_queue_delay = std::chrono::microseconds(options.max_queue_delay_us);
   serve.request_timeout = std::chrono::milliseconds(options.request_timeout_ms);
   serve.watch_interval = std::chrono::milliseconds(options.watch_interval_ms);
+  serve.precision = precision_from_name(options.precision);
 
   ServeSignals signals;  // from here on a SIGTERM waits until the models are loaded, then exits 0
   InferenceServer server(std::move(bundles), serve);
@@ -100,6 +102,7 @@ void add_serve_command(CLI::App& app) {
                   "OpenBLAS threads while serving; 0 keeps OpenBLAS's default (all cores)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  add_precision_option(cmd, options->precision);
   cmd->add_option("--api-key", s.api_key,
                   "require 'Authorization: Bearer KEY' or 'X-API-Key: KEY' (health endpoints "
                   "stay open)")

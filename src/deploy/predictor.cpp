@@ -37,11 +37,16 @@ LoadedBundle not_a_language_model(LoadedBundle bundle) {
 
 }  // namespace
 
-Predictor::Predictor(LoadedBundle bundle)
+Predictor::Predictor(LoadedBundle bundle, InferencePrecision precision)
     : bundle_(not_a_language_model(std::move(bundle))),
-      plan_(InferencePlan::compile(bundle_.model)) {
+      plan_(InferencePlan::compile(bundle_.model, precision)) {
   const nlohmann::json& task = bundle_.info.task;
   const std::string where = "bundle";
+  if (precision != InferencePrecision::Float32 && !plan_)
+    throw Error(
+        fmt::format("{}: this model ({}) cannot run in {}: only a Sequential of linear layers and "
+                    "activations can; use float32",
+                    where, bundle_.model->type(), precision_name(precision)));
   if (task.contains("task") && !task["task"].is_string())
     throw Error(fmt::format("{}: lathe.task \"task\" is not a string", where));
   kind_ = task.value("task", "classification") == "regression" ? PredictionKind::Regression
@@ -67,10 +72,10 @@ Predictor::Predictor(LoadedBundle bundle)
   }
 }
 
-Predictor Predictor::load(const std::filesystem::path& bundle_path) {
+Predictor Predictor::load(const std::filesystem::path& bundle_path, InferencePrecision precision) {
   LoadedBundle bundle = load_bundle(bundle_path);
   try {
-    return Predictor(std::move(bundle));
+    return Predictor(std::move(bundle), precision);
   } catch (const Error& e) {
     throw Error(fmt::format("{}: {}", bundle_path.string(), e.what()));
   }

@@ -83,8 +83,8 @@ FileStamp stamp_of(const std::filesystem::path& path) {
           info.st_ino, info.st_dev};
 }
 
-ModelSlot::ModelSlot(std::string name, std::filesystem::path path)
-    : name_(std::move(name)), path_(std::move(path)) {}
+ModelSlot::ModelSlot(std::string name, std::filesystem::path path, InferencePrecision precision)
+    : name_(std::move(name)), path_(std::move(path)), precision_(precision) {}
 
 std::shared_ptr<const ServedModel> ModelSlot::current() const {
   std::lock_guard lock(mutex_);
@@ -118,7 +118,7 @@ std::shared_ptr<const ServedModel> ModelSlot::load() {
     return publish(std::move(model));
   }
   try {
-    model->predictor = std::make_shared<const Predictor>(std::move(bundle));
+    model->predictor = std::make_shared<const Predictor>(std::move(bundle), precision_);
   } catch (const Error& e) {
     throw Error(fmt::format("{}: {}", path_.string(), e.what()));
   }

@@ -58,7 +58,8 @@ FileStamp stamp_of(const std::filesystem::path& path);
 
 class ModelSlot {
  public:
-  ModelSlot(std::string name, std::filesystem::path path);
+  ModelSlot(std::string name, std::filesystem::path path,
+            InferencePrecision precision = InferencePrecision::Float32);
 
   const std::string& name() const { return name_; }
   const std::filesystem::path& path() const { return path_; }
@@ -76,6 +77,7 @@ class ModelSlot {
 
   const std::string name_;
   const std::filesystem::path path_;
+  const InferencePrecision precision_;
   std::mutex load_mutex_;  // one load at a time
   mutable std::mutex mutex_;
   std::shared_ptr<const ServedModel> current_;

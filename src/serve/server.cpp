@@ -137,7 +137,7 @@ InferenceServer::InferenceServer(std::vector<ServedBundle> bundles, ServeOptions
                               bundle.name));
     state.metrics.add_model(bundle.name);
     ModelEntry entry;
-    entry.slot = std::make_unique<ModelSlot>(bundle.name, bundle.path);
+    entry.slot = std::make_unique<ModelSlot>(bundle.name, bundle.path, state.options.precision);
     entry.batcher = std::make_unique<Batcher>(
         bundle.name,
         BatchingOptions{state.options.max_batch_size, state.options.max_queue_delay,

@@ -11,16 +11,29 @@
 namespace lathe {
 
 EvaluationResult evaluate(Module& model, const LossFunction& loss, Task task, DataLoader& loader) {
+  const bool was_training = model.is_training();
+  model.eval();
+  try {
+    EvaluationResult result =
+        evaluate([&](const Tensor& inputs) { return model(inputs); }, loss, task, loader);
+    model.train(was_training);
+    return result;
+  } catch (...) {
+    model.train(was_training);
+    throw;
+  }
+}
+
+EvaluationResult evaluate(const std::function<Tensor(const Tensor&)>& forward,
+                          const LossFunction& loss, Task task, DataLoader& loader) {
   if (loader.options().augmentation.enabled())
     throw Error("evaluate: the data loader augments its batches; evaluate on one without");
   NoGradGuard no_grad;
-  const bool was_training = model.is_training();
-  model.eval();
   EvaluationResult result;
   double loss_sum = 0, correct = 0, squared_error = 0, target_sum = 0, target_square_sum = 0;
   loader.start_epoch(0);
   while (auto batch = loader.next()) {
-    const Tensor prediction = model(batch->inputs);
+    const Tensor prediction = forward(batch->inputs);
     const std::int64_t n = batch->targets.size(0);
     loss_sum += loss(prediction, batch->targets).item() * static_cast<double>(n);
     result.count += n;
@@ -41,7 +54,6 @@ EvaluationResult evaluate(Module& model, const LossFunction& loss, Task task, Da
       }
     }
   }
-  model.train(was_training);
   if (result.count == 0) throw Error("evaluate: the data set is empty");
   const auto n = static_cast<double>(result.count);
   result.loss = loss_sum / n;
