@@ -16,8 +16,8 @@ enum class PredictionKind { Classification, Regression };
 
 class Predictor {
  public:
-  // With InferencePrecision::Int8 the model runs quantized (see inference.h); a model without an
-  // inference plan (not a Sequential of linear layers and activations) is then refused.
+  // With InferencePrecision::Int8 the model's linear layers run quantized (see inference.h); a
+  // model without an inference plan (not a Sequential with float32 weights) is then refused.
   explicit Predictor(LoadedBundle bundle,
                      InferencePrecision precision = InferencePrecision::Float32);
   static Predictor load(const std::filesystem::path& bundle_path,

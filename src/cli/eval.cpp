@@ -67,8 +67,8 @@ void run_eval(const EvalOptions& options) {
     const std::optional<InferencePlan> plan = InferencePlan::compile(bundle.model, precision);
     if (!plan)
       throw Error(
-          fmt::format("{}: this model ({}) cannot run in {}: only a Sequential of linear "
-                      "layers and activations can",
+          fmt::format("{}: this model ({}) cannot run in {}: it applies to the linear layers "
+                      "of a Sequential with float32 weights",
                       options.bundle, bundle.model->type(), options.precision));
     result =
         evaluate([&](const Tensor& inputs) { return plan->forward(inputs); }, loss, task, loader);

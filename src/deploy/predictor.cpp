@@ -44,8 +44,8 @@ Predictor::Predictor(LoadedBundle bundle, InferencePrecision precision)
   const std::string where = "bundle";
   if (precision != InferencePrecision::Float32 && !plan_)
     throw Error(
-        fmt::format("{}: this model ({}) cannot run in {}: only a Sequential of linear layers and "
-                    "activations can; use float32",
+        fmt::format("{}: this model ({}) cannot run in {}: it applies to the linear layers of a "
+                    "Sequential with float32 weights; use float32",
                     where, bundle_.model->type(), precision_name(precision)));
   if (task.contains("task") && !task["task"].is_string())
     throw Error(fmt::format("{}: lathe.task \"task\" is not a string", where));
