@@ -103,6 +103,41 @@ TEST(Int8Linear, ZeroInputsGiveTheBiasAndNonFiniteOnesNaN) {
   }
 }
 
+TEST(Int8Linear, ExtremeButFiniteRangesGiveNoNaN) {
+  std::mt19937 random(16);
+  Layer layer = random_layer(40, 20, random, -1, 1);
+  const Int8Linear quantized(layer.weight.data(), 20, layer.bias.data(), 40, 20, false);
+  std::vector<float> fast(20), portable(20);
+  // Values spanning under 1e-36 are taken as zeros; values near float's limit overflow to an
+  // infinity at worst, never to NaN; both ways the two sweeps agree.
+  for (const float magnitude : {1e-38f, 3e38f}) {
+    for (std::int64_t j = 0; j < 40; ++j) layer.x[j] = (j % 3 == 0 ? -magnitude : magnitude);
+    quantized.forward_row(layer.x.data(), fast.data());
+    quantized.forward_row(layer.x.data(), portable.data(), /*portable=*/true);
+    for (int o = 0; o < 20; ++o) {
+      EXPECT_FALSE(std::isnan(fast[o])) << magnitude << " output " << o;
+      EXPECT_EQ(fast[o], portable[o]) << magnitude << " output " << o;
+      if (magnitude < 1) {
+        EXPECT_EQ(fast[o], layer.bias[o]);
+      }
+    }
+  }
+}
+
+TEST(Int8Linear, RefusesNonFiniteWeightsAndScalesTinyOnesToZero) {
+  std::vector<float> weight{0.5f, std::numeric_limits<float>::infinity(), 1e-44f, -1e-44f};
+  EXPECT_EQ(error_of([&] { Int8Linear(weight.data(), 2, nullptr, 2, 2, false); }),
+            "int8 inference: weight [0, 1] (input, output) of a linear layer is inf; it cannot "
+            "be quantized");
+  weight = {1e-44f, -1e-44f, 2e-45f, 0.0f};  // subnormal: a scale of largest / 127 is 0
+  const std::vector<float> bias{0.25f, -0.5f}, x{3.0f, -1.0f};
+  const Int8Linear tiny(weight.data(), 2, bias.data(), 2, 2, false);
+  std::vector<float> y(2);
+  tiny.forward_row(x.data(), y.data());
+  EXPECT_EQ(y[0], 0.25f);
+  EXPECT_EQ(y[1], -0.5f);
+}
+
 TEST(Int8Linear, RefusesALayerWhoseSumsCouldOverflow) {
   const std::int64_t in = Int8Linear::kMaxInputs + 1;
   const std::vector<float> weight(static_cast<std::size_t>(in), 0.5f);
@@ -136,6 +171,10 @@ TEST(Int8Plan, EachRowOfABatchIsQuantizedOnItsOwn) {
     const std::vector<double> alone = plan->forward(slice(batch, 0, r, r + 1)).to_vector();
     for (std::int64_t c = 0; c < 5; ++c) EXPECT_EQ(alone[c], all[r * 5 + c]) << r << "," << c;
   }
+  // An empty batch gives an empty answer, in both precisions.
+  for (const InferencePrecision precision : {InferencePrecision::Float32, InferencePrecision::Int8})
+    EXPECT_EQ(InferencePlan::compile(model, precision)->forward(Tensor::zeros({0, 5, 6})).shape(),
+              (Shape{0, 5}));
   EXPECT_EQ(error_of([&] {
               plan->forward(Tensor::zeros({2, 31}));
             }),

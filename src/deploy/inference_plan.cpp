@@ -170,8 +170,9 @@ Tensor InferencePlan::forward(const Tensor& input) const {
   // tensor of their own: at batch 1 in int8 the tensors' allocations were about a tenth of a call.
   static thread_local std::vector<float> scratch[2];
   Tensor x = input;
-  const float* in = nullptr;  // the current values while they are in scratch, else x's
-  Shape shape;                // their shape while they are in scratch
+  bool in_scratch = false;    // whether the current values are in scratch rather than in x
+  const float* in = nullptr;  // the current values (null in scratch for an empty batch)
+  Shape shape;                // their shape
   for (std::size_t i = 0; i < steps_.size(); ++i) {
     const Step& step = steps_[i];
     if (!step.linear) {
@@ -179,15 +180,13 @@ Tensor InferencePlan::forward(const Tensor& input) const {
       continue;
     }
     const FrozenLinear& layer = *step.linear;
-    if (in == nullptr) {
-      shape = x.shape();
-      if (x.dtype() == DType::Float32) in = x.data<float>();
-    }
-    if (in == nullptr || shape.empty() || shape.back() != layer.in)
+    if (!in_scratch) shape = x.shape();
+    const DType dtype = in_scratch ? DType::Float32 : x.dtype();
+    if (dtype != DType::Float32 || shape.empty() || shape.back() != layer.in)
       throw Error(
           fmt::format("linear({}->{}): input of shape {} ({}) does not end in {} float32 features",
-                      layer.in, layer.out, shape_str(shape),
-                      dtype_name(in == nullptr ? x.dtype() : DType::Float32), layer.in));
+                      layer.in, layer.out, shape_str(shape), dtype_name(dtype), layer.in));
+    if (!in_scratch) in = x.data<float>();
     const std::int64_t rows = shape_numel(shape) / layer.in;
     shape.back() = layer.out;
     if (i + 1 < steps_.size() && steps_[i + 1].linear) {
@@ -195,11 +194,12 @@ Tensor InferencePlan::forward(const Tensor& input) const {
       out.resize(static_cast<std::size_t>(rows * layer.out));
       run_linear(layer, in, rows, out.data());
       in = out.data();
+      in_scratch = true;
     } else {
       Tensor y = Tensor::empty(shape);
       run_linear(layer, in, rows, y.data<float>());
       x = std::move(y);
-      in = nullptr;
+      in_scratch = false;
     }
   }
   return x;

@@ -41,9 +41,14 @@ struct InputQuantization {
 InputQuantization quantization_of(float lo, float hi, bool finite) {
   InputQuantization q;
   q.finite = finite && std::isfinite(lo) && std::isfinite(hi);
-  if (!q.finite || hi == lo) return q;  // all zeros: every byte is 0
-  q.scale = (hi - lo) / 255.0f;
-  q.inverse = 255.0f / (hi - lo);
+  // In double, since hi - lo may exceed float's range and 255 / (hi - lo) may too.
+  const double range = static_cast<double>(hi) - static_cast<double>(lo);
+  const auto inverse = static_cast<float>(255.0 / range);
+  // All zeros (every byte 0, so the outputs are the bias), or a range so small (under 1e-36)
+  // that float cannot hold its inverse: the inputs are then treated as zeros.
+  if (!q.finite || range == 0 || !std::isfinite(inverse)) return q;
+  q.scale = static_cast<float>(range / 255.0);
+  q.inverse = inverse;
   q.zero_point =
       static_cast<std::int32_t>(std::clamp(std::nearbyint(-lo * q.inverse), 0.0f, 255.0f));
   return q;
@@ -149,9 +154,17 @@ Int8Linear::Int8Linear(const float* weight_in_out, std::int64_t ld, const float*
   bias_.assign(static_cast<std::size_t>(padded_out_), 0.0f);
   for (std::int64_t o = 0; o < out; ++o) {
     float largest = 0;
-    for (std::int64_t j = 0; j < in; ++j)
-      largest = std::max(largest, std::abs(weight_in_out[j * ld + o]));
-    scale_[o] = largest > 0 ? largest / 127.0f : 1.0f;
+    for (std::int64_t j = 0; j < in; ++j) {
+      const float w = weight_in_out[j * ld + o];
+      if (!std::isfinite(w))
+        throw Error(
+            fmt::format("int8 inference: weight [{}, {}] (input, output) of a linear "
+                        "layer is {}; it cannot be quantized",
+                        j, o, w));
+      largest = std::max(largest, std::abs(w));
+    }
+    scale_[o] = largest / 127.0f;
+    if (!(scale_[o] > 0)) scale_[o] = 1.0f;  // all zeros, or too small to scale: zeros
     for (std::int64_t j = 0; j < in; ++j) {
       const float level =
           std::clamp(std::nearbyint(weight_in_out[j * ld + o] / scale_[o]), -127.0f, 127.0f);
@@ -160,6 +173,7 @@ Int8Linear::Int8Linear(const float* weight_in_out, std::int64_t ld, const float*
       column_sum_[o] += w;
     }
     if (bias != nullptr) bias_[o] = bias[o];
+    largest_scale_ = std::max(largest_scale_, scale_[o]);
   }
 }
 
@@ -194,11 +208,24 @@ void Int8Linear::forward_row(const float* x, float* y, [[maybe_unused]] bool por
                        std::int32_t{w[(g * padded_out_ + o) * kGroup + t]};
     }
     const std::int64_t end = std::min(width, out_ - column);
-    for (std::int64_t o = 0; o < end; ++o) {
-      const std::int64_t c = column + o;
-      const std::int32_t centred = sums[o] - q.zero_point * column_sum_[c];
-      float value = std::fma(static_cast<float>(centred), q.scale * scale_[c], bias_[c]);
-      y[c] = relu_after_ ? std::max(value, 0.0f) : value;
+    if (std::isfinite(q.scale * largest_scale_)) {
+      for (std::int64_t o = 0; o < end; ++o) {
+        const std::int64_t c = column + o;
+        const std::int32_t centred = sums[o] - q.zero_point * column_sum_[c];
+        const float value = std::fma(static_cast<float>(centred), q.scale * scale_[c], bias_[c]);
+        y[c] = relu_after_ ? std::max(value, 0.0f) : value;
+      }
+    } else {
+      // The scales' product overflows float (inputs and weights near float's limit): in double,
+      // so that a zero sum gives the bias rather than 0 * inf. Always in double (this loop no
+      // longer vectorizes) cost 5-15% of a seed-MLP call.
+      for (std::int64_t o = 0; o < end; ++o) {
+        const std::int64_t c = column + o;
+        const std::int32_t centred = sums[o] - q.zero_point * column_sum_[c];
+        const auto value = static_cast<float>(std::fma(
+            static_cast<double>(centred), double{q.scale} * double{scale_[c]}, double{bias_[c]}));
+        y[c] = relu_after_ ? std::max(value, 0.0f) : value;
+      }
     }
   }
 }

@@ -13,16 +13,18 @@ namespace lathe::detail {
 
 class Int8Linear {
  public:
-  // Inputs past this many could overflow the int32 sums, less the zero point's share
-  // (2 * 255 * 127 * in < 2^31).
+  // The int32 sums, the zero point times each output's weight sum, and their difference are
+  // each at most 255 * 127 * in in size: under 2^31 with room to spare up to this many inputs.
   static constexpr std::int64_t kMaxInputs = 32768;
 
   // From float32 weights stored [in, out] with rows `ld` apart (weight_in_out[j * ld + o]) and a
-  // bias of `out` values, or null for none. Throws when in > kMaxInputs.
+  // bias of `out` values, or null for none. Throws when in > kMaxInputs or a weight is not
+  // finite.
   Int8Linear(const float* weight_in_out, std::int64_t ld, const float* bias, std::int64_t in,
              std::int64_t out, bool relu_after);
 
-  // y[0, out) for one example x[0, in). An example with a non-finite value gives NaN outputs.
+  // y[0, out) for one example x[0, in). An example with a non-finite value gives NaN outputs;
+  // one whose values span under 1e-36 is taken as zeros (the outputs are the bias).
   // `portable` runs the plain C++ loop even where the VNNI one exists (both give the same sums).
   void forward_row(const float* x, float* y, bool portable = false) const;
 
@@ -35,6 +37,7 @@ class Int8Linear {
   std::vector<float> scale_;                     // [padded_out_] per output
   std::vector<std::int32_t> column_sum_;         // [padded_out_] sum of each output's weights
   std::vector<float> bias_;                      // [padded_out_]
+  float largest_scale_ = 0;                      // of scale_
   bool relu_after_;
 };
 

@@ -71,7 +71,9 @@ Tensor Flatten::forward(const Tensor& input) {
   if (input.dim() < 1)
     throw Error(
         fmt::format("flatten: input of shape {} has no batch axis", shape_str(input.shape())));
-  return reshape(input, {input.size(0), input.size(0) == 0 ? 0 : -1});
+  std::int64_t features = 1;  // counted, not inferred, so that an empty batch keeps its width
+  for (std::int64_t axis = 1; axis < input.dim(); ++axis) features *= input.size(axis);
+  return reshape(input, {input.size(0), features});
 }
 
 Dropout::Dropout(double p) : p_(p) {

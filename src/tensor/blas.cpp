@@ -56,14 +56,17 @@ CBLAS_TRANSPOSE flag(bool transpose) {
   return transpose ? CblasTrans : CblasNoTrans;
 }
 
+// own_kernels false: OpenBLAS even where lathe's single-threaded kernels apply, for a product
+// that runs on OpenBLAS's own threads.
 void blas_gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
                const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta,
-               float* c, std::int64_t ldc) {
+               float* c, std::int64_t ldc, bool own_kernels = true) {
   // A narrow output (a linear layer stored [in, out]: the weight gradient x^T g at a small batch,
   // the forward x W): lathe's own kernels where they apply, since OpenBLAS's packing dominates.
-  if (ta && !tb && alpha == 1 && beta == 0 && gemm_at_b_short_k(m, n, k, a, lda, b, ldb, c, ldc))
+  if (own_kernels && ta && !tb && alpha == 1 && beta == 0 &&
+      gemm_at_b_short_k(m, n, k, a, lda, b, ldb, c, ldc))
     return;
-  if (!ta && !tb && alpha == 1 && (beta == 0 || beta == 1) &&
+  if (own_kernels && !ta && !tb && alpha == 1 && (beta == 0 || beta == 1) &&
       gemm_a_b_narrow(m, n, k, a, lda, b, ldb, beta == 1, c, ldc))
     return;
   cblas_sgemm(CblasRowMajor, flag(ta), flag(tb), blas_int(m), blas_int(n), blas_int(k), alpha, a,
@@ -72,7 +75,7 @@ void blas_gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k,
 
 void blas_gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
                const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta,
-               double* c, std::int64_t ldc) {
+               double* c, std::int64_t ldc, bool = true) {
   cblas_dgemm(CblasRowMajor, flag(ta), flag(tb), blas_int(m), blas_int(n), blas_int(k), alpha, a,
               blas_int(lda), b, blas_int(ldb), beta, c, blas_int(ldc));
 }
@@ -219,7 +222,8 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T al
     });
     return;
   }
-  if (large) return blas_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (large)
+    return blas_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, /*own_kernels=*/false);
   SingleThreadedBlas one_thread;
   blas_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
