@@ -217,8 +217,8 @@ void Int8Linear::forward_row(const float* x, float* y, [[maybe_unused]] bool por
       }
     } else {
       // The scales' product overflows float (inputs and weights near float's limit): in double,
-      // so that a zero sum gives the bias rather than 0 * inf. Always in double (this loop no
-      // longer vectorizes) cost 5-15% of a seed-MLP call.
+      // so that a zero sum gives the bias rather than 0 * inf. Always in double (a loop that no
+      // longer vectorizes) cost about 5% of a seed-MLP call.
       for (std::int64_t o = 0; o < end; ++o) {
         const std::int64_t c = column + o;
         const std::int32_t centred = sums[o] - q.zero_point * column_sum_[c];
