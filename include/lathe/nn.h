@@ -70,6 +70,25 @@ class Module {
   bool training_ = true;
 };
 
+// Eval mode for a scope, training mode again after it (also when it throws) if that is what the
+// model was in. A model already in eval mode is not written to, so concurrent scopes over one
+// served model only read it.
+class EvalModeGuard {
+ public:
+  explicit EvalModeGuard(Module& model) : model_(model), was_training_(model.is_training()) {
+    if (was_training_) model_.eval();
+  }
+  ~EvalModeGuard() {
+    if (was_training_) model_.train();
+  }
+  EvalModeGuard(const EvalModeGuard&) = delete;
+  EvalModeGuard& operator=(const EvalModeGuard&) = delete;
+
+ private:
+  Module& model_;
+  bool was_training_;
+};
+
 // y = x W^T + b with W [out, in] as PyTorch stores it, or y = x W + b with W stored [in, out]:
 // the layout a layer that narrows by half or more (in >= 2 out, an image classifier's first
 // layer) gets unless told otherwise. There each core of a split product multiplies its own

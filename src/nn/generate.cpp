@@ -17,25 +17,6 @@
 namespace lathe {
 namespace {
 
-// Eval mode for the generation, training mode again after it if that is what the model was in.
-// A model already in eval mode is not written to, so concurrent generations from one served
-// model only read it.
-class EvalModeGuard {
- public:
-  explicit EvalModeGuard(Module& model) : model_(model), was_training_(model.is_training()) {
-    if (was_training_) model_.eval();
-  }
-  ~EvalModeGuard() {
-    if (was_training_) model_.train();
-  }
-  EvalModeGuard(const EvalModeGuard&) = delete;
-  EvalModeGuard& operator=(const EvalModeGuard&) = delete;
-
- private:
-  Module& model_;
-  bool was_training_;
-};
-
 std::vector<double> last_row(const Tensor& logits) {
   const std::int64_t vocab = logits.size(-1);
   const std::vector<double> all = logits.to_vector();

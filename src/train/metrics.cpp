@@ -11,17 +11,8 @@
 namespace lathe {
 
 EvaluationResult evaluate(Module& model, const LossFunction& loss, Task task, DataLoader& loader) {
-  const bool was_training = model.is_training();
-  model.eval();
-  try {
-    EvaluationResult result =
-        evaluate([&](const Tensor& inputs) { return model(inputs); }, loss, task, loader);
-    model.train(was_training);
-    return result;
-  } catch (...) {
-    model.train(was_training);
-    throw;
-  }
+  EvalModeGuard eval_mode(model);
+  return evaluate([&](const Tensor& inputs) { return model(inputs); }, loss, task, loader);
 }
 
 EvaluationResult evaluate(const std::function<Tensor(const Tensor&)>& forward,
