@@ -209,9 +209,8 @@ int main(int argc, char** argv) {
       model->eval();
       const Tensor x = Tensor::randn({batch, 784}, g);
       // lathe's inference path, the one Predictor (predict, serve) runs.
-      const std::optional<InferencePlan> plan = InferencePlan::compile(model, precision);
-      if (!plan) throw Error("the seed MLP has no inference plan");
-      const auto infer = [&] { Tensor y = plan->forward(x); };
+      const InferencePlan plan = InferencePlan::require(model, precision);
+      const auto infer = [&] { Tensor y = plan.forward(x); };
       const auto r = bench::compare(infer, infer, 7, 0.2);
       out["samples_per_second"] = batch / std::min(r.candidate_seconds, r.reference_seconds);
     }

@@ -42,6 +42,10 @@ class InferencePlan {
       const std::shared_ptr<Module>& model,
       InferencePrecision precision = InferencePrecision::Float32);
 
+  // compile for a model that has to run at `precision`: throws, naming the model's type, where
+  // it has no plan.
+  static InferencePlan require(const std::shared_ptr<Module>& model, InferencePrecision precision);
+
   InferencePrecision precision() const { return precision_; }
 
   // [N, features...] -> the model's output. Records no gradients. Safe to call from several

@@ -64,12 +64,12 @@ void run_eval(const EvalOptions& options) {
   } else {
     // Through the plan that predict and serve run at this precision.
     bundle.model->eval();
-    const std::optional<InferencePlan> plan = InferencePlan::compile(bundle.model, precision);
-    if (!plan)
-      throw Error(
-          fmt::format("{}: this model ({}) cannot run in {}: it applies to the linear layers "
-                      "of a Sequential with float32 weights",
-                      options.bundle, bundle.model->type(), options.precision));
+    std::optional<InferencePlan> plan;
+    try {
+      plan = InferencePlan::require(bundle.model, precision);
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: {}", options.bundle, e.what()));
+    }
     result =
         evaluate([&](const Tensor& inputs) { return plan->forward(inputs); }, loss, task, loader);
   }

@@ -146,6 +146,17 @@ std::optional<InferencePlan> InferencePlan::compile(const std::shared_ptr<Module
   return plan;
 }
 
+InferencePlan InferencePlan::require(const std::shared_ptr<Module>& model,
+                                     InferencePrecision precision) {
+  std::optional<InferencePlan> plan = compile(model, precision);
+  if (!plan)
+    throw Error(fmt::format(
+        "this model ({}) cannot run in {}: it applies to the linear layers of a Sequential with "
+        "float32 weights",
+        model->type(), precision_name(precision)));
+  return std::move(*plan);
+}
+
 void InferencePlan::run_linear(const FrozenLinear& layer, const float* in, std::int64_t rows,
                                float* out) {
   if (layer.int8) {

@@ -39,14 +39,12 @@ LoadedBundle not_a_language_model(LoadedBundle bundle) {
 
 Predictor::Predictor(LoadedBundle bundle, InferencePrecision precision)
     : bundle_(not_a_language_model(std::move(bundle))),
-      plan_(InferencePlan::compile(bundle_.model, precision)) {
+      // float32 falls back to the model's own forward; another precision needs the plan.
+      plan_(precision == InferencePrecision::Float32
+                ? InferencePlan::compile(bundle_.model)
+                : InferencePlan::require(bundle_.model, precision)) {
   const nlohmann::json& task = bundle_.info.task;
   const std::string where = "bundle";
-  if (precision != InferencePrecision::Float32 && !plan_)
-    throw Error(
-        fmt::format("{}: this model ({}) cannot run in {}: it applies to the linear layers of a "
-                    "Sequential with float32 weights; use float32",
-                    where, bundle_.model->type(), precision_name(precision)));
   if (task.contains("task") && !task["task"].is_string())
     throw Error(fmt::format("{}: lathe.task \"task\" is not a string", where));
   kind_ = task.value("task", "classification") == "regression" ? PredictionKind::Regression
