@@ -99,7 +99,7 @@ double gpt_training_flops(const GPTConfig& c, std::int64_t batch) {
 nlohmann::json gpt_iterations(const std::string& corpus_path, std::int64_t iterations) {
   const std::string corpus = read_text_corpus(corpus_path);
   const CharTokenizer tokenizer = CharTokenizer::train(corpus);
-  const TokenStream tokens(tokenizer.encode(corpus), 0.1);
+  const auto tokens = std::make_shared<const TokenStream>(tokenizer.encode(corpus), 0.1);
   GPTConfig config;  // 4 layers, 4 heads, 128 wide, context 64
   config.vocab_size = tokenizer.vocab_size();
   Generator init(1337);
@@ -108,21 +108,28 @@ nlohmann::json gpt_iterations(const std::string& corpus_path, std::int64_t itera
   adamw.type = "adamw";
   adamw.beta2 = 0.99;
   adamw.weight_decay = 0.1;
-  const auto optimizer = make_language_model_optimizer(adamw, model);
-  LanguageModelTrainerOptions options;
+  adamw.decay_matrices_only = true;
+  const auto optimizer = make_optimizer(adamw, model.named_parameters());
+  const std::int64_t batch = 12;
+  const auto windows = [&](TokenStream::Split split, std::int64_t per_pass) {
+    return TokenWindows(tokens, split, {batch, config.block_size, 1337, per_pass});
+  };
+  TokenWindows train = windows(TokenStream::Split::Train, 0);
+  TokenWindows validation = windows(TokenStream::Split::Validation, 1);
+  TrainerOptions options;
   options.iterations = iterations;
-  options.eval_every = iterations;  // estimates at the start and the end only, not timed
-  options.eval_iters = 1;
-  options.seed = 1337;
+  options.eval_every = iterations;  // evaluations at the start and the end only, not timed
+  options.log_every = 0;
+  options.shards = 0;
   std::ostringstream log;
-  LanguageModelTrainer trainer(model, *optimizer,
-                               std::make_shared<CosineWarmupLR>(
-                                   1e-3, std::min<std::int64_t>(100, iterations), iterations, 1e-4),
-                               tokens, options, log);
-  trainer.fit();
-  return {{"ms_per_iter", trainer.milliseconds_per_iteration()},
-          {"flops_per_iter", gpt_training_flops(config, options.batch_size)},
-          {"val_loss", trainer.history().back().validation_loss},
+  Trainer trainer(model, *optimizer, loss_for("cross_entropy"), Task::LanguageModel, options,
+                  std::make_shared<CosineWarmupLR>(1e-3, std::min<std::int64_t>(100, iterations),
+                                                   iterations, 1e-4),
+                  log);
+  trainer.fit(train, &validation);
+  return {{"ms_per_iter", trainer.milliseconds_per_step()},
+          {"flops_per_iter", gpt_training_flops(config, batch)},
+          {"val_loss", trainer.history().back().validation.loss},
           {"iters", iterations}};
 }
 

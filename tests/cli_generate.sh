@@ -91,12 +91,12 @@ grep -q "^Task: *language_model" "$work/inspect" &&
 "$lathe" inspect --json "$bundle" | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
-assert d["architecture"]["config"]["n_embd"] == 32, d["architecture"]
+assert d["architecture"]["arguments"]["n_embd"] == 32, d["architecture"]
 assert d["tokenizer"]["kind"] == "char" and d["tokenizer"]["vocab_size"] > 50, d["tokenizer"]
 assert "tokenizer" not in d["task"], d["task"]
 ' || fail "inspect --json"
 echo "ok   inspect"
-expect_one_error "predict on a language model" "a language model (GPT)" \
+expect_one_error "predict on a language model" "a language model, not a classifier" \
   "$lathe" predict "$bundle" "$work/run/config.json"
 expect_one_error "export on a language model" "use \`lathe generate\`" \
   "$lathe" export "$bundle" "$work/model.onnx"

@@ -59,8 +59,8 @@ TEST(Config, ReadsValuesDefaultsAndRelativePaths) {
   EXPECT_EQ(c.data.format, "csv");
   EXPECT_EQ(c.data.path, dir / "houses.csv") << "data paths are relative to the config file";
   EXPECT_TRUE(c.preprocess.standardize);
-  EXPECT_EQ(c.layers.size(), 3u);
-  EXPECT_EQ(c.layers[0]["bias"], true) << "registry defaults are filled in";
+  EXPECT_EQ(c.model["layers"].size(), 3u);
+  EXPECT_EQ(c.model["layers"][0]["bias"], true) << "registry defaults are filled in";
   EXPECT_EQ(c.loss, "mse");
   EXPECT_EQ(c.optimizer.type, "sgd");
   EXPECT_DOUBLE_EQ(c.optimizer.lr, 0.05);
@@ -81,8 +81,8 @@ TEST(Config, SetOverridesAnyKey) {
              "schedule.type=cosine"});
   EXPECT_EQ(c.trainer.epochs, 2);
   EXPECT_EQ(c.trainer.output_dir, "runs/try");
-  EXPECT_EQ(c.layers[0]["out"], 16);
-  EXPECT_EQ(c.layers[2]["in"], 16);
+  EXPECT_EQ(c.model["layers"][0]["out"], 16);
+  EXPECT_EQ(c.model["layers"][2]["in"], 16);
   EXPECT_TRUE(c.optimizer.nesterov);
   EXPECT_EQ(c.data.path, "other.csv") << "--set paths are relative to the working directory";
   EXPECT_EQ(c.schedule.type, "cosine");
@@ -94,7 +94,8 @@ TEST(Config, ErrorsNameFileLineKeyAndAllowedValues) {
   EXPECT_EQ(error_of([&] { load_run_config(variant(dir, 26, "epoch = 3")); }),
             p + ":26: unknown key 'epoch' in [trainer]; allowed: epochs, batch_size, "
                 "eval_batch_size, log_every, output_dir, seed, early_stopping_patience, "
-                "clip_grad_norm, shuffle, drop_last, progress");
+                "clip_grad_norm, shuffle, drop_last, progress, iterations, eval_every, "
+                "eval_iters, gradient_accumulation, shards");
   EXPECT_EQ(error_of([&] { load_run_config(variant(dir, 26, "epochs = \"three\"")); }),
             p + ":26: trainer.epochs must be an integer");
   EXPECT_EQ(error_of([&] { load_run_config(variant(dir, 26, "epochs = -1")); }),
@@ -106,7 +107,7 @@ TEST(Config, ErrorsNameFileLineKeyAndAllowedValues) {
   EXPECT_EQ(error_of([&] { load_run_config(variant(dir, 13, "  { type = \"relu6\" },")); }),
             p + ":13: model.layers[1]: unknown layer type 'relu6'; known types: linear, conv2d, "
                 "max_pool2d, avg_pool2d, global_avg_pool, batch_norm1d, batch_norm2d, reshape, "
-                "flatten, dropout, relu, leaky_relu, sigmoid, tanh, gelu");
+                "flatten, dropout, relu, leaky_relu, sigmoid, tanh, gelu, gpt");
   EXPECT_EQ(error_of([&] { load_run_config(variant(dir, 21, "type = \"adagrad\"")); }),
             p + ":21: optimizer.type is \"adagrad\"; allowed: sgd, adam, adamw");
   EXPECT_EQ(error_of([&] { load_run_config(variant(dir, 17, "[losses]")); }),
@@ -127,7 +128,8 @@ TEST(Config, OverrideErrorsSayTheyCameFromSet) {
       error_of([&] { load_run_config(path, {"trainer.epoch=3"}); }),
       "--set: unknown key 'epoch' in [trainer]; allowed: epochs, batch_size, eval_batch_size, "
       "log_every, output_dir, seed, early_stopping_patience, clip_grad_norm, shuffle, "
-      "drop_last, progress");
+      "drop_last, progress, iterations, eval_every, eval_iters, gradient_accumulation, "
+      "shards");
   EXPECT_EQ(error_of([&] { load_run_config(path, {"trainer.epochs"}); }),
             "--set trainer.epochs: expected key=value, e.g. --set trainer.epochs=2");
   EXPECT_EQ(error_of([&] { load_run_config(path, {"model.layers.7.out=3"}); }),
@@ -247,7 +249,7 @@ TEST(Config, CodePointsTomlPlusPlusMishandlesAreReportedNotParsed) {
   // Non-ASCII text in strings and comments is fine, including after a run of quotes.
   EXPECT_EQ(error("# caf\xc3\xa9 \xc2\xa7\n[data]\nformat = \"csv\"\npath = \"\xc2\xa7.csv\"\n"
                   "target='\xcf\x80'\nclass_names = [\"\"\"a\"\"\"\"\", '''\xc2\xa7''']\n"),
-            "c.toml: missing [model] section with 'layers'");
+            "c.toml: missing [model] section with 'layers' or a model 'type'");
 }
 
 // Regression (fuzz/fuzz_config.cpp): --set values that neither parse as TOML nor quote as a
@@ -262,7 +264,8 @@ TEST(Config, OverridesThatAreNeitherTomlNorStrings) {
   EXPECT_EQ(error("a..b=1").substr(0, 51), "--set a..b=1: not a key path and a TOML value or st");
   EXPECT_EQ(error("data.target=\x7f").substr(0, 20), "--set data.target=\x7f:");
   // A value that is a string to lathe only because of the toml++ workaround.
-  EXPECT_EQ(error("data.target=\xc2\xa7"), "c.toml: missing [model] section with 'layers'");
+  EXPECT_EQ(error("data.target=\xc2\xa7"),
+            "c.toml: missing [model] section with 'layers' or a model 'type'");
 }
 
 }  // namespace

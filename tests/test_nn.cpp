@@ -134,7 +134,7 @@ TEST(Registry, UnknownTypesAndKeysListWhatIsAllowed) {
             }),
             "unknown layer type 'lineer'; known types: linear, conv2d, max_pool2d, avg_pool2d, "
             "global_avg_pool, batch_norm1d, batch_norm2d, reshape, flatten, dropout, relu, "
-            "leaky_relu, sigmoid, tanh, gelu");
+            "leaky_relu, sigmoid, tanh, gelu, gpt");
   EXPECT_EQ(error_of([&] {
               make_layer({{"type", "linear"}, {"in", 3}, {"outs", 2}}, g);
             }),
@@ -156,17 +156,14 @@ TEST(Registry, UnknownTypesAndKeysListWhatIsAllowed) {
             }),
             "layer 1: unknown layer type 'x'; known types: linear, conv2d, max_pool2d, avg_pool2d, "
             "global_avg_pool, batch_norm1d, batch_norm2d, reshape, flatten, dropout, relu, "
-            "leaky_relu, sigmoid, tanh, gelu");
-  // Every registered type builds with its defaults.
+            "leaky_relu, sigmoid, tanh, gelu, gpt");
+  // Every registered type builds from its example spec, and the spec it gives back rebuilds it.
   for (const LayerType& type : layer_types()) {
-    nlohmann::json spec = {{"type", type.name}};
-    for (const auto& argument : type.arguments)
-      if (argument.required)
-        spec[argument.key] = argument.kind == LayerArgument::Kind::IntegerList
-                                 ? nlohmann::json::array({2})
-                                 : nlohmann::json(2);
+    const nlohmann::json spec =
+        type.example.empty() ? nlohmann::json{{"type", type.name}} : type.example;
     auto layer = make_layer(spec, g);
     EXPECT_EQ(layer->type(), type.name);
+    EXPECT_EQ(why_not_rebuildable(*layer), std::nullopt) << type.name;
   }
 }
 

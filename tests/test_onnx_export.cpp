@@ -231,21 +231,26 @@ TEST(OnnxExport, UnknownLayerIsAnErrorNamingIt) {
   inner->append(std::make_shared<Foo>());
   const json task = {{"task", "classification"}, {"input_shape", {2}}};
   const Predictor top(LoadedBundle{model, {model->spec(), Preprocessing::none(), task, {}}});
-  EXPECT_EQ(error_of([&] { build_onnx_model(top); }), "export: layer 1 'foo' has no ONNX form yet");
+  EXPECT_EQ(error_of([&] { build_onnx_model(top); }).substr(0, 79),
+            "export: layer 1 'foo' has no ONNX form yet; layer types with one: avg_pool2d, b");
 
   auto nested = make_sequential(json::array({{{"type", "relu"}}}), init);
   nested->append(inner);
   const Predictor deep(LoadedBundle{nested, {nested->spec(), Preprocessing::none(), task, {}}});
-  EXPECT_EQ(error_of([&] { build_onnx_model(deep); }),
-            "export: layer 1.0 'foo' has no ONNX form yet");
+  EXPECT_EQ(error_of([&] { build_onnx_model(deep); }).substr(0, 45),
+            "export: layer 1.0 'foo' has no ONNX form yet;");
 }
 
+// Every layer type of lathe's own that takes features; language models (token ids in) are refused
+// by export (a Predictor takes classifiers and regression models only).
 TEST(OnnxExport, EveryRegisteredLayerTypeHasAnOnnxForm) {
   const std::vector<std::string> exportable = onnx_layer_types();
-  for (const LayerType& type : layer_types())
+  for (const LayerType& type : layer_types()) {
+    if (type.input == LayerType::Input::Tokens) continue;
     EXPECT_NE(std::find(exportable.begin(), exportable.end(), type.name), exportable.end())
         << "layer type '" << type.name
         << "' has no ONNX form: add a function to the table in src/deploy/onnx_export.cpp";
+  }
 }
 
 TEST(OnnxExport, WritesTheFileAtomically) {

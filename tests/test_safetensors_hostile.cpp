@@ -479,14 +479,14 @@ TEST_F(BundleMismatch, MalformedArchitectures) {
             prefix +
                 "a layer needs a \"type\" (one of: linear, conv2d, max_pool2d, avg_pool2d, "
                 "global_avg_pool, batch_norm1d, batch_norm2d, reshape, flatten, dropout, relu, "
-                "leaky_relu, sigmoid, tanh, gelu)");
+                "leaky_relu, sigmoid, tanh, gelu, gpt)");
   EXPECT_EQ(error_of([] {
               Generator g(0);
               make_layer({{"type", 5}}, g);
             }),
             "a layer needs a \"type\" (one of: linear, conv2d, max_pool2d, avg_pool2d, "
             "global_avg_pool, batch_norm1d, batch_norm2d, reshape, flatten, dropout, relu, "
-            "leaky_relu, sigmoid, tanh, gelu)");
+            "leaky_relu, sigmoid, tanh, gelu, gpt)");
   auto negative = architecture_;
   negative["layers"][2]["out"] = -2;
   EXPECT_EQ(load_error(tensors_, negative),
@@ -529,17 +529,13 @@ TEST_F(BundleMismatch, MalformedArchitectures) {
                   .starts_with(p + ": metadata 'lathe.preprocessing': preprocessing: malformed"));
 }
 
-// Every layer type the registry knows loads from a bundle: the bundle reader's table of the
-// tensors each type holds (src/io/bundle.cpp) covers them all.
+// Every layer type the registry knows loads from a bundle: the tensors each type says it holds
+// (LayerType::tensor_shapes, or the built module's) are the ones it saves.
 TEST(BundleLayerTypes, EveryRegisteredTypeRoundTrips) {
   TempDir dir;
   for (const LayerType& type : layer_types()) {
-    nlohmann::json spec{{"type", type.name}};
-    for (const LayerArgument& argument : type.arguments)
-      if (argument.required)
-        spec[argument.key] = argument.kind == LayerArgument::Kind::IntegerList
-                                 ? nlohmann::json::array({2})
-                                 : nlohmann::json(2);
+    const nlohmann::json spec =
+        type.example.empty() ? nlohmann::json{{"type", type.name}} : type.example;
     Generator g(0);
     auto model = make_sequential(nlohmann::json::array({spec}), g);
     BundleInfo info{model->spec(), Preprocessing::none(), nlohmann::json::object(),
@@ -547,6 +543,37 @@ TEST(BundleLayerTypes, EveryRegisteredTypeRoundTrips) {
     save_bundle(dir / "m.safetensors", *model, info);
     EXPECT_EQ(error_of([&] { load_bundle(dir / "m.safetensors"); }), "(no error)") << type.name;
   }
+}
+
+// A hostile CNN bundle may declare convolution geometry whose activations need gigabytes for one
+// image: the reader traces the shapes from the task's input shape and refuses it at load, before
+// building anything (not as an out-of-memory kill at the first request).
+TEST(BundleHostile, ConvolutionGeometryIsBoundedAgainstTheInputShape) {
+  TempDir dir;
+  const auto write = [&](const nlohmann::json& conv) {
+    Generator g(0);
+    auto model = make_sequential(
+        nlohmann::json::array({{{"type", "reshape"}, {"shape", {1, 28, 28}}}, conv}), g);
+    save_bundle(dir / "cnn.safetensors", *model,
+                {model->spec(),
+                 Preprocessing::none(),
+                 {{"task", "classification"}, {"input_shape", {28, 28}}},
+                 {}});
+    return error_of([&] { load_bundle(dir / "cnn.safetensors"); });
+  };
+  const std::string p = dir / "cnn.safetensors";
+  EXPECT_EQ(write({{"type", "conv2d"}, {"in", 1}, {"out", 2}, {"kernel_size", 1}, {"padding", 3}}),
+            "(no error)");
+  EXPECT_EQ(
+      write({{"type", "conv2d"}, {"in", 1}, {"out", 1}, {"kernel_size", 1}, {"padding", 20000}}),
+      p + ": metadata 'lathe.architecture': layer 1 (counting leaf layers) maps one example "
+          "of shape [28,28] to 1602240784 values ([1,40028,40028]), more than the 67108864 "
+          "a bundle may ask for");
+  EXPECT_EQ(
+      write({{"type", "conv2d"}, {"in", 1}, {"out", 1}, {"kernel_size", 3}, {"dilation", 1000000}}),
+      p + ": metadata 'lathe.architecture' does not fit input_shape [28,28]: layer 1: "
+          "conv2d: a window of 2000001 (kernel_size 3, dilation 1000000) does not fit the "
+          "height 28 with padding 0");
 }
 
 // The fuzzer's seed bundle (written by fuzz/make_seeds.py) stays a valid bundle.

@@ -201,8 +201,10 @@ TEST_F(GenerateServeTest, MetadataSaysItIsALanguageModel) {
   EXPECT_EQ(p["parameter_count"], load_language_model(lm_path()).model->parameter_count());
   EXPECT_EQ(client()->Get("/v2/models/lm/ready")->status, 200);
   EXPECT_TRUE(contains(log(), "model 'lm' version 1 loaded")) << log();
-  EXPECT_TRUE(contains(log(), "language model, 1 layer, 16 wide, context 16, char tokenizer"))
-      << log();
+  EXPECT_EQ(p["context_size"], 16);
+  EXPECT_EQ(p["architecture"], "gpt");
+  EXPECT_TRUE(contains(log(), "language model (gpt), ")) << log();
+  EXPECT_TRUE(contains(log(), " parameters, context 16, char tokenizer")) << log();
 }
 
 TEST_F(GenerateServeTest, GeneratesMaxTokensDeterministicallyForASeed) {
@@ -447,10 +449,11 @@ TEST_F(GenerateServeTest, ReloadsALanguageModelBundle) {
   EXPECT_EQ(second["model_version"], "2");
   EXPECT_EQ(second["text"], expected_text(lm_path(), "we", 30, {1.0, 0, 2}));
   EXPECT_NE(second["text"], first);
-  // A classifier in its place is served as one; generate then says so.
+  // A classifier in its place would break the clients of a language model: refused.
   write_classifier(lm_path());
-  ASSERT_TRUE(eventually([this] { return server_->model_version("lm") == "3"; })) << log();
-  expect_error(post_generate(request), 400, "is not a language model");
+  ASSERT_TRUE(eventually([this] { return server_->counters("lm").reload_failures >= 1; }));
+  EXPECT_TRUE(contains(log(), "refused: its task, inputs or outputs differ")) << log();
+  EXPECT_EQ(generated(request)["model_version"], "2");
 }
 
 }  // namespace

@@ -547,6 +547,31 @@ TEST_F(ServeTest, ReloadsAChangedBundleAndKeepsTheOldOneWhenTheNewOneIsBroken) {
                        "lathe_model_reloads_total{model=\"tiny\",result=\"success\"} 3"));
 }
 
+// A reload whose bundle takes other inputs or gives other outputs would break the clients of the
+// version being served: it is refused and logged, unless the operator allows it.
+TEST_F(ServeTest, RefusesAReloadWhoseSignatureDiffersUnlessAllowed) {
+  for (const bool allowed : {false, true}) {
+    write_classifier(bundle_path(), 3);
+    ServeOptions options;
+    options.watch_interval = 20ms;
+    options.allow_signature_change = allowed;
+    start(options);
+    write_regressor(bundle_path());  // 3 inputs, one value out, in place of 2x2 in, 2 classes
+    if (!allowed) {
+      ASSERT_TRUE(eventually([this] { return server_->counters("tiny").reload_failures >= 1; }));
+      EXPECT_TRUE(contains(log(), "refused: its task, inputs or outputs differ from version 1"))
+          << log();
+      EXPECT_TRUE(contains(log(), "--allow-signature-change")) << log();
+      EXPECT_EQ(server_->model_version("tiny"), "1");
+      EXPECT_EQ(post_infer(infer_body({1, 2, 3, 4}, {1, 4}))->status, 200);
+    } else {
+      ASSERT_TRUE(eventually([this] { return server_->model_version("tiny") == "2"; })) << log();
+      EXPECT_EQ(post_infer(infer_body({1, 2, 3}, {1, 3}))->status, 200);
+    }
+    server_->stop();
+  }
+}
+
 TEST_F(ServeTest, StopFinishesRequestsInFlight) {
   ServeOptions options;
   options.max_queue_delay = 1s;

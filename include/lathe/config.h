@@ -11,8 +11,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "lathe/gpt.h"
-
 namespace lathe {
 
 struct DataConfig {
@@ -54,6 +52,9 @@ struct OptimizerConfig {
   double momentum = 0, dampening = 0, weight_decay = 0;
   bool nesterov = false;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  // Weight decay on tensors of rank >= 2 only (biases and norm weights exempt, as nanoGPT).
+  // Default: true for text data (language models), false otherwise (PyTorch's optimizers).
+  bool decay_matrices_only = false;
 };
 
 struct ScheduleConfig {
@@ -76,11 +77,16 @@ struct TrainerConfig {
   bool shuffle = true;
   bool drop_last = false;
   std::string progress = "auto";  // "auto", "always", "never"
-  // Language models train for iterations (optimizer steps) instead of epochs.
-  std::int64_t iterations = 2000;
-  std::int64_t eval_every = 250;           // iterations between train/validation loss estimates
-  std::int64_t eval_iters = 20;            // batches per estimate
+  // > 0: train for this many optimizer steps instead of epochs (text data: 2000 when not set).
+  std::int64_t iterations = 0;
+  // With iterations: steps between evaluations (text data: 250 when not set); 0: at the end of
+  // every pass over the data.
+  std::int64_t eval_every = 0;
+  std::int64_t eval_iters = 20;            // text data: batches of each split per evaluation
   std::int64_t gradient_accumulation = 1;  // batches per optimizer step
+  // Batches computed in this many row shards at once on replicas sharing the weights (in-process
+  // data parallelism); 0: automatic (TrainerOptions::shards), 1: off.
+  std::int64_t shards = 0;
 };
 
 struct RunConfig {
@@ -88,16 +94,17 @@ struct RunConfig {
   DataConfig data;
   PreprocessConfig preprocess;
   AugmentConfig augment;
-  std::string model_type = "layers";   // or "gpt" ([model] type = "gpt", with [data] "text")
-  nlohmann::json layers;               // validated layer specs, defaults filled
-  GPTConfig gpt;                       // model_type "gpt"; vocab_size comes from the tokenizer
+  // The model's spec, validated through the layer registry with defaults filled in:
+  // {"type": "sequential", "layers": [...]} for [model] layers = [...], or a registered type's
+  // spec for [model] type = "gpt" (say) and its arguments. Arguments the data decides (a
+  // language model's vocab_size) are left out; run_training fills them in.
+  nlohmann::json model;
   std::string loss = "cross_entropy";  // or "mse"
   double label_smoothing = 0;          // cross_entropy only, in [0, 1)
   OptimizerConfig optimizer;
   ScheduleConfig schedule;
   TrainerConfig trainer;
-  nlohmann::json to_json() const;     // the resolved configuration, for the run directory
-  nlohmann::json model_json() const;  // its [model] part
+  nlohmann::json to_json() const;  // the resolved configuration, for the run directory
 };
 
 // Parses and validates a config file. Data paths in the file are relative to the file's folder;

@@ -127,6 +127,32 @@ class Preprocessing {
   std::vector<double> std_{1.0};
 };
 
+// ---- Batch sources: what the Trainer reads (src/data/loader.cpp, src/data/text.cpp) ----
+
+// Batches for training or evaluation, in passes ("epochs"). A DataLoader's pass goes once over a
+// dataset; a stream of random token windows (TokenWindows, lathe/text.h) may be endless, and
+// then the Trainer runs for a number of steps instead of epochs. Under data parallelism a
+// source yields this process's shard of every batch, in the same batch order on every process.
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  // Begins pass `pass`: a DataLoader's order depends on it; an evaluation stream of random
+  // windows is seeded from it, so every evaluation at the same point sees the same windows.
+  virtual void start_epoch(std::int64_t pass) = 0;
+  // The next batch of the pass, or nothing when the pass is over (never, for an endless stream).
+  virtual std::optional<Batch> next() = 0;
+  // Batches in one pass; 0 for an endless stream.
+  virtual std::int64_t batches_per_epoch() const = 0;
+  // Rows of batch `batch_index` of the pass across all processes' shards.
+  virtual std::int64_t global_batch_rows(std::int64_t batch_index) const = 0;
+  // Whatever besides (pass, batch index) decides the batches to come, for bit-exact resume (a
+  // random stream's generator); null when nothing does. load_state takes what state() gave.
+  virtual nlohmann::json state() const { return nullptr; }
+  virtual void load_state(const nlohmann::json& state);
+  // Skips the next `batches` of the current pass without assembling them (resume mid-pass).
+  virtual void skip(std::int64_t batches);
+};
+
 // ---- DataLoader (src/data/loader.cpp) ----
 
 // Whether a background thread assembling the next batch (DataLoaderOptions::prefetch) can pay
@@ -160,19 +186,20 @@ struct DataLoaderOptions {
 
 // Iterates a dataset in batches. Each epoch's order and augmentation depend only on (seed, epoch),
 // so training resumed at epoch e sees exactly the batches an uninterrupted run would.
-class DataLoader {
+class DataLoader : public BatchSource {
  public:
   DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions options);
-  ~DataLoader();
+  ~DataLoader() override;
   DataLoader(const DataLoader&) = delete;
   DataLoader& operator=(const DataLoader&) = delete;
 
-  void start_epoch(std::int64_t epoch);
+  void start_epoch(std::int64_t epoch) override;
   // The next batch of the current epoch, or nothing when the epoch is over.
-  std::optional<Batch> next();
-  std::int64_t batches_per_epoch() const;
+  std::optional<Batch> next() override;
+  std::int64_t batches_per_epoch() const override;
   // Rows of batch `batch_index` across all shards (batch_size, or fewer for the last batch).
-  std::int64_t global_batch_rows(std::int64_t batch_index) const;
+  std::int64_t global_batch_rows(std::int64_t batch_index) const override;
+  void skip(std::int64_t batches) override;
   const Dataset& dataset() const { return *dataset_; }
   const DataLoaderOptions& options() const { return options_; }
 

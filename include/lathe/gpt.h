@@ -1,6 +1,6 @@
 #pragma once
-// A GPT-style language model (src/nn/gpt.cpp) and text generation with a KV cache
-// (src/nn/generate.cpp): token and position embeddings, pre-LayerNorm blocks of causal
+// A GPT-style language model (src/nn/gpt.cpp, its key/value cache in src/nn/gpt_decoder.cpp):
+// token and position embeddings, pre-LayerNorm blocks of causal
 // multi-head attention and a GELU MLP, a final LayerNorm, and an output head tied to the token
 // embedding. Parameter names match ../shared/reference/torch_gpt.py ("wte.weight",
 // "blocks.0.qkv.weight", "lnf.bias", ...), so weights move between the two by name.
@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lathe/language_model.h"
 #include "lathe/nn.h"
 #include "lathe/random.h"
 #include "lathe/tensor.h"
@@ -39,7 +40,7 @@ struct GPTConfig {
   std::vector<std::pair<std::string, Shape>> parameter_shapes() const;
 };
 
-class GPT : public Module {
+class GPT : public CausalLanguageModel {
  public:
   // Weights N(0, 0.02), biases 0, LayerNorm weights 1; the residual projections (attention
   // output and MLP output) N(0, 0.02 / sqrt(2 * n_layer)), as GPT-2, unless
@@ -52,6 +53,10 @@ class GPT : public Module {
   std::string type() const override { return "gpt"; }
   nlohmann::json spec() const override;  // {"type": "gpt", n_layer, ...}
   const GPTConfig& config() const { return config_; }
+  std::int64_t vocab_size() const override { return config_.vocab_size; }
+  std::int64_t context_size() const override { return config_.block_size; }
+  // A key/value cache that runs the blocks' own layers one position at a time.
+  std::unique_ptr<Decoder> decoder() override;
 
   // The parts, for the cached generation path.
   const Tensor& token_embedding() const { return wte_; }     // [vocab_size, C]
@@ -67,22 +72,5 @@ class GPT : public Module {
   std::vector<std::shared_ptr<Module>> blocks_;
   std::shared_ptr<Module> lnf_, dropout_;
 };
-
-struct SamplingOptions {
-  double temperature = 1.0;  // 0: always the most likely token
-  std::int64_t top_k = 0;    // 0: all tokens
-  std::uint64_t seed = 0;
-};
-
-// Autoregressive sampling from the model in eval mode without gradients. Keys and values of
-// every layer are cached, so each new token costs one position's forward pass. When the context
-// would exceed block_size, the last block_size tokens are re-encoded (as an uncached model sees
-// them). on_token is called with each new token as it is chosen; returning false stops early.
-// Returns the new tokens (not the prompt). use_cache = false recomputes the whole context every
-// step (the reference the cache is tested against).
-std::vector<std::int64_t> generate(GPT& model, const std::vector<std::int64_t>& prompt,
-                                   std::int64_t max_new_tokens, const SamplingOptions& options,
-                                   const std::function<bool(std::int64_t)>& on_token = {},
-                                   bool use_cache = true);
 
 }  // namespace lathe

@@ -9,7 +9,6 @@
 #include "lathe/gpt.h"
 #include "lathe/inference.h"
 #include "lathe/io.h"
-#include "lathe/lm_train.h"
 #include "lathe/nn.h"
 #include "lathe/onnx.h"
 #include "lathe/ops.h"

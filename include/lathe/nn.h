@@ -271,24 +271,58 @@ class Sequential : public Module {
 };
 
 // ---- Layer registry (src/nn/registry.cpp) ----
+//
+// Every module a config, a bundle or a replica can name: lathe's layers, the GPT, and any type a
+// program registers with register_layer_type. A module whose type() is registered and whose
+// spec() holds that type's arguments can be saved in a bundle and loaded back, predicted,
+// served, inspected and trained in shards (docs/custom_modules.md).
 
 struct LayerArgument {
   enum class Kind { Integer, Number, Boolean, String, IntegerList };
   std::string key;
   Kind kind;
   bool required;
-  nlohmann::json default_value;  // used when not required and absent
+  nlohmann::json default_value;  // used when not required and absent; null: derived by the layer
   std::string help;
 };
 
 struct LayerType {
-  std::string name;
+  std::string name;  // what type() returns
   std::string help;
   std::vector<LayerArgument> arguments;
+  // Builds the module from checked arguments (defaults filled in).
   std::function<std::shared_ptr<Module>(const nlohmann::json& args, Generator& generator)> make;
+  // Optional: checks between arguments beyond their kinds (n_embd a multiple of n_head, say),
+  // run by validate_layer_spec; throws LayerSpecError naming the key. Arguments the data decides
+  // may be absent here.
+  std::function<void(const nlohmann::json& args)> check;
+  // Optional: the name and shape of every tensor the module's state_dict() holds, from the
+  // arguments alone. The bundle reader checks a file's tensors against it before building, so a
+  // hostile architecture cannot allocate more than the file holds. Without it, a bundle's module
+  // is built first and compared after (the sizes in its arguments are trusted).
+  std::function<std::map<std::string, Shape>(const nlohmann::json& args)> tensor_shapes;
+  // Optional: the shape of one example's output from one example's input shape (for [N, 784]
+  // inputs, {784}). Errors are LayerSpecError naming the argument that does not fit. Used to
+  // check a model against its data before training, and a bundle's activations before loading.
+  std::function<Shape(const nlohmann::json& args, const Shape& input)> output_shape;
+  // What forward() takes: float features [N, ...] or int64 token ids [N, T] (a language model).
+  enum class Input { Features, Tokens } input = Input::Features;
+  // A small spec that builds (for tests and the reference docs); {"type": name} when empty.
+  nlohmann::json example;
 };
 
-const std::vector<LayerType>& layer_types();
+// Adds a type. Throws lathe::Error when the name is taken (or empty), `make` is missing, or an
+// argument is named twice. Registration is thread-safe; types are never removed.
+void register_layer_type(LayerType type);
+// Loads a shared library whose static initializers call register_layer_type (a plugin), so
+// that bundles of its types load in this process: what `lathe --plugin LIBRARY` does. The
+// library is built against lathe's headers without linking liblathe: its lathe symbols resolve
+// to the loading program's. Errors name the file and what the loader said.
+void load_plugin(const std::string& path);
+// The registered type of that name, or null.
+const LayerType* find_layer_type(const std::string& name);
+// Every registered type, lathe's own first, in registration order.
+std::vector<LayerType> layer_types();
 
 // A spec problem, with the key it concerns ("type" for the type itself), so a config reader can
 // point at the line of that key.
@@ -308,5 +342,25 @@ nlohmann::json validate_layer_spec(const nlohmann::json& spec);
 std::shared_ptr<Module> make_layer(const nlohmann::json& spec, Generator& generator);
 std::shared_ptr<Sequential> make_sequential(const nlohmann::json& layer_specs,
                                             Generator& generator);
+
+// The name and shape of every tensor a module built from `spec` holds (a "sequential" spec's
+// layers prefixed "0.", "1.", ...), from the types' tensor_shapes where they have one. Errors name
+// the layer ("layer 1.0: linear 'out' is -2, not a positive integer").
+std::map<std::string, Shape> spec_tensor_shapes(const nlohmann::json& spec);
+
+// The shape one example takes after each layer of `spec` (leaf layers in order), from `input`,
+// the shape of one example. Stops (complete = false) at a type without output_shape. Errors name
+// the layer and the sizes that disagree ("layer 2: linear: the input has 100 features but 'in'
+// is 784").
+struct ShapeTrace {
+  std::vector<Shape> outputs;
+  bool complete = true;
+};
+ShapeTrace trace_shapes(const nlohmann::json& spec, const Shape& input);
+
+// Why `module` could not be rebuilt from its spec() through the registry (the message names the
+// module and the call that fixes it), or nullopt when make_layer(module.spec()) gives a module
+// with the same tensors. What save_bundle and sharded training check.
+std::optional<std::string> why_not_rebuildable(const Module& module);
 
 }  // namespace lathe

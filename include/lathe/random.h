@@ -4,6 +4,8 @@
 // every platform and standard library.
 #include <cstdint>
 
+#include <nlohmann/json.hpp>
+
 #include "lathe/tensor.h"
 
 namespace lathe {
@@ -24,6 +26,10 @@ class Generator {
   };
   State state() const { return state_; }
   void set_state(const State& state) { state_ = state; }
+  // The exact state as JSON (the Box-Muller spare as raw bits), for checkpoints; from_json
+  // errors are nlohmann's exceptions, which checkpoint readers report with the file.
+  nlohmann::json state_json() const;
+  void set_state_json(const nlohmann::json& json);
 
  private:
   State state_{};

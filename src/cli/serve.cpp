@@ -113,6 +113,9 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--watch-interval-ms", options->watch_interval_ms, "how often to poll")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  cmd->add_flag("--allow-signature-change", s.allow_signature_change,
+                "accept a reloaded bundle whose task, inputs or outputs differ from the version "
+                "being served (refused and logged otherwise)");
   cmd->callback([options] { run_serve(*options); });
 }
 

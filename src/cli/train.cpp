@@ -1,7 +1,6 @@
 // `lathe train CONFIG.toml`: runs the configured pipeline and saves a bundle.
 #include <iostream>
 
-#include "lathe/lm_train.h"
 #include "lathe/run.h"
 #include "src/cli/commands.h"
 
@@ -30,12 +29,7 @@ void add_train_command(CLI::App& app) {
   train->add_flag("--resume", options->resume,
                   "continue from the checkpoint in trainer.output_dir");
   train->callback([options] {
-    const RunConfig config = load_run_config(options->config, options->overrides);
-    if (config.model_type == "gpt") {
-      run_language_model_training(config, options->resume, std::cout);
-    } else {
-      run_training(config, options->resume, std::cout);
-    }
+    run_training(load_run_config(options->config, options->overrides), options->resume, std::cout);
   });
 }
 

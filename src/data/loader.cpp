@@ -109,6 +109,24 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions
 
 DataLoader::~DataLoader() = default;
 
+void BatchSource::load_state(const nlohmann::json& state) {
+  if (!state.is_null())
+    throw Error(fmt::format("this batch source keeps no state, but was given {}", state.dump()));
+}
+
+void BatchSource::skip(std::int64_t batches) {
+  for (std::int64_t i = 0; i < batches && next(); ++i) {
+  }
+}
+
+void DataLoader::skip(std::int64_t batches) {
+  if (batches <= 0) return;
+  if (prefetcher_) prefetcher_->take();
+  idle_assembly_.reset();
+  next_batch_ = std::min(next_batch_ + batches, batches_per_epoch());
+  if (prefetcher_ && next_batch_ < batches_per_epoch()) prefetcher_->request(next_batch_);
+}
+
 std::int64_t DataLoader::batches_per_epoch() const {
   const std::int64_t n = dataset_->size(), b = options_.batch_size;
   return options_.drop_last ? n / b : (n + b - 1) / b;

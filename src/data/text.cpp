@@ -392,7 +392,8 @@ std::int64_t TokenStream::size(Split split) const {
 }
 
 std::pair<Tensor, Tensor> TokenStream::sample(Split split, std::int64_t batch, std::int64_t block,
-                                              Generator& generator) const {
+                                              Generator& generator, std::int64_t row_begin,
+                                              std::int64_t row_end) const {
   const char* name = split == Split::Train ? "training" : "validation";
   if (batch < 1 || block < 1)
     throw Error(
@@ -405,19 +406,78 @@ std::pair<Tensor, Tensor> TokenStream::sample(Split split, std::int64_t batch, s
         name, length, block, block + 1));
   if (batch > std::numeric_limits<std::int64_t>::max() / block)
     throw Error(fmt::format("token stream: batch {} x block {} is too large", batch, block));
+  if (row_end < 0) row_end = batch;
+  if (row_begin < 0 || row_begin > row_end || row_end > batch)
+    throw Error(fmt::format("token stream: rows [{}, {}) are not rows of a batch of {}", row_begin,
+                            row_end, batch));
   const std::int64_t first = split == Split::Train ? 0 : train_size_;
-  auto inputs = Tensor::empty({batch, block}, DType::Int64);
-  auto targets = Tensor::empty({batch, block}, DType::Int64);
+  auto inputs = Tensor::empty({row_end - row_begin, block}, DType::Int64);
+  auto targets = Tensor::empty({row_end - row_begin, block}, DType::Int64);
   auto* in = inputs.data<std::int64_t>();
   auto* out = targets.data<std::int64_t>();
   const auto starts = static_cast<std::uint64_t>(length - block - 1);
   for (std::int64_t b = 0; b < batch; ++b) {
     const auto start = first + static_cast<std::int64_t>(generator.below(starts));
+    if (b < row_begin || b >= row_end) continue;  // another process's rows: drawn, not copied
     const auto* window = tokens_.data() + start;
-    std::copy(window, window + block, in + b * block);
-    std::copy(window + 1, window + block + 1, out + b * block);
+    std::copy(window, window + block, in + (b - row_begin) * block);
+    std::copy(window + 1, window + block + 1, out + (b - row_begin) * block);
   }
   return {std::move(inputs), std::move(targets)};
+}
+
+namespace {
+
+// Evaluation passes draw from streams seeded by (seed, pass, split): the same windows at the same
+// step of any run.
+constexpr std::uint64_t kEvaluationStream = 0x9e3779b97f4a7c15ULL;
+
+}  // namespace
+
+TokenWindows::TokenWindows(std::shared_ptr<const TokenStream> tokens, TokenStream::Split split,
+                           Options options)
+    : tokens_(std::move(tokens)), split_(split), options_(options), generator_(options.seed) {
+  if (options_.batch_size < 1 || options_.block_size < 1 || options_.batches_per_pass < 0)
+    throw Error(fmt::format("token windows: batch_size {} and block_size {} must be at least 1",
+                            options_.batch_size, options_.block_size));
+  if (options_.shard_count < 1 || options_.shard_index < 0 ||
+      options_.shard_index >= options_.shard_count)
+    throw Error(fmt::format("token windows: shard {} of {} does not exist", options_.shard_index,
+                            options_.shard_count));
+  const std::int64_t needed = options_.block_size + 2;
+  if (tokens_->size(split_) < needed)
+    throw Error(fmt::format("the {} split has {} tokens; windows of block_size {} need at least {}",
+                            split_ == TokenStream::Split::Train ? "training" : "validation",
+                            tokens_->size(split_), options_.block_size, needed));
+}
+
+void TokenWindows::start_epoch(std::int64_t pass) {
+  drawn_ = 0;
+  if (options_.batches_per_pass == 0) return;  // training: one stream for the whole run
+  const std::uint64_t split = split_ == TokenStream::Split::Train ? 1 : 0;
+  generator_ = Generator(options_.seed ^
+                         (kEvaluationStream * static_cast<std::uint64_t>(2 * pass + 1 + split)));
+}
+
+std::optional<Batch> TokenWindows::next() {
+  if (options_.batches_per_pass > 0 && drawn_ >= options_.batches_per_pass) return std::nullopt;
+  ++drawn_;
+  const std::int64_t rows = options_.batch_size;
+  const std::int64_t begin = rows * options_.shard_index / options_.shard_count;
+  const std::int64_t end = rows * (options_.shard_index + 1) / options_.shard_count;
+  auto [inputs, targets] =
+      tokens_->sample(split_, rows, options_.block_size, generator_, begin, end);
+  return Batch{std::move(inputs), std::move(targets)};
+}
+
+nlohmann::json TokenWindows::state() const {
+  if (options_.batches_per_pass > 0) return nullptr;  // evaluation: (seed, pass) say it all
+  return generator_.state_json();
+}
+
+void TokenWindows::load_state(const nlohmann::json& state) {
+  if (options_.batches_per_pass > 0) return BatchSource::load_state(state);
+  generator_.set_state_json(state);
 }
 
 }  // namespace lathe

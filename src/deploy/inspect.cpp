@@ -78,7 +78,9 @@ nlohmann::json describe_layers(const nlohmann::json& architecture, const nlohman
     }
     layers.push_back(layer);
   }
-  return {{"type", architecture.value("type", "?")}, {"layers", layers}};
+  nlohmann::json out = {{"type", architecture.value("type", "?")}, {"layers", layers}};
+  if (!sequential) out["arguments"] = layers[0]["arguments"];
+  return out;
 }
 
 std::string number(double value) {
@@ -126,22 +128,21 @@ void flatten_metrics(const nlohmann::json& value, const std::string& prefix,
   out.push_back(prefix.empty() ? text : fmt::format("{} {}", prefix, text));
 }
 
-// A language model's tokenizer, GPT configuration (as [model] in a config names it) and size.
-template <typename Line, typename TextOf>
-void format_language_model(const nlohmann::json& d, const Line& line, const TextOf& text_of) {
-  const nlohmann::json tokenizer = d.value("tokenizer", nlohmann::json::object());
-  line("Tokenizer",
-       fmt::format("{}, {} tokens", text_of(tokenizer.value("kind", nlohmann::json("?"))),
-                   text_of(tokenizer.value("vocab_size", nlohmann::json("?")))));
-  const nlohmann::json config = d["architecture"]["config"];
+// A model that is not a Sequential on one line: its type and arguments, in the order its
+// registered type declares them.
+template <typename TextOf>
+std::string one_line_architecture(const nlohmann::json& architecture, const TextOf& text_of) {
+  const std::string type = architecture.value("type", "?");
+  const nlohmann::json arguments = architecture.value("arguments", nlohmann::json::object());
+  std::vector<std::string> keys;
+  if (const LayerType* registered = find_layer_type(type))
+    for (const LayerArgument& argument : registered->arguments)
+      if (arguments.contains(argument.key)) keys.push_back(argument.key);
+  for (const auto& [key, value] : arguments.items())
+    if (std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(key);
   std::vector<std::string> fields;
-  for (const char* key :
-       {"n_layer", "n_head", "n_embd", "block_size", "vocab_size", "dropout", "bias"})
-    fields.push_back(fmt::format("{} {}", key, text_of(config.value(key, nlohmann::json("?")))));
-  line("Architecture",
-       fmt::format("{}: {}", text_of(d["architecture"].value("type", nlohmann::json("?"))),
-                   fmt::join(fields, ", ")));
-  line("Parameters", text_of(d.value("parameters", nlohmann::json("?"))));
+  for (const std::string& key : keys) fields.push_back(key + " " + text_of(arguments[key]));
+  return fmt::format("{}: {}", type, fmt::join(fields, ", "));
 }
 
 }  // namespace
@@ -167,15 +168,12 @@ nlohmann::json describe_bundle(const std::filesystem::path& path) {
   out["file"] = path.string();
   out["format"] = metadata_or_null(contents, "format");
   out["lathe_version"] = metadata_or_null(contents, "lathe.version");
-  const auto* gpt = dynamic_cast<const GPT*>(bundle.model.get());
-  if (gpt) {
-    // A language model: its GPT configuration, and the tokenizer summarized (the vocabulary or
-    // merges themselves stay in the bundle).
-    out["architecture"] = {{"type", gpt->type()}, {"config", gpt->config().to_json()}};
+  out["architecture"] = describe_layers(bundle.info.architecture, bundle.info.task);
+  const bool language_model = is_language_model(bundle.info);
+  if (language_model) {
+    // The tokenizer summarized (the vocabulary or merges themselves stay in the bundle).
     const LanguageModel lm = as_language_model(bundle, path.string());
     out["tokenizer"] = {{"kind", lm.tokenizer->kind()}, {"vocab_size", lm.tokenizer->vocab_size()}};
-  } else {
-    out["architecture"] = describe_layers(bundle.info.architecture, bundle.info.task);
   }
   out["parameters"] = bundle.model->parameter_count();
   nlohmann::json tensors = nlohmann::json::array();
@@ -193,7 +191,7 @@ nlohmann::json describe_bundle(const std::filesystem::path& path) {
   out["tensors"] = tensors;
   out["preprocessing"] = bundle.info.preprocessing.to_json();
   out["task"] = bundle.info.task;
-  if (gpt) out["task"].erase("tokenizer");  // summarized above
+  if (language_model) out["task"].erase("tokenizer");  // summarized above
   out["metrics"] = bundle.info.metrics;
   return out;
 }
@@ -230,9 +228,16 @@ std::string format_bundle_description(const nlohmann::json& d) {
   }
 
   const nlohmann::json architecture = d.value("architecture", nlohmann::json::object());
-  const bool language_model = architecture.contains("config") && architecture["config"].is_object();
+  const bool language_model = d.contains("tokenizer");
   if (language_model) {
-    format_language_model(d, line, text_of);
+    const nlohmann::json tokenizer = d["tokenizer"];
+    line("Tokenizer",
+         fmt::format("{}, {} tokens", text_of(tokenizer.value("kind", nlohmann::json("?"))),
+                     text_of(tokenizer.value("vocab_size", nlohmann::json("?")))));
+  }
+  if (architecture.value("type", "") != "sequential") {
+    line("Architecture", one_line_architecture(architecture, text_of));
+    line("Parameters", text_of(d.value("parameters", nlohmann::json("?"))));
   } else {
     const nlohmann::json layers = architecture.value("layers", nlohmann::json::array());
     line("Architecture", fmt::format("{}, {} layer{}", architecture.value("type", "?"),

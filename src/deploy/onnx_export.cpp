@@ -176,7 +176,8 @@ Value export_layer(GraphBuilder& graph, const json& spec, const std::string& pat
   const std::string type = spec.is_object() ? spec.value("type", "") : "";
   auto exporter = layer_exporters().find(type);
   if (exporter == layer_exporters().end())
-    throw Error(fmt::format("export: {} '{}' has no ONNX form yet", label, type));
+    throw Error(fmt::format("export: {} '{}' has no ONNX form yet; layer types with one: {}", label,
+                            type, fmt::join(onnx_layer_types(), ", ")));
   json full = spec;
   if (type != "sequential") {
     try {

@@ -30,7 +30,7 @@ Shape recorded_input_shape(const nlohmann::json& task, const std::string& where)
 LoadedBundle not_a_language_model(LoadedBundle bundle) {
   if (is_language_model(bundle.info))
     throw Error(
-        "a language model (GPT), not a classifier or regression model: use `lathe generate`, or "
+        "a language model, not a classifier or regression model: use `lathe generate`, or "
         "`lathe serve` and POST /v2/models/{name}/generate");
   return bundle;
 }

@@ -2,12 +2,14 @@
 // preprocessing, task description and metrics as JSON strings.
 //
 // A bundle may come from anywhere, so the architecture is checked against the tensors before
-// the model is built: building allocates every parameter the architecture names, and a hostile
-// architecture (a linear layer of 10^6 x 10^6) must not allocate more than the file holds.
+// the model is built (the layer registry says what tensors each type holds): building allocates
+// every parameter the architecture names, and a hostile architecture (a linear layer of 10^6 x
+// 10^6) must not allocate more than the file holds. Where the task names the input shape, the
+// shape after every layer is bounded as well (convolution padding and dilation of a hostile CNN).
 #include <fmt/format.h>
 
+#include "lathe/bundle.h"
 #include "lathe/error.h"
-#include "lathe/io.h"
 #include "lathe/version.h"
 #include "src/data/file_bytes.h"
 #include "src/io/untrusted_json.h"
@@ -21,8 +23,6 @@ constexpr const char* kFormat = "lathe.bundle/1";
 // JSON nesting allowed in metadata values: enough for any task or metrics description, and small
 // enough that code recursing over them (dump, copy) cannot run out of stack.
 constexpr int kMaxMetadataDepth = 64;
-// Sequential models inside sequential models.
-constexpr int kMaxModelDepth = 16;
 
 json parse_metadata(const SafetensorsContents& contents, const std::string& key,
                     const std::string& where) {
@@ -32,82 +32,6 @@ json parse_metadata(const SafetensorsContents& contents, const std::string& key,
   return detail::parse_untrusted_json(found->second, fmt::format("{}: metadata '{}'", where, key),
                                       kMaxMetadataDepth);
 }
-
-// The tensors a model built from `spec` holds (name -> shape), from the spec alone: the names and
-// shapes Module::state_dict() will have. `prefix` is the dotted name of the layer ("" or "0.").
-class ExpectedTensors {
- public:
-  explicit ExpectedTensors(std::string where) : where_(std::move(where)) {}
-
-  void add(const json& spec, const std::string& prefix, int depth) {
-    if (depth > kMaxModelDepth)
-      throw fail(prefix, fmt::format("sequential layers nest deeper than {}", kMaxModelDepth));
-    if (spec.is_object() && spec.contains("type") && spec["type"] == "sequential") {
-      const auto layers = spec.find("layers");
-      if (layers == spec.end() || !layers->is_array() || layers->empty())
-        throw fail(prefix, "a sequential model needs a non-empty list \"layers\"");
-      for (std::size_t i = 0; i < layers->size(); ++i)
-        add((*layers)[i], prefix + std::to_string(i) + ".", depth + 1);
-      return;
-    }
-    json args;
-    try {
-      args = validate_layer_spec(spec);
-    } catch (const LayerSpecError& e) {
-      throw fail(prefix, e.what());
-    }
-    const std::string type = args["type"].get<std::string>();
-    if (type == "linear") {
-      const std::int64_t in = positive(args, "in", prefix);
-      const std::int64_t out = positive(args, "out", prefix);
-      tensors_[prefix + "weight"] = {out, in};
-      if (args["bias"].get<bool>()) tensors_[prefix + "bias"] = {out};
-    } else if (type == "conv2d") {
-      const std::int64_t in = positive(args, "in", prefix);
-      const std::int64_t out = positive(args, "out", prefix);
-      const std::int64_t k = positive(args, "kernel_size", prefix);
-      const std::int64_t groups = positive(args, "groups", prefix);
-      if (in % groups != 0)
-        throw fail(prefix, fmt::format("conv2d groups {} does not divide in {}", groups, in));
-      tensors_[prefix + "weight"] = {out, in / groups, k, k};
-      if (args["bias"].get<bool>()) tensors_[prefix + "bias"] = {out};
-    } else if (type == "batch_norm1d" || type == "batch_norm2d") {
-      const std::int64_t features = positive(args, "features", prefix);
-      for (const char* name : {"weight", "bias", "running_mean", "running_var"})
-        tensors_[prefix + name] = {features};
-    } else if (type != "flatten" && type != "dropout" && type != "relu" && type != "leaky_relu" &&
-               type != "sigmoid" && type != "tanh" && type != "gelu" && type != "max_pool2d" &&
-               type != "avg_pool2d" && type != "global_avg_pool" && type != "reshape") {
-      // A layer type added to the registry needs a line here (tests/test_safetensors_hostile.cpp
-      // checks that every registered type loads from a bundle).
-      throw fail(prefix, fmt::format("the bundle reader does not know the tensors of layer type "
-                                     "'{}'",
-                                     type));
-    }
-  }
-
-  const std::map<std::string, Shape>& tensors() const { return tensors_; }
-
- private:
-  Error fail(const std::string& prefix, const std::string& why) const {
-    const std::string layer = prefix.empty() ? "" : "layer " + prefix.substr(0, prefix.size() - 1);
-    return Error(fmt::format("{}: metadata 'lathe.architecture': {}{}", where_, layer,
-                             layer.empty() ? why : ": " + why));
-  }
-
-  std::int64_t positive(const json& args, const char* key, const std::string& prefix) const {
-    const json& value = args[key];
-    if (!value.is_number_unsigned() || value.get<std::uint64_t>() == 0 ||
-        value.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
-      throw fail(prefix,
-                 fmt::format("{} '{}' is {}, not a positive integer",
-                             args["type"].get<std::string>(), key, detail::shown_json(value)));
-    return value.get<std::int64_t>();
-  }
-
-  std::string where_;
-  std::map<std::string, Shape> tensors_;
-};
 
 // Every tensor the architecture needs, with its shape and a float dtype, and no other.
 void check_tensors(const std::map<std::string, Shape>& expected,
@@ -131,39 +55,61 @@ void check_tensors(const std::map<std::string, Shape>& expected,
                               detail::printable(name), shape_str(tensor.shape())));
 }
 
-// A GPT and its tokenizer, each checked before anything is allocated for the model.
-std::shared_ptr<GPT> read_language_model(const BundleInfo& info,
-                                         const std::map<std::string, Tensor>& tensors,
-                                         const std::string& where) {
-  GPTConfig config;
-  try {
-    config = GPTConfig::from_json(info.architecture);
-  } catch (const Error& e) {
-    throw Error(fmt::format("{}: metadata 'lathe.architecture': {}", where, e.what()));
-  }
+// A language model's tokenizer, checked against the model it comes with.
+std::shared_ptr<const Tokenizer> read_tokenizer(const BundleInfo& info, const Module& model,
+                                                const std::string& where) {
+  const auto* language_model = dynamic_cast<const CausalLanguageModel*>(&model);
+  if (!language_model)
+    throw Error(
+        fmt::format("{}: metadata 'lathe.task' says language_model but the model (type "
+                    "'{}') is not a causal language model",
+                    where, model.type()));
   if (!info.task.contains("tokenizer"))
     throw Error(
         fmt::format("{}: metadata 'lathe.task': a language model needs a \"tokenizer\"", where));
-  std::unique_ptr<Tokenizer> tokenizer;
+  std::shared_ptr<const Tokenizer> tokenizer;
   try {
     tokenizer = tokenizer_from_json(info.task.at("tokenizer"));
   } catch (const Error& e) {
     throw Error(fmt::format("{}: metadata 'lathe.task': {}", where, e.what()));
   }
-  if (tokenizer->vocab_size() != config.vocab_size)
+  if (tokenizer->vocab_size() != language_model->vocab_size())
     throw Error(fmt::format("{}: the tokenizer has {} tokens but the model's vocab_size is {}",
-                            where, tokenizer->vocab_size(), config.vocab_size));
-  const auto shapes = config.parameter_shapes();
-  check_tensors({shapes.begin(), shapes.end()}, tensors, where);
-  Generator unused(0);
-  auto model = std::make_shared<GPT>(config, unused);
-  try {
-    model->load_state_dict(tensors);
-  } catch (const Error& e) {
-    throw Error(fmt::format("{}: {}", where, e.what()));
+                            where, tokenizer->vocab_size(), language_model->vocab_size()));
+  return tokenizer;
+}
+
+// Where the task gives the shape of one example, the shape after every layer, each bounded.
+void check_activations(const BundleInfo& info, const std::string& where) {
+  if (!info.task.contains("input_shape") || !info.task["input_shape"].is_array()) return;
+  Shape input;
+  for (const json& d : info.task["input_shape"]) {
+    if (!d.is_number_unsigned() || d.get<std::uint64_t>() == 0 ||
+        d.get<std::uint64_t>() > static_cast<std::uint64_t>(kMaxActivationValues))
+      throw Error(fmt::format("{}: metadata 'lathe.task': input_shape {} is not a shape", where,
+                              detail::shown_json(info.task["input_shape"])));
+    input.push_back(d.get<std::int64_t>());
   }
-  model->eval();
-  return model;
+  if (shape_numel(input) > kMaxActivationValues)
+    throw Error(
+        fmt::format("{}: metadata 'lathe.task': an example of shape {} is larger than {} "
+                    "values",
+                    where, shape_str(input), kMaxActivationValues));
+  ShapeTrace trace;
+  try {
+    trace = trace_shapes(info.architecture, input);
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: metadata 'lathe.architecture' does not fit input_shape {}: {}",
+                            where, shape_str(input), e.what()));
+  }
+  for (std::size_t i = 0; i < trace.outputs.size(); ++i)
+    if (shape_numel(trace.outputs[i]) > kMaxActivationValues)
+      throw Error(
+          fmt::format("{}: metadata 'lathe.architecture': layer {} (counting leaf layers) "
+                      "maps one example of shape {} to {} values ({}), more than the {} "
+                      "a bundle may ask for",
+                      where, i, shape_str(input), shape_numel(trace.outputs[i]),
+                      shape_str(trace.outputs[i]), kMaxActivationValues));
 }
 
 }  // namespace
@@ -173,11 +119,11 @@ bool is_language_model(const BundleInfo& info) {
          info.task["task"] == "language_model";
 }
 
-void save_language_model(const std::filesystem::path& path, const GPT& model,
+void save_language_model(const std::filesystem::path& path, const CausalLanguageModel& model,
                          const Tokenizer& tokenizer, const nlohmann::json& metrics) {
-  if (tokenizer.vocab_size() != model.config().vocab_size)
+  if (tokenizer.vocab_size() != model.vocab_size())
     throw Error(fmt::format("save: the tokenizer has {} tokens but the model's vocab_size is {}",
-                            tokenizer.vocab_size(), model.config().vocab_size));
+                            tokenizer.vocab_size(), model.vocab_size()));
   BundleInfo info;
   info.architecture = model.spec();
   info.task = {{"task", "language_model"}, {"tokenizer", tokenizer.to_json()}};
@@ -190,8 +136,8 @@ LanguageModel as_language_model(const LoadedBundle& bundle, const std::string& w
     throw Error(fmt::format("{}: not a language model (its task is {})", where,
                             bundle.info.task.value("task", std::string("classification"))));
   LanguageModel lm;
-  lm.model = std::dynamic_pointer_cast<GPT>(bundle.model);
-  lm.tokenizer = tokenizer_from_json(bundle.info.task.at("tokenizer"));
+  lm.model = std::dynamic_pointer_cast<CausalLanguageModel>(bundle.model);
+  lm.tokenizer = read_tokenizer(bundle.info, *bundle.model, where);
   lm.info = bundle.info;
   return lm;
 }
@@ -201,6 +147,8 @@ LanguageModel load_language_model(const std::filesystem::path& path) {
 }
 
 void save_bundle(const std::filesystem::path& path, const Module& model, const BundleInfo& info) {
+  if (const std::optional<std::string> why = why_not_rebuildable(model))
+    throw Error(fmt::format("save_bundle {}: {}", path.string(), *why));
   std::map<std::string, std::string> metadata{
       {"format", kFormat},
       {"lathe.version", version()},
@@ -245,21 +193,29 @@ LoadedBundle parse_bundle(std::string_view bytes, const std::string& where) {
   if (bundle.info.task.contains("task") && !bundle.info.task["task"].is_string())
     throw Error(fmt::format("{}: metadata 'lathe.task': \"task\" is not a string", where));
 
-  Generator unused(0);  // weights are overwritten by the saved ones
-  if (is_language_model(bundle.info)) {
-    bundle.model = read_language_model(bundle.info, contents.tensors, where);
-    return bundle;
+  std::map<std::string, Shape> expected;
+  try {
+    expected = spec_tensor_shapes(bundle.info.architecture);
+  } catch (const Error& e) {
+    const bool unknown_type =
+        std::string_view(e.what()).find("unknown layer type") != std::string_view::npos;
+    throw Error(fmt::format("{}: metadata 'lathe.architecture': {}{}", where, e.what(),
+                            unknown_type ? "; a program's own type loads where it is registered "
+                                           "(the lathe command: --plugin LIBRARY, "
+                                           "docs/custom_modules.md)"
+                                         : ""));
   }
-  ExpectedTensors expected(where);
-  expected.add(bundle.info.architecture, "", 0);
-  check_tensors(expected.tensors(), contents.tensors, where);
+  check_tensors(expected, contents.tensors, where);
+  check_activations(bundle.info, where);
 
+  Generator unused(0);  // weights are overwritten by the saved ones
   try {
     bundle.model = make_layer(bundle.info.architecture, unused);
     bundle.model->load_state_dict(contents.tensors);
   } catch (const Error& e) {
     throw Error(fmt::format("{}: {}", where, e.what()));
   }
+  if (is_language_model(bundle.info)) read_tokenizer(bundle.info, *bundle.model, where);
   bundle.model->eval();
   return bundle;
 }

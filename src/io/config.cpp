@@ -42,6 +42,8 @@ std::string join(const std::vector<std::string>& items) {
   return fmt::format("{}", fmt::join(items, ", "));
 }
 
+nlohmann::json to_json_value(const toml::node& node);
+
 class Section {
  public:
   Section(const toml::table* table, std::string name, std::filesystem::path base_dir)
@@ -117,6 +119,15 @@ class Section {
 
   const toml::node* raw(const std::string& key) { return find(key); }
 
+  // The whole section as JSON, every key declared (its checks are the caller's).
+  nlohmann::json everything() {
+    nlohmann::json out = nlohmann::json::object();
+    if (!table_) return out;
+    for (auto&& [key, node] : *table_) out[std::string(key.str())] = to_json_value(node);
+    for (auto&& [key, node] : *table_) find(std::string(key.str()));
+    return out;
+  }
+
   // Reports the first key nobody asked for.
   void finish() const {
     if (!table_) return;
@@ -142,15 +153,15 @@ class Section {
   std::vector<std::string> order_;
 };
 
-nlohmann::json to_json(const toml::node& node) {
+nlohmann::json to_json_value(const toml::node& node) {
   if (auto t = node.as_table()) {
     nlohmann::json out = nlohmann::json::object();
-    for (auto&& [key, value] : *t) out[std::string(key.str())] = to_json(value);
+    for (auto&& [key, value] : *t) out[std::string(key.str())] = to_json_value(value);
     return out;
   }
   if (auto a = node.as_array()) {
     nlohmann::json out = nlohmann::json::array();
-    for (const toml::node& item : *a) out.push_back(to_json(item));
+    for (const toml::node& item : *a) out.push_back(to_json_value(item));
     return out;
   }
   if (node.is_integer()) return *node.value<std::int64_t>();
@@ -174,13 +185,55 @@ nlohmann::json read_layers(Section& model) {
     const toml::table* table = layer.as_table();
     if (!table) fail(layer, fmt::format("model.layers[{}] must be a table with a 'type'", i));
     try {
-      specs.push_back(validate_layer_spec(to_json(layer)));
+      specs.push_back(validate_layer_spec(to_json_value(layer)));
     } catch (const LayerSpecError& e) {
       const toml::node* at = table->get(e.key);
       fail(at ? *at : layer, fmt::format("model.layers[{}]: {}", i, e.what()));
     }
   }
   return specs;
+}
+
+// [model]: `layers = [...]` (a Sequential), or `type` naming a registered model type with its
+// arguments as the other keys (type = "gpt", n_layer = 4, ...).
+nlohmann::json read_model(Section& model, const std::string& where) {
+  const toml::node* type = model.raw("type");
+  if (model.raw("layers")) {
+    if (type && !(type->is_string() && *type->value<std::string>() == "sequential"))
+      fail(*type,
+           "model.type goes with layers only as \"sequential\"; a registered model type "
+           "takes its arguments instead of layers");
+    return {{"type", "sequential"}, {"layers", read_layers(model)}};
+  }
+  if (!type)
+    throw Error(fmt::format(
+        "{}: [model] needs 'layers', a list of tables like {{ type = \"linear\", in = 784, out = "
+        "128 }}, or 'type', a registered model type such as \"gpt\" with its arguments",
+        where));
+  const nlohmann::json spec = model.everything();
+  try {
+    return validate_layer_spec(spec);
+  } catch (const LayerSpecError& e) {
+    const toml::node* at = model.raw(e.key);
+    fail(at ? *at : *type, fmt::format("[model]: {}", e.what()));
+  }
+}
+
+// The data decides what the model's first layer takes: token ids from text, features otherwise.
+void check_model_input(const nlohmann::json& spec, const std::string& format,
+                       const toml::table& model) {
+  const nlohmann::json& first = spec["type"] == "sequential" ? spec["layers"][0] : spec;
+  const LayerType* type = find_layer_type(first["type"].get<std::string>());
+  const bool tokens = type && type->input == LayerType::Input::Tokens;
+  if (tokens == (format == "text")) return;
+  const toml::node& at = model.get("type") ? *model.get("type") : *model.get("layers");
+  if (format == "text")
+    fail(at, fmt::format("[data] format = \"text\" gives token ids; the model must take them "
+                         "(a language model type such as \"gpt\"), not '{}'",
+                         first["type"].get<std::string>()));
+  fail(at, fmt::format("model type '{}' takes token ids, which only [data] format = \"text\" "
+                       "gives (this data is \"{}\")",
+                       first["type"].get<std::string>(), format));
 }
 
 // Parses "a.b.c=value" into a one-key TOML table whose nodes carry the source "--set".
@@ -357,27 +410,10 @@ RunConfig parse_run_config(std::string_view text, const std::string& where,
 
   Section model = section("model");
   if (!model.present())
-    throw Error(fmt::format("{}: missing [model] section with 'layers'", where));
-  config.model_type = model.string("type", "layers", {"layers", "gpt"});
-  if (config.model_type == "gpt") {
-    GPTConfig& g = config.gpt;
-    g.n_layer = model.integer("n_layer", g.n_layer, 1);
-    g.n_head = model.integer("n_head", g.n_head, 1);
-    g.n_embd = model.integer("n_embd", g.n_embd, 1);
-    g.block_size = model.integer("block_size", g.block_size, 1);
-    g.dropout = model.fraction("dropout", g.dropout, true);
-    g.bias = model.boolean("bias", g.bias);
-    g.scaled_residual_init = model.boolean("scaled_residual_init", g.scaled_residual_init);
-    if (g.n_embd % g.n_head != 0)
-      throw Error(fmt::format("{}: model.n_embd {} must be a multiple of model.n_head {}", where,
-                              g.n_embd, g.n_head));
-  } else {
-    config.layers = read_layers(model);
-  }
+    throw Error(fmt::format("{}: missing [model] section with 'layers' or a model 'type'", where));
+  config.model = read_model(model, where);
   model.finish();
-  if ((config.model_type == "gpt") != (d.format == "text"))
-    throw Error(
-        fmt::format("{}: [model] type = \"gpt\" and [data] format = \"text\" go together", where));
+  check_model_input(config.model, d.format, *root["model"].as_table());
 
   Section loss = section("loss");
   config.loss = loss.string("type", "cross_entropy", {"cross_entropy", "mse"});
@@ -397,6 +433,7 @@ RunConfig parse_run_config(std::string_view text, const std::string& where,
   o.beta1 = optimizer.number("beta1", o.beta1);
   o.beta2 = optimizer.number("beta2", o.beta2);
   o.eps = optimizer.number("eps", o.eps);
+  o.decay_matrices_only = optimizer.boolean("decay_matrices_only", d.format == "text");
   optimizer.finish();
 
   Section schedule = section("schedule");
@@ -422,24 +459,18 @@ RunConfig parse_run_config(std::string_view text, const std::string& where,
   t.shuffle = trainer.boolean("shuffle", true);
   t.drop_last = trainer.boolean("drop_last", false);
   t.progress = trainer.string("progress", "auto", {"auto", "always", "never"});
-  if (config.model_type == "gpt") {
-    t.iterations = trainer.integer("iterations", t.iterations, 1);
-    t.eval_every = trainer.integer("eval_every", t.eval_every, 1);
-    t.eval_iters = trainer.integer("eval_iters", t.eval_iters, 1);
-    t.gradient_accumulation = trainer.integer("gradient_accumulation", 1, 1);
-  }
+  // Text is an endless stream of windows: it trains for iterations, evaluated every 250 steps,
+  // unless told otherwise.
+  const bool text_data = d.format == "text";
+  t.iterations = trainer.integer("iterations", text_data ? 2000 : 0, text_data ? 1 : 0);
+  t.eval_every = trainer.integer("eval_every", text_data ? 250 : 0, 0);
+  t.eval_iters = trainer.integer("eval_iters", t.eval_iters, 1);
+  t.gradient_accumulation = trainer.integer("gradient_accumulation", 1, 1);
+  t.shards = trainer.integer("shards", 0, 0);
   trainer.finish();
   if (output_dir.empty())
     throw Error(fmt::format("{}: trainer.output_dir must not be empty", where));
   return config;
-}
-
-nlohmann::json RunConfig::model_json() const {
-  if (model_type != "gpt") return {{"layers", layers}};
-  nlohmann::json out = gpt.to_json();
-  out.erase("vocab_size");  // the tokenizer's
-  out["type"] = "gpt";
-  return out;
 }
 
 nlohmann::json RunConfig::to_json() const {
@@ -469,7 +500,7 @@ nlohmann::json RunConfig::to_json() const {
         {"horizontal_flip", augment.horizontal_flip},
         {"random_erasing", augment.random_erasing},
         {"fill", augment.fill}}},
-      {"model", model_json()},
+      {"model", model},
       {"loss", {{"type", loss}, {"label_smoothing", label_smoothing}}},
       {"optimizer",
        {{"type", optimizer.type},
@@ -480,7 +511,8 @@ nlohmann::json RunConfig::to_json() const {
         {"weight_decay", optimizer.weight_decay},
         {"beta1", optimizer.beta1},
         {"beta2", optimizer.beta2},
-        {"eps", optimizer.eps}}},
+        {"eps", optimizer.eps},
+        {"decay_matrices_only", optimizer.decay_matrices_only}}},
       {"schedule",
        {{"type", schedule.type},
         {"step_size", schedule.step_size},
@@ -502,7 +534,8 @@ nlohmann::json RunConfig::to_json() const {
         {"iterations", trainer.iterations},
         {"eval_every", trainer.eval_every},
         {"eval_iters", trainer.eval_iters},
-        {"gradient_accumulation", trainer.gradient_accumulation}}},
+        {"gradient_accumulation", trainer.gradient_accumulation},
+        {"shards", trainer.shards}}},
   };
 }
 

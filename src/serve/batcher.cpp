@@ -133,7 +133,7 @@ std::vector<std::shared_ptr<InferenceJob>> Batcher::next_batch() {
 
 void Batcher::execute(const std::vector<std::shared_ptr<InferenceJob>>& batch) {
   const Clock::time_point start = Clock::now();
-  const ServedModel& model = *batch.front()->model;
+  const InferenceModel& model = *batch.front()->model->inference();
   std::vector<double> queue_seconds;
   std::int64_t rows = 0;
   for (const auto& job : batch) {
@@ -142,20 +142,20 @@ void Batcher::execute(const std::vector<std::shared_ptr<InferenceJob>>& batch) {
   }
   std::vector<JobResult> results(batch.size());
   try {
-    Tensor inputs = Tensor::empty({rows, model.features});
+    Tensor inputs = Tensor::empty({rows, model.features()});
     float* at = inputs.data<float>();
     for (const auto& job : batch) {
       std::memcpy(at, job->inputs.data(), job->inputs.size() * sizeof(float));
       at += job->inputs.size();
     }
-    Tensor outputs = model.predictor->predict(inputs);
+    Tensor outputs = model.predict(inputs);
     if (outputs.dtype() != DType::Float32) outputs = outputs.to(DType::Float32);
-    if (outputs.numel() != rows * model.output_size)
+    if (outputs.numel() != rows * model.output_size())
       throw Error(fmt::format("the model returned shape {} for {} examples",
                               shape_str(outputs.shape()), rows));
     const float* from = outputs.data<float>();
     for (std::size_t i = 0; i < batch.size(); ++i) {
-      const std::int64_t count = batch[i]->rows * model.output_size;
+      const std::int64_t count = batch[i]->rows * model.output_size();
       results[i].outputs.assign(from, from + count);
       from += count;
     }

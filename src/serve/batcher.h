@@ -27,12 +27,13 @@ using Clock = std::chrono::steady_clock;
 struct JobResult {
   int status = 200;  // otherwise `error` says why
   std::string error;
-  std::vector<float> outputs;  // rows * model->output_size, row-major
+  std::vector<float> outputs;  // rows * the model's output_size(), row-major
 };
 
 struct InferenceJob {
-  std::shared_ptr<const ServedModel> model;  // the version the request was checked against
-  std::vector<float> inputs;                 // rows * model->features
+  // The version the request was checked against; one that answers .../infer.
+  std::shared_ptr<const ServedModel> model;
+  std::vector<float> inputs;  // rows * its features()
   std::int64_t rows = 0;
   Clock::time_point enqueued;
   std::atomic<bool> abandoned{false};  // the client's wait timed out: skip it

@@ -6,74 +6,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "lathe/autograd.h"
 #include "lathe/error.h"
-#include "lathe/io.h"
 
 namespace lathe::serve {
-namespace {
-
-nlohmann::json batch_shape(const Shape& example) {
-  nlohmann::json shape = nlohmann::json::array({-1});
-  for (const std::int64_t dim : example) shape.push_back(dim);
-  return shape;
-}
-
-// A language model takes a prompt and returns text, both strings (BYTES in the protocol's terms),
-// through POST .../generate rather than .../infer.
-std::string language_model_metadata(const ServedModel& model) {
-  const GPTConfig& config = model.gpt->config();
-  const nlohmann::json metadata = {
-      {"name", model.name},
-      {"versions", {std::to_string(model.version)}},
-      {"platform", "lathe"},
-      {"inputs", {{{"name", "prompt"}, {"datatype", "BYTES"}, {"shape", {1}}}}},
-      {"outputs", {{{"name", "text"}, {"datatype", "BYTES"}, {"shape", {1}}}}},
-      {"parameters",
-       {{"task", "language_model"},
-        {"endpoint", "generate"},
-        {"tokenizer", model.tokenizer->kind()},
-        {"vocab_size", config.vocab_size},
-        {"block_size", config.block_size},
-        {"n_layer", config.n_layer},
-        {"n_head", config.n_head},
-        {"n_embd", config.n_embd},
-        {"parameter_count", model.gpt->parameter_count()}}}};
-  return metadata.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-std::string metadata_for(const ServedModel& model) {
-  if (model.is_language_model()) return language_model_metadata(model);
-  const Predictor& predictor = *model.predictor;
-  nlohmann::json outputs = nlohmann::json::array();
-  nlohmann::json parameters = {{"task", predictor.kind() == PredictionKind::Classification
-                                            ? "classification"
-                                            : "regression"}};
-  if (predictor.kind() == PredictionKind::Classification) {
-    outputs.push_back({{"name", kProbabilitiesOutput},
-                       {"datatype", "FP32"},
-                       {"shape", batch_shape(model.output_shape)}});
-    outputs.push_back(
-        {{"name", kClassIndexOutput}, {"datatype", "INT64"}, {"shape", nlohmann::json{-1}}});
-    parameters["classes"] = predictor.class_names();
-  } else {
-    outputs.push_back({{"name", kValuesOutput},
-                       {"datatype", "FP32"},
-                       {"shape", batch_shape(model.output_shape)}});
-  }
-  const nlohmann::json metadata = {{"name", model.name},
-                                   {"versions", {std::to_string(model.version)}},
-                                   {"platform", "lathe"},
-                                   {"inputs",
-                                    {{{"name", model.signature.input_name},
-                                      {"datatype", "FP32"},
-                                      {"shape", batch_shape(model.signature.input_shape)}}}},
-                                   {"outputs", outputs},
-                                   {"parameters", parameters}};
-  return metadata.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-}  // namespace
 
 FileStamp stamp_of(const std::filesystem::path& path) {
   struct stat info {};
@@ -83,8 +18,12 @@ FileStamp stamp_of(const std::filesystem::path& path) {
           info.st_ino, info.st_dev};
 }
 
-ModelSlot::ModelSlot(std::string name, std::filesystem::path path, InferencePrecision precision)
-    : name_(std::move(name)), path_(std::move(path)), precision_(precision) {}
+ModelSlot::ModelSlot(std::string name, std::filesystem::path path, InferencePrecision precision,
+                     bool allow_signature_change)
+    : name_(std::move(name)),
+      path_(std::move(path)),
+      precision_(precision),
+      allow_signature_change_(allow_signature_change) {}
 
 std::shared_ptr<const ServedModel> ModelSlot::current() const {
   std::lock_guard lock(mutex_);
@@ -106,45 +45,23 @@ std::shared_ptr<const ServedModel> ModelSlot::load() {
     std::lock_guard lock(mutex_);
     attempted_ = stamp;
   }
-  auto model = std::make_shared<ServedModel>();
+  std::shared_ptr<ServedModel> model = load_served_model(path_, precision_);
   model->name = name_;
-  LoadedBundle bundle = load_bundle(path_);
-  if (is_language_model(bundle.info)) {
-    LanguageModel language_model = as_language_model(bundle, path_.string());
-    model->gpt = std::move(language_model.model);
-    model->tokenizer = std::move(language_model.tokenizer);
-    // One token from a one-token prompt: proof the model runs.
-    generate(*model->gpt, {0}, 1, SamplingOptions{.temperature = 0});
-    return publish(std::move(model));
-  }
-  try {
-    model->predictor = std::make_shared<const Predictor>(std::move(bundle), precision_);
-  } catch (const Error& e) {
-    throw Error(fmt::format("{}: {}", path_.string(), e.what()));
-  }
-  const Predictor& predictor = *model->predictor;
-  model->signature.input_shape = predictor.input_shape();
-  model->features = predictor.input_features();
-  if (predictor.kind() == PredictionKind::Classification)
-    model->signature.output_names = {kProbabilitiesOutput, kClassIndexOutput};
-  else
-    model->signature.output_names = {kValuesOutput};
-  {
-    // One example through the whole pipeline: the output shape, and proof the model runs.
-    const Tensor probe = predictor.predict(Tensor::zeros({1, model->features}));
-    if (probe.dim() < 1 || probe.size(0) != 1)
-      throw Error(fmt::format("{}: the model maps 1 example to an output of shape {}",
-                              path_.string(), shape_str(probe.shape())));
-    model->output_shape.assign(probe.shape().begin() + 1, probe.shape().end());
-    model->output_size = probe.numel();
-  }
+  const std::shared_ptr<const ServedModel> serving = current();
+  if (serving && !allow_signature_change_ && model->signature() != serving->signature())
+    throw Error(fmt::format(
+        "{}: refused: its task, inputs or outputs differ from version {} being served (was {}, "
+        "now {}); clients of '{}' would break. Serve it under another name, or restart with "
+        "--allow-signature-change",
+        path_.string(), serving->version, serving->signature().dump(), model->signature().dump(),
+        name_));
   return publish(std::move(model));
 }
 
 std::shared_ptr<const ServedModel> ModelSlot::publish(std::shared_ptr<ServedModel> model) {
   std::lock_guard lock(mutex_);
   model->version = versions_ + 1;
-  model->metadata_json = metadata_for(*model);
+  model->metadata_json = model->metadata();
   versions_ = model->version;
   current_ = model;
   return model;

@@ -1,8 +1,9 @@
 #pragma once
 // A served model and its reload: each name has a slot holding the current version as a
 // shared_ptr to an immutable ServedModel. Reload builds the new version off to the side and swaps
-// the pointer; requests already holding the old one finish with it. A bundle that fails to load
-// leaves the slot as it was.
+// the pointer; requests already holding the old one finish with it. A bundle that fails to load,
+// or whose inputs and outputs differ from the version being served (unless allowed), leaves the
+// slot as it was.
 #include <sys/types.h>
 
 #include <chrono>
@@ -16,34 +17,10 @@
 #include <thread>
 #include <vector>
 
-#include "lathe/gpt.h"
-#include "lathe/predict.h"
-#include "lathe/text.h"
-#include "src/serve/infer_request.h"
+#include "lathe/inference.h"
+#include "src/serve/served_model.h"
 
 namespace lathe::serve {
-
-// Output names, as documented in docs/deploy/serve.md.
-inline constexpr const char* kProbabilitiesOutput = "probabilities";  // FP32 [N, classes]
-inline constexpr const char* kClassIndexOutput = "class_index";       // INT64 [N]
-inline constexpr const char* kValuesOutput = "values";                // FP32 [N, outputs...]
-
-// One loaded version of a model; never changes once built. A classifier or regression model has
-// a predictor (POST .../infer); a language model has gpt and tokenizer instead (POST
-// .../generate). generate() only reads a GPT in eval mode, so requests share it.
-struct ServedModel {
-  std::string name;
-  std::int64_t version = 0;
-  std::shared_ptr<const Predictor> predictor;  // null for a language model
-  std::shared_ptr<GPT> gpt;                    // language models only, in eval mode
-  std::shared_ptr<const Tokenizer> tokenizer;  // language models only
-  bool is_language_model() const { return gpt != nullptr; }
-  ModelSignature signature;
-  std::int64_t features = 0;     // inputs per example
-  Shape output_shape;            // of one example: {classes} or the model's output
-  std::int64_t output_size = 0;  // numel of output_shape
-  std::string metadata_json;     // the body of GET /v2/models/{name}
-};
 
 // Identity of a file on disk: a change of any field means the file was rewritten or replaced.
 struct FileStamp {
@@ -59,14 +36,16 @@ FileStamp stamp_of(const std::filesystem::path& path);
 class ModelSlot {
  public:
   ModelSlot(std::string name, std::filesystem::path path,
-            InferencePrecision precision = InferencePrecision::Float32);
+            InferencePrecision precision = InferencePrecision::Float32,
+            bool allow_signature_change = false);
 
   const std::string& name() const { return name_; }
   const std::filesystem::path& path() const { return path_; }
   std::shared_ptr<const ServedModel> current() const;  // null until the first load
 
   // Reads the bundle, builds the next version and swaps it in. Throws lathe::Error (or another
-  // std::exception) and keeps the current version when the bundle cannot be loaded.
+  // std::exception) and keeps the current version when the bundle cannot be loaded, or when its
+  // task, inputs or outputs differ from the current version's and changes are not allowed.
   std::shared_ptr<const ServedModel> load();
   // Whether the file differs from what the last load attempt saw.
   bool changed_on_disk() const;
@@ -78,6 +57,7 @@ class ModelSlot {
   const std::string name_;
   const std::filesystem::path path_;
   const InferencePrecision precision_;
+  const bool allow_signature_change_;
   std::mutex load_mutex_;  // one load at a time
   mutable std::mutex mutex_;
   std::shared_ptr<const ServedModel> current_;

@@ -33,6 +33,13 @@ struct ServerState {
   std::function<void(std::string_view)> log;
 };
 
+// Every route, with access control, limits and error bodies (routes.cpp).
 void install_routes(httplib::Server& http, ServerState& state);
+
+// The routes by concern, which install_routes calls.
+void install_status_routes(httplib::Server& http,
+                           ServerState& state);                       // health, metadata, /metrics
+void install_infer_route(httplib::Server& http, ServerState& state);  // POST .../infer
+void install_generate_route(httplib::Server& http, ServerState& state);  // POST .../generate
 
 }  // namespace lathe::serve

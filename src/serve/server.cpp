@@ -61,23 +61,6 @@ bool valid_model_name(const std::string& name) {
   return true;
 }
 
-std::string describe(const ServedModel& model) {
-  if (model.is_language_model()) {
-    const GPTConfig& config = model.gpt->config();
-    return fmt::format(
-        "language model, {} layer{}, {} wide, context {}, {} tokenizer of {} tokens; POST "
-        "/v2/models/{}/generate",
-        config.n_layer, config.n_layer == 1 ? "" : "s", config.n_embd, config.block_size,
-        model.tokenizer->kind(), config.vocab_size, model.name);
-  }
-  const Predictor& predictor = *model.predictor;
-  const std::string input = shape_str(predictor.input_shape());
-  if (predictor.kind() == PredictionKind::Classification)
-    return fmt::format("classification, input {}, {} classes", input,
-                       predictor.class_names().size());
-  return fmt::format("regression, input {}, output {}", input, shape_str(model.output_shape));
-}
-
 }  // namespace
 
 std::string default_model_name(const std::filesystem::path& bundle_path) {
@@ -106,7 +89,7 @@ struct InferenceServer::Impl {
       state.metrics.record_reload(slot.name(), true);
       state.metrics.set_model_version(slot.name(), model->version);
       state.log(fmt::format("model '{}' version {} loaded from {} ({}; {})", slot.name(),
-                            model->version, slot.path().string(), describe(*model), why));
+                            model->version, slot.path().string(), model->describe(), why));
       return true;
     } catch (const std::exception& e) {
       state.metrics.record_reload(slot.name(), false);
@@ -137,7 +120,8 @@ InferenceServer::InferenceServer(std::vector<ServedBundle> bundles, ServeOptions
                               bundle.name));
     state.metrics.add_model(bundle.name);
     ModelEntry entry;
-    entry.slot = std::make_unique<ModelSlot>(bundle.name, bundle.path, state.options.precision);
+    entry.slot = std::make_unique<ModelSlot>(bundle.name, bundle.path, state.options.precision,
+                                             state.options.allow_signature_change);
     entry.batcher = std::make_unique<Batcher>(
         bundle.name,
         BatchingOptions{state.options.max_batch_size, state.options.max_queue_delay,
@@ -207,7 +191,7 @@ void InferenceServer::load_models() {
     }
     state.metrics.set_model_version(name, model->version);
     state.log(fmt::format("model '{}' version {} loaded from {} ({})", name, model->version,
-                          entry.slot->path().string(), describe(*model)));
+                          entry.slot->path().string(), model->describe()));
   }
   state.ready = true;
   if (state.options.watch && !impl_->watcher) {

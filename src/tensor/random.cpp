@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <bit>
 #include <cmath>
 #include <numbers>
 
@@ -168,6 +169,20 @@ void xavier_uniform_(Tensor& tensor, Generator& generator, double gain) {
 void xavier_normal_(Tensor& tensor, Generator& generator, double gain) {
   const double fans = static_cast<double>(fan_in(tensor.shape()) + fan_out(tensor.shape()));
   normal_(tensor, 0.0, gain * std::sqrt(2.0 / fans), generator);
+}
+
+nlohmann::json Generator::state_json() const {
+  return {{"s", {state_.s[0], state_.s[1], state_.s[2], state_.s[3]}},
+          {"spare_normal_bits", std::bit_cast<std::uint64_t>(state_.spare_normal)},
+          {"has_spare", state_.has_spare}};
+}
+
+void Generator::set_state_json(const nlohmann::json& j) {
+  State state{};
+  for (int i = 0; i < 4; ++i) state.s[i] = j.at("s").at(i).get<std::uint64_t>();
+  state.spare_normal = std::bit_cast<double>(j.at("spare_normal_bits").get<std::uint64_t>());
+  state.has_spare = j.at("has_spare").get<bool>();
+  state_ = state;
 }
 
 }  // namespace lathe

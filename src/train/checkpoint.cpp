@@ -1,42 +1,22 @@
-// Checkpoints: model and optimizer tensors plus the loop state (epoch, history, early-stopping
-// counters, the default generator) in one safetensors file, replaced atomically each epoch.
+// Checkpoints: model and optimizer tensors plus the loop state (position in the data, the
+// training source's own state, history, early-stopping counters, the default generator) in one
+// safetensors file, replaced atomically at every evaluation point.
 #include <fmt/format.h>
 
-#include <bit>
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include "lathe/error.h"
 #include "lathe/io.h"
 #include "lathe/random.h"
 #include "lathe/train.h"
-#include "src/train/checkpoint_state.h"
 
 namespace lathe {
 namespace {
 
 constexpr const char* kModelPrefix = "model.";
 constexpr const char* kOptimizerPrefix = "optimizer.";
-
-}  // namespace
-
-namespace detail {
-
-nlohmann::json generator_to_json(const Generator::State& state) {
-  return {{"s", {state.s[0], state.s[1], state.s[2], state.s[3]}},
-          {"spare_normal_bits", std::bit_cast<std::uint64_t>(state.spare_normal)},
-          {"has_spare", state.has_spare}};
-}
-
-Generator::State generator_from_json(const nlohmann::json& j) {
-  Generator::State state{};
-  for (int i = 0; i < 4; ++i) state.s[i] = j.at("s").at(i).get<std::uint64_t>();
-  state.spare_normal = std::bit_cast<double>(j.at("spare_normal_bits").get<std::uint64_t>());
-  state.has_spare = j.at("has_spare").get<bool>();
-  return state;
-}
-
-namespace {
 
 std::map<std::string, Tensor> with_prefix(const std::map<std::string, Tensor>& tensors,
                                           const std::string& prefix) {
@@ -53,8 +33,8 @@ std::map<std::string, Tensor> strip_prefix(const std::map<std::string, Tensor>& 
   return out;
 }
 
-}  // namespace
-
+// Writes the model's and the optimizer's tensors and `state`, with the optimizer's name and the
+// run identity added to it, to `path` atomically.
 void write_checkpoint(const std::filesystem::path& path, const Module& model,
                       const Optimizer& optimizer, nlohmann::json state,
                       const nlohmann::json& run_identity) {
@@ -66,6 +46,8 @@ void write_checkpoint(const std::filesystem::path& path, const Module& model,
                    {{"format", "lathe.checkpoint/1"}, {"lathe.checkpoint", state.dump()}});
 }
 
+// Reads the checkpoint at `path`, refuses one from another run or optimizer, loads the model and
+// optimizer from it and hands its state to `restore`. Every error names the file.
 void read_checkpoint(const std::filesystem::path& path, Module& model, Optimizer& optimizer,
                      const nlohmann::json& run_identity,
                      const std::function<void(const nlohmann::json& state)>& restore) {
@@ -96,38 +78,49 @@ void read_checkpoint(const std::filesystem::path& path, Module& model, Optimizer
   }
 }
 
-}  // namespace detail
+}  // namespace
 
-void Trainer::save_checkpoint() const {
+void Trainer::save_checkpoint(const Position& position, const BatchSource& train) const {
   nlohmann::json history = nlohmann::json::array();
-  for (const EpochRecord& r : history_) history.push_back(r.to_json(task_));
-  detail::write_checkpoint(checkpoint_path(options_.output_dir), model_, optimizer_,
-                           {{"completed_epochs", history_.size()},
-                            {"history", history},
-                            {"best_validation_loss", std::isinf(best_validation_loss_)
-                                                         ? nlohmann::json(nullptr)
-                                                         : nlohmann::json(best_validation_loss_)},
-                            {"epochs_without_improvement", epochs_without_improvement_},
-                            {"stopped_early", stopped_early_},
-                            {"generator", detail::generator_to_json(default_generator().state())}},
-                           options_.run_identity);
+  for (const TrainingRecord& r : history_) history.push_back(r.to_json(task_));
+  // "completed_epochs" and "epochs_without_improvement" keep the names of checkpoints written
+  // before the trainer counted steps, which still resume.
+  write_checkpoint(checkpoint_path(options_.output_dir), model_, optimizer_,
+                   {{"completed_epochs", position.pass},
+                    {"batch_in_epoch", position.batch},
+                    {"source", train.state()},
+                    {"history", history},
+                    {"best_validation_loss", std::isinf(best_validation_loss_)
+                                                 ? nlohmann::json(nullptr)
+                                                 : nlohmann::json(best_validation_loss_)},
+                    {"epochs_without_improvement", evaluations_without_improvement_},
+                    {"stopped_early", stopped_early_},
+                    {"generator", default_generator().state_json()}},
+                   options_.run_identity);
 }
 
-void Trainer::load_checkpoint() {
+void Trainer::load_checkpoint(Position& position, BatchSource&) {
   const auto path = checkpoint_path(options_.output_dir);
-  detail::read_checkpoint(
-      path, model_, optimizer_, options_.run_identity, [this](const nlohmann::json& state) {
+  read_checkpoint(
+      path, model_, optimizer_, options_.run_identity, [&](const nlohmann::json& state) {
         history_.clear();
-        for (const auto& r : state.at("history")) history_.push_back(EpochRecord::from_json(r));
+        for (const auto& r : state.at("history")) history_.push_back(TrainingRecord::from_json(r));
+        position.pass = state.at("completed_epochs").get<std::int64_t>();
+        position.batch = state.value("batch_in_epoch", std::int64_t{0});
+        position.source_state = state.value("source", nlohmann::json(nullptr));
         const auto& best = state.at("best_validation_loss");
         best_validation_loss_ =
             best.is_null() ? std::numeric_limits<double>::infinity() : best.get<double>();
-        epochs_without_improvement_ = state.at("epochs_without_improvement").get<std::int64_t>();
+        evaluations_without_improvement_ =
+            state.at("epochs_without_improvement").get<std::int64_t>();
         stopped_early_ = state.at("stopped_early").get<bool>();
-        default_generator().set_state(detail::generator_from_json(state.at("generator")));
+        default_generator().set_state_json(state.at("generator"));
       });
-  out_ << fmt::format("Resumed from {} after epoch {}\n", path.string(),
-                      static_cast<std::int64_t>(history_.size()) - 1);
+  if (by_iterations())
+    out_ << fmt::format("Resumed from {} at iteration {}\n", path.string(),
+                        optimizer_.steps_taken());
+  else
+    out_ << fmt::format("Resumed from {} after epoch {}\n", path.string(), position.pass - 1);
 }
 
 }  // namespace lathe

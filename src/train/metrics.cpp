@@ -1,4 +1,4 @@
-// Evaluation over a loader, and the JSON form of metrics and epoch records.
+// Evaluation over a batch source, and the JSON form of metrics and training records.
 #include <fmt/format.h>
 
 #include <cmath>
@@ -10,29 +10,41 @@
 
 namespace lathe {
 
-EvaluationResult evaluate(Module& model, const LossFunction& loss, Task task, DataLoader& loader) {
+EvaluationResult evaluate(Module& model, const LossFunction& loss, Task task, BatchSource& source,
+                          std::int64_t pass) {
   EvalModeGuard eval_mode(model);
-  return evaluate([&](const Tensor& inputs) { return model(inputs); }, loss, task, loader);
+  return evaluate([&](const Tensor& inputs) { return model(inputs); }, loss, task, source, pass);
 }
 
 EvaluationResult evaluate(const std::function<Tensor(const Tensor&)>& forward,
-                          const LossFunction& loss, Task task, DataLoader& loader) {
-  if (loader.options().augmentation.enabled())
+                          const LossFunction& loss, Task task, BatchSource& source,
+                          std::int64_t pass) {
+  if (const auto* loader = dynamic_cast<const DataLoader*>(&source);
+      loader && loader->options().augmentation.enabled())
     throw Error("evaluate: the data loader augments its batches; evaluate on one without");
+  if (source.batches_per_epoch() == 0)
+    throw Error("evaluate: the batch source is endless; give it a number of batches per pass");
   NoGradGuard no_grad;
   EvaluationResult result;
-  double loss_sum = 0, correct = 0, squared_error = 0, target_sum = 0, target_square_sum = 0;
-  loader.start_epoch(0);
-  while (auto batch = loader.next()) {
+  double loss_sum = 0, correct = 0, predicted_count = 0, squared_error = 0, target_sum = 0,
+         target_square_sum = 0;
+  source.start_epoch(pass);
+  while (auto batch = source.next()) {
     const Tensor prediction = forward(batch->inputs);
     const std::int64_t n = batch->targets.size(0);
     loss_sum += loss(prediction, batch->targets).item() * static_cast<double>(n);
     result.count += n;
-    if (task == Task::Classification) {
-      const Tensor predicted = argmax(prediction, 1);
+    if (task != Task::Regression) {
+      // Class scores [N, C], or a language model's [N, T, vocab] for targets [N, T].
+      const std::int64_t classes = prediction.size(-1);
+      const Tensor predicted = argmax(reshape(prediction, {-1, classes}), 1);
       const std::int64_t* p = predicted.data<std::int64_t>();
       const std::int64_t* t = batch->targets.data<std::int64_t>();
-      for (std::int64_t i = 0; i < n; ++i) correct += p[i] == t[i];
+      if (predicted.numel() != batch->targets.numel())
+        throw Error(fmt::format("evaluate: {} predictions for {} targets", predicted.numel(),
+                                batch->targets.numel()));
+      for (std::int64_t i = 0; i < predicted.numel(); ++i) correct += p[i] == t[i];
+      predicted_count += static_cast<double>(predicted.numel());
     } else {
       const auto p = prediction.to_vector();
       const auto t = batch->targets.to_vector();
@@ -48,8 +60,8 @@ EvaluationResult evaluate(const std::function<Tensor(const Tensor&)>& forward,
   if (result.count == 0) throw Error("evaluate: the data set is empty");
   const auto n = static_cast<double>(result.count);
   result.loss = loss_sum / n;
-  if (task == Task::Classification) {
-    result.accuracy = correct / n;
+  if (task != Task::Regression) {
+    result.accuracy = correct / predicted_count;
   } else {
     result.rmse = std::sqrt(squared_error / n);
     const double total = target_square_sum - target_sum * target_sum / n;
@@ -60,7 +72,7 @@ EvaluationResult evaluate(const std::function<Tensor(const Tensor&)>& forward,
 
 nlohmann::json EvaluationResult::to_json(Task task) const {
   nlohmann::json j = {{"count", count}, {"loss", loss}};
-  if (task == Task::Classification) {
+  if (task != Task::Regression) {
     j["accuracy"] = accuracy;
   } else {
     j["rmse"] = rmse;
@@ -70,27 +82,38 @@ nlohmann::json EvaluationResult::to_json(Task task) const {
 }
 
 std::string EvaluationResult::describe(Task task) const {
+  if (task == Task::LanguageModel)
+    return fmt::format("Perplexity = {:.3f}, Next-token accuracy = {:.2f}%", std::exp(loss),
+                       100 * accuracy);
   if (task == Task::Classification) return fmt::format("Accuracy = {:.2f}%", 100 * accuracy);
   return fmt::format("RMSE = {:.4f}, R^2 = {:.4f}", rmse, r2);
 }
 
-nlohmann::json EpochRecord::to_json(Task task) const {
-  nlohmann::json j = {{"epoch", epoch},
-                      {"train_loss", train_loss},
-                      {"learning_rate", learning_rate},
-                      {"seconds", seconds},
-                      {"train_seconds", train_seconds}};
+nlohmann::json TrainingRecord::to_json(Task task) const {
+  nlohmann::json j = {
+      {"step", step},
+      {"epoch", epoch},
+      {"train_loss", train_loss},
+      {"learning_rate", learning_rate},
+      {"seconds", seconds},
+      {"train_seconds", train_seconds},
+      {task == Task::LanguageModel ? "tokens_per_second" : "examples_per_second", items_per_second},
+      {"time", time}};
   if (has_validation) j["validation"] = validation.to_json(task);
   return j;
 }
 
-EpochRecord EpochRecord::from_json(const nlohmann::json& j) {
-  EpochRecord r;
+TrainingRecord TrainingRecord::from_json(const nlohmann::json& j) {
+  TrainingRecord r;
+  // Checkpoints from before steps were counted have no "step" (nor these throughput fields).
+  r.step = j.value("step", std::int64_t{0});
   r.epoch = j.at("epoch").get<std::int64_t>();
   r.train_loss = j.at("train_loss").get<double>();
   r.learning_rate = j.at("learning_rate").get<double>();
   r.seconds = j.at("seconds").get<double>();
-  r.train_seconds = j.value("train_seconds", 0.0);  // absent in checkpoints before it existed
+  r.train_seconds = j.value("train_seconds", 0.0);
+  r.items_per_second = j.value("examples_per_second", j.value("tokens_per_second", 0.0));
+  r.time = j.value("time", 0.0);
   if (j.contains("validation")) {
     const auto& v = j["validation"];
     r.has_validation = true;

@@ -1,5 +1,5 @@
 // A dependency-free SVG of the training curves: loss (train and validation) and the validation
-// metric per epoch, two panels side by side, readable in any browser.
+// metric at every evaluation point, two panels side by side, readable in any browser.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -18,7 +18,8 @@ struct Series {
 
 constexpr double kPanelWidth = 420, kPanelHeight = 300, kMargin = 50;
 
-std::string panel(const std::string& title, const std::vector<Series>& series, double x_offset) {
+std::string panel(const std::string& title, const std::vector<Series>& series, double x_offset,
+                  const char* x_label) {
   double x_min = 1e300, x_max = -1e300, y_min = 1e300, y_max = -1e300;
   for (const auto& s : series)
     for (auto [x, y] : s.points) {
@@ -52,9 +53,9 @@ std::string panel(const std::string& title, const std::vector<Series>& series, d
   svg += fmt::format(
       "<text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\">{:g}</text>\n"
       "<text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\">{:g}</text>\n"
-      "<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">epoch</text>\n",
+      "<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">{}</text>\n",
       sx(x_min), kMargin + plot_h + 14, x_min, sx(x_max), kMargin + plot_h + 14, x_max,
-      x_offset + kPanelWidth / 2, kMargin + plot_h + 30);
+      x_offset + kPanelWidth / 2, kMargin + plot_h + 30, x_label);
   double legend_y = kMargin + 14;
   for (const auto& s : series) {
     if (s.points.empty()) continue;
@@ -75,24 +76,30 @@ std::string panel(const std::string& title, const std::vector<Series>& series, d
 
 }  // namespace
 
-std::string render_training_curves(const std::vector<EpochRecord>& history, Task task) {
+std::string render_training_curves(const std::vector<TrainingRecord>& history, Task task) {
+  // Runs that count iterations record a point every eval_every steps (and at step 0): plot
+  // against steps. Epoch runs record one point per epoch.
+  const bool by_step = !history.empty() && history.front().step == 0;
+  const char* metric_title = task == Task::Regression      ? "Validation RMSE"
+                             : task == Task::LanguageModel ? "Validation next-token accuracy (%)"
+                                                           : "Validation accuracy (%)";
   Series train{"train loss", "#1f77b4", {}}, validation{"validation loss", "#d62728", {}};
-  Series metric{
-      task == Task::Classification ? "validation accuracy (%)" : "validation RMSE", "#2ca02c", {}};
-  for (const EpochRecord& r : history) {
-    train.points.emplace_back(r.epoch, r.train_loss);
+  Series metric{metric_title, "#2ca02c", {}};
+  for (const TrainingRecord& r : history) {
+    const auto x = static_cast<double>(by_step ? r.step : r.epoch);
+    train.points.emplace_back(x, r.train_loss);
     if (!r.has_validation) continue;
-    validation.points.emplace_back(r.epoch, r.validation.loss);
+    validation.points.emplace_back(x, r.validation.loss);
     metric.points.emplace_back(
-        r.epoch, task == Task::Classification ? 100 * r.validation.accuracy : r.validation.rmse);
+        x, task == Task::Regression ? r.validation.rmse : 100 * r.validation.accuracy);
   }
   std::string svg = fmt::format(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
       "font-family=\"sans-serif\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
       2 * kPanelWidth, kPanelHeight);
-  svg += panel("Loss", {train, validation}, 0);
-  svg += panel(task == Task::Classification ? "Validation accuracy (%)" : "Validation RMSE",
-               {metric}, kPanelWidth);
+  const char* x_label = by_step ? "step" : "epoch";
+  svg += panel("Loss", {train, validation}, 0, x_label);
+  svg += panel(metric_title, {metric}, kPanelWidth, x_label);
   return svg + "</svg>\n";
 }
 

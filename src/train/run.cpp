@@ -1,4 +1,4 @@
-// run_training: the config-driven pipeline behind `lathe train`.
+// run_training: the config-driven pipeline behind `lathe train`, for every model and data kind.
 #include "lathe/run.h"
 
 #include <fmt/format.h>
@@ -52,12 +52,20 @@ int share_threads(const ProcessGroup& processes) {
 
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& c,
                                           std::vector<NamedTensor> params) {
-  if (c.type == "sgd")
-    return std::make_unique<SGD>(
+  std::unique_ptr<Optimizer> optimizer;
+  if (c.type == "sgd") {
+    optimizer = std::make_unique<SGD>(
         std::move(params), SGDOptions{c.lr, c.momentum, c.dampening, c.weight_decay, c.nesterov});
-  const AdamOptions options{c.lr, c.beta1, c.beta2, c.eps, c.weight_decay};
-  if (c.type == "adamw") return std::make_unique<AdamW>(std::move(params), options);
-  return std::make_unique<Adam>(std::move(params), options);
+  } else {
+    const AdamOptions options{c.lr, c.beta1, c.beta2, c.eps, c.weight_decay};
+    if (c.type == "adamw")
+      optimizer = std::make_unique<AdamW>(std::move(params), options);
+    else
+      optimizer = std::make_unique<Adam>(std::move(params), options);
+  }
+  if (c.decay_matrices_only)
+    optimizer->exempt_from_weight_decay([](const NamedTensor& p) { return p.tensor.dim() < 2; });
+  return optimizer;
 }
 
 std::shared_ptr<const LRSchedule> make_schedule(const ScheduleConfig& c, double base,
@@ -74,7 +82,11 @@ LossFunction loss_for(const std::string& loss_name, double label_smoothing) {
                             loss_name));
   if (loss_name == "cross_entropy")
     return [label_smoothing](const Tensor& prediction, const Tensor& target) {
-      return cross_entropy(prediction, target, Tensor(), label_smoothing);
+      if (prediction.dim() <= 2)
+        return cross_entropy(prediction, target, Tensor(), label_smoothing);
+      // Scores per position ([N, T, C], a language model's) for targets [N, T].
+      return cross_entropy(reshape(prediction, {-1, prediction.size(-1)}),
+                           reshape(target, {target.numel()}), Tensor(), label_smoothing);
     };
   if (loss_name == "mse")
     return [](const Tensor& prediction, const Tensor& target) {
@@ -84,7 +96,158 @@ LossFunction loss_for(const std::string& loss_name, double label_smoothing) {
   throw Error(fmt::format("unknown loss '{}'; known: cross_entropy, mse", loss_name));
 }
 
+namespace {
+
+std::unique_ptr<Tokenizer> train_tokenizer(const DataConfig& d, std::string_view corpus) {
+  if (d.tokenizer == "char") return std::make_unique<CharTokenizer>(CharTokenizer::train(corpus));
+  // BPE merges are learned from the training part of the text only.
+  const auto training_bytes =
+      static_cast<std::size_t>(static_cast<double>(corpus.size()) * (1.0 - d.validation_fraction));
+  return std::make_unique<BpeTokenizer>(
+      BpeTokenizer::train(corpus.substr(0, training_bytes), d.vocab_size));
+}
+
+// Text: the corpus, a tokenizer trained on it, the token stream split for training and
+// validation (no test split: a language model is judged by its validation loss).
+PreparedData prepare_text(const RunConfig& config) {
+  const DataConfig& d = config.data;
+  PreparedData out;
+  out.task = Task::LanguageModel;
+  const std::string corpus = read_text_corpus(d.path);
+  out.tokenizer = train_tokenizer(d, corpus);
+  out.tokens =
+      std::make_shared<const TokenStream>(out.tokenizer->encode(corpus), d.validation_fraction);
+  out.task_info = {{"task", "language_model"}, {"tokenizer", out.tokenizer->to_json()}};
+  std::size_t first = corpus.empty() ? 0 : 1;  // the first character, all its UTF-8 bytes
+  while (first < corpus.size() && (static_cast<unsigned char>(corpus[first]) & 0xC0) == 0x80)
+    ++first;
+  out.sample_prompt = corpus.substr(0, first);
+  out.model_arguments = {{"vocab_size", out.tokenizer->vocab_size()}};
+  out.summary = fmt::format(
+      "Data: {} bytes of text, {} tokenizer with {} tokens; {} training, {} validation tokens",
+      corpus.size(), out.tokenizer->kind(), out.tokenizer->vocab_size(),
+      out.tokens->size(TokenStream::Split::Train),
+      out.tokens->size(TokenStream::Split::Validation));
+  return out;
+}
+
+// The model of the [model] spec, with what the data decides filled in where the spec is silent.
+std::shared_ptr<Module> build_model(const RunConfig& config, const PreparedData& data,
+                                    Generator& init) {
+  nlohmann::json spec = config.model;
+  for (const auto& [key, value] : data.model_arguments.items())
+    if (spec["type"] != "sequential" && !spec.contains(key)) spec[key] = value;
+  return make_layer(spec, init);
+}
+
+std::string describe_model(const Module& model) {
+  if (const auto* sequential = dynamic_cast<const Sequential*>(&model))
+    return fmt::format("Model: {} layers, {} parameters", sequential->size(),
+                       model.parameter_count());
+  nlohmann::json arguments = model.spec();
+  arguments.erase("type");
+  std::vector<std::string> parts;
+  for (const auto& [key, value] : arguments.items()) parts.push_back(key + " " + value.dump());
+  return fmt::format("Model: {} ({}), {} parameters", model.type(), fmt::join(parts, ", "),
+                     model.parameter_count());
+}
+
+// A checkpoint may only continue the same model on the same data with the same batches. The
+// keys of a layer model's identity are those of checkpoints written before the trainer was one,
+// so those still resume.
+nlohmann::json run_identity(const RunConfig& config, const PreparedData& data) {
+  const nlohmann::json resolved = config.to_json();
+  const TrainerConfig& t = config.trainer;
+  nlohmann::json identity = {
+      {"data", resolved["data"]}, {"batch_size", t.batch_size}, {"seed", t.seed}};
+  if (config.model["type"] == "sequential") {
+    identity["layers"] = config.model["layers"];
+    identity["preprocess"] = resolved["preprocess"];
+    identity["loss"] = config.loss;
+  } else {
+    identity["model"] = config.model;
+  }
+  if (data.tokenizer) identity["tokenizer"] = data.tokenizer->to_json();
+  if (t.gradient_accumulation != 1) identity["gradient_accumulation"] = t.gradient_accumulation;
+  // Only when set, so checkpoints written before these keys existed still resume.
+  if (config.augment.enabled()) identity["augment"] = resolved["augment"];
+  if (config.label_smoothing > 0) identity["label_smoothing"] = config.label_smoothing;
+  return identity;
+}
+
+TrainerOptions trainer_options(const RunConfig& config, ProcessGroup& processes, bool resume) {
+  const TrainerConfig& t = config.trainer;
+  TrainerOptions options;
+  options.epochs = t.epochs;
+  options.iterations = t.iterations;
+  options.eval_every = t.eval_every;
+  options.gradient_accumulation = t.gradient_accumulation;
+  options.log_every = t.log_every;
+  options.shards = t.shards;
+  options.output_dir = t.output_dir;
+  options.early_stopping_patience = t.early_stopping_patience;
+  options.clip_grad_norm = t.clip_grad_norm;
+  options.resume = resume;
+  options.processes = &processes;
+  options.progress = t.progress == "always"  ? TrainerOptions::Progress::Always
+                     : t.progress == "never" ? TrainerOptions::Progress::Never
+                                             : TrainerOptions::Progress::Auto;
+  return options;
+}
+
+// What a run trains on and is judged by: batch sources over the prepared data.
+struct Sources {
+  std::unique_ptr<BatchSource> train, validation, train_estimate, test, train_evaluation;
+};
+
+Sources make_sources(const RunConfig& config, const PreparedData& data,
+                     const ProcessGroup& processes) {
+  const TrainerConfig& t = config.trainer;
+  Sources s;
+  if (data.tokens) {
+    const std::int64_t block = config.model.value("block_size", std::int64_t{0});
+    if (block < 1)
+      throw Error(
+          fmt::format("[model] type '{}' gives no block_size, the window length text "
+                      "trains on",
+                      config.model["type"].get<std::string>()));
+    const auto windows = [&](TokenStream::Split split, std::int64_t per_pass, int shard,
+                             int shards) {
+      return std::make_unique<TokenWindows>(
+          data.tokens, split,
+          TokenWindows::Options{t.batch_size, block, t.seed, per_pass, shard, shards});
+    };
+    s.train = windows(TokenStream::Split::Train, 0, processes.rank(), processes.size());
+    s.validation = windows(TokenStream::Split::Validation, t.eval_iters, 0, 1);
+    s.train_estimate = windows(TokenStream::Split::Train, t.eval_iters, 0, 1);
+    return s;
+  }
+  const bool prefetch = background_prefetch_pays(processes.local_size());
+  s.train = std::make_unique<DataLoader>(
+      data.train,
+      DataLoaderOptions{t.batch_size, t.shuffle, t.drop_last, t.seed, prefetch, processes.rank(),
+                        processes.size(), augmentation_for(config.augment)});
+  const auto evaluation = [&](const std::shared_ptr<TensorDataset>& dataset) {
+    return std::make_unique<DataLoader>(
+        dataset, DataLoaderOptions{t.eval_batch_size, false, false, 0, prefetch});
+  };
+  if (data.validation->size() > 0) s.validation = evaluation(data.validation);
+  s.test = evaluation(data.test);
+  s.train_evaluation = evaluation(data.train);
+  return s;
+}
+
+// A taste of what a language model learned: 200 tokens after the corpus's first character.
+std::string sample_text(CausalLanguageModel& model, const PreparedData& data, std::uint64_t seed) {
+  const std::string& start = data.sample_prompt;
+  return start + data.tokenizer->decode(
+                     generate(model, data.tokenizer->encode(start), 200, {0.8, 0, seed}));
+}
+
+}  // namespace
+
 PreparedData prepare_data(const RunConfig& config) {
+  if (config.data.format == "text") return prepare_text(config);
   const DataConfig& d = config.data;
   PreparedData out;
   out.task = config.loss == "mse" ? Task::Regression : Task::Classification;
@@ -123,20 +286,17 @@ PreparedData prepare_data(const RunConfig& config) {
   out.validation = preprocessed(validation, out.preprocessing);
   out.test = preprocessed(*test, out.preprocessing);
   const Shape& input_shape = train.inputs().shape();
-  info["task"] = out.task == Task::Classification ? "classification" : "regression";
+  info["task"] = task_name(out.task);
   info["loss"] = config.loss;
   info["input_shape"] = Shape(input_shape.begin() + 1, input_shape.end());
   if (!d.class_names.empty()) info["classes"] = d.class_names;
   out.task_info = info;
+  out.summary = fmt::format("Data: {} training, {} validation, {} test examples", out.train->size(),
+                            out.validation->size(), out.test->size());
   return out;
 }
 
 RunResult run_training(const RunConfig& config, bool resume, std::ostream& console) {
-  if (config.model_type != "layers")
-    throw Error(
-        fmt::format("run_training: [model] type \"{}\" trains with "
-                    "run_language_model_training (lathe/lm_train.h)",
-                    config.model_type));
   const TrainerConfig& t = config.trainer;
   ProcessGroup& processes = ProcessGroup::world();
   std::ostream discard(nullptr);  // the other ranks' log: rank 0 speaks for the job
@@ -148,48 +308,22 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& conso
         processes.size(), processes.local_size(), share_threads(processes), processes.size(),
         t.batch_size);
   manual_seed(t.seed);
-  PreparedData data = prepare_data(config);
-  out << fmt::format("Data: {} training, {} validation, {} test examples\n", data.train->size(),
-                     data.validation->size(), data.test->size());
+  const PreparedData data = prepare_data(config);
+  out << data.summary << "\n";
 
   Generator init(t.seed);
-  const std::shared_ptr<Sequential> model = make_sequential(config.layers, init);
-  out << fmt::format("Model: {} layers, {} parameters\n", model->size(), model->parameter_count());
+  const std::shared_ptr<Module> model = build_model(config, data, init);
+  out << describe_model(*model) << "\n";
   std::unique_ptr<Optimizer> optimizer =
       make_optimizer(config.optimizer, model->named_parameters());
+  Sources sources = make_sources(config, data, processes);
+  const std::int64_t total_steps =
+      t.iterations > 0 ? t.iterations
+                       : (sources.train->batches_per_epoch() + t.gradient_accumulation - 1) /
+                             t.gradient_accumulation * t.epochs;
 
-  const bool prefetch = background_prefetch_pays(processes.local_size());
-  DataLoader train_loader(data.train,
-                          {t.batch_size, t.shuffle, t.drop_last, t.seed, prefetch, processes.rank(),
-                           processes.size(), augmentation_for(config.augment)});
-  const std::int64_t total_steps = train_loader.batches_per_epoch() * t.epochs;
-  std::unique_ptr<DataLoader> validation_loader;
-  if (data.validation->size() > 0)
-    validation_loader = std::make_unique<DataLoader>(
-        data.validation, DataLoaderOptions{t.eval_batch_size, false, false, 0, prefetch});
-
-  TrainerOptions options;
-  options.epochs = t.epochs;
-  options.log_every = t.log_every;
-  options.output_dir = t.output_dir;
-  options.early_stopping_patience = t.early_stopping_patience;
-  options.clip_grad_norm = t.clip_grad_norm;
-  options.resume = resume;
-  options.processes = &processes;
-  options.progress = t.progress == "always"  ? TrainerOptions::Progress::Always
-                     : t.progress == "never" ? TrainerOptions::Progress::Never
-                                             : TrainerOptions::Progress::Auto;
-  // A checkpoint may only continue the same model on the same data with the same batches.
-  const nlohmann::json resolved = config.to_json();
-  options.run_identity = {{"layers", config.layers},
-                          {"data", resolved["data"]},
-                          {"preprocess", resolved["preprocess"]},
-                          {"batch_size", t.batch_size},
-                          {"seed", t.seed},
-                          {"loss", config.loss}};
-  // Only when set, so checkpoints written before these keys existed still resume.
-  if (config.augment.enabled()) options.run_identity["augment"] = resolved["augment"];
-  if (config.label_smoothing > 0) options.run_identity["label_smoothing"] = config.label_smoothing;
+  TrainerOptions options = trainer_options(config, processes, resume);
+  options.run_identity = run_identity(config, data);
   // Validation and test measure the plain loss (as timm does), comparable across smoothing
   // settings and equal to what `lathe eval` reports for the bundle.
   const LossFunction loss = loss_for(config.loss);
@@ -197,28 +331,43 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& conso
   Trainer trainer(*model, *optimizer, loss_for(config.loss, config.label_smoothing), data.task,
                   options, make_schedule(config.schedule, config.optimizer.lr, total_steps), out);
   RunResult result;
-  result.history = trainer.fit(train_loader, validation_loader.get());
+  result.history =
+      trainer.fit(*sources.train, sources.validation.get(), sources.train_estimate.get());
+  result.milliseconds_per_step = trainer.milliseconds_per_step();
   if (processes.rank() != 0) return result;  // rank 0 tests and saves the bundle
 
-  DataLoader train_eval_loader(data.train, {t.eval_batch_size, false, false, 0, prefetch});
-  result.train = evaluate(*model, loss, data.task, train_eval_loader);
-  DataLoader test_loader(data.test, {t.eval_batch_size, false, false, 0, prefetch});
-  result.test = evaluate(*model, loss, data.task, test_loader);
-  out << fmt::format("Test Loss = {:.6f}, {}\n", result.test.loss, result.test.describe(data.task));
-  if (data.task == Task::Classification)
-    out << fmt::format("Accuracy: {:.2f}%\n", 100 * result.test.accuracy);
-
   BundleInfo info{model->spec(), data.preprocessing, data.task_info, nlohmann::json::object()};
-  info.metrics["train"] = result.train.to_json(data.task);
-  info.metrics["test"] = result.test.to_json(data.task);
-  if (!result.history.empty())
-    info.metrics["last_epoch"] = result.history.back().to_json(data.task);
-  info.metrics["epochs"] = result.history.size();
+  if (data.tokens) {
+    const TrainingRecord& last = result.history.back();
+    out << fmt::format("Final: train loss {:.4f}, val loss {:.4f}; {:.1f} ms/iteration\n",
+                       last.train_loss, last.validation.loss, result.milliseconds_per_step);
+    info.metrics.update({{"iterations", last.step},
+                         {"train_loss", last.train_loss},
+                         {"validation_loss", last.validation.loss},
+                         {"ms_per_iteration", result.milliseconds_per_step}});
+  } else {
+    result.train = evaluate(*model, loss, data.task, *sources.train_evaluation);
+    result.test = evaluate(*model, loss, data.task, *sources.test);
+    out << fmt::format("Test Loss = {:.6f}, {}\n", result.test.loss,
+                       result.test.describe(data.task));
+    if (data.task == Task::Classification)
+      out << fmt::format("Accuracy: {:.2f}%\n", 100 * result.test.accuracy);
+    info.metrics["train"] = result.train.to_json(data.task);
+    info.metrics["test"] = result.test.to_json(data.task);
+    if (!result.history.empty())
+      info.metrics["last_epoch"] = result.history.back().to_json(data.task);
+    info.metrics["epochs"] = result.history.size();
+  }
   result.bundle_path = t.output_dir / "model.safetensors";
   std::filesystem::create_directories(t.output_dir);
   save_bundle(result.bundle_path, *model, info);
   write_file_atomically(t.output_dir / "config.json", config.to_json().dump(2) + "\n");
   out << fmt::format("Saved model bundle: {}\n", result.bundle_path.string());
+  if (data.tokens)
+    if (auto* language_model = dynamic_cast<CausalLanguageModel*>(model.get())) {
+      result.sample = sample_text(*language_model, data, t.seed);
+      out << "Sample:\n" << result.sample << "\n";
+    }
   return result;
 }
 

@@ -1,4 +1,5 @@
-// Trainer::fit: the epoch loop, logging, validation, early stopping and the run directory.
+// Trainer::fit: the step loop for every model, logging, evaluation, early stopping and the run
+// directory. Epochs and iterations differ only in when to evaluate and stop.
 #include <fmt/format.h>
 
 #include <chrono>
@@ -10,10 +11,53 @@
 #include "lathe/autograd.h"
 #include "lathe/error.h"
 #include "lathe/io.h"
+#include "lathe/parallel.h"
 #include "lathe/train.h"
 #include "src/train/progress.h"
+#include "src/train/sharded_model.h"
 
 namespace lathe {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+double unix_time() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// What a batch counts toward throughput: its tokens for a language model, else its examples.
+double items_of(const Batch& batch, Task task) {
+  return static_cast<double>(task == Task::LanguageModel ? batch.inputs.numel()
+                                                         : batch.targets.size(0));
+}
+
+}  // namespace
+
+const char* task_name(Task task) {
+  switch (task) {
+    case Task::Classification:
+      return "classification";
+    case Task::Regression:
+      return "regression";
+    case Task::LanguageModel:
+      return "language_model";
+  }
+  return "?";
+}
+
+std::int64_t shard_count_for(const Module& model, std::int64_t requested, std::int64_t batch_rows) {
+  if (requested < 0)
+    throw Error(fmt::format("trainer: shards must be 0 (automatic) or more, got {}", requested));
+  if (requested == 1) return 1;
+  const std::optional<std::string> why = detail::ShardedModel::why_not_shardable(model);
+  if (requested == 0)
+    return why ? 1
+               : std::clamp<std::int64_t>(num_threads(), 1, std::max<std::int64_t>(batch_rows, 1));
+  if (why) throw Error(fmt::format("trainer: {} shards asked for, but {}", requested, *why));
+  return requested;
+}
 
 Trainer::Trainer(Module& model, Optimizer& optimizer, LossFunction loss, Task task,
                  TrainerOptions options, std::shared_ptr<const LRSchedule> schedule,
@@ -26,14 +70,34 @@ Trainer::Trainer(Module& model, Optimizer& optimizer, LossFunction loss, Task ta
       schedule_(std::move(schedule)),
       out_(out),
       best_validation_loss_(std::numeric_limits<double>::infinity()) {
-  if (options_.epochs < 0)
-    throw Error(fmt::format("trainer: epochs must not be negative, got {}", options_.epochs));
+  const auto at_least = [](const char* key, std::int64_t value, std::int64_t minimum) {
+    if (value < minimum)
+      throw Error(fmt::format("trainer: {} must be at least {}, got {}", key, minimum, value));
+  };
+  at_least("epochs", options_.epochs, 0);
+  at_least("iterations", options_.iterations, 0);
+  at_least("eval_every", options_.eval_every, 0);
+  at_least("gradient_accumulation", options_.gradient_accumulation, 1);
+  at_least("log_every", options_.log_every, 0);
   if (options_.resume && options_.output_dir.empty())
     throw Error("trainer: resume needs an output directory holding a checkpoint");
+  sharded_ = std::make_unique<detail::ShardedModel>(
+      model_, options_.shards == 0 ? 1 : shard_count_for(model_, options_.shards, 2));
+}
+
+Trainer::~Trainer() = default;
+
+std::int64_t Trainer::shards() const {
+  return sharded_->shards();
 }
 
 std::filesystem::path Trainer::checkpoint_path(const std::filesystem::path& output_dir) {
   return output_dir / "checkpoint.safetensors";
+}
+
+double Trainer::milliseconds_per_step() const {
+  return session_steps_ == 0 ? 0.0
+                             : 1000.0 * session_seconds_ / static_cast<double>(session_steps_);
 }
 
 bool Trainer::writes_files() const {
@@ -52,114 +116,232 @@ void Trainer::broadcast_model() {
   for (auto& [name, tensor] : model_.named_buffers()) options_.processes->broadcast(tensor, 0);
 }
 
-// One optimizer step on this process's rows of a batch of `global_rows` rows; returns the local
-// mean loss (0 for an empty shard).
-double Trainer::step(const Batch& batch, std::int64_t global_rows, std::int64_t epoch,
-                     std::int64_t batch_index) {
-  if (schedule_) optimizer_.set_learning_rate(schedule_->learning_rate(optimizer_.steps_taken()));
+bool Trainer::due_for_evaluation(std::int64_t step, bool pass_ended) const {
+  if (!by_iterations()) return pass_ended;
+  if (step == options_.iterations) return true;
+  return options_.eval_every > 0 ? step % options_.eval_every == 0 : pass_ended;
+}
+
+void Trainer::log_batch(std::int64_t pass, std::int64_t batch_index, double loss,
+                        std::int64_t rows) {
+  if (options_.log_every == 0 || by_iterations() || batch_index % options_.log_every != 0) return;
+  if (reducer_) {  // the whole batch's mean loss
+    const std::vector<double> totals = summed({loss * static_cast<double>(rows), double(rows)});
+    loss = totals[1] > 0 ? totals[0] / totals[1] : 0;
+  }
+  out_ << fmt::format("Epoch {}: Loss = {:.6f}\n", pass, loss) << std::flush;
+}
+
+// One optimizer step on the next gradient_accumulation batches (this process's rows of them).
+bool Trainer::step(BatchSource& train, Position& position) {
+  const auto started = std::chrono::steady_clock::now();
+  struct Micro {
+    Batch batch;
+    std::int64_t index;
+  };
+  std::vector<Micro> micros;
+  std::int64_t local_rows = 0, global_rows = 0;
+  while (static_cast<std::int64_t>(micros.size()) < options_.gradient_accumulation) {
+    std::optional<Batch> batch = train.next();
+    if (!batch) break;
+    local_rows += batch->targets.size(0);
+    global_rows += train.global_batch_rows(position.batch);
+    micros.push_back({std::move(*batch), position.batch++});
+  }
+  if (micros.empty()) return false;
+
+  const std::int64_t step_index = optimizer_.steps_taken();
+  if (schedule_) optimizer_.set_learning_rate(schedule_->learning_rate(step_index));
   optimizer_.zero_grad();
-  const std::int64_t rows = batch.targets.size(0);
-  double value = 0;
-  if (reducer_) reducer_->begin_step(static_cast<double>(rows) / static_cast<double>(global_rows));
-  if (rows > 0) {
-    std::optional<GradientListenerGuard> listening;
-    if (reducer_) listening.emplace(*reducer_);
-    const Tensor loss = loss_(model_(batch.inputs), batch.targets);
-    value = loss.item();
-    if (!std::isfinite(value))
-      throw Error(
-          fmt::format("training diverged: the loss is {} at epoch {}, batch {}; try a "
-                      "lower learning rate",
-                      value, epoch, batch_index));
-    loss.backward();
+  if (reducer_)
+    reducer_->begin_step(global_rows > 0 ? static_cast<double>(local_rows) / global_rows : 0.0);
+  for (const Micro& micro : micros) {
+    const std::int64_t rows = micro.batch.targets.size(0);
+    double value = 0;
+    if (rows > 0) {
+      // One batch of a step weighs its share of the step's rows on this process.
+      const double share = static_cast<double>(rows) / static_cast<double>(local_rows);
+      value = sharded_->loss_backward(micro.batch, loss_, share,
+                                      micros.size() == 1 ? reducer_.get() : nullptr);
+      if (!std::isfinite(value))
+        throw Error(fmt::format(
+            "training diverged: the loss is {} at {}; the parameters were not updated by this "
+            "step; try a lower learning rate or check the data",
+            value,
+            by_iterations() ? fmt::format("iteration {}", step_index)
+                            : fmt::format("epoch {}, batch {}", position.pass, micro.index)));
+    }
+    span_loss_sum_ += value * static_cast<double>(rows);
+    span_rows_ += static_cast<double>(rows);
+    span_items_ += items_of(micro.batch, task_);
+    log_loss_sum_ += value * static_cast<double>(rows);
+    log_rows_ += static_cast<double>(rows);
+    log_batch(position.pass, micro.index, value, rows);
   }
   if (reducer_) reducer_->finish_step();
   if (options_.clip_grad_norm > 0) clip_grad_norm(model_.parameters(), options_.clip_grad_norm);
   optimizer_.step();
-  return value;
-}
 
-double Trainer::train_epoch(DataLoader& train, std::int64_t epoch) {
-  const bool bar_wanted =
-      options_.progress == TrainerOptions::Progress::Always ||
-      (options_.progress == TrainerOptions::Progress::Auto && detail::stdout_is_terminal());
-  detail::ProgressBar bar(out_, bar_wanted);
-  bar.start(train.batches_per_epoch());
-  model_.train();
-  train.start_epoch(epoch);
-  double loss_sum = 0;
-  std::int64_t examples = 0, batch_index = 0;
-  while (auto batch = train.next()) {
-    const std::int64_t global_rows = train.global_batch_rows(batch_index);
-    double value = step(*batch, global_rows, epoch, batch_index);
-    const std::int64_t rows = batch->targets.size(0);
-    loss_sum += value * static_cast<double>(rows);
-    examples += rows;
-    if (options_.log_every > 0 && batch_index % options_.log_every == 0) {
-      if (reducer_)  // the whole batch's mean loss
-        value = summed({value * static_cast<double>(rows)})[0] / static_cast<double>(global_rows);
-      bar.clear();
-      out_ << fmt::format("Epoch {}: Loss = {:.6f}\n", epoch, value) << std::flush;
-    }
-    ++batch_index;
-    bar.update(batch_index, value);
+  const double seconds = seconds_since(started);
+  span_train_seconds_ += seconds;
+  session_seconds_ += seconds;
+  ++session_steps_;
+  const std::int64_t steps = optimizer_.steps_taken();
+  if (by_iterations() && options_.log_every > 0 && steps % options_.log_every == 0) {
+    const std::vector<double> totals = summed({log_loss_sum_, log_rows_});
+    out_ << fmt::format("iter {}: loss {:.4f}, lr {:.3g}, {:.1f} ms/iter\n", steps,
+                        totals[1] > 0 ? totals[0] / totals[1] : 0.0, optimizer_.learning_rate(),
+                        milliseconds_per_step())
+         << std::flush;
+    log_loss_sum_ = log_rows_ = 0;
   }
-  bar.clear();
-  const std::vector<double> totals = summed({loss_sum, static_cast<double>(examples)});
-  if (totals[1] == 0) throw Error("training: the training set yields no batches");
-  return totals[0] / totals[1];
+  return true;
 }
 
-const std::vector<EpochRecord>& Trainer::fit(DataLoader& train, DataLoader* validation) {
-  if (options_.resume) load_checkpoint();
+TrainingRecord Trainer::evaluate_now(BatchSource* validation, BatchSource* train_estimate,
+                                     std::int64_t pass) {
+  const auto started = std::chrono::steady_clock::now();
+  TrainingRecord record;
+  record.step = optimizer_.steps_taken();
+  record.epoch = pass;
+  record.learning_rate = optimizer_.learning_rate();
+  const std::vector<double> totals = summed({span_loss_sum_, span_rows_, span_items_});
+  if (record.step > 0 && totals[1] == 0)
+    throw Error("training: the training data yields no batches");
+  record.train_loss = totals[1] > 0 ? totals[0] / totals[1] : 0.0;
+  record.train_seconds = span_train_seconds_;
+  record.items_per_second = span_train_seconds_ > 0 ? totals[2] / span_train_seconds_ : 0.0;
+  // Evaluation passes are numbered by the step (iterations) or the epoch they follow.
+  const std::int64_t evaluation_pass = by_iterations() ? record.step : pass;
+  const LossFunction& loss = options_.evaluation_loss ? options_.evaluation_loss : loss_;
+  if (train_estimate)
+    record.train_loss = evaluate(model_, loss, task_, *train_estimate, evaluation_pass).loss;
+  if (validation) {
+    record.has_validation = true;
+    record.validation = evaluate(model_, loss, task_, *validation, evaluation_pass);
+  }
+  record.seconds = span_train_seconds_ + seconds_since(started);
+  record.time = unix_time();
+  span_loss_sum_ = span_rows_ = span_items_ = span_train_seconds_ = 0;
+  return record;
+}
+
+void Trainer::report(const TrainingRecord& r) {
+  if (by_iterations()) {
+    out_ << (r.has_validation ? fmt::format("iter {}: train loss {:.4f}, val loss {:.4f}\n", r.step,
+                                            r.train_loss, r.validation.loss)
+                              : fmt::format("iter {}: train loss {:.4f}\n", r.step, r.train_loss))
+         << std::flush;
+    return;
+  }
+  if (r.has_validation)
+    out_ << fmt::format("Epoch {}: Validation Loss = {:.6f}, {}\n", r.epoch, r.validation.loss,
+                        r.validation.describe(task_));
+  out_ << fmt::format("Epoch {}: Train Loss = {:.6f} ({:.1f} s)\n", r.epoch, r.train_loss,
+                      r.seconds)
+       << std::flush;
+}
+
+const std::vector<TrainingRecord>& Trainer::fit(BatchSource& train, BatchSource* validation,
+                                                BatchSource* train_estimate) {
+  if (!by_iterations() && train.batches_per_epoch() == 0)
+    throw Error(
+        "trainer: the training data is an endless stream (token windows): train for iterations "
+        "(trainer.iterations) rather than epochs");
+  if (options_.shards == 0) {
+    // Automatic: one shard per thread, where the model allows and a batch has the rows.
+    const std::int64_t shards = shard_count_for(
+        model_, 0,
+        train.global_batch_rows(0) /
+            std::max<std::int64_t>(1, options_.processes ? options_.processes->size() : 1));
+    if (shards != sharded_->shards())
+      sharded_ = std::make_unique<detail::ShardedModel>(model_, shards);
+  }
+  Position position;
+  if (options_.resume) load_checkpoint(position, train);
   if (options_.processes && options_.processes->distributed()) {
     broadcast_model();
     reducer_ = std::make_unique<GradientReducer>(*options_.processes, model_.parameters());
   }
   if (writes_files()) std::filesystem::create_directories(options_.output_dir);
-  for (std::int64_t epoch = static_cast<std::int64_t>(history_.size());
-       epoch < options_.epochs && !stopped_early_; ++epoch) {
-    const auto started = std::chrono::steady_clock::now();
-    EpochRecord record;
-    record.epoch = epoch;
-    record.learning_rate = optimizer_.learning_rate();
-    record.train_loss = train_epoch(train, epoch);
-    record.train_seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    if (validation) {
-      record.has_validation = true;
-      record.validation = evaluate(
-          model_, options_.evaluation_loss ? options_.evaluation_loss : loss_, task_, *validation);
-      out_ << fmt::format("Epoch {}: Validation Loss = {:.6f}, {}\n", epoch, record.validation.loss,
-                          record.validation.describe(task_));
+  const bool bar_wanted =
+      options_.progress == TrainerOptions::Progress::Always ||
+      (options_.progress == TrainerOptions::Progress::Auto && detail::stdout_is_terminal());
+  detail::ProgressBar bar(out_, bar_wanted);
+
+  const auto record_and_save = [&](TrainingRecord record) {
+    bar.clear();
+    report(record);
+    if (record.has_validation) {
       if (record.validation.loss < best_validation_loss_) {
         best_validation_loss_ = record.validation.loss;
-        epochs_without_improvement_ = 0;
-      } else if (++epochs_without_improvement_ >= options_.early_stopping_patience &&
+        evaluations_without_improvement_ = 0;
+      } else if (++evaluations_without_improvement_ >= options_.early_stopping_patience &&
                  options_.early_stopping_patience > 0) {
         stopped_early_ = true;
       }
     }
-    record.seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    out_ << fmt::format("Epoch {}: Train Loss = {:.6f} ({:.1f} s)\n", epoch, record.train_loss,
-                        record.seconds)
-         << std::flush;
     history_.push_back(record);
     if (writes_files()) {
-      save_checkpoint();
+      save_checkpoint(position, train);
       write_run_files();
     }
     if (stopped_early_)
-      out_ << fmt::format("Early stopping: no better validation loss for {} epochs (best {:.6f})\n",
-                          options_.early_stopping_patience, best_validation_loss_);
+      out_ << fmt::format(
+          "Early stopping: no better validation loss for {} evaluations (best "
+          "{:.6f})\n",
+          options_.early_stopping_patience, best_validation_loss_);
+  };
+
+  model_.train();
+  const bool resumed_mid_pass = position.batch > 0;
+  train.start_epoch(position.pass);
+  if (position.source_state.is_null())
+    train.skip(position.batch);
+  else
+    train.load_state(position.source_state);
+  if (!resumed_mid_pass && by_iterations() && history_.empty() && optimizer_.steps_taken() == 0)
+    record_and_save(evaluate_now(validation, train_estimate, position.pass));
+  bar.start(by_iterations() ? options_.iterations : train.batches_per_epoch());
+  std::int64_t bar_done = by_iterations() ? optimizer_.steps_taken() : position.batch;
+  while (!stopped_early_) {
+    if (by_iterations() ? optimizer_.steps_taken() >= options_.iterations
+                        : position.pass >= options_.epochs)
+      break;
+    bool pass_ended = !step(train, position);
+    if (!pass_ended) {
+      bar.update(++bar_done, log_rows_ > 0 ? log_loss_sum_ / log_rows_ : 0.0);
+      if (!by_iterations()) pass_ended = position.batch >= train.batches_per_epoch();
+    } else if (position.batch == 0) {
+      throw Error("training: the training data yields no batches");
+    }
+    const bool evaluate_here =
+        due_for_evaluation(optimizer_.steps_taken(), pass_ended) &&
+        (by_iterations() ? history_.empty() || history_.back().step != optimizer_.steps_taken()
+                         : true);
+    const std::int64_t finished_pass = position.pass;
+    if (pass_ended) {
+      ++position.pass;
+      position.batch = 0;
+      if (by_iterations()) train.start_epoch(position.pass);
+    }
+    if (evaluate_here) {
+      record_and_save(evaluate_now(validation, train_estimate, finished_pass));
+      model_.train();
+      if (!by_iterations()) {
+        if (position.pass < options_.epochs) train.start_epoch(position.pass);
+        bar.start(train.batches_per_epoch());
+        bar_done = 0;
+      }
+    }
   }
+  bar.clear();
   return history_;
 }
 
 void Trainer::write_run_files() const {
   std::string lines;
-  for (const EpochRecord& r : history_) lines += r.to_json(task_).dump() + "\n";
+  for (const TrainingRecord& r : history_) lines += r.to_json(task_).dump() + "\n";
   write_file_atomically(options_.output_dir / "metrics.jsonl", lines);
   write_file_atomically(options_.output_dir / "curves.svg",
                         render_training_curves(history_, task_));

@@ -1,12 +1,13 @@
-// Language-model training: bit-exact resume, weight decay on matrices only, gradient
-// accumulation, language-model bundles, and the [model] type = "gpt" configuration.
+// Language models through the one Trainer: token windows as a batch source, bit-exact resume,
+// weight decay on matrices only, gradient accumulation, sharded batches, language-model bundles,
+// and the [model] type = "gpt" configuration.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <sstream>
 
 #include "lathe/lathe.h"
-#include "src/train/gpt_replicas.h"
+#include "src/train/sharded_model.h"
 #include "tests/test_support.h"
 
 namespace lathe {
@@ -33,31 +34,44 @@ GPTConfig tiny(std::int64_t vocab) {
 
 struct TinyCorpus {
   CharTokenizer tokenizer = CharTokenizer::train(kText);
-  TokenStream tokens{tokenizer.encode(kText), 0.25};
+  std::shared_ptr<const TokenStream> tokens =
+      std::make_shared<const TokenStream>(tokenizer.encode(kText), 0.25);
+  TokenWindows windows(TokenStream::Split split, std::int64_t per_pass) const {
+    return TokenWindows(tokens, split, {4, 8, 3, per_pass});
+  }
 };
+
+std::unique_ptr<Optimizer> decay_matrices_adamw(const Module& model, double lr = 1e-3) {
+  OptimizerConfig adamw;
+  adamw.type = "adamw";
+  adamw.lr = lr;
+  adamw.weight_decay = 0.1;
+  adamw.decay_matrices_only = true;
+  return make_optimizer(adamw, model.named_parameters());
+}
 
 std::map<std::string, Tensor> train_tiny(const TinyCorpus& s, const std::filesystem::path& dir,
                                          std::int64_t iterations, bool resume,
-                                         std::int64_t accumulation = 1) {
+                                         std::int64_t accumulation = 1, std::int64_t shards = 1,
+                                         std::ostream* log_to = nullptr) {
   Generator init(7);
   GPT model(tiny(s.tokenizer.vocab_size()), init);
-  OptimizerConfig adamw;
-  adamw.type = "adamw";
-  adamw.weight_decay = 0.1;
-  const auto optimizer = make_language_model_optimizer(adamw, model);
-  LanguageModelTrainerOptions options;
+  const auto optimizer = decay_matrices_adamw(model);
+  TrainerOptions options;
   options.iterations = iterations;
-  options.batch_size = 4;
   options.gradient_accumulation = accumulation;
   options.eval_every = 5;
-  options.eval_iters = 2;
-  options.seed = 3;
+  options.shards = shards;
   options.output_dir = dir;
   options.resume = resume;
   options.run_identity = {{"test", "tiny"}};
   std::ostringstream log;
-  LanguageModelTrainer trainer(model, *optimizer, nullptr, s.tokens, options, log);
-  trainer.fit();
+  Trainer trainer(model, *optimizer, loss_for("cross_entropy"), Task::LanguageModel, options,
+                  nullptr, log_to ? *log_to : log);
+  TokenWindows train = s.windows(TokenStream::Split::Train, 0);
+  TokenWindows validation = s.windows(TokenStream::Split::Validation, 2);
+  TokenWindows estimate = s.windows(TokenStream::Split::Train, 2);
+  trainer.fit(train, &validation, &estimate);
   return model.state_dict();
 }
 
@@ -74,7 +88,7 @@ TEST(LanguageModelTrainer, ResumeContinuesBitForBit) {
   std::string line;
   std::vector<std::int64_t> iterations;
   while (std::getline(metrics, line))
-    iterations.push_back(nlohmann::json::parse(line)["iteration"].get<std::int64_t>());
+    iterations.push_back(nlohmann::json::parse(line)["step"].get<std::int64_t>());
   EXPECT_EQ(iterations, (std::vector<std::int64_t>{0, 5, 10, 15, 20}));
 }
 
@@ -110,20 +124,21 @@ std::pair<double, std::map<std::string, std::vector<double>>> sharded_step(
   const ThreadCount threads(static_cast<int>(shards));
   Generator init(7), batches(11);
   GPT model(tiny(s.tokenizer.vocab_size()), init, dtype);
-  detail::ShardedGPT sharded(model, shards);
-  const auto [x0, y0] = s.tokens.sample(TokenStream::Split::Train, rows, 8, batches);
-  sharded.loss_backward(x0, y0, scale);
-  const auto [x, y] = s.tokens.sample(TokenStream::Split::Train, rows, 8, batches);
-  const double loss = sharded.loss_backward(x, y, scale);
+  detail::ShardedModel sharded(model, shards);
+  const LossFunction loss = loss_for("cross_entropy");
+  const auto [x0, y0] = s.tokens->sample(TokenStream::Split::Train, rows, 8, batches);
+  sharded.loss_backward({x0, y0}, loss, scale, nullptr);
+  const auto [x, y] = s.tokens->sample(TokenStream::Split::Train, rows, 8, batches);
+  const double value = sharded.loss_backward({x, y}, loss, scale, nullptr);
   std::map<std::string, std::vector<double>> grads;
   for (const auto& [name, tensor] : model.named_parameters()) {
     EXPECT_TRUE(tensor.grad().defined()) << name;
     if (tensor.grad().defined()) grads[name] = tensor.grad().to_vector();
   }
-  return {loss, grads};
+  return {value, grads};
 }
 
-TEST(ShardedGPT, ShardsOnThreadsGiveTheWholeBatchsLossAndGradients) {
+TEST(ShardedModel, ShardsOnThreadsGiveTheWholeBatchsLossAndGradients) {
   const TinyCorpus s;
   // float64 shows the arithmetic is the same up to summation order; float32 is what trains.
   for (const auto& [dtype, tolerance] :
@@ -146,17 +161,18 @@ TEST(ShardedGPT, ShardsOnThreadsGiveTheWholeBatchsLossAndGradients) {
   }
 }
 
-TEST(ShardedGPT, WithDropoutEachShardDrawsFromItsOwnSeededStream) {
+TEST(ShardedModel, WithDropoutEachShardDrawsFromItsOwnSeededStream) {
   const TinyCorpus s;
   const ThreadCount threads(2);
   Generator init(7), batches(11);
   GPTConfig config = tiny(s.tokenizer.vocab_size());
   config.dropout = 0.2;
   GPT model(config, init);
-  detail::ShardedGPT sharded(model, 2);
-  const auto [x, y] = s.tokens.sample(TokenStream::Split::Train, 4, 8, batches);
+  detail::ShardedModel sharded(model, 2);
+  const LossFunction loss_function = loss_for("cross_entropy");
+  const auto [x, y] = s.tokens->sample(TokenStream::Split::Train, 4, 8, batches);
   manual_seed(5);
-  const double loss = sharded.loss_backward(x, y, 1.0);
+  const double loss = sharded.loss_backward({x, y}, loss_function, 1.0, nullptr);
   const std::vector<double> grad = model.named_parameters()[0].tensor.grad().to_vector();
 
   // The same loss by hand: shard i's masks come from Generator(i-th draw of the default one).
@@ -176,8 +192,41 @@ TEST(ShardedGPT, WithDropoutEachShardDrawsFromItsOwnSeededStream) {
   // Reproducible: the same seed gives the same gradients bit for bit.
   model.zero_grad();
   manual_seed(5);
-  EXPECT_EQ(sharded.loss_backward(x, y, 1.0), loss);
+  EXPECT_EQ(sharded.loss_backward({x, y}, loss_function, 1.0, nullptr), loss);
   EXPECT_EQ(model.named_parameters()[0].tensor.grad().to_vector(), grad);
+}
+
+// A sharded run trains as an unsharded one does (the batch's rows weigh the same; only the
+// order of sums differs) and resumes bit for bit too.
+TEST(ShardedModel, ShardedTrainingMatchesUnshardedAndResumes) {
+  const TinyCorpus s;
+  const ThreadCount threads(2);
+  TempDir plain, sharded, split;
+  const auto expected = train_tiny(s, plain.path(), 10, false, 1, 1);
+  const auto got = train_tiny(s, sharded.path(), 10, false, 1, 2);
+  for (const auto& [name, tensor] : expected) {
+    const auto a = tensor.to_vector(), b = got.at(name).to_vector();
+    for (std::size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(b[i], a[i], 2e-5) << name;
+  }
+  train_tiny(s, split.path(), 5, false, 1, 2);
+  const auto resumed = train_tiny(s, split.path(), 10, true, 1, 2);
+  for (const auto& [name, tensor] : got)
+    EXPECT_EQ(resumed.at(name).to_vector(), tensor.to_vector()) << name;
+}
+
+// Batch norm's running statistics would be updated by every shard at once: such a model trains
+// unsharded (automatic) and asking for shards is an error that says why.
+TEST(ShardedModel, AModelWithBuffersIsNotSharded) {
+  Generator init(1);
+  auto model = make_sequential(nlohmann::json::parse(R"([{"type":"linear","in":3,"out":4},
+    {"type":"batch_norm1d","features":4},{"type":"linear","in":4,"out":2}])"),
+                               init);
+  EXPECT_EQ(shard_count_for(*model, 0, 64), 1);
+  EXPECT_NE(error_of([&] { shard_count_for(*model, 2, 64); }).find("batch norm's running"),
+            std::string::npos);
+  auto mlp = make_sequential(nlohmann::json::parse(R"([{"type":"linear","in":3,"out":2}])"), init);
+  EXPECT_EQ(shard_count_for(*mlp, 0, 64), num_threads());
+  EXPECT_EQ(shard_count_for(*mlp, 0, 1), 1) << "at most one shard per row";
 }
 
 TEST(LanguageModelTrainer, ResumeRefusesAnotherRun) {
@@ -186,17 +235,44 @@ TEST(LanguageModelTrainer, ResumeRefusesAnotherRun) {
   train_tiny(s, dir.path(), 5, false);
   Generator init(7);
   GPT model(tiny(s.tokenizer.vocab_size()), init);
-  const auto optimizer = make_language_model_optimizer(OptimizerConfig{}, model);
-  LanguageModelTrainerOptions options;
+  const auto optimizer = decay_matrices_adamw(model);
+  TrainerOptions options;
   options.iterations = 10;
-  options.batch_size = 4;
   options.output_dir = dir.path();
   options.resume = true;
   options.run_identity = {{"test", "other"}};
   std::ostringstream log;
-  LanguageModelTrainer trainer(model, *optimizer, nullptr, s.tokens, options, log);
-  EXPECT_NE(error_of([&] { trainer.fit(); }).find("different model or data setup"),
+  Trainer trainer(model, *optimizer, loss_for("cross_entropy"), Task::LanguageModel, options,
+                  nullptr, log);
+  TokenWindows train = s.windows(TokenStream::Split::Train, 0);
+  EXPECT_NE(error_of([&] { trainer.fit(train, nullptr); }).find("different model or data setup"),
             std::string::npos);
+}
+
+TEST(LanguageModelTrainer, AnEndlessSourceNeedsIterations) {
+  const TinyCorpus s;
+  Generator init(7);
+  GPT model(tiny(s.tokenizer.vocab_size()), init);
+  const auto optimizer = decay_matrices_adamw(model);
+  std::ostringstream log;
+  Trainer trainer(model, *optimizer, loss_for("cross_entropy"), Task::LanguageModel, {}, nullptr,
+                  log);
+  TokenWindows train = s.windows(TokenStream::Split::Train, 0);
+  EXPECT_NE(error_of([&] { trainer.fit(train, nullptr); }).find("train for iterations"),
+            std::string::npos);
+}
+
+// The seed-style lines of a language model's run: an estimate at 0, every eval_every steps and
+// at the end; a loss line every log_every steps.
+TEST(LanguageModelTrainer, PrintsEstimatesAndLossLines) {
+  const TinyCorpus s;
+  TempDir dir;
+  std::ostringstream log;
+  train_tiny(s, dir.path(), 10, false, 1, 1, &log);
+  const std::string text = log.str();
+  for (const char* line : {"iter 0: train loss ", "iter 5: train loss ", "iter 10: train loss "})
+    EXPECT_NE(text.find(line), std::string::npos) << text;
+  EXPECT_NE(text.find(", val loss "), std::string::npos) << text;
 }
 
 TEST(LanguageModelOptimizer, DecaysMatricesOnly) {
@@ -206,7 +282,8 @@ TEST(LanguageModelOptimizer, DecaysMatricesOnly) {
   adamw.type = "adamw";
   adamw.lr = 0.1;
   adamw.weight_decay = 0.5;
-  const auto optimizer = make_language_model_optimizer(adamw, model);
+  adamw.decay_matrices_only = true;
+  const auto optimizer = make_optimizer(adamw, model.named_parameters());
   std::map<std::string, Tensor> before;
   for (const auto& [name, tensor] : model.state_dict()) before[name] = tensor.clone();
   for (const NamedTensor& p : model.named_parameters()) {
@@ -229,7 +306,7 @@ TEST(LanguageModelBundle, RoundTripsModelAndTokenizer) {
   save_language_model(dir.path() / "lm.safetensors", model, tokenizer, {{"note", "test"}});
   const LanguageModel loaded = load_language_model(dir.path() / "lm.safetensors");
   EXPECT_EQ(loaded.tokenizer->to_json(), tokenizer.to_json());
-  EXPECT_EQ(loaded.model->config().to_json(), model.config().to_json());
+  EXPECT_EQ(loaded.model->spec(), model.spec());
   const Tensor tokens = Tensor::from_indices(tokenizer.encode("it was t"), {1, 8});
   model.eval();
   EXPECT_EQ(loaded.model->forward(tokens).to_vector(), model.forward(tokens).to_vector());
@@ -278,33 +355,40 @@ eval_every = 10
 gradient_accumulation = 2
 )";
   const RunConfig config = parse_run_config(text, "c.toml", "/base");
-  EXPECT_EQ(config.model_type, "gpt");
+  EXPECT_EQ(config.model["type"], "gpt");
   EXPECT_EQ(config.data.path, std::filesystem::path("/base/corpus.txt"));
   EXPECT_EQ(config.data.tokenizer, "bpe");
   EXPECT_EQ(config.data.vocab_size, 300);
-  EXPECT_EQ(config.gpt.n_layer, 2);
-  EXPECT_EQ(config.gpt.block_size, 16);
-  EXPECT_FALSE(config.gpt.scaled_residual_init);
+  EXPECT_EQ(config.model["n_layer"], 2);
+  EXPECT_EQ(config.model["block_size"], 16);
+  EXPECT_EQ(config.model["scaled_residual_init"], false);
+  EXPECT_FALSE(config.model.contains("vocab_size")) << "the tokenizer's, filled in by the run";
   std::string without_init = text;
   const std::string init_line = "scaled_residual_init = false\n";
   without_init.erase(without_init.find(init_line), init_line.size());
-  EXPECT_TRUE(parse_run_config(without_init, "c.toml", "/base").gpt.scaled_residual_init);
+  EXPECT_EQ(parse_run_config(without_init, "c.toml", "/base").model["scaled_residual_init"], true);
   EXPECT_EQ(config.trainer.iterations, 50);
   EXPECT_EQ(config.trainer.gradient_accumulation, 2);
+  EXPECT_TRUE(config.optimizer.decay_matrices_only) << "text data decays matrices only";
   EXPECT_EQ(config.to_json()["model"]["type"], "gpt");
 
   const auto error = [](const std::string& toml) {
     return error_of([&] { parse_run_config(toml, "c.toml", "/"); });
   };
   EXPECT_EQ(error("[data]\nformat = \"text\"\npath = \"x\"\n[model]\ntype = \"gpt\"\nn_head = 3\n"),
-            "c.toml: model.n_embd 128 must be a multiple of model.n_head 3");
+            "c.toml:5: [model]: gpt: n_embd 128 must be a multiple of n_head 3");
   EXPECT_EQ(
       error("[data]\nformat = \"csv\"\npath = \"x\"\ntarget = \"y\"\n[model]\ntype = \"gpt\"\n"),
-      "c.toml: [model] type = \"gpt\" and [data] format = \"text\" go together");
-  EXPECT_NE(error("[data]\nformat = \"csv\"\npath = \"x\"\ntarget = \"y\"\n[model]\nlayers = [{ "
-                  "type = \"relu\" }]\n[trainer]\niterations = 3\n")
-                .find("unknown key 'iterations'"),
-            std::string::npos);
+      "c.toml:6: model type 'gpt' takes token ids, which only [data] format = \"text\" gives "
+      "(this data is \"csv\")");
+  EXPECT_EQ(error("[data]\nformat = \"text\"\npath = \"x\"\n[model]\nlayers = [{ type = "
+                  "\"relu\" }]\n"),
+            "c.toml:5: [data] format = \"text\" gives token ids; the model must take them (a "
+            "language model type such as \"gpt\"), not 'relu'");
+  EXPECT_EQ(error("[data]\nformat = \"text\"\npath = \"x\"\n[model]\ntype = \"gtp\"\n"),
+            "c.toml:5: [model]: unknown layer type 'gtp'; known types: linear, conv2d, "
+            "max_pool2d, avg_pool2d, global_avg_pool, batch_norm1d, batch_norm2d, reshape, "
+            "flatten, dropout, relu, leaky_relu, sigmoid, tanh, gelu, gpt");
 }
 
 }  // namespace

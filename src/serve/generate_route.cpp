@@ -1,0 +1,177 @@
+// POST /v2/models/{name}/generate: text from a language model, whole or streamed as Server-Sent
+// Events, on the HTTP thread (generation only reads a model in eval mode; no batching).
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "lathe/text.h"
+#include "src/serve/generate_request.h"
+#include "src/serve/http_support.h"
+
+namespace lathe::serve {
+namespace {
+
+using httplib::Request;
+using httplib::Response;
+
+// One Server-Sent Event: "data: JSON\n\n".
+std::string sse_event(std::string_view json_text) {
+  return fmt::format("data: {}\n\n", json_text);
+}
+
+// The last event of a stream: the characters still held back (U+FFFD for bytes that never
+// completed one), and the count.
+std::string sse_done_event(std::string_view rest, std::int64_t tokens) {
+  return sse_event(
+      rest.empty()
+          ? fmt::format(R"({{"done":true,"tokens":{},"finish_reason":"length"}})", tokens)
+          : fmt::format(R"({{"text":{},"done":true,"tokens":{},"finish_reason":"length"}})",
+                        json_string(rest), tokens));
+}
+
+// Streams the generation as Server-Sent Events from the HTTP thread (httplib calls this once the
+// headers are sent). A failed write means the client went away: the token callback returns
+// false and generation stops. Nothing may throw out of here: httplib calls content providers
+// outside its exception handling.
+bool stream_generation(ServerState& state, const std::shared_ptr<const ServedModel>& model,
+                       const std::vector<std::int64_t>& prompt, const GenerateRequest& request,
+                       httplib::DataSink& sink) {
+  const std::string& name = model->name;
+  const GenerationModel& language_model = *model->generation();
+  std::int64_t count = 0;
+  bool disconnected = false;
+  try {
+    Utf8Stream utf8;
+    const SamplingOptions sampling{request.temperature, request.top_k, request.seed};
+    language_model.generate(prompt, request.max_tokens, sampling, [&](std::int64_t token) {
+      ++count;
+      const std::string text = utf8.push(language_model.tokenizer().token_bytes(token));
+      const std::string event =
+          sse_event(fmt::format(R"({{"text":{},"token":{}}})", json_string(text), token));
+      disconnected = !sink.write(event.data(), event.size());
+      return !disconnected;
+    });
+    if (!disconnected) {
+      const std::string event = sse_done_event(utf8.finish(), count);
+      disconnected = !sink.write(event.data(), event.size());
+    }
+  } catch (const std::exception& e) {
+    state.log(fmt::format("internal error streaming from model '{}': {}", name, e.what()));
+    const std::string event = sse_event(fmt::format(R"({{"error":{}}})", json_string(e.what())));
+    state.metrics.record_generate_failure(name, FailureReason::Internal, count);
+    sink.write(event.data(), event.size());
+    sink.done();
+    return true;
+  } catch (...) {
+    state.metrics.record_generate_failure(name, FailureReason::Internal, count);
+    return false;
+  }
+  if (disconnected) {
+    state.metrics.record_generate_failure(name, FailureReason::ClientDisconnected, count);
+    return false;
+  }
+  // Counted before the stream ends, so a client that has read the whole stream sees it counted.
+  state.metrics.record_generate_success(name, count);
+  sink.done();
+  return true;
+}
+
+void handle_generate(ServerState& state, const Request& req, Response& res,
+                     const httplib::ContentReader& reader) {
+  const Clock::time_point arrived = Clock::now();
+  const ModelEntry* entry = nullptr;
+  std::shared_ptr<const ServedModel> model = find_model(state, req, res, &entry);
+  if (!model) {
+    if (entry)
+      state.metrics.record_generate_failure(entry->slot->name(), res.status == 503
+                                                                     ? FailureReason::NotReady
+                                                                     : FailureReason::BadRequest);
+    return;
+  }
+  const std::string& name = entry->slot->name();
+  auto fail = [&](int status, FailureReason reason, std::string_view message,
+                  std::int64_t tokens = 0) {
+    state.metrics.record_generate_failure(name, reason, tokens);
+    send_error(res, status, message);
+  };
+
+  const std::optional<std::string> body = read_body(state, req, reader, fail);
+  if (!body) return;
+  const GenerationModel* language_model = model->generation();
+  if (!language_model)
+    return fail(
+        400, FailureReason::BadRequest,
+        fmt::format("model {} is not a language model (it is a {}): POST "
+                    "/v2/models/{}/{}",
+                    json_string(name), task_in_words(model->task()), name, model->endpoint()));
+  GenerateRequest request;
+  try {
+    request = parse_generate_request(
+        *body, {state.options.max_generate_tokens, state.options.max_elements});
+  } catch (const RequestError& e) {
+    return fail(e.status(), FailureReason::BadRequest, e.what());
+  }
+  std::vector<std::int64_t> prompt;
+  try {
+    prompt = language_model->tokenizer().encode(request.prompt);
+  } catch (const Error& e) {
+    return fail(400, FailureReason::BadRequest, fmt::format("\"prompt\": {}", e.what()));
+  }
+
+  if (request.stream) {
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Accel-Buffering", "no");  // proxies: pass each event on at once
+    res.set_chunked_content_provider(
+        "text/event-stream", [&state, model, prompt = std::move(prompt),
+                              request = std::move(request)](std::size_t, httplib::DataSink& sink) {
+          return stream_generation(state, model, prompt, request, sink);
+        });
+    return;
+  }
+
+  // The whole text in one answer, within the request timeout.
+  const Clock::time_point deadline = arrived + state.options.request_timeout;
+  Utf8Stream utf8;
+  std::string text;
+  std::int64_t count = 0;
+  bool timed_out = false;
+  try {
+    const SamplingOptions sampling{request.temperature, request.top_k, request.seed};
+    language_model->generate(prompt, request.max_tokens, sampling, [&](std::int64_t token) {
+      ++count;
+      text += utf8.push(language_model->tokenizer().token_bytes(token));
+      timed_out = count < request.max_tokens && Clock::now() >= deadline;
+      return !timed_out;
+    });
+  } catch (const std::exception& e) {
+    state.log(fmt::format("internal error generating from model '{}': {}", name, e.what()));
+    return fail(500, FailureReason::Internal, fmt::format("internal error: {}", e.what()), count);
+  }
+  if (timed_out)
+    return fail(504, FailureReason::Timeout,
+                fmt::format("generation from model {} did not finish within {} ms "
+                            "(--request-timeout-ms): {} of {} tokens; ask for fewer or stream them "
+                            "(\"stream\": true)",
+                            json_string(name), state.options.request_timeout.count(), count,
+                            request.max_tokens),
+                count);
+  text += utf8.finish();
+  const nlohmann::json answer = {{"model_name", name},
+                                 {"model_version", std::to_string(model->version)},
+                                 {"text", text},
+                                 {"tokens", count},
+                                 {"finish_reason", "length"}};
+  res.set_content(answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), kJson);
+  state.metrics.record_generate_success(name, count);
+}
+
+}  // namespace
+
+void install_generate_route(httplib::Server& http, ServerState& state) {
+  http.Post(std::string(kModelPath) + "/generate",
+            [&state](const Request& req, Response& res, const httplib::ContentReader& reader) {
+              handle_generate(state, req, res, reader);
+            });
+}
+
+}  // namespace lathe::serve

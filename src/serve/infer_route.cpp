@@ -1,0 +1,151 @@
+// POST /v2/models/{name}/infer: parse the request against the model's signature, queue it for
+// the model's batcher, and answer with the rows the batch gave it.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <iterator>
+
+#include "src/serve/http_support.h"
+#include "src/serve/infer_request.h"
+
+namespace lathe::serve {
+namespace {
+
+using httplib::Request;
+using httplib::Response;
+
+void append_float(std::string& out, float value) {
+  if (std::isfinite(value))
+    fmt::format_to(std::back_inserter(out), "{}", value);
+  else
+    out += "null";  // JSON has no NaN or infinity
+}
+
+// The response body of a successful inference.
+std::string infer_response(const InferenceModel& model, const InferRequest& request,
+                           const std::vector<float>& outputs) {
+  const bool classification = model.classification();
+  auto wanted = [&](const char* name) {
+    return request.requested_outputs.empty() ||
+           std::find(request.requested_outputs.begin(), request.requested_outputs.end(), name) !=
+               request.requested_outputs.end();
+  };
+  std::string out;
+  out.reserve(64 + outputs.size() * 12);
+  out += fmt::format("{{\"model_name\":{},\"model_version\":\"{}\"", json_string(model.name),
+                     model.version);
+  if (request.id) out += fmt::format(",\"id\":{}", json_string(*request.id));
+  out += ",\"outputs\":[";
+  bool first = true;
+  const char* main_output = classification ? kProbabilitiesOutput : kValuesOutput;
+  if (wanted(main_output)) {
+    first = false;
+    out += fmt::format("{{\"name\":\"{}\",\"datatype\":\"FP32\",\"shape\":[{}", main_output,
+                       request.batch);
+    for (const std::int64_t dim : model.output_shape()) out += fmt::format(",{}", dim);
+    out += "],\"data\":[";
+    for (std::size_t i = 0; i < outputs.size(); ++i) {
+      if (i) out += ',';
+      append_float(out, outputs[i]);
+    }
+    out += "]}";
+  }
+  if (classification && wanted(kClassIndexOutput)) {
+    if (!first) out += ',';
+    out += fmt::format("{{\"name\":\"{}\",\"datatype\":\"INT64\",\"shape\":[{}],\"data\":[",
+                       kClassIndexOutput, request.batch);
+    const std::int64_t classes = model.output_size();
+    for (std::int64_t row = 0; row < request.batch; ++row) {
+      const float* p = outputs.data() + row * classes;
+      const std::int64_t best = std::max_element(p, p + classes) - p;
+      if (row) out += ',';
+      fmt::format_to(std::back_inserter(out), "{}", best);
+    }
+    out += "]}";
+  }
+  out += "]}";
+  return out;
+}
+
+void handle_infer(ServerState& state, const Request& req, Response& res,
+                  const httplib::ContentReader& reader) {
+  const Clock::time_point arrived = Clock::now();
+  const ModelEntry* entry = nullptr;
+  const std::shared_ptr<const ServedModel> model = find_model(state, req, res, &entry);
+  if (!model) {
+    if (entry)
+      state.metrics.record_infer_failure(entry->slot->name(), res.status == 503
+                                                                  ? FailureReason::NotReady
+                                                                  : FailureReason::BadRequest);
+    return;
+  }
+  const std::string& name = entry->slot->name();
+  auto fail = [&](int status, FailureReason reason, std::string_view message) {
+    state.metrics.record_infer_failure(name, reason);
+    send_error(res, status, message);
+  };
+
+  std::optional<std::string> read = read_body(state, req, reader, fail);
+  if (!read) return;
+  std::string body = std::move(*read);
+  const InferenceModel* inference = model->inference();
+  if (!inference)
+    return fail(
+        400, FailureReason::BadRequest,
+        fmt::format("model {} is a {}: POST /v2/models/{}/{}; /infer serves "
+                    "classifiers and regression models",
+                    json_string(name), task_in_words(model->task()), name, model->endpoint()));
+
+  InferRequest request;
+  try {
+    const RequestLimits limits{state.options.max_json_depth, state.options.max_elements};
+    request = parse_infer_request(body, inference->signature_for_requests(), limits);
+  } catch (const RequestError& e) {
+    return fail(e.status(), FailureReason::BadRequest, e.what());
+  }
+  body = std::string();  // the parsed floats are all that is needed now
+
+  auto job = std::make_shared<InferenceJob>();
+  job->model = model;
+  job->rows = request.batch;
+  job->inputs = std::move(request.data);
+  job->enqueued = Clock::now();
+  std::future<JobResult> answer = job->result.get_future();
+  switch (entry->batcher->submit(job)) {
+    case Batcher::Submitted::Queued:
+      break;
+    case Batcher::Submitted::QueueFull:
+      res.set_header("Retry-After", "1");
+      return fail(503, FailureReason::QueueFull,
+                  fmt::format("the queue of model {} is full ({} requests waiting, --max-queue); "
+                              "retry later",
+                              json_string(name), state.options.max_queue));
+    case Batcher::Submitted::Stopped:
+      return fail(503, FailureReason::ShuttingDown, "the server is shutting down");
+  }
+  if (answer.wait_until(arrived + state.options.request_timeout) != std::future_status::ready) {
+    job->abandoned = true;
+    return fail(504, FailureReason::Timeout,
+                fmt::format("no answer from model {} within {} ms (--request-timeout-ms)",
+                            json_string(name), state.options.request_timeout.count()));
+  }
+  const JobResult result = answer.get();
+  if (result.status != 200)
+    return fail(result.status,
+                result.status == 503 ? FailureReason::ShuttingDown : FailureReason::Internal,
+                result.error);
+  res.set_content(infer_response(*inference, request, result.outputs), kJson);
+  state.metrics.record_infer_success(name);
+}
+
+}  // namespace
+
+void install_infer_route(httplib::Server& http, ServerState& state) {
+  http.Post(std::string(kModelPath) + "/infer",
+            [&state](const Request& req, Response& res, const httplib::ContentReader& reader) {
+              handle_infer(state, req, res, reader);
+            });
+}
+
+}  // namespace lathe::serve
