@@ -16,6 +16,7 @@ cleanup() {
 }
 trap cleanup EXIT
 . "$source_dir/tests/lib/fashion_subset.sh"
+. "$source_dir/tests/lib/mpi_kill.sh"
 fashion_subset 1280 "$work/images" "$work/labels"
 fail() {
   echo "FAIL: $*"
@@ -40,27 +41,11 @@ for _ in $(seq 1 3000); do
 done
 [ -f "$work/run/checkpoint.safetensors" ] || fail "no checkpoint after 300 s"
 sleep 1  # a few more epochs, so the kill lands mid-epoch or mid-write
-rank1=""
-for pid in $(pgrep -f "$lathe train"); do
-  if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1'; then
-    rank1=$pid
-  fi
-done
-[ -n "$rank1" ] || fail "rank 1's process not found"
-killed_at=$(date +%s.%N)
-kill -KILL "$rank1"
-status=""
-for _ in $(seq 1 600); do
-  if ! kill -0 "$job" 2>/dev/null; then
-    wait "$job"
-    status=$?
-    break
-  fi
-  sleep 0.1
-done
-[ -n "$status" ] || fail "the job still runs 60 s after rank 1 was killed"
+kill_rank_1 "$job" || fail "rank 1's process not found"
 job=""
-seconds=$(awk -v s="$killed_at" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
+status="$kill_status"
+seconds="$kill_seconds"
+[ -n "$status" ] || fail "the job still runs 60 s after rank 1 was killed"
 [ "$status" -ne 0 ] || fail "the job exited 0 after rank 1 was killed"
 grep -q "rank 1" "$work/job.log" || fail "no message names rank 1"
 echo "ok   rank 1 killed: the job ended in ${seconds} s with status $status: $(grep -m1 'rank 1' "$work/job.log")"

@@ -26,6 +26,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+. "$source_dir/tests/lib/mpi_kill.sh"
 failures=0
 fail() {
   echo "FAIL: $*"
@@ -89,34 +90,19 @@ for _ in $(seq 1 3000); do
   sleep 0.1
 done
 sleep 1  # a few more checkpoints, so the kill lands mid-step or mid-write
-rank1=""
-for pid in $(pgrep -f "$lathe train"); do
-  if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1'; then
-    rank1=$pid
-  fi
-done
-if [ -z "$rank1" ]; then
+if ! kill_rank_1 "$job"; then
   fail "rank 1's process not found"
 else
-  kill -KILL "$rank1"
-  status=""
-  for _ in $(seq 1 600); do
-    if ! kill -0 "$job" 2>/dev/null; then
-      wait "$job"
-      status=$?
-      break
-    fi
-    sleep 0.1
-  done
   job=""
-  if [ -z "$status" ]; then
+  if [ -z "$kill_status" ]; then
     fail "the job still runs 60 s after rank 1 was killed"
-  elif [ "$status" -eq 0 ]; then
+  elif [ "$kill_status" -eq 0 ]; then
     fail "the job exited 0 after rank 1 was killed"
   elif ! grep -q "rank 1" "$work/job.log"; then
     fail "no message names rank 1: $(tail -5 "$work/job.log")"
   else
-    echo "ok   rank 1 killed: the job ended with status $status: $(grep -m1 'rank 1' "$work/job.log")"
+    echo "ok   rank 1 killed: the job ended in $kill_seconds s with status $kill_status:" \
+      "$(grep -m1 'rank 1' "$work/job.log")"
   fi
   # The checkpoint is intact: one process resumes from it for 10 more iterations.
   last=$(tail -1 "$work/killed/metrics.jsonl" | python3 -c 'import json,sys; print(json.load(sys.stdin)["step"])')

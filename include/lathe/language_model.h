@@ -19,14 +19,14 @@ class CausalLanguageModel : public Module {
   virtual std::int64_t context_size() const = 0;
 
   // Incremental decoding (a key/value cache): extend() runs tokens at the positions after the
-  // ones already seen and returns the logits of the last one; length() positions are held, at
-  // most context_size().
+  // ones already seen and returns the logits of the last one ([1, vocab] or [vocab]); length()
+  // positions are held, at most context_size().
   class Decoder {
    public:
     virtual ~Decoder() = default;
     virtual std::int64_t length() const = 0;
     virtual void reset() = 0;
-    virtual std::vector<double> extend(const std::vector<std::int64_t>& tokens) = 0;
+    virtual Tensor extend(const std::vector<std::int64_t>& tokens) = 0;
   };
   // A decoder over this model in eval mode, or null when the model has none (generate() then
   // runs the whole window through forward() for every token).

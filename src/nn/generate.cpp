@@ -101,7 +101,7 @@ std::vector<std::int64_t> generate(CausalLanguageModel& model,
   };
 
   const std::unique_ptr<CausalLanguageModel::Decoder> cache = use_cache ? model.decoder() : nullptr;
-  std::vector<double> logits = cache ? cache->extend(window()) : uncached_logits();
+  std::vector<double> logits = cache ? last_row(cache->extend(window())) : uncached_logits();
   for (std::int64_t step = 0; step < max_new_tokens; ++step) {
     const std::int64_t token = sample_token(logits, options, generator);
     produced.push_back(token);
@@ -111,12 +111,12 @@ std::vector<std::int64_t> generate(CausalLanguageModel& model,
     if (!cache) {
       logits = uncached_logits();
     } else if (cache->length() < block) {
-      logits = cache->extend({token});
+      logits = last_row(cache->extend({token}));
     } else {
       // The context slides past the model's context: positions shift, so the window is encoded
       // afresh.
       cache->reset();
-      logits = cache->extend(window());
+      logits = last_row(cache->extend(window()));
     }
   }
   return produced;

@@ -14,12 +14,6 @@
 namespace lathe {
 namespace {
 
-std::vector<double> last_row(const Tensor& logits) {
-  const std::int64_t vocab = logits.size(-1);
-  const std::vector<double> all = logits.to_vector();
-  return {all.end() - vocab, all.end()};
-}
-
 class GPTDecoder : public CausalLanguageModel::Decoder {
  public:
   explicit GPTDecoder(GPT& model) : model_(model), config_(model.config()) {
@@ -33,7 +27,7 @@ class GPTDecoder : public CausalLanguageModel::Decoder {
   void reset() override { length_ = 0; }
 
   // Runs `tokens` at the positions after the cached ones; returns the last one's logits.
-  std::vector<double> extend(const std::vector<std::int64_t>& tokens) override {
+  Tensor extend(const std::vector<std::int64_t>& tokens) override {
     const auto count = static_cast<std::int64_t>(tokens.size());
     const std::int64_t start = length_;
     std::vector<std::int64_t> positions(tokens.size());
@@ -49,7 +43,7 @@ class GPTDecoder : public CausalLanguageModel::Decoder {
     }
     length_ += count;
     const Tensor last = model_.final_norm().forward(slice(x, 0, count - 1, count));
-    return last_row(matmul(last, model_.token_embedding(), false, true));
+    return matmul(last, model_.token_embedding(), false, true);
   }
 
  private:
