@@ -57,11 +57,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } catch (const lathe::Error&) {
     return 0;
   }
+  // A registered model type (the GPT) needs the data's arguments; layer lists are built.
+  if (config.model["type"] != "sequential") return 0;
+  const nlohmann::json& layers = config.model["layers"];
   std::int64_t width = 0;
-  if (!tiny(config.layers, width)) return 0;
+  if (!tiny(layers, width)) return 0;
   try {
     lathe::Generator generator(0);
-    auto model = lathe::make_sequential(config.layers, generator);
+    auto model = lathe::make_sequential(layers, generator);
     model->eval();
     model->forward(lathe::Tensor::zeros({2, width}));
   } catch (const lathe::Error&) {

@@ -48,7 +48,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       const auto tokens = lathe::generate(*lm.model, {0}, 3, {1.0, 2, 7});
       require(tokens.size() == 3, "generate returned the wrong number of tokens");
       for (std::int64_t t : tokens)
-        require(t >= 0 && t < lm.model->config().vocab_size, "a token outside the vocabulary");
+        require(t >= 0 && t < lm.model->vocab_size(), "a token outside the vocabulary");
       lm.tokenizer->decode(tokens);
       return 0;
     }
