@@ -50,6 +50,20 @@ expect "missing data path" "/no/such/train-images\.gz: cannot open" \
 
 expect "missing config file" "absent\.toml" train "$work/absent.toml"
 
+# Checked when the config is read, before any data loads (the data paths here do not exist).
+sed 's/^lr = .*/lr = -0.1/' "$source_dir/examples/fashion_mlp/config.toml" >"$work/negative.toml"
+expect "negative learning rate" "negative\.toml:[0-9]+: optimizer\.lr must be > 0, got -0\.1" \
+  train "$work/negative.toml" --set "trainer.output_dir=$work/run"
+# The model against the data's header: the layer's line and index and both sizes, before the
+# images load (their labels file does not exist).
+expect "layer size mismatch" \
+  "config\.toml:[0-9]+: model\.layers\[3\]: linear: the input has 128 features but 'in' is 100" \
+  train "$source_dir/examples/fashion_mlp/config.toml" --set "trainer.output_dir=$work/run" \
+  --set model.layers.3.in=100 --set "data.train_labels=/no/such/file"
+expect "CSV columns against the first layer" \
+  "config\.toml:[0-9]+: model\.layers\[0\]: linear: the input has 13 features but 'in' is 4" \
+  train "$houses" --set "trainer.output_dir=$work/run" --set model.layers.0.in=4
+
 if [ "$failures" -ne 0 ]; then
   echo "$failures failures"
   exit 1

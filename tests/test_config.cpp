@@ -2,6 +2,9 @@
 // the file, the line, the key and what is allowed.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
+
 #include "lathe/lathe.h"
 #include "tests/test_support.h"
 
@@ -210,7 +213,7 @@ TEST(Config, AugmentAndLabelSmoothingErrors) {
   EXPECT_EQ(error("label_smoothing = 0.1", "label_smoothing = 1.0"),
             "c.toml:22: loss.label_smoothing must be in [0, 1), got 1");
   EXPECT_EQ(error("label_smoothing = 0.1", "label_smoothing = 0.1\ntype = \"mse\""),
-            "c.toml: loss.label_smoothing needs loss type \"cross_entropy\"");
+            "c.toml:22: loss.label_smoothing needs loss type \"cross_entropy\"");
   EXPECT_EQ(error("normalize_mean = 0.5\nnormalize_std = 0.5", "standardize = true"),
             "c.toml: [augment] random_crop_padding with preprocess.standardize needs 'fill' (a raw "
             "0 maps to a different value in every feature)");
@@ -266,6 +269,56 @@ TEST(Config, OverridesThatAreNeitherTomlNorStrings) {
   // A value that is a string to lathe only because of the toml++ workaround.
   EXPECT_EQ(error("data.target=\xc2\xa7"),
             "c.toml: missing [model] section with 'layers' or a model 'type'");
+}
+
+}  // namespace
+}  // namespace lathe
+
+namespace lathe {
+namespace {
+
+// Values are checked when the config is read (before any data loads), each error at its line.
+TEST(Config, OptimizerScheduleAndTrainerValuesAreCheckedAtTheirLines) {
+  const std::string head =
+      "[data]\nformat = \"csv\"\npath = \"a.csv\"\ntarget = \"y\"\n[model]\nlayers = [{ type = "
+      "\"relu\" }]\n";
+  const auto error = [&](const std::string& rest) {
+    return testing::error_of([&] { parse_run_config(head + rest, "c.toml", "/"); });
+  };
+  EXPECT_EQ(error("[optimizer]\nlr = -0.1\n"), "c.toml:8: optimizer.lr must be > 0, got -0.1");
+  EXPECT_EQ(error("[optimizer]\nlr = 0\n"), "c.toml:8: optimizer.lr must be > 0, got 0");
+  EXPECT_EQ(error("[optimizer]\nbeta2 = 1.0\n"),
+            "c.toml:8: optimizer.beta2 must be in [0, 1), got 1");
+  EXPECT_EQ(error("[optimizer]\nweight_decay = -1\n"),
+            "c.toml:8: optimizer.weight_decay must be at least 0, got -1");
+  EXPECT_EQ(error("[optimizer]\ntype = \"sgd\"\nnesterov = true\n"),
+            "c.toml:9: optimizer.nesterov needs momentum > 0 and dampening 0, got momentum 0 and "
+            "dampening 0");
+  EXPECT_EQ(error("[optimizer]\nlr = nan\n"), "c.toml:8: optimizer.lr must be a finite number");
+  EXPECT_EQ(error("[schedule]\ngamma = 0\n"), "c.toml:8: schedule.gamma must be > 0, got 0");
+  EXPECT_EQ(error("[schedule]\ntype = \"cosine\"\nmin_lr = 0.5\n"),
+            "c.toml:9: schedule.min_lr 0.5 is more than optimizer.lr 0.001");
+  EXPECT_EQ(error("[schedule]\ntype = \"cosine\"\nwarmup_steps = 50\n[trainer]\niterations = 20\n"),
+            "c.toml:9: schedule.warmup_steps 50 is more than the run's 20 steps "
+            "(trainer.iterations)");
+  EXPECT_EQ(error("[trainer]\nclip_grad_norm = -1\n"),
+            "c.toml:8: trainer.clip_grad_norm must be at least 0, got -1");
+}
+
+// docs/config.md is what the tables say: regenerate it with
+// `./build/release/src/lathe config-reference > docs/config.md`.
+TEST(Config, TheReferencePageIsCurrent) {
+  std::ifstream page(LATHE_SOURCE_DIR "/docs/config.md");
+  ASSERT_TRUE(page) << "docs/config.md is missing";
+  const std::string text((std::istreambuf_iterator<char>(page)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, config_reference())
+      << "docs/config.md is stale: ./build/release/src/lathe config-reference > docs/config.md";
+  // Every key of every example config is in it.
+  for (const char* example :
+       {"fashion_mlp", "fashion_cnn", "mnist_mlp", "house_prices", "gpt_sotu"})
+    EXPECT_NO_THROW(
+        load_run_config(std::string(LATHE_SOURCE_DIR "/examples/") + example + "/config.toml"))
+        << example;
 }
 
 }  // namespace

@@ -99,6 +99,9 @@ struct RunConfig {
   // spec for [model] type = "gpt" (say) and its arguments. Arguments the data decides (a
   // language model's vocab_size) are left out; run_training fills them in.
   nlohmann::json model;
+  // Where each model layer was given ("config.toml:14", "--set"): one per layer of a
+  // "sequential" spec, one for a registered type's [model]. Errors about a layer name it.
+  std::vector<std::string> model_sources;
   std::string loss = "cross_entropy";  // or "mse"
   double label_smoothing = 0;          // cross_entropy only, in [0, 1)
   OptimizerConfig optimizer;
@@ -116,5 +119,10 @@ RunConfig load_run_config(const std::filesystem::path& path,
 RunConfig parse_run_config(std::string_view text, const std::string& where,
                            const std::filesystem::path& base_dir,
                            const std::vector<std::string>& overrides = {});
+
+// docs/config.md: every section and key with its type, default, allowed values and meaning, and
+// the registered model types with their arguments; generated from the tables the reader
+// validates against (`lathe config-reference` prints it).
+std::string config_reference();
 
 }  // namespace lathe

@@ -29,6 +29,9 @@ namespace lathe {
 Tensor read_idx(const std::filesystem::path& path);
 // The same, with labels (uint8 files) returned as int64 (for class indices).
 Tensor read_idx_labels(const std::filesystem::path& path);
+// The dimensions an IDX file's header declares, read without the data (raw or gzip); nothing
+// when the file cannot be opened or does not start like an IDX file (read_idx says why).
+std::optional<Shape> peek_idx_shape(const std::filesystem::path& path);
 // The same readers on bytes already in memory (raw or gzip); `where` names them in errors.
 Tensor parse_idx(std::string_view bytes, const std::string& where);
 Tensor parse_idx_labels(std::string_view bytes, const std::string& where);

@@ -34,6 +34,13 @@ struct PreparedData {
 
 PreparedData prepare_data(const RunConfig& config);
 
+// The [model] against one example of the data, layer by layer through the layer registry:
+// an error names the layer's config line and index and the sizes that disagree
+// ("config.toml:14: model.layers[2]: linear: the input has 100 features but 'in' is 784").
+// run_training checks before the data loads where the data's header tells its shape (IDX, text)
+// and again once it is read.
+void check_model_shapes(const RunConfig& config, const Shape& example);
+
 // The loss a task trains with: cross-entropy on int64 class indices (with label smoothing when
 // given; predictions [N, T, C] for targets [N, T], a language model's, are scored per position),
 // or MSE on float targets (a prediction of shape [N,1] is compared with targets [N]).

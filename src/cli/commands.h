@@ -19,6 +19,8 @@ inline CLI::Option* add_precision_option(CLI::App* command, std::string& precisi
 void add_demo_command(CLI::App& app);
 // `lathe train CONFIG.toml [--set key=value]... [--resume]`
 void add_train_command(CLI::App& app);
+// `lathe config-reference`: docs/config.md, from the tables the config reader checks with.
+void add_config_reference_command(CLI::App& app);
 // `lathe eval BUNDLE DATA... [--precision float32|int8]`
 void add_eval_command(CLI::App& app);
 // `lathe predict BUNDLE INPUT... [--format csv|json] [--output FILE] [--batch-size N]

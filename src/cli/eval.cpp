@@ -16,7 +16,7 @@ namespace {
 
 struct EvalOptions {
   std::string bundle;
-  std::vector<std::string> data;
+  std::string data_path, labels_path;
   std::int64_t batch_size = 1000;
   std::string precision = "float32";
 };
@@ -64,7 +64,9 @@ void run_eval(const EvalOptions& options) {
   const Task task = task_info.value("task", "classification") == "regression"
                         ? Task::Regression
                         : Task::Classification;
-  const TensorDataset raw = read_labeled(options.data, task_info);
+  std::vector<std::string> paths{options.data_path};
+  if (!options.labels_path.empty()) paths.push_back(options.labels_path);
+  const TensorDataset raw = read_labeled(paths, task_info);
   auto data =
       std::make_shared<TensorDataset>(bundle.info.preprocessing.apply(raw.inputs()), raw.targets());
   DataLoader loader(data, {.batch_size = options.batch_size, .shuffle = false});
@@ -97,10 +99,11 @@ void add_eval_command(CLI::App& app) {
   eval->add_option("bundle", options->bundle, "a model bundle written by lathe train")
       ->required()
       ->check(CLI::ExistingFile);
-  eval->add_option("data", options->data,
-                   "CSV file | IDX images + IDX labels | folder of JSON digits")
-      ->required()
-      ->expected(1, 2);
+  // Two positionals rather than one taking 1-2 values, whose usage CLI11 prints as "data(1x)".
+  eval->add_option("data", options->data_path,
+                   "a CSV file with the target column, IDX images, or a folder of JSON digits")
+      ->required();
+  eval->add_option("labels", options->labels_path, "IDX labels, after IDX images");
   eval->add_option("--batch-size", options->batch_size, "examples per batch")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
       ->trigger_on_parse();
   app.fallthrough();  // --plugin after the verb too: `lathe predict --plugin x.so ...`
   lathe::cli::add_train_command(app);
+  lathe::cli::add_config_reference_command(app);
   lathe::cli::add_eval_command(app);
   lathe::cli::add_predict_command(app);
   lathe::cli::add_generate_command(app);

@@ -20,8 +20,8 @@ void add_train_command(CLI::App& app) {
   CLI::App* train = app.add_subcommand(
       "train",
       "Train a model from a TOML config; writes checkpoints, metrics.jsonl, curves.svg "
-      "and a model bundle to trainer.output_dir. Under `mpirun -np N` it trains data-parallel "
-      "(docs/distributed.md)");
+      "and a model bundle to trainer.output_dir. Every config key: docs/config.md (or `lathe "
+      "config-reference`). Under `mpirun -np N` it trains data-parallel (docs/distributed.md)");
   train->add_option("config", options->config, "the run configuration (TOML)")->required();
   train->add_option("--set", options->overrides,
                     "override a config key, e.g. --set trainer.epochs=2 (repeatable; list items "

@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include <fmt/format.h>
+#include <zlib.h>
 
 #include "lathe/data.h"
 #include "lathe/error.h"
@@ -146,6 +147,23 @@ Tensor convert(const IdxFile& idx) {
 }
 
 }  // namespace
+
+std::optional<Shape> peek_idx_shape(const std::filesystem::path& path) {
+  // zlib reads gzip and raw files alike, and only as far as asked: the header, not the data.
+  gzFile file = gzopen(path.c_str(), "rb");
+  if (!file) return std::nullopt;
+  unsigned char header[4 + 4 * 255];
+  std::optional<Shape> shape;
+  if (gzread(file, header, 4) == 4 && header[0] == 0 && header[1] == 0 && header[3] > 0) {
+    const int rank = header[3];
+    if (gzread(file, header + 4, static_cast<unsigned>(4 * rank)) == 4 * rank) {
+      shape.emplace();
+      for (int axis = 0; axis < rank; ++axis) shape->push_back(load_u32(&header[4 + 4 * axis]));
+    }
+  }
+  gzclose(file);
+  return shape;
+}
 
 Tensor read_idx(const std::filesystem::path& path) {
   return parse_idx(detail::as_chars(detail::read_raw_file(path)), path.string());

@@ -16,10 +16,17 @@
 #include "lathe/error.h"
 #include "lathe/nn.h"
 #include "src/data/file_bytes.h"
+#include "src/io/config_keys.h"
 #include "src/io/toml_text.h"
 
 namespace lathe {
 namespace {
+
+using detail::config_keys;
+using detail::config_sections;
+using detail::ConfigKey;
+using detail::find_config_key;
+using detail::range_text;
 
 constexpr const char* kOverrideSource = "--set";
 
@@ -44,6 +51,9 @@ std::string join(const std::vector<std::string>& items) {
 
 nlohmann::json to_json_value(const toml::node& node);
 
+// One section of the file, read against the table of keys (src/io/config_keys.cpp): every
+// accessor names a key of the table, whose type and range it checks; a key in the file that no
+// accessor read is reported with its line and the section's keys.
 class Section {
  public:
   Section(const toml::table* table, std::string name, std::filesystem::path base_dir)
@@ -53,27 +63,16 @@ class Section {
     const toml::node* node = find(key);
     if (!node) return fallback;
     if (auto v = node->value<double>(); v && (node->is_floating_point() || node->is_integer()))
-      return *v;
+      return in_range(*node, key, *v);
     fail(*node, fmt::format("{}.{} must be a number", name_, key));
   }
 
-  // A number in [0, 1], or in [0, 1) when `below_one`.
-  double fraction(const std::string& key, double fallback, bool below_one = false) {
-    const double value = number(key, fallback);
-    if (!(value >= 0 && (below_one ? value < 1 : value <= 1)))
-      fail(*find(key), fmt::format("{}.{} must be in [0, {}, got {}", name_, key,
-                                   below_one ? "1)" : "1]", value));
-    return value;
-  }
-
-  std::int64_t integer(const std::string& key, std::int64_t fallback,
-                       std::int64_t min = INT64_MIN) {
+  std::int64_t integer(const std::string& key, std::int64_t fallback) {
     const toml::node* node = find(key);
     if (!node) return fallback;
     if (!node->is_integer()) fail(*node, fmt::format("{}.{} must be an integer", name_, key));
     const std::int64_t value = *node->value<std::int64_t>();
-    if (value < min)
-      fail(*node, fmt::format("{}.{} must be at least {}, got {}", name_, key, min, value));
+    in_range(*node, key, static_cast<double>(value));
     return value;
   }
 
@@ -84,12 +83,12 @@ class Section {
     return *node->value<bool>();
   }
 
-  std::string string(const std::string& key, const std::string& fallback,
-                     const std::vector<std::string>& allowed = {}) {
+  std::string string(const std::string& key, const std::string& fallback) {
     const toml::node* node = find(key);
     if (!node) return fallback;
     if (!node->is_string()) fail(*node, fmt::format("{}.{} must be a string", name_, key));
     std::string value = *node->value<std::string>();
+    const std::vector<std::string>& allowed = spec(key).allowed;
     if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), value) == allowed.end())
       fail(*node, fmt::format("{}.{} is \"{}\"; allowed: {}", name_, key, value, join(allowed)));
     return value;
@@ -118,39 +117,75 @@ class Section {
   }
 
   const toml::node* raw(const std::string& key) { return find(key); }
+  // A key outside the table (a registered model type's argument), where others() put it.
+  const toml::node* argument(const std::string& key) const {
+    return table_ ? table_->get(key) : nullptr;
+  }
 
-  // The whole section as JSON, every key declared (its checks are the caller's).
-  nlohmann::json everything() {
+  // The keys besides those of the table, as JSON: a registered model type's arguments, which
+  // the layer registry checks.
+  nlohmann::json others() {
     nlohmann::json out = nlohmann::json::object();
     if (!table_) return out;
-    for (auto&& [key, node] : *table_) out[std::string(key.str())] = to_json_value(node);
-    for (auto&& [key, node] : *table_) find(std::string(key.str()));
+    for (auto&& [key, node] : *table_) {
+      const std::string k(key.str());
+      if (!find_config_key(name_, k) || k == "type") {
+        out[k] = to_json_value(node);
+        declared_.insert(k);
+      }
+    }
     return out;
   }
 
   // Reports the first key nobody asked for.
   void finish() const {
     if (!table_) return;
+    std::vector<std::string> allowed;
+    for (const ConfigKey& k : config_keys())
+      if (k.section == name_) allowed.push_back(k.key);
     for (auto&& [key, node] : *table_) {
       const std::string k(key.str());
       if (!declared_.count(k))
-        fail(node, fmt::format("unknown key '{}' in [{}]; allowed: {}", k, name_, join(order_)));
+        fail(node, fmt::format("unknown key '{}' in [{}]; allowed: {}", k, name_, join(allowed)));
     }
   }
 
   bool present() const { return table_ != nullptr; }
 
  private:
+  // The table's entry for `key`: reading a key it lacks is a bug in lathe, not in the config.
+  const ConfigKey& spec(const std::string& key) const {
+    const ConfigKey* found = find_config_key(name_, key);
+    if (!found)
+      throw std::logic_error(
+          fmt::format("config key {}.{} is read but missing from "
+                      "src/io/config_keys.cpp",
+                      name_, key));
+    return *found;
+  }
+
   const toml::node* find(const std::string& key) {
-    if (declared_.insert(key).second) order_.push_back(key);
+    spec(key);
+    declared_.insert(key);
     return table_ ? table_->get(key) : nullptr;
+  }
+
+  double in_range(const toml::node& node, const std::string& key, double value) const {
+    const ConfigKey& k = spec(key);
+    const bool low =
+        k.minimum && (k.minimum_exclusive ? !(value > *k.minimum) : !(value >= *k.minimum));
+    const bool high =
+        k.maximum && (k.maximum_exclusive ? !(value < *k.maximum) : !(value <= *k.maximum));
+    if (!std::isfinite(value)) fail(node, fmt::format("{}.{} must be a finite number", name_, key));
+    if (low || high)
+      fail(node, fmt::format("{}.{} must be {}, got {}", name_, key, range_text(k), value));
+    return value;
   }
 
   const toml::table* table_;
   std::string name_;
   std::filesystem::path base_dir_;
   std::set<std::string> declared_;
-  std::vector<std::string> order_;
 };
 
 nlohmann::json to_json_value(const toml::node& node) {
@@ -171,7 +206,7 @@ nlohmann::json to_json_value(const toml::node& node) {
   fail(node, "dates and times are not used in lathe configs");
 }
 
-nlohmann::json read_layers(Section& model) {
+nlohmann::json read_layers(Section& model, std::vector<std::string>& sources) {
   const toml::node* node = model.raw("layers");
   if (!node)
     throw Error(
@@ -184,6 +219,7 @@ nlohmann::json read_layers(Section& model) {
     const toml::node& layer = *layers->get(i);
     const toml::table* table = layer.as_table();
     if (!table) fail(layer, fmt::format("model.layers[{}] must be a table with a 'type'", i));
+    sources.push_back(where(layer));
     try {
       specs.push_back(validate_layer_spec(to_json_value(layer)));
     } catch (const LayerSpecError& e) {
@@ -196,25 +232,27 @@ nlohmann::json read_layers(Section& model) {
 
 // [model]: `layers = [...]` (a Sequential), or `type` naming a registered model type with its
 // arguments as the other keys (type = "gpt", n_layer = 4, ...).
-nlohmann::json read_model(Section& model, const std::string& where) {
+nlohmann::json read_model(Section& model, const std::string& where,
+                          std::vector<std::string>& sources) {
   const toml::node* type = model.raw("type");
   if (model.raw("layers")) {
     if (type && !(type->is_string() && *type->value<std::string>() == "sequential"))
       fail(*type,
            "model.type goes with layers only as \"sequential\"; a registered model type "
            "takes its arguments instead of layers");
-    return {{"type", "sequential"}, {"layers", read_layers(model)}};
+    return {{"type", "sequential"}, {"layers", read_layers(model, sources)}};
   }
   if (!type)
     throw Error(fmt::format(
         "{}: [model] needs 'layers', a list of tables like {{ type = \"linear\", in = 784, out = "
         "128 }}, or 'type', a registered model type such as \"gpt\" with its arguments",
         where));
-  const nlohmann::json spec = model.everything();
+  const nlohmann::json spec = model.others();
+  sources = {::lathe::where(*type)};
   try {
     return validate_layer_spec(spec);
   } catch (const LayerSpecError& e) {
-    const toml::node* at = model.raw(e.key);
+    const toml::node* at = model.argument(e.key);
     fail(at ? *at : *type, fmt::format("[model]: {}", e.what()));
   }
 }
@@ -319,41 +357,24 @@ RunConfig load_run_config(const std::filesystem::path& path,
   return config;
 }
 
-RunConfig parse_run_config(std::string_view text, const std::string& where,
-                           const std::filesystem::path& base_dir,
-                           const std::vector<std::string>& overrides) {
-  toml::table root = parse_toml(text, where);
-  for (const std::string& assignment : overrides) merge(root, parse_override(assignment), "");
+namespace {
 
-  RunConfig config;
-  config.source = where;
-  const std::filesystem::path& base = base_dir;
-  const std::vector<std::string> sections{"data", "preprocess", "augment",  "model",
-                                          "loss", "optimizer",  "schedule", "trainer"};
-  for (auto&& [key, node] : root) {
-    const std::string k(key.str());
-    if (std::find(sections.begin(), sections.end(), k) == sections.end())
-      fail(node, fmt::format("unknown section '{}'; allowed: {}", k, join(sections)));
-    if (!node.is_table()) fail(node, fmt::format("'{}' must be a table ([{}])", k, k));
-  }
-  const auto section = [&](const char* name) { return Section(root[name].as_table(), name, base); };
-
-  Section data = section("data");
+DataConfig read_data(Section& data, const std::string& where) {
   if (!data.present()) throw Error(fmt::format("{}: missing [data] section", where));
-  DataConfig& d = config.data;
-  d.format = data.string("format", "", {"idx", "csv", "mnist_json", "text"});
+  DataConfig d;
+  d.format = data.string("format", "");
   d.train_images = data.path("train_images");
   d.train_labels = data.path("train_labels");
   d.test_images = data.path("test_images");
   d.test_labels = data.path("test_labels");
   d.path = data.path("path");
-  d.tokenizer = data.string("tokenizer", d.tokenizer, {"char", "bpe"});
-  d.vocab_size = data.integer("vocab_size", d.vocab_size, 256);
+  d.tokenizer = data.string("tokenizer", d.tokenizer);
+  d.vocab_size = data.integer("vocab_size", d.vocab_size);
   d.target = data.string("target", "");
   d.dir = data.path("dir");
   d.test_fraction = data.number("test_fraction", d.test_fraction);
   d.validation_fraction = data.number("validation_fraction", d.validation_fraction);
-  d.seed = static_cast<std::uint64_t>(data.integer("seed", 0, 0));
+  d.seed = static_cast<std::uint64_t>(data.integer("seed", 0));
   d.class_names = data.strings("class_names");
   data.finish();
   const auto require = [&](bool ok, const char* what) {
@@ -369,13 +390,11 @@ RunConfig parse_run_config(std::string_view text, const std::string& where,
   if (d.format == "csv") require(!d.path.empty() && !d.target.empty(), "path and target");
   if (d.format == "mnist_json") require(!d.dir.empty(), "dir");
   if (d.format == "text") require(!d.path.empty(), "path (a text file or a folder of .txt files)");
-  if (!(d.validation_fraction >= 0 && d.validation_fraction < 1) ||
-      !(d.test_fraction >= 0 && d.test_fraction < 1))
-    throw Error(fmt::format("{}: data.validation_fraction and data.test_fraction must be in [0, 1)",
-                            where));
+  return d;
+}
 
-  Section preprocess = section("preprocess");
-  PreprocessConfig& p = config.preprocess;
+PreprocessConfig read_preprocess(Section& preprocess, const std::string& where) {
+  PreprocessConfig p;
   p.scale = preprocess.number("scale", 1.0);
   if (preprocess.raw("normalize_mean")) p.normalize_mean = preprocess.number("normalize_mean", 0);
   if (preprocess.raw("normalize_std")) p.normalize_std = preprocess.number("normalize_std", 1);
@@ -387,17 +406,16 @@ RunConfig parse_run_config(std::string_view text, const std::string& where,
   if (p.standardize && p.normalize_mean)
     throw Error(
         fmt::format("{}: [preprocess] choose standardize or normalize_mean/std, not both", where));
-  if (p.normalize_std && !(*p.normalize_std > 0))
-    throw Error(fmt::format("{}: preprocess.normalize_std must be positive", where));
+  return p;
+}
 
-  Section augment = section("augment");
-  AugmentConfig& a = config.augment;
-  a.random_crop_padding = augment.integer("random_crop_padding", 0, 0);
-  a.horizontal_flip = augment.fraction("horizontal_flip", 0);
-  a.random_erasing = augment.fraction("random_erasing", 0);
-  if (const toml::node* fill = augment.raw("fill")) {
+AugmentConfig read_augment(Section& augment, const PreprocessConfig& p, const std::string& where) {
+  AugmentConfig a;
+  a.random_crop_padding = augment.integer("random_crop_padding", 0);
+  a.horizontal_flip = augment.number("horizontal_flip", 0);
+  a.random_erasing = augment.number("random_erasing", 0);
+  if (augment.raw("fill")) {
     a.fill = augment.number("fill", 0);
-    if (!std::isfinite(a.fill)) fail(*fill, "augment.fill must be a finite number");
   } else if (p.standardize && a.random_crop_padding > 0) {
     throw Error(fmt::format(
         "{}: [augment] random_crop_padding with preprocess.standardize needs 'fill' (a raw 0 maps "
@@ -407,24 +425,12 @@ RunConfig parse_run_config(std::string_view text, const std::string& where,
     a.fill = (0.0 - *p.normalize_mean) / *p.normalize_std;  // (0 * scale - mean) / std
   }
   augment.finish();
+  return a;
+}
 
-  Section model = section("model");
-  if (!model.present())
-    throw Error(fmt::format("{}: missing [model] section with 'layers' or a model 'type'", where));
-  config.model = read_model(model, where);
-  model.finish();
-  check_model_input(config.model, d.format, *root["model"].as_table());
-
-  Section loss = section("loss");
-  config.loss = loss.string("type", "cross_entropy", {"cross_entropy", "mse"});
-  config.label_smoothing = loss.fraction("label_smoothing", 0, true);
-  loss.finish();
-  if (config.label_smoothing > 0 && config.loss != "cross_entropy")
-    throw Error(fmt::format("{}: loss.label_smoothing needs loss type \"cross_entropy\"", where));
-
-  Section optimizer = section("optimizer");
-  OptimizerConfig& o = config.optimizer;
-  o.type = optimizer.string("type", o.type, {"sgd", "adam", "adamw"});
+OptimizerConfig read_optimizer(Section& optimizer, const DataConfig& d) {
+  OptimizerConfig o;
+  o.type = optimizer.string("type", o.type);
   o.lr = optimizer.number("lr", o.lr);
   o.momentum = optimizer.number("momentum", o.momentum);
   o.dampening = optimizer.number("dampening", o.dampening);
@@ -434,43 +440,120 @@ RunConfig parse_run_config(std::string_view text, const std::string& where,
   o.beta2 = optimizer.number("beta2", o.beta2);
   o.eps = optimizer.number("eps", o.eps);
   o.decay_matrices_only = optimizer.boolean("decay_matrices_only", d.format == "text");
+  if (o.nesterov && o.type == "sgd" && (o.momentum <= 0 || o.dampening != 0))
+    fail(*optimizer.raw("nesterov"),
+         fmt::format("optimizer.nesterov needs momentum > 0 and dampening 0, got momentum {} and "
+                     "dampening {}",
+                     o.momentum, o.dampening));
   optimizer.finish();
+  return o;
+}
 
-  Section schedule = section("schedule");
-  ScheduleConfig& s = config.schedule;
-  s.type = schedule.string("type", s.type, {"constant", "step", "cosine"});
-  s.step_size = schedule.integer("step_size", s.step_size, 1);
+ScheduleConfig read_schedule(Section& schedule, const OptimizerConfig& o) {
+  ScheduleConfig s;
+  s.type = schedule.string("type", s.type);
+  s.step_size = schedule.integer("step_size", s.step_size);
   s.gamma = schedule.number("gamma", s.gamma);
-  s.warmup_steps = schedule.integer("warmup_steps", s.warmup_steps, 0);
+  s.warmup_steps = schedule.integer("warmup_steps", s.warmup_steps);
   s.min_lr = schedule.number("min_lr", s.min_lr);
+  if (s.min_lr > o.lr)
+    fail(*schedule.raw("min_lr"),
+         fmt::format("schedule.min_lr {} is more than optimizer.lr {}", s.min_lr, o.lr));
   schedule.finish();
+  return s;
+}
 
-  Section trainer = section("trainer");
-  TrainerConfig& t = config.trainer;
-  t.epochs = trainer.integer("epochs", t.epochs, 0);
-  t.batch_size = trainer.integer("batch_size", t.batch_size, 1);
-  t.eval_batch_size = trainer.integer("eval_batch_size", t.eval_batch_size, 1);
-  t.log_every = trainer.integer("log_every", t.log_every, 0);
+TrainerConfig read_trainer(Section& trainer, const DataConfig& d, const std::string& where) {
+  TrainerConfig t;
+  t.epochs = trainer.integer("epochs", t.epochs);
+  t.batch_size = trainer.integer("batch_size", t.batch_size);
+  t.eval_batch_size = trainer.integer("eval_batch_size", t.eval_batch_size);
+  t.log_every = trainer.integer("log_every", t.log_every);
   const std::string output_dir = trainer.string("output_dir", t.output_dir.string());
   t.output_dir = output_dir;
-  t.seed = static_cast<std::uint64_t>(trainer.integer("seed", 0, 0));
-  t.early_stopping_patience = trainer.integer("early_stopping_patience", 0, 0);
+  t.seed = static_cast<std::uint64_t>(trainer.integer("seed", 0));
+  t.early_stopping_patience = trainer.integer("early_stopping_patience", 0);
   t.clip_grad_norm = trainer.number("clip_grad_norm", 0);
   t.shuffle = trainer.boolean("shuffle", true);
   t.drop_last = trainer.boolean("drop_last", false);
-  t.progress = trainer.string("progress", "auto", {"auto", "always", "never"});
+  t.progress = trainer.string("progress", "auto");
   // Text is an endless stream of windows: it trains for iterations, evaluated every 250 steps,
   // unless told otherwise.
   const bool text_data = d.format == "text";
-  t.iterations = trainer.integer("iterations", text_data ? 2000 : 0, text_data ? 1 : 0);
-  t.eval_every = trainer.integer("eval_every", text_data ? 250 : 0, 0);
-  t.eval_iters = trainer.integer("eval_iters", t.eval_iters, 1);
-  t.gradient_accumulation = trainer.integer("gradient_accumulation", 1, 1);
-  t.shards = trainer.integer("shards", 0, 0);
+  t.iterations = trainer.integer("iterations", text_data ? 2000 : 0);
+  if (text_data && t.iterations == 0)
+    fail(*trainer.raw("iterations"),
+         "trainer.iterations must be at least 1 for text data: a stream of windows has no epochs");
+  t.eval_every = trainer.integer("eval_every", text_data ? 250 : 0);
+  t.eval_iters = trainer.integer("eval_iters", t.eval_iters);
+  t.gradient_accumulation = trainer.integer("gradient_accumulation", 1);
+  t.shards = trainer.integer("shards", 0);
   trainer.finish();
   if (output_dir.empty())
     throw Error(fmt::format("{}: trainer.output_dir must not be empty", where));
+  return t;
+}
+
+// What needs keys of several sections, each error at the line of the key that can fix it.
+void check_across_sections(const RunConfig& c, const toml::table& root) {
+  const auto at = [&](const char* section, const char* key) -> const toml::node* {
+    const toml::table* table = root[section].as_table();
+    return table ? table->get(key) : nullptr;
+  };
+  if (c.label_smoothing > 0 && c.loss != "cross_entropy")
+    fail(*at("loss", "label_smoothing"), "loss.label_smoothing needs loss type \"cross_entropy\"");
+  // A run for iterations knows its steps now; one for epochs only once the data is read.
+  if (c.schedule.type == "cosine" && c.trainer.iterations > 0 &&
+      c.schedule.warmup_steps > c.trainer.iterations)
+    fail(*at("schedule", "warmup_steps"),
+         fmt::format("schedule.warmup_steps {} is more than the run's {} steps "
+                     "(trainer.iterations)",
+                     c.schedule.warmup_steps, c.trainer.iterations));
+}
+
+}  // namespace
+
+RunConfig parse_run_config(std::string_view text, const std::string& where,
+                           const std::filesystem::path& base_dir,
+                           const std::vector<std::string>& overrides) {
+  toml::table root = parse_toml(text, where);
+  for (const std::string& assignment : overrides) merge(root, parse_override(assignment), "");
+  for (auto&& [key, node] : root) {
+    const std::string k(key.str());
+    const std::vector<std::string>& sections = config_sections();
+    if (std::find(sections.begin(), sections.end(), k) == sections.end())
+      fail(node, fmt::format("unknown section '{}'; allowed: {}", k, join(sections)));
+    if (!node.is_table()) fail(node, fmt::format("'{}' must be a table ([{}])", k, k));
+  }
+  const auto section = [&](const char* name) {
+    return Section(root[name].as_table(), name, base_dir);
+  };
+
+  RunConfig config;
+  config.source = where;
+  Section data = section("data"), preprocess = section("preprocess"), augment = section("augment"),
+          model = section("model"), loss = section("loss"), optimizer = section("optimizer"),
+          schedule = section("schedule"), trainer = section("trainer");
+  config.data = read_data(data, where);
+  config.preprocess = read_preprocess(preprocess, where);
+  config.augment = read_augment(augment, config.preprocess, where);
+  if (!model.present())
+    throw Error(fmt::format("{}: missing [model] section with 'layers' or a model 'type'", where));
+  config.model = read_model(model, where, config.model_sources);
+  model.finish();
+  check_model_input(config.model, config.data.format, *root["model"].as_table());
+  config.loss = loss.string("type", "cross_entropy");
+  config.label_smoothing = loss.number("label_smoothing", 0);
+  loss.finish();
+  config.optimizer = read_optimizer(optimizer, config.data);
+  config.schedule = read_schedule(schedule, config.optimizer);
+  config.trainer = read_trainer(trainer, config.data, where);
+  check_across_sections(config, root);
   return config;
+}
+
+std::string config_reference() {
+  return detail::config_reference_markdown();
 }
 
 nlohmann::json RunConfig::to_json() const {

@@ -244,7 +244,49 @@ std::string sample_text(CausalLanguageModel& model, const PreparedData& data, st
                      generate(model, data.tokenizer->encode(start), 200, {0.8, 0, seed}));
 }
 
+// The shape of one example as the model gets it, from the data's header where it has one, before
+// the data loads; nothing where only reading the data tells (a CSV's encoded columns).
+std::optional<Shape> peek_example_shape(const RunConfig& config) {
+  const DataConfig& d = config.data;
+  if (d.format == "idx") {
+    const std::optional<Shape> images = peek_idx_shape(d.train_images);
+    if (!images || images->empty()) return std::nullopt;
+    return Shape(images->begin() + 1, images->end());
+  }
+  if (d.format == "mnist_json") return Shape{784};
+  if (d.format == "text") {
+    const std::int64_t block = config.model.value("block_size", std::int64_t{0});
+    if (block > 0) return Shape{block};
+  }
+  return std::nullopt;
+}
+
 }  // namespace
+
+void check_model_shapes(const RunConfig& config, const Shape& example) {
+  nlohmann::json spec = config.model;
+  const bool sequential = spec["type"] == "sequential";
+  const nlohmann::json layers = sequential ? spec["layers"] : nlohmann::json::array({spec});
+  Shape shape = example;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    nlohmann::json layer = layers[i];
+    // Arguments the data decides are not known here; a layer without them is checked at build.
+    const LayerType* type = layer.is_object() && layer.contains("type") && layer["type"].is_string()
+                                ? find_layer_type(layer["type"].get<std::string>())
+                                : nullptr;
+    if (type && type->input == LayerType::Input::Tokens && !layer.contains("vocab_size")) return;
+    const std::string where = i < config.model_sources.size() ? config.model_sources[i] : "config";
+    try {
+      const ShapeTrace trace = trace_shapes(layer, shape);
+      if (!trace.complete) return;  // a type without output_shape: its forward will tell
+      if (!trace.outputs.empty()) shape = trace.outputs.back();
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: {}: {} (one example of the data is {})", where,
+                              sequential ? fmt::format("model.layers[{}]", i) : "[model]", e.what(),
+                              shape_str(example)));
+    }
+  }
+}
 
 PreparedData prepare_data(const RunConfig& config) {
   if (config.data.format == "text") return prepare_text(config);
@@ -307,8 +349,16 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& conso
         "1/{} of every batch of {}\n",
         processes.size(), processes.local_size(), share_threads(processes), processes.size(),
         t.batch_size);
+  // The model against the data's shape before the data loads, where its header tells; again
+  // once it is read.
+  if (const std::optional<Shape> example = peek_example_shape(config))
+    check_model_shapes(config, *example);
   manual_seed(t.seed);
   const PreparedData data = prepare_data(config);
+  if (data.train) {
+    const Shape& inputs = data.train->inputs().shape();
+    check_model_shapes(config, Shape(inputs.begin() + 1, inputs.end()));
+  }
   out << data.summary << "\n";
 
   Generator init(t.seed);
