@@ -143,6 +143,14 @@ struct TensorImpl {
 
 std::ostream& operator<<(std::ostream& out, const Tensor& tensor);
 
+// A tensor with its stable name ("fc1.weight"): how modules hand parameters and buffers to
+// optimizers, state dicts and checkpoints. It lives here, not in nn.h or optim.h, so that
+// neither of those has to include the other.
+struct NamedTensor {
+  std::string name;
+  Tensor tensor;
+};
+
 // Operators on tensors (and on a tensor and a number) are the differentiable ops of ops.h.
 Tensor operator+(const Tensor& a, const Tensor& b);
 Tensor operator-(const Tensor& a, const Tensor& b);
