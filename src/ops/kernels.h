@@ -11,9 +11,6 @@
 
 namespace lathe::detail {
 
-// Below this many elements a loop runs on the calling thread.
-constexpr std::int64_t kParallelGrain = 32768;
-
 // out[i] = f(a[i]) for a floating tensor; returns a new tensor of a's shape and dtype.
 template <class F>
 Tensor map_unary(const char* op, const Tensor& a, F f) {
