@@ -28,10 +28,14 @@ struct Statistics {
   std::vector<double> mean, inverse_std;
 };
 
+// The two row reductions stay out of line (noinline): inlined into the per-channel loops, GCC 12
+// added up the eight lanes with scalar moves through general registers, and the training forward
+// on the CNN's [64, 32, 28, 28] took 2.4 ms on one thread instead of 1.8 ms (backward gains too).
+
 // Sums over one row of a channel. Eight partial sums in T let the compiler vectorize; rows are
 // short (one image plane), and the caller adds rows up in double.
 template <class T>
-double row_sum(const T* x, std::int64_t n) {
+[[gnu::noinline]] double row_sum(const T* x, std::int64_t n) {
   T acc[8] = {};
   std::int64_t j = 0;
   for (; j + 8 <= n; j += 8)
@@ -44,7 +48,7 @@ double row_sum(const T* x, std::int64_t n) {
 
 // sum_j a[j] * (b[j] - center).
 template <class T>
-double row_dot_centered(const T* a, const T* b, double center, std::int64_t n) {
+[[gnu::noinline]] double row_dot_centered(const T* a, const T* b, double center, std::int64_t n) {
   const T c = static_cast<T>(center);
   T acc[8] = {};
   std::int64_t j = 0;
