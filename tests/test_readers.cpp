@@ -21,7 +21,7 @@
 #include "lathe/data.h"
 #include "lathe/error.h"
 #include "lathe/tensor.h"
-#include "src/data/file_bytes.h"
+#include "src/io/file_bytes.h"
 #include "tests/test_support.h"
 
 namespace lathe {

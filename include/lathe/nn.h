@@ -14,7 +14,6 @@
 #include <nlohmann/json.hpp>
 
 #include "lathe/ops.h"
-#include "lathe/optim.h"
 #include "lathe/random.h"
 #include "lathe/tensor.h"
 

@@ -12,11 +12,6 @@
 
 namespace lathe {
 
-struct NamedTensor {
-  std::string name;
-  Tensor tensor;
-};
-
 class Optimizer {
  public:
   Optimizer(std::vector<NamedTensor> parameters, double learning_rate);

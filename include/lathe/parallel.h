@@ -8,6 +8,13 @@
 
 namespace lathe {
 
+namespace detail {
+// The grain element-wise kernels, reductions and optimizer updates pass to parallel_for: below
+// this many elements a loop runs on the calling thread, where a hand-off to a worker would cost
+// more than it saves.
+constexpr std::int64_t kParallelGrain = 32768;
+}  // namespace detail
+
 // Runs body(begin, end) over [0, n) in chunks of at least `grain` items. Small ranges run on the
 // calling thread. Exceptions from the body are rethrown on the caller.
 void parallel_for(std::int64_t n, std::int64_t grain,

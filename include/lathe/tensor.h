@@ -63,6 +63,8 @@ class Storage {
   Device device_ = Device::CPU;
 };
 
+// The graph node an op's output points to (grad_fn). Only autograd.h defines it: the tensor
+// floor holds the pointer and knows nothing of graphs.
 struct Node;
 class Generator;
 struct TensorImpl;
@@ -108,7 +110,8 @@ class Tensor {
   void fill_(double value);
   void copy_(const Tensor& source);  // same shape; element types are converted
 
-  // Autograd.
+  // Autograd. requires_grad_ and backward are defined in src/autograd/, the floor that knows
+  // graph nodes; the rest only read and write the fields below.
   bool requires_grad() const;
   Tensor& requires_grad_(bool enabled = true);  // only on leaves (tensors no op produced)
   bool is_leaf() const;
@@ -142,6 +145,14 @@ struct TensorImpl {
 };
 
 std::ostream& operator<<(std::ostream& out, const Tensor& tensor);
+
+// A tensor with its stable name ("fc1.weight"): how modules hand parameters and buffers to
+// optimizers, state dicts and checkpoints. It lives here, not in nn.h or optim.h, so that
+// neither of those has to include the other.
+struct NamedTensor {
+  std::string name;
+  Tensor tensor;
+};
 
 // Operators on tensors (and on a tensor and a number) are the differentiable ops of ops.h.
 Tensor operator+(const Tensor& a, const Tensor& b);

@@ -6,7 +6,7 @@
 
 #include "lathe/autograd.h"
 #include "lathe/error.h"
-#include "lathe/ops.h"
+#include "src/tensor/raw_kernels.h"
 
 namespace lathe {
 namespace {
@@ -33,11 +33,13 @@ std::vector<std::shared_ptr<Node>> reverse_topological_order(const std::shared_p
   return {order.rbegin(), order.rend()};
 }
 
+// Sums a further gradient into `slot` with the tensor floor's add, not the op: autograd calls no
+// ops, and gradients of one tensor always share its shape and dtype, so no broadcasting is due.
 void accumulate(Tensor& slot, const Tensor& gradient) {
   if (!slot.defined()) {
     slot = gradient;
   } else {
-    slot = add(slot, gradient);
+    slot = detail::add_same_shape(slot, gradient);
   }
 }
 
@@ -134,7 +136,7 @@ void Tensor::backward(const Tensor& upstream, bool retain_graph) const {
         accumulate(output_grads[producer], gradient);
       } else {
         Tensor& slot = input.impl()->grad;
-        slot = slot.defined() ? add(slot, gradient) : owned(gradient);
+        slot = slot.defined() ? detail::add_same_shape(slot, gradient) : owned(gradient);
         if (listener) contribution_done(input);
       }
     }

@@ -2,11 +2,18 @@
 
 #include "lathe/autograd.h"
 #include "lathe/error.h"
+#include "src/tensor/node_name.h"
 
 namespace lathe {
 namespace {
 thread_local bool t_grad_enabled = true;
 thread_local GradientListener* t_gradient_listener = nullptr;
+
+// Printing names the op behind a tensor through this (src/tensor/node_name.h). Installed during
+// static initialization of this file, which also defines record(), the only maker of nodes: a
+// program that holds a tensor with a grad_fn has linked this file and run its initializer.
+[[maybe_unused]] const bool g_node_name_installed =
+    (detail::set_node_name_fn([](const Node& node) { return op_name(node.op); }), true);
 }  // namespace
 
 GradientListenerGuard::GradientListenerGuard(GradientListener& listener)
@@ -62,6 +69,23 @@ bool should_record(const std::vector<Tensor>& inputs) {
   for (const Tensor& t : inputs)
     if (t.defined() && t.requires_grad()) return true;
   return false;
+}
+
+// Declared with Tensor, defined here: whether a tensor may change requires_grad is a rule of
+// the graph (an op's output may not), and only this floor knows graph nodes.
+Tensor& Tensor::requires_grad_(bool enabled) {
+  if (const std::shared_ptr<Node>& node = grad_fn())
+    throw Error(fmt::format(
+        "requires_grad_: the tensor of shape {} is the output of op '{}'; only leaf tensors can "
+        "change requires_grad (use detach() for a new leaf)",
+        shape_str(shape()), op_name(node->op)));
+  if (enabled && !is_floating(dtype()))
+    throw Error(
+        fmt::format("requires_grad_: only float32 and float64 tensors can require "
+                    "gradients, this one is {}",
+                    dtype_name(dtype())));
+  impl_->requires_grad = enabled;
+  return *this;
 }
 
 Tensor record(Op op, Tensor output, std::vector<Tensor> inputs, BackwardFn backward) {

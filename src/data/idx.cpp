@@ -13,7 +13,7 @@
 
 #include "lathe/data.h"
 #include "lathe/error.h"
-#include "src/data/file_bytes.h"
+#include "src/io/file_bytes.h"
 
 namespace lathe {
 namespace {

@@ -10,7 +10,7 @@
 #include <fmt/format.h>
 
 #include "lathe/error.h"
-#include "src/data/file_bytes.h"
+#include "src/io/file_bytes.h"
 
 namespace lathe {
 namespace {

@@ -15,7 +15,7 @@
 
 #include "lathe/error.h"
 #include "lathe/predict_io.h"
-#include "src/data/file_bytes.h"
+#include "src/io/file_bytes.h"
 
 namespace lathe {
 namespace {

@@ -11,7 +11,7 @@
 #include "lathe/bundle.h"
 #include "lathe/error.h"
 #include "lathe/version.h"
-#include "src/data/file_bytes.h"
+#include "src/io/file_bytes.h"
 #include "src/io/untrusted_json.h"
 
 namespace lathe {

@@ -15,8 +15,8 @@
 
 #include "lathe/error.h"
 #include "lathe/nn.h"
-#include "src/data/file_bytes.h"
 #include "src/io/config_keys.h"
+#include "src/io/file_bytes.h"
 #include "src/io/toml_text.h"
 
 namespace lathe {

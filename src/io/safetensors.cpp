@@ -16,7 +16,7 @@
 
 #include "lathe/error.h"
 #include "lathe/io.h"
-#include "src/data/file_bytes.h"
+#include "src/io/file_bytes.h"
 #include "src/io/untrusted_json.h"
 
 namespace lathe {

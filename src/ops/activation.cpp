@@ -32,7 +32,49 @@ void for_each_slice(const Shape& shape, std::int64_t axis, Row row) {
       });
 }
 
-// out = softmax (log = false) or log_softmax (log = true) of a along axis.
+// One slice of softmax (log = false) or log_softmax (log = true): n values `stride` apart from
+// x + at, written to y + at. The exponentials are summed in double after shifting by the peak.
+template <class T>
+void softmax_forward_slice(const T* x, T* y, std::int64_t at, std::int64_t stride, std::int64_t n,
+                           bool log) {
+  T peak = -INFINITY;
+  for (std::int64_t k = 0; k < n; ++k) peak = std::max(peak, x[at + k * stride]);
+  double total = 0;
+  for (std::int64_t k = 0; k < n; ++k) total += std::exp(x[at + k * stride] - peak);
+  const T log_total = static_cast<T>(std::log(total));
+  for (std::int64_t k = 0; k < n; ++k) {
+    const T shifted = x[at + k * stride] - peak;
+    y[at + k * stride] = log ? shifted - log_total : std::exp(shifted - log_total);
+  }
+}
+
+// softmax's backward on one slice, from the output y: dx = y * (dy - sum(dy * y)).
+template <class T>
+void softmax_backward_slice(const T* dy, const T* y, T* dx, std::int64_t at, std::int64_t stride,
+                            std::int64_t n) {
+  double dot = 0;
+  for (std::int64_t k = 0; k < n; ++k) dot += dy[at + k * stride] * y[at + k * stride];
+  for (std::int64_t k = 0; k < n; ++k) {
+    const auto i = at + k * stride;
+    dx[i] = y[i] * (dy[i] - static_cast<T>(dot));
+  }
+}
+
+// log_softmax's backward on one slice, from the output y: dx = dy - exp(y) * sum(dy).
+template <class T>
+void log_softmax_backward_slice(const T* dy, const T* y, T* dx, std::int64_t at,
+                                std::int64_t stride, std::int64_t n) {
+  double total = 0;
+  for (std::int64_t k = 0; k < n; ++k) total += dy[at + k * stride];
+  for (std::int64_t k = 0; k < n; ++k) {
+    const auto i = at + k * stride;
+    dx[i] = dy[i] - std::exp(y[i]) * static_cast<T>(total);
+  }
+}
+
+// The shells softmax and log_softmax share: each runs its slice kernel over every slice along
+// `axis`, split over the pool. Forward: out from a. Backward: the input gradient from the
+// upstream gradient g and the saved output y.
 Tensor softmax_forward(const char* op, const Tensor& a, std::int64_t axis, bool log) {
   Tensor out = Tensor::empty(a.shape(), a.dtype());
   detail::dispatch_floating(a.dtype(), op, [&](auto tag) {
@@ -40,18 +82,29 @@ Tensor softmax_forward(const char* op, const Tensor& a, std::int64_t axis, bool 
     const T* x = a.data<T>();
     T* y = out.data<T>();
     for_each_slice<T>(a.shape(), axis, [&](std::int64_t at, std::int64_t stride, std::int64_t n) {
-      T peak = -INFINITY;
-      for (std::int64_t k = 0; k < n; ++k) peak = std::max(peak, x[at + k * stride]);
-      double total = 0;
-      for (std::int64_t k = 0; k < n; ++k) total += std::exp(x[at + k * stride] - peak);
-      const T log_total = static_cast<T>(std::log(total));
-      for (std::int64_t k = 0; k < n; ++k) {
-        const T shifted = x[at + k * stride] - peak;
-        y[at + k * stride] = log ? shifted - log_total : std::exp(shifted - log_total);
-      }
+      softmax_forward_slice(x, y, at, stride, n, log);
     });
   });
   return out;
+}
+
+Tensor softmax_backward(const char* op, const Tensor& g, const Tensor& y, std::int64_t axis,
+                        bool log) {
+  Tensor grad = Tensor::empty(g.shape(), g.dtype());
+  detail::dispatch_floating(g.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    const T* dy = g.data<T>();
+    const T* out = y.data<T>();
+    T* dx = grad.data<T>();
+    for_each_slice<T>(g.shape(), axis, [&](std::int64_t at, std::int64_t stride, std::int64_t n) {
+      if (log) {
+        log_softmax_backward_slice(dy, out, dx, at, stride, n);
+      } else {
+        softmax_backward_slice(dy, out, dx, at, stride, n);
+      }
+    });
+  });
+  return grad;
 }
 
 }  // namespace
@@ -148,28 +201,10 @@ Tensor softmax(const Tensor& a, std::int64_t axis) {
   axis = detail::normalize_axis("softmax", axis, a.shape());
   Tensor out = softmax_forward("softmax", a, axis, false);
   if (!should_record({&a})) return out;
-  return record(Op::Softmax, out, {a},
-                [out = out.detach(), axis](const Tensor& g, const std::vector<bool>&) {
-                  // dx = y * (dy - sum(dy * y))
-                  Tensor grad = Tensor::empty(g.shape(), g.dtype());
-                  detail::dispatch_floating(g.dtype(), "softmax backward", [&](auto tag) {
-                    using T = decltype(tag);
-                    const T* dy = g.data<T>();
-                    const T* y = out.data<T>();
-                    T* dx = grad.data<T>();
-                    for_each_slice<T>(g.shape(), axis,
-                                      [&](std::int64_t at, std::int64_t stride, std::int64_t n) {
-                                        double dot = 0;
-                                        for (std::int64_t k = 0; k < n; ++k)
-                                          dot += dy[at + k * stride] * y[at + k * stride];
-                                        for (std::int64_t k = 0; k < n; ++k) {
-                                          const auto i = at + k * stride;
-                                          dx[i] = y[i] * (dy[i] - static_cast<T>(dot));
-                                        }
-                                      });
-                  });
-                  return std::vector<Tensor>{grad};
-                });
+  return record(
+      Op::Softmax, out, {a}, [out = out.detach(), axis](const Tensor& g, const std::vector<bool>&) {
+        return std::vector<Tensor>{softmax_backward("softmax backward", g, out, axis, false)};
+      });
 }
 
 Tensor log_softmax(const Tensor& a, std::int64_t axis) {
@@ -177,28 +212,11 @@ Tensor log_softmax(const Tensor& a, std::int64_t axis) {
   axis = detail::normalize_axis("log_softmax", axis, a.shape());
   Tensor out = softmax_forward("log_softmax", a, axis, true);
   if (!should_record({&a})) return out;
-  return record(Op::LogSoftmax, out, {a},
-                [out = out.detach(), axis](const Tensor& g, const std::vector<bool>&) {
-                  // dx = dy - exp(y) * sum(dy)
-                  Tensor grad = Tensor::empty(g.shape(), g.dtype());
-                  detail::dispatch_floating(g.dtype(), "log_softmax backward", [&](auto tag) {
-                    using T = decltype(tag);
-                    const T* dy = g.data<T>();
-                    const T* y = out.data<T>();
-                    T* dx = grad.data<T>();
-                    for_each_slice<T>(g.shape(), axis,
-                                      [&](std::int64_t at, std::int64_t stride, std::int64_t n) {
-                                        double total = 0;
-                                        for (std::int64_t k = 0; k < n; ++k)
-                                          total += dy[at + k * stride];
-                                        for (std::int64_t k = 0; k < n; ++k) {
-                                          const auto i = at + k * stride;
-                                          dx[i] = dy[i] - std::exp(y[i]) * static_cast<T>(total);
-                                        }
-                                      });
-                  });
-                  return std::vector<Tensor>{grad};
-                });
+  return record(
+      Op::LogSoftmax, out, {a},
+      [out = out.detach(), axis](const Tensor& g, const std::vector<bool>&) {
+        return std::vector<Tensor>{softmax_backward("log_softmax backward", g, out, axis, true)};
+      });
 }
 
 }  // namespace lathe

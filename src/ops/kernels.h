@@ -11,9 +11,6 @@
 
 namespace lathe::detail {
 
-// Below this many elements a loop runs on the calling thread.
-constexpr std::int64_t kParallelGrain = 32768;
-
 // out[i] = f(a[i]) for a floating tensor; returns a new tensor of a's shape and dtype.
 template <class F>
 Tensor map_unary(const char* op, const Tensor& a, F f) {
@@ -134,5 +131,29 @@ Tensor broadcast_binary(const char* op, const Tensor& a, const Tensor& b, F f) {
 
 // Copies `a` broadcast up to `shape` (not differentiable; backward closures use it).
 Tensor expand_to(const Tensor& a, const Shape& shape);
+
+// The data of an optional tensor (a handle, so the data is writable), null when undefined.
+template <class T>
+T* data_or_null(Tensor t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+
+// Where a normalization's per-feature tensors (weight, bias, running statistics) line up with its
+// input: layer_norm's features are the last axis, batch_norm's the channels (axis 1).
+enum class FeatureAxis { Last, Channels };
+
+// Checks one optional per-feature tensor of a normalization: undefined passes, else it must have
+// the input's dtype and the shape [features]. The input must have the axis (the op checks first).
+inline void require_per_feature(const char* op, const Tensor& input, FeatureAxis axis,
+                                const Tensor& t, const char* what) {
+  if (!t.defined()) return;
+  require_same_dtype(op, input, t);
+  const std::int64_t features = axis == FeatureAxis::Last ? input.shape().back() : input.size(1);
+  if (t.dim() == 1 && t.shape()[0] == features) return;
+  throw Error(fmt::format("{}: {} {} does not match {} of input {}", op, what, shape_str(t.shape()),
+                          axis == FeatureAxis::Last ? fmt::format("the last axis ({})", features)
+                                                    : fmt::format("the {} channels", features),
+                          shape_str(input.shape())));
+}
 
 }  // namespace lathe::detail

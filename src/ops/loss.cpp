@@ -61,6 +61,75 @@ Targets check_targets(const char* op, const Tensor& scores, const Tensor& target
   return out;
 }
 
+// The sums cross_entropy's loss is made of: sum_i w_i * (logsumexp(x_i) - x[i, y_i]), and for
+// label smoothing sum_i sum_c w[c] * (logsumexp(x_i) - x[i, c]).
+struct CrossEntropySums {
+  double loss = 0, smooth = 0;
+};
+
+// One pass over [N, C] logits x: the loss sums, and the softmax in p for the backward. `weights`
+// are the per-class weights for smoothing (empty without smoothing).
+template <class T>
+CrossEntropySums cross_entropy_forward_rows(const T* x, const Targets& t,
+                                            const std::vector<double>& weights,
+                                            std::int64_t classes, T* p) {
+  const auto n = static_cast<std::int64_t>(t.labels.size());
+  CrossEntropySums sums;
+  std::vector<T> peaks(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) {
+    const T* row = x + i * classes;
+    T peak = -INFINITY;
+    for (std::int64_t c = 0; c < classes; ++c) peak = std::max(peak, row[c]);
+    peaks[i] = peak;
+    for (std::int64_t c = 0; c < classes; ++c) p[i * classes + c] = row[c] - peak;
+  }
+  // One pass over all n x C exponentials: with 10 classes a loop per row is too short to
+  // vectorize (3.8 us for the seed's [64, 10] forward). float: libm's expf, a call per
+  // element, was most of the loss's time at batch 64.
+  for (std::int64_t j = 0; j < n * classes; ++j) {
+    if constexpr (std::is_same_v<T, float>)
+      p[j] = detail::exp_nonpositive(p[j]);
+    else
+      p[j] = std::exp(p[j]);
+  }
+  for (std::int64_t i = 0; i < n; ++i) {
+    const T* row = x + i * classes;
+    const T peak = peaks[i];
+    double total = 0;
+    for (std::int64_t c = 0; c < classes; ++c) total += p[i * classes + c];
+    for (std::int64_t c = 0; c < classes; ++c) p[i * classes + c] /= static_cast<T>(total);
+    const double log_sum_exp = peak + std::log(total);
+    sums.loss += t.sample_weights[i] * (log_sum_exp - row[t.labels[i]]);
+    if (!weights.empty())
+      for (std::int64_t c = 0; c < classes; ++c) sums.smooth += weights[c] * (log_sum_exp - row[c]);
+  }
+  return sums;
+}
+
+// The logits' gradient dx from the saved softmax p and the upstream value:
+// d loss / d x[i,c] = w_i / W * (p[i,c] - [c == y_i]), and with smoothing
+// + eps / W * (sum(w) / C * p[i,c] - w[c] / C - w_i * (p[i,c] - [c == y_i])).
+template <class T>
+void cross_entropy_backward_rows(const T* p, const Targets& t, const std::vector<double>& weights,
+                                 std::int64_t classes, double eps, double upstream, T* dx) {
+  double weight_sum = 0;
+  for (double w : weights) weight_sum += w;
+  const double smooth_scale = upstream * eps / t.total_weight;
+  for (std::size_t i = 0; i < t.labels.size(); ++i) {
+    const double w = t.sample_weights[i];
+    const T scale = static_cast<T>(upstream * w / t.total_weight);
+    for (std::int64_t c = 0; c < classes; ++c) {
+      const auto at = static_cast<std::int64_t>(i) * classes + c;
+      const T hit = c == t.labels[i] ? T(1) : T(0);
+      dx[at] = scale * (p[at] - hit);
+      if (eps > 0)
+        dx[at] += static_cast<T>(
+            smooth_scale *
+            ((weight_sum * p[at] - weights[c]) / static_cast<double>(classes) - w * (p[at] - hit)));
+    }
+  }
+}
+
 }  // namespace
 
 Tensor mse_loss(const Tensor& prediction, const Tensor& target) {
@@ -90,82 +159,32 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& 
   const double eps = label_smoothing;
   if (!(eps >= 0 && eps < 1))
     throw Error(fmt::format("cross_entropy: label_smoothing must be in [0, 1), got {}", eps));
-  const auto n = logits.size(0), classes = logits.size(1);
+  const auto classes = logits.size(1);
   // Smoothing spreads eps / C of the target over every class, each weighted by its class weight.
   std::vector<double> weights;
   if (eps > 0)
     weights = class_weights.defined() ? class_weights.to_vector()
                                       : std::vector<double>(static_cast<std::size_t>(classes), 1.0);
-  // One pass computes the loss and keeps the softmax for the backward.
-  Tensor probabilities = Tensor::empty(logits.shape(), logits.dtype());
-  double loss = 0, smooth = 0;
+  Tensor probabilities = Tensor::empty(logits.shape(), logits.dtype());  // kept for backward
+  CrossEntropySums sums;
   detail::dispatch_floating(logits.dtype(), "cross_entropy", [&](auto tag) {
     using T = decltype(tag);
-    const T* x = logits.data<T>();
-    T* p = probabilities.data<T>();
-    std::vector<T> peaks(static_cast<std::size_t>(n));
-    for (std::int64_t i = 0; i < n; ++i) {
-      const T* row = x + i * classes;
-      T peak = -INFINITY;
-      for (std::int64_t c = 0; c < classes; ++c) peak = std::max(peak, row[c]);
-      peaks[i] = peak;
-      for (std::int64_t c = 0; c < classes; ++c) p[i * classes + c] = row[c] - peak;
-    }
-    // One pass over all n x C exponentials: with 10 classes a loop per row is too short to
-    // vectorize (3.8 us for the seed's [64, 10] forward). float: libm's expf, a call per
-    // element, was most of the loss's time at batch 64.
-    for (std::int64_t j = 0; j < n * classes; ++j) {
-      if constexpr (std::is_same_v<T, float>)
-        p[j] = detail::exp_nonpositive(p[j]);
-      else
-        p[j] = std::exp(p[j]);
-    }
-    for (std::int64_t i = 0; i < n; ++i) {
-      const T* row = x + i * classes;
-      const T peak = peaks[i];
-      double total = 0;
-      for (std::int64_t c = 0; c < classes; ++c) total += p[i * classes + c];
-      for (std::int64_t c = 0; c < classes; ++c) p[i * classes + c] /= static_cast<T>(total);
-      const double log_sum_exp = peak + std::log(total);
-      loss += t.sample_weights[i] * (log_sum_exp - row[t.labels[i]]);
-      if (eps > 0)
-        for (std::int64_t c = 0; c < classes; ++c) smooth += weights[c] * (log_sum_exp - row[c]);
-    }
+    sums =
+        cross_entropy_forward_rows(logits.data<T>(), t, weights, classes, probabilities.data<T>());
   });
-  const double mean = loss / t.total_weight;
+  const double mean = sums.loss / t.total_weight;
   const double value =
-      eps > 0 ? (1 - eps) * mean + smooth / t.total_weight * (eps / classes) : mean;
+      eps > 0 ? (1 - eps) * mean + sums.smooth / t.total_weight * (eps / classes) : mean;
   Tensor out = Tensor::scalar(value, logits.dtype());
   if (!should_record({&logits})) return out;
   return record(Op::CrossEntropy, out, {logits},
                 [probabilities, t = std::move(t), classes, eps, weights = std::move(weights)](
                     const Tensor& g, const std::vector<bool>&) {
-                  // d loss / d x[i,c] = w_i / W * (softmax[i,c] - [c == y_i]), and with smoothing
-                  // + eps / W * (sum(w) / C * softmax[i,c] - w[c] / C
-                  //              - w_i * (softmax[i,c] - [c == y_i])).
                   Tensor grad = Tensor::empty(probabilities.shape(), probabilities.dtype());
-                  const double upstream = g.item();
-                  double weight_sum = 0;
-                  for (double w : weights) weight_sum += w;
                   detail::dispatch_floating(grad.dtype(), "cross_entropy backward", [&](auto tag) {
                     using T = decltype(tag);
-                    const T* p = probabilities.data<T>();
-                    T* dx = grad.data<T>();
-                    const double smooth_scale = upstream * eps / t.total_weight;
-                    for (std::size_t i = 0; i < t.labels.size(); ++i) {
-                      const double w = t.sample_weights[i];
-                      const T scale = static_cast<T>(upstream * w / t.total_weight);
-                      for (std::int64_t c = 0; c < classes; ++c) {
-                        const auto at = static_cast<std::int64_t>(i) * classes + c;
-                        const T hit = c == t.labels[i] ? T(1) : T(0);
-                        dx[at] = scale * (p[at] - hit);
-                        if (eps > 0)
-                          dx[at] +=
-                              static_cast<T>(smooth_scale * ((weight_sum * p[at] - weights[c]) /
-                                                                 static_cast<double>(classes) -
-                                                             w * (p[at] - hit)));
-                      }
-                    }
+                    cross_entropy_backward_rows(probabilities.data<T>(), t, weights, classes, eps,
+                                                g.item(), grad.data<T>());
                   });
                   return std::vector<Tensor>{grad};
                 });

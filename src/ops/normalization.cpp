@@ -9,6 +9,7 @@
 #include "lathe/error.h"
 #include "lathe/ops.h"
 #include "lathe/parallel.h"
+#include "src/ops/kernels.h"
 #include "src/tensor/dispatch.h"
 
 namespace lathe {
@@ -22,24 +23,19 @@ struct Layout {
   std::int64_t count() const { return n * s; }  // values per channel
 };
 
-void require_channel_vector(const Tensor& t, std::int64_t channels, const char* what,
-                            const Tensor& input) {
-  if (!t.defined()) return;
-  detail::require_same_dtype("batch_norm", input, t);
-  if (t.shape() != Shape{channels})
-    throw Error(fmt::format("batch_norm: {} {} does not match the {} channels of input {}", what,
-                            shape_str(t.shape()), channels, shape_str(input.shape())));
-}
-
 // Per channel: the statistics used to normalize (batch or running) as mean and 1/sqrt(var+eps).
 struct Statistics {
   std::vector<double> mean, inverse_std;
 };
 
+// The two row reductions stay out of line (noinline): inlined into the per-channel loops, GCC 12
+// added up the eight lanes with scalar moves through general registers, and the training forward
+// on the CNN's [64, 32, 28, 28] took 2.4 ms on one thread instead of 1.8 ms (backward gains too).
+
 // Sums over one row of a channel. Eight partial sums in T let the compiler vectorize; rows are
 // short (one image plane), and the caller adds rows up in double.
 template <class T>
-double row_sum(const T* x, std::int64_t n) {
+[[gnu::noinline]] double row_sum(const T* x, std::int64_t n) {
   T acc[8] = {};
   std::int64_t j = 0;
   for (; j + 8 <= n; j += 8)
@@ -52,7 +48,7 @@ double row_sum(const T* x, std::int64_t n) {
 
 // sum_j a[j] * (b[j] - center).
 template <class T>
-double row_dot_centered(const T* a, const T* b, double center, std::int64_t n) {
+[[gnu::noinline]] double row_dot_centered(const T* a, const T* b, double center, std::int64_t n) {
   const T c = static_cast<T>(center);
   T acc[8] = {};
   std::int64_t j = 0;
@@ -76,11 +72,91 @@ void affine_row(const T* a, const T* b, T* out, std::int64_t n, double k_a, doub
   }
 }
 
-}  // namespace
+// What the forward kernel reads besides the input: the optional per-channel tensors' data
+// (null when absent) and the op's arguments.
+template <class T>
+struct BatchNormArgs {
+  T *running_mean, *running_var;
+  const T *weight, *bias;
+  bool training;
+  double momentum, eps;
+};
 
-Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
-                  const Tensor& weight, const Tensor& bias, bool training, double momentum,
-                  double eps) {
+// Channel by channel, channels split over the pool: normalizes with the batch's statistics
+// (training; the running ones are updated in place when given: biased variance to normalize,
+// unbiased in the running variance) or with the running ones, applies weight and bias, and keeps
+// mean and 1/std for backward.
+template <class T>
+void batch_norm_forward_channels(const T* x, const Layout& l, const BatchNormArgs<T>& a, T* y,
+                                 Statistics& stats) {
+  parallel_for(l.c, 1, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t ch = begin; ch < end; ++ch) {
+      double mean, var;
+      if (a.training) {
+        double sum = 0, squares = 0;
+        for (std::int64_t i = 0; i < l.n; ++i) sum += row_sum(x + l.at(i, ch, 0), l.s);
+        mean = sum / static_cast<double>(l.count());
+        for (std::int64_t i = 0; i < l.n; ++i)
+          squares += row_dot_centered(x + l.at(i, ch, 0), x + l.at(i, ch, 0), mean, l.s);
+        var = squares / static_cast<double>(l.count());
+        if (a.running_mean && a.running_var) {
+          T* rm = a.running_mean;
+          T* rv = a.running_var;
+          const double unbiased = squares / static_cast<double>(l.count() - 1);
+          rm[ch] = static_cast<T>((1 - a.momentum) * rm[ch] + a.momentum * mean);
+          rv[ch] = static_cast<T>((1 - a.momentum) * rv[ch] + a.momentum * unbiased);
+        }
+      } else {
+        mean = a.running_mean[ch];
+        var = a.running_var[ch];
+      }
+      const double inverse_std = 1.0 / std::sqrt(var + a.eps);
+      stats.mean[ch] = mean;
+      stats.inverse_std[ch] = inverse_std;
+      const double gamma = a.weight ? a.weight[ch] : 1.0;
+      const double beta = a.bias ? a.bias[ch] : 0.0;
+      const double scale = gamma * inverse_std;
+      for (std::int64_t i = 0; i < l.n; ++i)
+        affine_row<T>(x + l.at(i, ch, 0), nullptr, y + l.at(i, ch, 0), l.s, scale, 0.0,
+                      beta - mean * scale);
+    }
+  });
+}
+
+// The gradients channel by channel, channels split over the pool (dx, dw, db may each be null).
+// dx = k_g g + k_x x + k_1, expanded from gamma istd (g - sum_g / m - xhat sum_g_xhat / m) with
+// xhat = (x - mean) istd; in evaluation the statistics are constants and dx = gamma istd g.
+template <class T>
+void batch_norm_backward_channels(const T* x, const T* g, const T* w, const Layout& l,
+                                  const Statistics& stats, bool training, T* dx, T* dw, T* db) {
+  parallel_for(l.c, 1, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t ch = begin; ch < end; ++ch) {
+      const double mean = stats.mean[ch], inverse_std = stats.inverse_std[ch];
+      double sum_g = 0, sum_g_centered = 0;
+      for (std::int64_t i = 0; i < l.n; ++i) {
+        sum_g += row_sum(g + l.at(i, ch, 0), l.s);
+        sum_g_centered += row_dot_centered(g + l.at(i, ch, 0), x + l.at(i, ch, 0), mean, l.s);
+      }
+      const double sum_g_xhat = sum_g_centered * inverse_std;
+      if (dw) dw[ch] = static_cast<T>(sum_g_xhat);
+      if (db) db[ch] = static_cast<T>(sum_g);
+      if (!dx) continue;
+      const double gamma = w ? w[ch] : 1.0;
+      const double m = static_cast<double>(l.count());
+      const double k_g = gamma * inverse_std;
+      const double k_x = training ? -k_g * inverse_std * sum_g_xhat / m : 0.0;
+      const double k_1 = training ? -k_g * sum_g / m - k_x * mean : 0.0;
+      for (std::int64_t i = 0; i < l.n; ++i)
+        affine_row(g + l.at(i, ch, 0), x + l.at(i, ch, 0), dx + l.at(i, ch, 0), l.s, k_g, k_x, k_1);
+    }
+  });
+}
+
+// Checks batch_norm's arguments (errors name the op and the shapes) and returns the input's
+// [N, C, S] layout.
+Layout checked_layout(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
+                      const Tensor& weight, const Tensor& bias, bool training, double momentum,
+                      double eps) {
   detail::require_defined("batch_norm", input);
   detail::require_floating("batch_norm", input);
   if (input.dim() < 2)
@@ -97,7 +173,7 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
                                 {&running_var, "running_var"},
                                 {&weight, "weight"},
                                 {&bias, "bias"}})
-    require_channel_vector(*t, l.c, what, input);
+    detail::require_per_feature("batch_norm", input, detail::FeatureAxis::Channels, *t, what);
   if (!training && (!running_mean.defined() || !running_var.defined()))
     throw Error("batch_norm: evaluation needs running_mean and running_var");
   if (training && l.count() < 2)
@@ -105,90 +181,47 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
         fmt::format("batch_norm: training needs more than one value per channel, input {} "
                     "has {}",
                     shape_str(input.shape()), l.count()));
+  return l;
+}
 
+}  // namespace
+
+Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
+                  const Tensor& weight, const Tensor& bias, bool training, double momentum,
+                  double eps) {
+  const Layout l =
+      checked_layout(input, running_mean, running_var, weight, bias, training, momentum, eps);
   auto stats = std::make_shared<Statistics>();
   stats->mean.resize(static_cast<std::size_t>(l.c));
   stats->inverse_std.resize(static_cast<std::size_t>(l.c));
   Tensor out = Tensor::empty(input.shape(), input.dtype());
   detail::dispatch_floating(input.dtype(), "batch_norm", [&](auto tag) {
     using T = decltype(tag);
-    const T* x = input.data<T>();
-    T* y = out.data<T>();
-    parallel_for(l.c, 1, [&](std::int64_t begin, std::int64_t end) {
-      for (std::int64_t ch = begin; ch < end; ++ch) {
-        double mean, var;
-        if (training) {
-          double sum = 0, squares = 0;
-          for (std::int64_t i = 0; i < l.n; ++i) sum += row_sum(x + l.at(i, ch, 0), l.s);
-          mean = sum / static_cast<double>(l.count());
-          for (std::int64_t i = 0; i < l.n; ++i)
-            squares += row_dot_centered(x + l.at(i, ch, 0), x + l.at(i, ch, 0), mean, l.s);
-          var = squares / static_cast<double>(l.count());
-          if (running_mean.defined() && running_var.defined()) {
-            T* rm = Tensor(running_mean).data<T>();
-            T* rv = Tensor(running_var).data<T>();
-            const double unbiased = squares / static_cast<double>(l.count() - 1);
-            rm[ch] = static_cast<T>((1 - momentum) * rm[ch] + momentum * mean);
-            rv[ch] = static_cast<T>((1 - momentum) * rv[ch] + momentum * unbiased);
-          }
-        } else {
-          mean = running_mean.data<T>()[ch];
-          var = running_var.data<T>()[ch];
-        }
-        const double inverse_std = 1.0 / std::sqrt(var + eps);
-        stats->mean[ch] = mean;
-        stats->inverse_std[ch] = inverse_std;
-        const double gamma = weight.defined() ? weight.data<T>()[ch] : 1.0;
-        const double beta = bias.defined() ? bias.data<T>()[ch] : 0.0;
-        const double scale = gamma * inverse_std;
-        for (std::int64_t i = 0; i < l.n; ++i)
-          affine_row<T>(x + l.at(i, ch, 0), nullptr, y + l.at(i, ch, 0), l.s, scale, 0.0,
-                        beta - mean * scale);
-      }
-    });
+    const BatchNormArgs<T> args{.running_mean = detail::data_or_null<T>(running_mean),
+                                .running_var = detail::data_or_null<T>(running_var),
+                                .weight = detail::data_or_null<T>(weight),
+                                .bias = detail::data_or_null<T>(bias),
+                                .training = training,
+                                .momentum = momentum,
+                                .eps = eps};
+    batch_norm_forward_channels(input.data<T>(), l, args, out.data<T>(), *stats);
   });
   if (!should_record({&input, &weight, &bias})) return out;
-  return record(Op::BatchNorm, out, {input, weight, bias},
-                [l, stats, training, x_saved = input.detach(),
-                 w = weight.defined() ? weight.detach() : Tensor()](
-                    const Tensor& grad, const std::vector<bool>& needs) {
-                  Tensor dx = needs[0] ? Tensor::empty(x_saved.shape(), x_saved.dtype()) : Tensor();
-                  Tensor dw = needs[1] ? Tensor::empty({l.c}, x_saved.dtype()) : Tensor();
-                  Tensor db = needs[2] ? Tensor::empty({l.c}, x_saved.dtype()) : Tensor();
-                  detail::dispatch_floating(x_saved.dtype(), "batch_norm", [&](auto tag) {
-                    using T = decltype(tag);
-                    const T* x = x_saved.data<T>();
-                    const T* g = grad.data<T>();
-                    parallel_for(l.c, 1, [&](std::int64_t begin, std::int64_t end) {
-                      for (std::int64_t ch = begin; ch < end; ++ch) {
-                        const double mean = stats->mean[ch], inverse_std = stats->inverse_std[ch];
-                        double sum_g = 0, sum_g_centered = 0;
-                        for (std::int64_t i = 0; i < l.n; ++i) {
-                          sum_g += row_sum(g + l.at(i, ch, 0), l.s);
-                          sum_g_centered +=
-                              row_dot_centered(g + l.at(i, ch, 0), x + l.at(i, ch, 0), mean, l.s);
-                        }
-                        const double sum_g_xhat = sum_g_centered * inverse_std;
-                        if (dw.defined()) dw.data<T>()[ch] = static_cast<T>(sum_g_xhat);
-                        if (db.defined()) db.data<T>()[ch] = static_cast<T>(sum_g);
-                        if (!dx.defined()) continue;
-                        // dx = k_g g + k_x x + k_1, expanded from
-                        // gamma istd (g - sum_g / m - xhat sum_g_xhat / m) with xhat = (x - mean)
-                        // istd.
-                        const double gamma = w.defined() ? w.data<T>()[ch] : 1.0;
-                        const double m = static_cast<double>(l.count());
-                        const double k_g = gamma * inverse_std;
-                        const double k_x = training ? -k_g * inverse_std * sum_g_xhat / m : 0.0;
-                        const double k_1 = training ? -k_g * sum_g / m - k_x * mean : 0.0;
-                        T* d = dx.data<T>();
-                        for (std::int64_t i = 0; i < l.n; ++i)
-                          affine_row(g + l.at(i, ch, 0), x + l.at(i, ch, 0), d + l.at(i, ch, 0),
-                                     l.s, k_g, k_x, k_1);
-                      }
-                    });
-                  });
-                  return std::vector<Tensor>{dx, dw, db};
-                });
+  return record(
+      Op::BatchNorm, out, {input, weight, bias},
+      [l, stats, training, x = input.detach(), w = weight.defined() ? weight.detach() : Tensor()](
+          const Tensor& g, const std::vector<bool>& needs) {
+        Tensor dx = needs[0] ? Tensor::empty(x.shape(), x.dtype()) : Tensor();
+        Tensor dw = needs[1] ? Tensor::empty({l.c}, x.dtype()) : Tensor();
+        Tensor db = needs[2] ? Tensor::empty({l.c}, x.dtype()) : Tensor();
+        detail::dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
+          using T = decltype(tag);
+          batch_norm_backward_channels(x.data<T>(), g.data<T>(), detail::data_or_null<T>(w), l,
+                                       *stats, training, detail::data_or_null<T>(dx),
+                                       detail::data_or_null<T>(dw), detail::data_or_null<T>(db));
+        });
+        return std::vector<Tensor>{dx, dw, db};
+      });
 }
 
 }  // namespace lathe

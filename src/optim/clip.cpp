@@ -4,8 +4,8 @@
 
 #include "lathe/optim.h"
 #include "lathe/parallel.h"
-#include "src/ops/kernels.h"
 #include "src/optim/checks.h"
+#include "src/tensor/dispatch.h"
 
 namespace lathe {
 

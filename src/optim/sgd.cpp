@@ -3,9 +3,9 @@
 
 #include "lathe/optim.h"
 #include "lathe/parallel.h"
-#include "src/ops/kernels.h"
 #include "src/optim/checks.h"
 #include "src/optim/flush_denormals.h"
+#include "src/tensor/dispatch.h"
 
 namespace lathe {
 namespace {

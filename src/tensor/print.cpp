@@ -3,10 +3,24 @@
 
 #include <ostream>
 
-#include "lathe/autograd.h"
 #include "lathe/tensor.h"
+#include "src/tensor/node_name.h"
 
 namespace lathe {
+namespace detail {
+namespace {
+NodeNameFn g_node_name_fn = nullptr;  // constant-initialized, so set before any dynamic init
+}  // namespace
+
+void set_node_name_fn(NodeNameFn fn) {
+  g_node_name_fn = fn;
+}
+
+const char* node_name(const Node& node) {
+  return g_node_name_fn ? g_node_name_fn(node) : "unknown";
+}
+}  // namespace detail
+
 namespace {
 
 constexpr std::int64_t kSummarizeAbove = 1000;
@@ -61,7 +75,7 @@ std::string Tensor::to_string() const {
   }
   out += fmt::format(", shape={}, dtype={}", shape_str(shape()), dtype_name(dtype()));
   if (grad_fn()) {
-    out += fmt::format(", grad_fn={}", op_name(grad_fn()->op));
+    out += fmt::format(", grad_fn={}", detail::node_name(*grad_fn()));
   } else if (requires_grad()) {
     out += ", requires_grad=true";
   }

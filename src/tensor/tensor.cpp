@@ -5,7 +5,6 @@
 #include <cstring>
 #include <limits>
 
-#include "lathe/autograd.h"
 #include "lathe/error.h"
 #include "lathe/random.h"
 
@@ -303,22 +302,6 @@ void Tensor::copy_(const Tensor& source) {
 
 bool Tensor::requires_grad() const {
   return checked(impl_).requires_grad;
-}
-
-Tensor& Tensor::requires_grad_(bool enabled) {
-  checked(impl_);
-  if (impl_->grad_fn)
-    throw Error(fmt::format(
-        "requires_grad_: the tensor of shape {} is the output of op '{}'; only leaf tensors can "
-        "change requires_grad (use detach() for a new leaf)",
-        shape_str(shape()), op_name(impl_->grad_fn->op)));
-  if (enabled && !is_floating(dtype()))
-    throw Error(
-        fmt::format("requires_grad_: only float32 and float64 tensors can require "
-                    "gradients, this one is {}",
-                    dtype_name(dtype())));
-  impl_->requires_grad = enabled;
-  return *this;
 }
 
 bool Tensor::is_leaf() const {

@@ -1,4 +1,4 @@
-#include "src/data/file_bytes.h"
+#include "src/io/file_bytes.h"
 
 #include <algorithm>
 #include <cerrno>

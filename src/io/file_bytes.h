@@ -1,6 +1,8 @@
 #pragma once
-// Whole-file reading for the data readers: the bytes of a file, gunzipped when the content starts
-// with the gzip magic (1f 8b), whatever the file is called. Errors name the path.
+// Whole-file reading: the bytes of a file, gunzipped when the content starts with the gzip magic
+// (1f 8b), whatever the file is called. Errors name the path. The data readers, io (configs,
+// safetensors, bundles) and deploy (input files, images) all read through it; it includes
+// nothing of lathe but errors, so any floor may use it.
 #include <cstdint>
 #include <filesystem>
 #include <optional>
