@@ -19,6 +19,7 @@ packages=(
   clang libclang-rt-14-dev                          # libFuzzer targets (ASan+UBSan)
   wrk curl                                          # HTTP load test and CLI test of lathe serve
   libopenmpi-dev openmpi-bin                        # data-parallel training (mpirun -np N lathe train)
+  help2man                                          # the man page `cmake --install` puts in place
   dataset-fashion-mnist                             # /usr/share/datasets/fashion-mnist
 )
 command -v npm >/dev/null || packages+=(npm)

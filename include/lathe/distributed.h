@@ -23,6 +23,9 @@ namespace lathe {
 // otherwise it is one process, rank 0 of 1, and MPI is never touched.
 class ProcessGroup {
  public:
+  // The processes of this job. Under mpirun this needs the MPI transport (lathe::use_mpi(), from
+  // the lathe::mpi library component), installed before the first call; without it, a job of
+  // several processes is an error that says so.
   static ProcessGroup& world();
   // world() if something has already called it, else null (for error handlers: never starts MPI).
   static ProcessGroup* world_if_started();
@@ -50,13 +53,34 @@ class ProcessGroup {
   // Prints "lathe: error: rank R of N: MESSAGE" and ends every process of the job (MPI_Abort).
   [[noreturn]] void abort(const std::string& message, int exit_code);
 
+  // What carries the collectives between processes (MPI: src/distributed/mpi_transport.cpp).
+  class Transport {
+   public:
+    virtual ~Transport() = default;
+    virtual int rank() const = 0;
+    virtual int size() const = 0;
+    virtual int local_size() const = 0;
+    virtual void broadcast(void* data, std::size_t count, DType dtype, int root) = 0;
+    virtual void allreduce_sum(double* data, std::size_t count) = 0;
+    virtual void allreduce_sum(float* data, std::size_t count) = 0;
+    virtual int start_allreduce_sum(float* data, std::size_t count) = 0;
+    virtual bool test(int ticket) = 0;
+    virtual void wait(int ticket) = 0;
+    [[noreturn]] virtual void abort(int exit_code) = 0;
+  };
+  // Makes the transport of a job started by mpirun; what use_mpi() installs.
+  using TransportFactory = std::unique_ptr<Transport> (*)();
+  static void set_transport_factory(TransportFactory factory);
+
  private:
   ProcessGroup();
-  struct Requests;
+  std::unique_ptr<Transport> transport_;  // null: a group of one
   int rank_ = 0, size_ = 1, local_size_ = 1;
-  bool mpi_ = false;
-  std::unique_ptr<Requests> requests_;
 };
+
+// Makes ProcessGroup::world() use MPI (OpenMPI) when the process was started by mpirun. Defined
+// in the lathe::mpi component (liblathe_mpi), which links MPI; the lathe command calls it.
+void use_mpi();
 
 // Sums the gradients of `parameters` across a ProcessGroup after each backward. Install it as the
 // GradientListener for the backward pass; a bucket (about `bucket_bytes` of gradients, filled in

@@ -54,6 +54,9 @@ int main(int argc, char** argv) {
   lathe::cli::add_serve_command(app);
   lathe::cli::add_demo_command(app);
   try {
+#if LATHE_HAVE_MPI
+    lathe::use_mpi();  // a job started by mpirun trains across its processes
+#endif
     load_plugins_from_environment();
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
