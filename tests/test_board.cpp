@@ -19,11 +19,14 @@ using board::RunsFolder;
 using testing::TempDir;
 
 JsonLinesFile steps_file() {
-  return JsonLinesFile({"step", "loss"}, [](const nlohmann::json& line, std::vector<double>& row) {
-    if (!line.is_object() || !line.contains("step") || !line["step"].is_number()) return false;
-    row = {line["step"].get<double>(), line.value("loss", NAN)};
-    return true;
-  });
+  return JsonLinesFile(
+      {"step", "loss"},
+      [](const nlohmann::json& line, std::vector<double>& row) {
+        if (!line.is_object() || !line.contains("step") || !line["step"].is_number()) return false;
+        row = {line["step"].get<double>(), line.value("loss", NAN)};
+        return true;
+      },
+      {"step"});
 }
 
 void append(const std::filesystem::path& path, const std::string& text) {
@@ -57,7 +60,11 @@ TEST(BoardFiles, ReadsOnlyWhatIsNewAndSkipsMalformedLines) {
 
   std::string json;
   file.write_json(json, 2, file.generation());
-  EXPECT_EQ(json, R"({"generation":0,"from":2,"points":3,"columns":{"step":[4],"loss":[null]}})");
+  EXPECT_EQ(json, R"({"generation":0,"from":2,"points":3,"columns":{"step":[4],"loss":null}})");
+  json.clear();
+  file.write_json(json, 1, file.generation());
+  EXPECT_EQ(json,
+            R"({"generation":0,"from":1,"points":3,"columns":{"step":[2,4],"loss":[1.5,null]}})");
   json.clear();
   file.write_json(json, 2, file.generation() - 1);
   EXPECT_NE(json.find(R"("from":0,)"), std::string::npos) << "another generation gets it all";

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
@@ -158,13 +159,6 @@ void flatten_into(const nlohmann::json& value, const std::string& prefix, nlohma
   out[prefix] = value;
 }
 
-void append_number(std::string& out, double value) {
-  if (std::isfinite(value))
-    fmt::format_to(std::back_inserter(out), "{}", value);
-  else
-    out += "null";
-}
-
 std::string hostname() {
   std::array<char, 256> host{};
   ::gethostname(host.data(), host.size() - 1);
@@ -173,8 +167,15 @@ std::string hostname() {
 
 }  // namespace
 
-JsonLinesFile::JsonLinesFile(std::vector<std::string> columns, Extractor extract)
-    : names_(std::move(columns)), extract_(std::move(extract)), columns_(names_.size()) {}
+JsonLinesFile::JsonLinesFile(std::vector<std::string> columns, Extractor extract,
+                             std::vector<std::string> exact)
+    : names_(std::move(columns)),
+      exact_(names_.size()),
+      extract_(std::move(extract)),
+      columns_(names_.size()) {
+  for (std::size_t c = 0; c < names_.size(); ++c)
+    exact_[c] = std::find(exact.begin(), exact.end(), names_[c]) != exact.end();
+}
 
 void JsonLinesFile::reset() {
   for (auto& column : columns_) column.clear();
@@ -232,16 +233,40 @@ bool JsonLinesFile::refresh(const fs::path& path) {
   return true;
 }
 
+void JsonLinesFile::prepare_json() const {
+  if (whole_json_points_ == points_ && whole_json_generation_ == generation_) return;
+  whole_json_.clear();
+  whole_json_points_ = -1;
+  write_json(whole_json_, 0, generation_);
+  whole_json_points_ = points_;
+  whole_json_generation_ = generation_;
+}
+
 void JsonLinesFile::write_json(std::string& out, std::int64_t from, std::int64_t generation) const {
   if (generation != generation_ || from < 0 || from > points_) from = 0;
+  if (from == 0 && whole_json_points_ == points_ && whole_json_generation_ == generation_) {
+    out += whole_json_;
+    return;
+  }
   fmt::format_to(std::back_inserter(out), R"({{"generation":{},"from":{},"points":{},"columns":{{)",
                  generation_, from, points_);
   for (std::size_t c = 0; c < names_.size(); ++c) {
-    fmt::format_to(std::back_inserter(out), R"({}"{}":[)", c ? "," : "", names_[c]);
+    fmt::format_to(std::back_inserter(out), R"({}"{}":)", c ? "," : "", names_[c]);
     const std::vector<double>& column = columns_[c];
-    for (std::size_t i = static_cast<std::size_t>(from); i < column.size(); ++i) {
-      if (i > static_cast<std::size_t>(from)) out += ',';
-      append_number(out, column[i]);
+    const auto begin = column.begin() + from;
+    if (std::none_of(begin, column.end(), [](double v) { return std::isfinite(v); })) {
+      out += "null";
+      continue;
+    }
+    out += '[';
+    for (auto value = begin; value != column.end(); ++value) {
+      if (value != begin) out += ',';
+      if (!std::isfinite(*value))
+        out += "null";
+      else if (exact_[c])
+        fmt::format_to(std::back_inserter(out), "{}", *value);
+      else
+        fmt::format_to(std::back_inserter(out), "{:.7g}", *value);
     }
     out += ']';
   }
@@ -251,8 +276,8 @@ void JsonLinesFile::write_json(std::string& out, std::int64_t from, std::int64_t
 Run::Run()
     : metrics({"step", "epoch", "time", "seconds", "train_loss", "val_loss", "val_accuracy",
                "val_rmse", "val_r2", "learning_rate", "throughput"},
-              metrics_row),
-      log({"step", "epoch", "time", "loss", "learning_rate"}, log_row) {}
+              metrics_row, {"step", "epoch", "time", "seconds"}),
+      log({"step", "epoch", "time", "loss", "learning_rate"}, log_row, {"step", "epoch", "time"}) {}
 
 nlohmann::json flatten_config(const nlohmann::json& config) {
   nlohmann::json out = nlohmann::json::object();
@@ -277,7 +302,7 @@ std::vector<double> debiased_ema(const std::vector<double>& values, double weigh
   return out;
 }
 
-RunsFolder::RunsFolder(const fs::path& root) : host_(hostname()) {
+RunsFolder::RunsFolder(const fs::path& root) : given_(root), host_(hostname()) {
   std::error_code error;
   const fs::file_status status = fs::status(root, error);
   if (!fs::exists(status))
@@ -389,6 +414,14 @@ void RunsFolder::refresh_run(Run& run) {
   }
 }
 
+void RunsFolder::prepare_answers() {
+  std::lock_guard lock(mutex_);
+  for (const auto& [name, run] : runs_) {
+    run->metrics.prepare_json();
+    run->log.prepare_json();
+  }
+}
+
 nlohmann::json RunsFolder::summary(const Run& run) const {
   const JsonLinesFile& m = run.metrics;
   const auto config = [&](const char* key) {
@@ -477,7 +510,9 @@ nlohmann::json RunsFolder::summary(const Run& run) const {
     else if (run.bundle.contains("validation_loss"))
       out["test"] = {{"validation_loss", run.bundle["validation_loss"]}};
   }
-  out["bundle"] = run.bundle_stamp.exists ? nlohmann::json((run.dir / "model.safetensors").string())
+  // The bundle as a path from where the board was started (the runs folder as it was named).
+  const fs::path bundle = (run.name == "." ? given_ : given_ / run.name) / "model.safetensors";
+  out["bundle"] = run.bundle_stamp.exists ? nlohmann::json(bundle.lexically_normal().string())
                                           : nlohmann::json();
   out["sample"] = run.sample;
   out["config"] = run.config;

@@ -33,7 +33,10 @@ class JsonLinesFile {
  public:
   // Fills one row (column order) from a parsed line; false: the line is malformed.
   using Extractor = std::function<bool(const nlohmann::json& line, std::vector<double>& row)>;
-  JsonLinesFile(std::vector<std::string> columns, Extractor extract);
+  // Columns named in `exact` are sent with every digit (steps, times); the others with 7
+  // significant digits, which is all a chart or a table shows and halves what the page parses.
+  JsonLinesFile(std::vector<std::string> columns, Extractor extract,
+                std::vector<std::string> exact = {});
 
   // Reads what is new in `path` (absent: no points). True when anything changed.
   bool refresh(const std::filesystem::path& path);
@@ -46,12 +49,17 @@ class JsonLinesFile {
   const std::vector<std::string>& column_names() const { return names_; }
   const std::vector<double>& column(std::size_t index) const { return columns_[index]; }
   // {"generation": G, "from": F, "points": N, "columns": {name: [values from F on]}}; `from` is
-  // 0 when the caller's generation is not the current one.
+  // 0 when the caller's generation is not the current one. A column with no value from F on is
+  // null rather than a list of nulls.
   void write_json(std::string& out, std::int64_t from, std::int64_t generation) const;
+  // Formats the whole file's answer ahead (kept until the file changes), so that a page opened
+  // on many long runs does not wait for it.
+  void prepare_json() const;
 
  private:
   void reset();
   std::vector<std::string> names_;
+  std::vector<bool> exact_;
   Extractor extract_;
   std::vector<std::vector<double>> columns_;
   FileStamp stamp_;
@@ -60,6 +68,8 @@ class JsonLinesFile {
   std::int64_t lines_ = 0, points_ = 0, skipped_ = 0, generation_ = 0;
   std::vector<std::int64_t> skipped_lines_;
   bool incomplete_tail_ = false;
+  mutable std::string whole_json_;  // the answer from point 0, for whole_json_points_ points
+  mutable std::int64_t whole_json_points_ = -1, whole_json_generation_ = -1;
 };
 
 // One run folder: metrics.jsonl (evaluations), train_log.jsonl (training loss every log_every
@@ -90,6 +100,8 @@ class RunsFolder {
 
   // Looks for runs again and reads what changed. Returns the number of runs.
   std::size_t refresh();
+  // Formats every run's points ahead (JsonLinesFile::prepare_json).
+  void prepare_answers();
   // GET /api/runs: every run's status, summary and file generations.
   std::string list_json();
   // GET /api/data: a run's new points; nullopt when `name` is not a run of this folder (404):
@@ -109,7 +121,8 @@ class RunsFolder {
   std::optional<std::filesystem::path> inside(const std::filesystem::path& path) const;
   nlohmann::json summary(const Run& run) const;
 
-  std::filesystem::path root_;  // canonical
+  std::filesystem::path given_;  // as the user named it, for the bundle paths shown
+  std::filesystem::path root_;   // canonical
   std::string host_;
   std::mutex mutex_;
   std::map<std::string, std::unique_ptr<Run>> runs_;

@@ -154,6 +154,7 @@ BoardServer::BoardServer(const std::filesystem::path& runs_dir, BoardOptions opt
   if (options.http_threads < 1) throw Error("board: --threads must be at least 1");
   impl_ = std::make_unique<Impl>(runs_dir, std::move(options));
   impl_->runs_found = impl_->runs.refresh();
+  impl_->runs.prepare_answers();
   impl_->install_routes();
 }
 

@@ -42,16 +42,16 @@ function colorFor(index) {
   return `hsl(${hue.toFixed(1)}, 70%, ${index % 2 ? 38 : 46}%)`;
 }
 
+// Adds a run file's new points (a column with no values comes as null).
 function merge(target, update) {
-  if (update.generation !== target.generation || update.from === 0) {
-    target.columns = {};
-    for (const [name, values] of Object.entries(update.columns)) target.columns[name] = values;
-  } else {
-    for (const [name, values] of Object.entries(update.columns)) {
-      const column = target.columns[name] || (target.columns[name] = []);
-      column.length = update.from;
-      for (let i = 0; i < values.length; i++) column.push(values[i]);
-    }
+  const fresh = update.generation !== target.generation || update.from === 0;
+  if (fresh) target.columns = {};
+  const count = update.points - update.from;
+  for (const [name, values] of Object.entries(update.columns)) {
+    if (fresh && values) { target.columns[name] = values; continue; }
+    const column = target.columns[name] || (target.columns[name] = new Array(update.from).fill(null));
+    column.length = update.from;
+    for (let i = 0; i < count; i++) column.push(values ? values[i] : null);
   }
   target.generation = update.generation;
   target.points = update.points;
@@ -128,12 +128,12 @@ function displayName(name) { return name === '.' ? state.rootName : name; }
 // pulled towards zero.
 function smooth(values, weight) {
   if (weight <= 0) return values;
-  const out = new Array(values.length);
-  let last = 0, count = 0;
+  const out = new Float64Array(values.length);
+  let last = 0, power = 1;  // power = weight^count
   for (let i = 0; i < values.length; i++) {
     last = last * weight + (1 - weight) * values[i];
-    count++;
-    out[i] = last / (1 - Math.pow(weight, count));
+    power *= weight;
+    out[i] = last / (1 - power);
   }
   return out;
 }
@@ -142,16 +142,16 @@ function smooth(values, weight) {
 function xValues(run, file, source) {
   const c = file.columns;
   const n = file.points;
-  const xs = new Array(n);
+  const xs = new Float64Array(n);  // NaN where a point has no x
   if (state.xAxis === 'step') {
-    for (let i = 0; i < n; i++) xs[i] = c.step[i];
+    for (let i = 0; i < n; i++) xs[i] = c.step[i] == null ? NaN : c.step[i];
   } else if (state.xAxis === 'epoch') {
     // An evaluation of a run by epochs ends its epoch: epoch e (0-based) is drawn at e + 1.
     const shift = source === 'metrics' && !run.info.by_iterations ? 1 : 0;
-    for (let i = 0; i < n; i++) xs[i] = c.epoch[i] == null ? null : c.epoch[i] + shift;
+    for (let i = 0; i < n; i++) xs[i] = c.epoch[i] == null ? NaN : c.epoch[i] + shift;
   } else {
     const origin = run.info.origin;
-    for (let i = 0; i < n; i++) xs[i] = c.time[i] == null || origin == null ? null : c.time[i] - origin;
+    for (let i = 0; i < n; i++) xs[i] = c.time[i] == null || origin == null ? NaN : c.time[i] - origin;
   }
   return xs;
 }
@@ -166,26 +166,76 @@ function panelPoints(run, panel) {
   const ys = file.columns[column];
   if (!ys || file.points === 0) return null;
   const xs = xValues(run, file, source);
-  const px = [], py = [];
+  const px = new Float64Array(file.points), py = new Float64Array(file.points);
+  const scale = panel.percent ? 100 : 1;
+  let n = 0;
   for (let i = 0; i < file.points; i++) {
     const x = xs[i], y = ys[i];
-    if (x == null || y == null || (state.logScale && y <= 0)) continue;
-    px.push(x); py.push(panel.percent ? 100 * y : y);
+    if (Number.isNaN(x) || y == null || (state.logScale && y <= 0)) continue;
+    px[n] = x; py[n] = scale * y; n++;
   }
-  if (px.length === 0) return null;
-  // Keep x increasing (a resumed log may repeat a step): the last value for an x wins.
-  for (let i = 1; i < px.length; i++) {
-    if (px[i] < px[i - 1]) { return sortPoints(px, py); }
+  if (n === 0) return null;
+  // Keep x increasing (a resumed log may repeat a step).
+  for (let i = 1; i < n; i++) {
+    if (px[i] < px[i - 1]) return sortPoints(px.subarray(0, n), py.subarray(0, n));
   }
-  return { xs: px, ys: py };
+  return { xs: px.subarray(0, n), ys: py.subarray(0, n) };
 }
 
 function sortPoints(px, py) {
-  const index = px.map((_, i) => i).sort((a, b) => px[a] - px[b] || a - b);
-  return { xs: index.map(i => px[i]), ys: index.map(i => py[i]) };
+  const index = Array.from(px, (_, i) => i).sort((a, b) => px[a] - px[b] || a - b);
+  return { xs: Float64Array.from(index, i => px[i]), ys: Float64Array.from(index, i => py[i]) };
 }
 
 // ---- charts --------------------------------------------------------------------------------
+
+// What uPlot draws of a line: the points in [lo, hi] (plus one on each side, so the line reaches
+// the edges), and where there are more than two a pixel column, only the lowest and highest of
+// each column, in order: the same picture from a fraction of the points.
+function decimate(xs, ys, lo, hi, columns) {
+  let i0 = 0, i1 = xs.length - 1;
+  if (lo != null) {
+    while (i0 < i1 && xs[i0 + 1] < lo) i0++;
+    while (i1 > i0 && xs[i1 - 1] > hi) i1--;
+  }
+  if (i1 - i0 + 1 <= 2 * columns) return [xs.slice(i0, i1 + 1), ys.slice(i0, i1 + 1)];
+  const x0 = xs[i0], width = (xs[i1] - x0) / columns || 1;
+  const outX = [], outY = [];
+  let bucket = -1, min = 0, max = 0;
+  const flush = () => {
+    const a = Math.min(min, max), b = Math.max(min, max);
+    outX.push(xs[a]); outY.push(ys[a]);
+    if (b !== a) { outX.push(xs[b]); outY.push(ys[b]); }
+  };
+  for (let i = i0; i <= i1; i++) {
+    const b = Math.min(columns - 1, Math.floor((xs[i] - x0) / width));
+    if (b !== bucket) {
+      if (bucket >= 0) flush();
+      bucket = b; min = max = i;
+    } else {
+      if (ys[i] < ys[min]) min = i;
+      if (ys[i] > ys[max]) max = i;
+    }
+  }
+  flush();
+  // The range's ends stay exact, so the line starts and ends where the data does.
+  if (outX[0] !== xs[i0]) { outX.unshift(xs[i0]); outY.unshift(ys[i0]); }
+  if (outX[outX.length - 1] !== xs[i1]) { outX.push(xs[i1]); outY.push(ys[i1]); }
+  return [outX, outY];
+}
+
+function plotData(chart) {
+  const columns = Math.max(100, chart.plot ? Math.round(chart.plot.bbox.width / devicePixelRatio) : 600);
+  const [lo, hi] = chart.range || [null, null];
+  return [null, ...chart.series.map(s => decimate(s.xs, s.ys, lo, hi, columns))];
+}
+
+// Shows the x range [lo, hi] (null: everything), with the points of that range.
+function showRange(chart, range) {
+  chart.range = range;
+  chart.plot.setData(plotData(chart), true);
+  if (range) chart.plot.setScale('x', { min: range[0], max: range[1] });
+}
 
 function formatValue(value, panel) {
   if (value == null || !isFinite(value)) return '\u2013';
@@ -265,12 +315,13 @@ function createPanel(panel) {
   values.className = 'values muted';
   values.textContent = '\u00a0';
   element.appendChild(values);
-  return { panel, element, plotHolder, values, plot: null, structure: '', zoomed: false, series: [] };
+  return { panel, element, plotHolder, values, plot: null, structure: '', range: null, series: [] };
 }
 
 // series: [{run, kind: 'raw'|'smoothed', xs, ys}]
 function buildPlot(chart, series) {
   if (chart.plot) chart.plot.destroy();
+  chart.plot = null;
   const panel = chart.panel;
   const opts = {
     mode: 2,
@@ -278,7 +329,7 @@ function buildPlot(chart, series) {
     height: 230,
     legend: { show: false },
     cursor: {
-      drag: { x: true, y: false, setScale: true },
+      drag: { x: true, y: false, setScale: false },
       points: { size: 6 },
       dataIdx: (u, seriesIndex) => {
         if (seriesIndex === 0 || u.cursor.left == null || u.cursor.left < 0) return null;
@@ -297,25 +348,30 @@ function buildPlot(chart, series) {
     series: [{}],
     hooks: {
       setCursor: [u => showValues(chart, u)],
-      setSelect: [() => { chart.zoomed = true; }],
+      setSelect: [u => {
+        if (u.select.width < 3) return;
+        const range = [u.posToVal(u.select.left, 'x'), u.posToVal(u.select.left + u.select.width, 'x')];
+        u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+        showRange(chart, range);
+      }],
     },
   };
   for (const s of series) {
     opts.series.push({
       label: s.run.name + (s.kind === 'raw' ? ' (raw)' : ''),
       stroke: s.run.color,
-      width: s.kind === 'raw' ? 1 : 1.6,
+      width: s.kind === 'raw' || series.length > 24 ? 1 : 1.6,
       alpha: s.kind === 'raw' ? 0.22 : 1,
       paths: uPlot.paths.linear(),
       points: { show: false },
       facets: [{ scale: 'x', auto: true, sorted: 1 }, { scale: 'y', auto: true }],
     });
   }
-  const data = [null, ...series.map(s => [s.xs, s.ys])];
-  chart.plotHolder.textContent = '';
-  chart.plot = new uPlot(opts, data, chart.plotHolder);
-  chart.plot.over.addEventListener('dblclick', () => { chart.zoomed = false; });
   chart.series = series;
+  chart.range = null;
+  chart.plotHolder.textContent = '';
+  chart.plot = new uPlot(opts, plotData(chart), chart.plotHolder);
+  chart.plot.over.addEventListener('dblclick', () => showRange(chart, null));
 }
 
 function showValues(chart, u) {
@@ -325,16 +381,15 @@ function showValues(chart, u) {
     return;
   }
   const x = u.posToVal(left, 'x');
+  const slack = 0.02 * Math.abs(u.scales.x.max - u.scales.x.min);  // a run's values end where it does
   const parts = [`<b>${escapeHtml(formatX(x))}</b>`];
-  chart.series.forEach((s, i) => {
-    if (s.kind === 'raw') return;
-    const facet = u.data[i + 1];
-    const index = nearestIndex(facet[0], x);
-    if (index == null) return;
-    const raw = chart.series.find(r => r.kind === 'raw' && r.run === s.run);
-    const rawText = raw ? ` (raw ${formatValue(raw.ys[index], chart.panel)})` : '';
-    parts.push(`<span><i class="swatch" style="background:${s.run.color}"></i>${escapeHtml(displayName(s.run.name))} ${formatValue(facet[1][index], chart.panel)}${rawText}</span>`);
-  });
+  for (const s of chart.series) {
+    if (s.kind === 'raw') continue;
+    const index = nearestIndex(s.xs, x);
+    if (index == null || x < s.xs[0] - slack || x > s.xs[s.xs.length - 1] + slack) continue;
+    const rawText = state.smoothing > 0 ? ` (raw ${formatValue(s.raw[index], chart.panel)})` : '';
+    parts.push(`<span><i class="swatch" style="background:${s.run.color}"></i>${escapeHtml(displayName(s.run.name))} ${formatValue(s.ys[index], chart.panel)}${rawText}</span>`);
+  }
   chart.values.innerHTML = parts.join(' ');
 }
 
@@ -342,20 +397,34 @@ function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, c => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
 }
 
+// A run's points and smoothed values for a panel, computed again only when they change.
+function runSeries(run, panel) {
+  const cache = run.cache || (run.cache = {});
+  const key = [state.xAxis, state.logScale, run.metrics.generation, run.metrics.points,
+    run.log.generation, run.log.points, run.info.origin].join('|');
+  let entry = cache[panel.key];
+  if (!entry || entry.key !== key) entry = cache[panel.key] = { key, points: panelPoints(run, panel), smoothed: {} };
+  if (!entry.points) return null;
+  const weight = state.smoothing;
+  if (!(weight in entry.smoothed)) entry.smoothed = { [weight]: smooth(entry.points.ys, weight) };
+  return { points: entry.points, smoothed: entry.smoothed[weight] };
+}
+
+// With many runs the faint raw lines would hide the smoothed ones: drawn for up to this many.
+const MAX_RUNS_WITH_RAW_LINES = 12;
+
 function renderCharts() {
   const holder = document.getElementById('charts');
   const runs = visibleRuns().map(name => state.runs.get(name));
+  const rawLines = state.smoothing > 0 && runs.length <= MAX_RUNS_WITH_RAW_LINES;
   for (const panel of PANELS) {
     const series = [];
     for (const run of runs) {
-      const points = panelPoints(run, panel);
-      if (!points) continue;
-      if (state.smoothing > 0) {
-        series.push({ run, kind: 'raw', xs: points.xs, ys: points.ys });
-        series.push({ run, kind: 'smoothed', xs: points.xs, ys: smooth(points.ys, state.smoothing) });
-      } else {
-        series.push({ run, kind: 'smoothed', xs: points.xs, ys: points.ys });
-      }
+      const values = runSeries(run, panel);
+      if (!values) continue;
+      const { xs, ys } = values.points;
+      if (rawLines) series.push({ run, kind: 'raw', xs, ys });
+      series.push({ run, kind: 'smoothed', xs, ys: values.smoothed, raw: ys });
     }
     let chart = state.charts.get(panel.key);
     if (series.length === 0) {
@@ -370,11 +439,10 @@ function renderCharts() {
     const structure = [state.xAxis, state.logScale, ...series.map(s => s.run.name + ':' + s.kind)].join('|');
     if (structure !== chart.structure || !chart.plot) {
       chart.structure = structure;
-      chart.zoomed = false;
       buildPlot(chart, series);
     } else {
       chart.series = series;
-      chart.plot.setData([null, ...series.map(s => [s.xs, s.ys])], !chart.zoomed);
+      showRange(chart, chart.range);
     }
   }
 }
@@ -395,6 +463,16 @@ function differingKeys(runs) {
     if (configs.some(c => JSON.stringify(c[key]) !== first)) differing.push(key);
   }
   return differing.sort();
+}
+
+// A failure's whole error; a stop's first clause, the rest (where the checkpoint is) on hover.
+function describeMessage(info) {
+  if (!info.message || info.status === 'finished') return '';
+  const text = String(info.message);
+  if (info.status === 'failed') return `<div class="error">${escapeHtml(text)}</div>`;
+  const cut = text.indexOf(';');
+  const shown = cut > 0 ? text.slice(0, cut) + ' \u2026' : text;
+  return `<div class="warn" title="${escapeHtml(text)}">${escapeHtml(shown)}</div>`;
 }
 
 function describeBest(info) {
@@ -443,7 +521,7 @@ function renderTable() {
       `<td><label><input type="checkbox" class="toggle" data-run="${escapeHtml(run.name)}" ${hidden ? '' : 'checked'}> <i class="swatch" style="background:${run.color}"></i></label></td>`,
       `<td class="name">${escapeHtml(displayName(run.name))}</td>`,
       `<td class="state"><span class="status ${escapeHtml(info.status)}">${escapeHtml(info.status)}</span>` +
-        (info.message && info.status !== 'finished' ? `<div class="${info.status === 'failed' ? 'error' : 'warn'}">${escapeHtml(info.message)}</div>` : '') + '</td>',
+        describeMessage(info) + '</td>',
       ...keys.map(k => `<td>${escapeHtml(info.config && k in info.config ? JSON.stringify(info.config[k]) : '\u2013')}</td>`),
       `<td>${describeBest(info)}</td>`,
       `<td>${formatDuration(info.duration)}</td>`,
@@ -510,10 +588,7 @@ function setUp() {
     changed();
   });
   document.getElementById('reset-zoom').addEventListener('click', () => {
-    for (const chart of state.charts.values()) {
-      chart.zoomed = false;
-      chart.plot.setData(chart.plot.data, true);
-    }
+    for (const chart of state.charts.values()) showRange(chart, null);
   });
   document.querySelector('#runs tbody').addEventListener('change', e => {
     if (!e.target.classList.contains('toggle')) return;
