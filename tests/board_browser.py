@@ -113,8 +113,10 @@ def main():
         # A symlink out of the runs folder, which the board must never follow.
         os.symlink('/', f'{runs}/escape')
 
-        board = subprocess.Popen([lathe, 'board', runs, '--port', '0'], stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True)
+        # Started from the folder above the runs, as a user would: `lathe board runs`.
+        board = subprocess.Popen([os.path.abspath(lathe), 'board', 'runs', '--port', '0'],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                 cwd=work)
         processes.append(board)
         line = board.stdout.readline()
         match = re.search(r'open (http://127\.0\.0\.1:(\d+)/)', line)
