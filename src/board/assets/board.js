@@ -5,16 +5,17 @@
 const POLL_MS = 1000;
 
 // Each chart: where its values come from. source 'log' is train_log.jsonl (every log_every
-// steps); a run without it falls back to the metrics column named by fallback.
+// steps); a run without it falls back to the metrics column named by fallback. raw: never
+// smoothed; positive: a value of 0 means none was measured (the evaluation before step 1).
 const PANELS = [
   { key: 'train_loss_log', title: 'Training loss', hint: 'every log_every steps (train_log.jsonl)', source: 'log', column: 'loss', fallback: 'train_loss' },
-  { key: 'train_loss', title: 'Training loss at evaluations', hint: 'mean over the span; language models: the estimate on the training split', source: 'metrics', column: 'train_loss' },
+  { key: 'train_loss', title: 'Training loss at evaluations', hint: 'mean over the span; language models: the estimate on the training split', source: 'metrics', column: 'train_loss', positive: true },
   { key: 'val_loss', title: 'Validation loss', source: 'metrics', column: 'val_loss' },
   { key: 'val_accuracy', title: 'Validation accuracy', hint: 'language models: next-token accuracy', source: 'metrics', column: 'val_accuracy', percent: true },
   { key: 'val_rmse', title: 'Validation RMSE', source: 'metrics', column: 'val_rmse' },
   { key: 'val_r2', title: 'Validation R\u00b2', source: 'metrics', column: 'val_r2' },
-  { key: 'learning_rate', title: 'Learning rate', source: 'log', column: 'learning_rate', fallback: 'learning_rate' },
-  { key: 'throughput', title: 'Throughput', hint: 'examples/s (language models: tokens/s) over training time', source: 'metrics', column: 'throughput' },
+  { key: 'learning_rate', title: 'Learning rate', hint: 'as scheduled: not smoothed', source: 'log', column: 'learning_rate', fallback: 'learning_rate', raw: true },
+  { key: 'throughput', title: 'Throughput', hint: 'examples/s (language models: tokens/s) over training time', source: 'metrics', column: 'throughput', positive: true },
 ];
 
 const state = {
@@ -171,7 +172,7 @@ function panelPoints(run, panel) {
   let n = 0;
   for (let i = 0; i < file.points; i++) {
     const x = xs[i], y = ys[i];
-    if (Number.isNaN(x) || y == null || (state.logScale && y <= 0)) continue;
+    if (Number.isNaN(x) || y == null || ((state.logScale || panel.positive) && y <= 0)) continue;
     px[n] = x; py[n] = scale * y; n++;
   }
   if (n === 0) return null;
@@ -387,7 +388,7 @@ function showValues(chart, u) {
     if (s.kind === 'raw') continue;
     const index = nearestIndex(s.xs, x);
     if (index == null || x < s.xs[0] - slack || x > s.xs[s.xs.length - 1] + slack) continue;
-    const rawText = state.smoothing > 0 ? ` (raw ${formatValue(s.raw[index], chart.panel)})` : '';
+    const rawText = state.smoothing > 0 && !chart.panel.raw ? ` (raw ${formatValue(s.raw[index], chart.panel)})` : '';
     parts.push(`<span><i class="swatch" style="background:${s.run.color}"></i>${escapeHtml(displayName(s.run.name))} ${formatValue(s.ys[index], chart.panel)}${rawText}</span>`);
   }
   chart.values.innerHTML = parts.join(' ');
@@ -405,7 +406,7 @@ function runSeries(run, panel) {
   let entry = cache[panel.key];
   if (!entry || entry.key !== key) entry = cache[panel.key] = { key, points: panelPoints(run, panel), smoothed: {} };
   if (!entry.points) return null;
-  const weight = state.smoothing;
+  const weight = panel.raw ? 0 : state.smoothing;
   if (!(weight in entry.smoothed)) entry.smoothed = { [weight]: smooth(entry.points.ys, weight) };
   return { points: entry.points, smoothed: entry.smoothed[weight] };
 }
@@ -423,7 +424,7 @@ function renderCharts() {
       const values = runSeries(run, panel);
       if (!values) continue;
       const { xs, ys } = values.points;
-      if (rawLines) series.push({ run, kind: 'raw', xs, ys });
+      if (rawLines && !panel.raw) series.push({ run, kind: 'raw', xs, ys });
       series.push({ run, kind: 'smoothed', xs, ys: values.smoothed, raw: ys });
     }
     let chart = state.charts.get(panel.key);
