@@ -57,6 +57,11 @@ TEST(BoardFiles, ReadsOnlyWhatIsNewAndSkipsMalformedLines) {
   EXPECT_EQ(file.column(1)[1], 1.5);
   EXPECT_TRUE(std::isnan(file.column(1)[2]));
   EXPECT_FALSE(file.refresh(path)) << "unchanged";
+  // A line nested deeper than any lathe writes is skipped unparsed.
+  append(path, R"({"step":5,"x":)" + std::string(100000, '[') + std::string(100000, ']') + "}\n");
+  EXPECT_TRUE(file.refresh(path));
+  EXPECT_EQ(file.skipped(), 3);
+  EXPECT_EQ(file.points(), 3);
 
   std::string json;
   file.write_json(json, 2, file.generation());

@@ -29,6 +29,30 @@ constexpr int kMaxDepth = 32;
 constexpr std::size_t kMaxSkippedLinesListed = 20;
 constexpr std::uintmax_t kMaxSmallFile = 16u << 20;  // status.json, config.json
 
+// JSON from a run file, or a discarded value when it is not JSON, or nests deeper than any file
+// lathe writes (a hostile line cannot make the parser's DOM exhaust the stack).
+nlohmann::json parse_json(std::string_view text, std::size_t max_depth = 64) {
+  std::size_t depth = 0;
+  bool in_string = false, escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return nlohmann::json(nlohmann::json::value_t::discarded);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return nlohmann::json::parse(text, nullptr, false);
+}
+
 double now_unix() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -99,7 +123,7 @@ nlohmann::json read_small_json(const fs::path& path) {
   std::string text(kMaxSmallFile, '\0');
   file.read(text.data(), static_cast<std::streamsize>(text.size()));
   text.resize(static_cast<std::size_t>(file.gcount()));
-  return nlohmann::json::parse(text, nullptr, false);
+  return parse_json(text);
 }
 
 // The last complete line of a JSON-lines file that parses (samples.jsonl).
@@ -115,7 +139,7 @@ nlohmann::json read_last_line(const fs::path& path, std::uintmax_t size) {
   while (end != std::string::npos && end > 0) {
     const std::size_t begin = text.rfind('\n', end - 1);
     const std::size_t start = begin == std::string::npos ? 0 : begin + 1;
-    nlohmann::json line = nlohmann::json::parse(text.substr(start, end - start), nullptr, false);
+    nlohmann::json line = parse_json(std::string_view(text).substr(start, end - start));
     if (line.is_object()) return line;
     if (begin == std::string::npos) break;
     end = begin;
@@ -133,14 +157,13 @@ nlohmann::json read_bundle_metrics(const fs::path& path) {
   if (header_size == 0 || header_size > (100u << 20)) return nullptr;
   std::string header(header_size, '\0');
   if (!file.read(header.data(), static_cast<std::streamsize>(header_size))) return nullptr;
-  const nlohmann::json parsed = nlohmann::json::parse(header, nullptr, false);
+  const nlohmann::json parsed = parse_json(header);
   if (!parsed.is_object() || !parsed.contains("__metadata__")) return nullptr;
   const nlohmann::json& metadata = parsed["__metadata__"];
   if (!metadata.is_object() || !metadata.contains("lathe.metrics") ||
       !metadata["lathe.metrics"].is_string())
     return nullptr;
-  nlohmann::json metrics =
-      nlohmann::json::parse(metadata["lathe.metrics"].get<std::string>(), nullptr, false);
+  nlohmann::json metrics = parse_json(metadata["lathe.metrics"].get<std::string>());
   return metrics.is_object() ? metrics : nullptr;
 }
 
@@ -219,7 +242,7 @@ bool JsonLinesFile::refresh(const fs::path& path) {
     const std::string_view line(text.data() + begin, end - begin);
     if (lines_ == 0) first_line_ = std::string(line);
     ++lines_;
-    const nlohmann::json parsed = nlohmann::json::parse(line, nullptr, false);
+    const nlohmann::json parsed = parse_json(line);
     if (!parsed.is_discarded() && extract_(parsed, row) && row.size() == columns_.size()) {
       for (std::size_t c = 0; c < row.size(); ++c) columns_[c].push_back(row[c]);
       ++points_;
