@@ -18,6 +18,7 @@ packages=(
   python3-onnx                                      # onnx.checker in the export tests
   clang libclang-rt-14-dev                          # libFuzzer targets (ASan+UBSan)
   wrk curl                                          # HTTP load test and CLI test of lathe serve
+  chromium chromium-driver python3-selenium         # lathe board's test in a headless browser
   libopenmpi-dev openmpi-bin                        # data-parallel training (mpirun -np N lathe train)
   help2man                                          # the man page `cmake --install` puts in place
   dataset-fashion-mnist                             # /usr/share/datasets/fashion-mnist

@@ -98,7 +98,7 @@ TEST(Config, ErrorsNameFileLineKeyAndAllowedValues) {
             p + ":26: unknown key 'epoch' in [trainer]; allowed: epochs, batch_size, "
                 "eval_batch_size, log_every, output_dir, seed, early_stopping_patience, "
                 "clip_grad_norm, shuffle, drop_last, progress, iterations, eval_every, "
-                "eval_iters, gradient_accumulation, shards");
+                "eval_iters, gradient_accumulation, shards, sample_every");
   EXPECT_EQ(error_of([&] { load_run_config(variant(dir, 26, "epochs = \"three\"")); }),
             p + ":26: trainer.epochs must be an integer");
   EXPECT_EQ(error_of([&] { load_run_config(variant(dir, 26, "epochs = -1")); }),
@@ -132,7 +132,7 @@ TEST(Config, OverrideErrorsSayTheyCameFromSet) {
       "--set: unknown key 'epoch' in [trainer]; allowed: epochs, batch_size, eval_batch_size, "
       "log_every, output_dir, seed, early_stopping_patience, clip_grad_norm, shuffle, "
       "drop_last, progress, iterations, eval_every, eval_iters, gradient_accumulation, "
-      "shards");
+      "shards, sample_every");
   EXPECT_EQ(error_of([&] { load_run_config(path, {"trainer.epochs"}); }),
             "--set trainer.epochs: expected key=value, e.g. --set trainer.epochs=2");
   EXPECT_EQ(error_of([&] { load_run_config(path, {"model.layers.7.out=3"}); }),

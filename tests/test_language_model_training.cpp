@@ -335,6 +335,56 @@ TEST(LanguageModelBundle, FuzzSeedsLoadAndGenerate) {
   }
 }
 
+// trainer.sample_every: a sample of generated text every N steps in samples.jsonl, for a
+// language model only; the samples do not change the training (their generator is their own).
+TEST(LanguageModelConfig, SampleEveryWritesSamples) {
+  TempDir dir;
+  const auto corpus = dir.write("corpus.txt", std::string(kText) + kText);
+  const auto run = [&](std::int64_t sample_every, const std::string& output) {
+    const std::string text = fmt::format(R"(
+[data]
+format = "text"
+path = "{}"
+[model]
+type = "gpt"
+n_layer = 1
+n_head = 2
+n_embd = 16
+block_size = 8
+[trainer]
+batch_size = 4
+iterations = 6
+eval_every = 3
+eval_iters = 2
+log_every = 0
+sample_every = {}
+output_dir = "{}"
+)",
+                                         corpus.string(), sample_every, dir / output);
+    std::ostringstream log;
+    return run_training(parse_run_config(text, "c.toml", dir.path()), false, log);
+  };
+  const RunResult sampled = run(2, "sampled");
+  std::istringstream samples(testing::read_file(dir.path() / "sampled" / "samples.jsonl"));
+  std::vector<nlohmann::json> lines;
+  for (std::string line; std::getline(samples, line);) lines.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0]["step"], 2);
+  EXPECT_EQ(lines[2]["step"], 6);
+  EXPECT_EQ(lines[2]["text"].get<std::string>(), sampled.sample)
+      << "the last sample is the run's final one (same seed, same weights)";
+  const RunResult plain = run(0, "plain");
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "plain" / "samples.jsonl"));
+  EXPECT_EQ(plain.history.back().validation.loss, sampled.history.back().validation.loss);
+
+  EXPECT_EQ(error_of([] {
+              load_run_config(LATHE_SOURCE_DIR "/examples/house_prices/config.toml",
+                              {"trainer.sample_every=5"});
+            }),
+            "--set: trainer.sample_every saves a language model's samples; it needs [data] "
+            "format = \"text\"");
+}
+
 TEST(LanguageModelConfig, GPTSectionsParseAndMismatchesAreErrors) {
   const std::string text = R"(
 [data]

@@ -34,7 +34,7 @@ struct TrainingRun {
   std::unique_ptr<Trainer> trainer;
 
   TrainingRun(const std::filesystem::path& dir, std::int64_t epochs, bool resume, double lr = 0.01,
-              std::int64_t patience = 0) {
+              std::int64_t patience = 0, std::function<bool()> stop = {}) {
     manual_seed(11);
     Generator init(3);
     model = make_sequential(nlohmann::json::parse(R"([{"type":"linear","in":5,"out":16},
@@ -52,6 +52,7 @@ struct TrainingRun {
                            .resume = resume,
                            .progress = TrainerOptions::Progress::Never,
                            .run_identity = model->spec()};
+    options.stop_requested = std::move(stop);
     trainer = std::make_unique<Trainer>(
         *model, *optimizer, [](const Tensor& p, const Tensor& t) { return cross_entropy(p, t); },
         Task::Classification, options, std::make_shared<CosineWarmupLR>(lr, 5, 40), log);
@@ -200,6 +201,97 @@ double least_squares_mse(const Tensor& inputs, const Tensor& targets) {
     sse += (prediction - y[i]) * (prediction - y[i]);
   }
   return sse / static_cast<double>(n);
+}
+
+// train_log.jsonl: one line per "Epoch e: Loss" line, fractional epochs, steps that grow; a
+// resume drops what was logged past the checkpoint, a fresh run starts it afresh.
+TEST(Training, TrainLogFollowsTheLogLinesAndResumes) {
+  TempDir dir;
+  const auto lines_of = [&] {
+    std::vector<nlohmann::json> lines;
+    std::istringstream text(testing::read_file(Trainer::train_log_path(dir.path())));
+    for (std::string line; std::getline(text, line);) lines.push_back(nlohmann::json::parse(line));
+    return lines;
+  };
+  TrainingRun first(dir.path(), 2, false);
+  first.fit();
+  std::int64_t printed = 0;
+  std::istringstream log(first.log.str());
+  for (std::string line; std::getline(log, line);) printed += line.find(": Loss = ") != line.npos;
+  std::vector<nlohmann::json> lines = lines_of();
+  ASSERT_EQ(static_cast<std::int64_t>(lines.size()), printed);
+  ASSERT_EQ(lines.size(), 4u) << "300 examples in batches of 32: batches 0 and 5 of 2 epochs";
+  EXPECT_EQ(lines[0]["step"], 1);
+  EXPECT_DOUBLE_EQ(lines[0]["epoch"].get<double>(), 0.1) << "batch 0 of 10 ends a tenth in";
+  EXPECT_EQ(lines[3]["step"], 16);
+  EXPECT_DOUBLE_EQ(lines[3]["epoch"].get<double>(), 1.6);
+  EXPECT_GT(lines[3]["time"].get<double>(), 1.6e9);
+  EXPECT_GT(lines[3]["learning_rate"].get<double>(), 0);
+  EXPECT_NEAR(lines[0]["loss"].get<double>(),
+              std::stod(first.log.str().substr(first.log.str().find("Loss = ") + 7)), 1e-6)
+      << "the printed loss";
+
+  // A line logged after the last checkpoint (a crash before the next evaluation) goes.
+  std::ofstream(Trainer::train_log_path(dir.path()), std::ios::app)
+      << R"({"step":99,"epoch":3.0,"loss":1,"learning_rate":0,"time":0})"
+      << "\n";
+  TrainingRun(dir.path(), 3, true).fit();
+  lines = lines_of();
+  ASSERT_EQ(lines.size(), 6u);
+  for (std::size_t i = 1; i < lines.size(); ++i) EXPECT_GT(lines[i]["step"], lines[i - 1]["step"]);
+  TrainingRun(dir.path(), 1, false).fit();
+  EXPECT_EQ(lines_of().size(), 2u) << "a fresh run in the same folder starts a fresh log";
+}
+
+TEST(Training, AStopRequestEndsTrainingAndKeepsTheCheckpoint) {
+  TempDir dir;
+  int asked = 0;
+  TrainingRun run(dir.path(), 5, false, 0.01, 0, [&] { return ++asked == 13; });
+  try {
+    run.fit();
+    FAIL() << "no TrainingStopped";
+  } catch (const TrainingStopped& e) {
+    EXPECT_EQ(e.steps_taken(), 13);
+    EXPECT_EQ(std::string(e.what()),
+              "training stopped at step 13; the checkpoint of step 10 stays in " +
+                  dir.path().string() + " (continue with --resume)");
+  }
+  EXPECT_EQ(run.trainer->history().size(), 1u);
+  TrainingRun resumed(dir.path(), 2, true);
+  resumed.fit();
+  EXPECT_EQ(resumed.trainer->history().back().step, 20) << "resumes from the checkpoint";
+}
+
+// run_training's status.json: finished, stopped or failed (with the error), beside config.json.
+TEST(Training, RunFolderSaysHowTheRunStands) {
+  TempDir dir;
+  const auto config = [&](std::vector<std::string> overrides) {
+    overrides.push_back("trainer.output_dir=" + dir.path().string());
+    overrides.push_back("trainer.epochs=2");
+    return load_run_config(LATHE_SOURCE_DIR "/examples/house_prices/config.toml", overrides);
+  };
+  const auto status = [&] {
+    return nlohmann::json::parse(testing::read_file(dir.path() / "status.json"));
+  };
+  std::ostringstream log;
+  run_training(config({}), false, log);
+  EXPECT_EQ(status()["status"], "finished");
+  EXPECT_EQ(status()["pid"], static_cast<std::int64_t>(::getpid()));
+  EXPECT_GE(status()["finished"].get<double>(), status()["started"].get<double>());
+  EXPECT_EQ(
+      nlohmann::json::parse(testing::read_file(dir.path() / "config.json"))["trainer"]["epochs"],
+      2);
+
+  EXPECT_THROW(run_training(config({}), false, log, [] { return true; }), TrainingStopped);
+  EXPECT_EQ(status()["status"], "stopped");
+  EXPECT_EQ(status()["message"], "training stopped at step 1; the checkpoint of step 1 stays in " +
+                                     dir.path().string() + " (continue with --resume)");
+
+  const std::string diverged =
+      error_of([&] { run_training(config({"optimizer.lr=1e30"}), false, log); });
+  EXPECT_NE(diverged.find("training diverged"), std::string::npos) << diverged;
+  EXPECT_EQ(status()["status"], "failed");
+  EXPECT_EQ(status()["message"], diverged);
 }
 
 TEST(Training, HousePricesReachTheLeastSquaresOptimum) {

@@ -87,6 +87,9 @@ struct TrainerConfig {
   // Batches computed in this many row shards at once on replicas sharing the weights (in-process
   // data parallelism); 0: automatic (TrainerOptions::shards), 1: off.
   std::int64_t shards = 0;
+  // Text data: steps between samples of generated text written to samples.jsonl in the run
+  // folder (what `lathe board` shows); 0: none.
+  std::int64_t sample_every = 0;
 };
 
 struct RunConfig {

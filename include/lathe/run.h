@@ -5,6 +5,7 @@
 // with the one Trainer, test, and save the bundle. This is what `lathe train` runs, in one
 // process or under mpirun; the C++ examples show the same steps written out by hand.
 #include <filesystem>
+#include <functional>
 #include <iosfwd>
 #include <memory>
 
@@ -64,6 +65,12 @@ struct RunResult {
   double milliseconds_per_step = 0;
 };
 
-RunResult run_training(const RunConfig& config, bool resume, std::ostream& out);
+// The run folder (trainer.output_dir) gets, besides the Trainer's files, config.json (the
+// resolved config) and status.json (running with the process id, host and start time; then
+// finished, failed with the error, or stopped), both written before training starts, and, for a
+// language model with trainer.sample_every, samples.jsonl. `stop_requested` (one process only)
+// is asked after every step: when it answers true, training stops with TrainingStopped.
+RunResult run_training(const RunConfig& config, bool resume, std::ostream& out,
+                       const std::function<bool()>& stop_requested = {});
 
 }  // namespace lathe

@@ -4,7 +4,8 @@
 // accumulation) computed in shards on replicas that share the weights (in-process data
 // parallelism) and summed across processes (MPI), periodic evaluation with the seed's log lines,
 // early stopping, atomic checkpoints with bit-exact resume, and a run directory with
-// metrics.jsonl and an SVG plot of the curves. How long to train is epochs or iterations.
+// metrics.jsonl, train_log.jsonl and an SVG plot of the curves. How long to train is epochs or
+// iterations.
 #include <filesystem>
 #include <functional>
 #include <iosfwd>
@@ -15,6 +16,7 @@
 
 #include "lathe/data.h"
 #include "lathe/distributed.h"
+#include "lathe/error.h"
 #include "lathe/nn.h"
 #include "lathe/optim.h"
 
@@ -97,6 +99,26 @@ struct TrainerOptions {
   // the whole batch, and only rank 0 writes checkpoints and run files (give the other ranks a
   // stream that discards). Null or one process: plain training.
   ProcessGroup* processes = nullptr;
+  // Asked after every optimizer step; when it answers true, fit() throws TrainingStopped (the
+  // checkpoint of the last evaluation stays, so --resume continues from there). Empty: never.
+  std::function<bool()> stop_requested;
+  // Work every `every` optimizer steps, on the process that writes files, after the step (a
+  // language model's sample, say). The model is back in training mode afterwards.
+  struct StepHook {
+    std::int64_t every = 0;  // 0: never
+    std::function<void(std::int64_t steps_taken)> run;
+  } step_hook;
+};
+
+// What fit() throws when TrainerOptions::stop_requested answered true.
+class TrainingStopped : public Error {
+ public:
+  TrainingStopped(std::int64_t steps_taken, const std::string& message)
+      : Error(message), steps_taken_(steps_taken) {}
+  std::int64_t steps_taken() const { return steps_taken_; }
+
+ private:
+  std::int64_t steps_taken_;
 };
 
 // The shards `requested` (TrainerOptions::shards) resolves to for `model` on batches of
@@ -123,6 +145,11 @@ class Trainer {
   double milliseconds_per_step() const;
 
   static std::filesystem::path checkpoint_path(const std::filesystem::path& output_dir);
+  // The training loss at every log line (log_every), one JSON object a line: step (steps taken
+  // with the batch's), epoch (fractional when the pass's length is known), loss, learning_rate,
+  // time (seconds since 1970). Appended as training goes; a resume drops the lines past the
+  // checkpoint, a fresh run starts it empty.
+  static std::filesystem::path train_log_path(const std::filesystem::path& output_dir);
 
  private:
   // Where in the data the next step starts: the pass and the batch within it, and a resumed
@@ -147,6 +174,10 @@ class Trainer {
   void save_checkpoint(const Position& position, const BatchSource& train) const;
   void load_checkpoint(Position& position, BatchSource& train);
   void write_run_files() const;
+  // Appends a line to train_log.jsonl (the process that writes files only).
+  void append_train_log(std::int64_t step, double epoch, double loss) const;
+  // Keeps the train log's lines up to `steps` (a resumed run), or none (a fresh one).
+  void restart_train_log(std::int64_t steps) const;
 
   Module& model_;
   Optimizer& optimizer_;
@@ -166,6 +197,7 @@ class Trainer {
   double log_loss_sum_ = 0, log_rows_ = 0;
   double session_seconds_ = 0;
   std::int64_t session_steps_ = 0;
+  std::int64_t batches_per_epoch_ = 0;  // of the training source; 0: endless
 };
 
 // An SVG document with the training and validation loss and the validation metric at every

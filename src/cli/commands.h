@@ -34,5 +34,7 @@ void add_inspect_command(CLI::App& app);
 void add_export_command(CLI::App& app);
 // `lathe serve BUNDLE... [--port N] ...`
 void add_serve_command(CLI::App& app);
+// `lathe board [RUNS_DIR] [--port N] [--host ADDRESS]`
+void add_board_command(CLI::App& app);
 
 }  // namespace lathe::cli

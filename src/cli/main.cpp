@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
   lathe::cli::add_inspect_command(app);
   lathe::cli::add_export_command(app);
   lathe::cli::add_serve_command(app);
+  lathe::cli::add_board_command(app);
   lathe::cli::add_demo_command(app);
   try {
 #if LATHE_HAVE_MPI

@@ -488,6 +488,11 @@ TrainerConfig read_trainer(Section& trainer, const DataConfig& d, const std::str
   t.eval_iters = trainer.integer("eval_iters", t.eval_iters);
   t.gradient_accumulation = trainer.integer("gradient_accumulation", 1);
   t.shards = trainer.integer("shards", 0);
+  t.sample_every = trainer.integer("sample_every", 0);
+  if (t.sample_every > 0 && !text_data)
+    fail(*trainer.raw("sample_every"),
+         "trainer.sample_every saves a language model's samples; it needs [data] format "
+         "= \"text\"");
   trainer.finish();
   if (output_dir.empty())
     throw Error(fmt::format("{}: trainer.output_dir must not be empty", where));
@@ -618,7 +623,8 @@ nlohmann::json RunConfig::to_json() const {
         {"eval_every", trainer.eval_every},
         {"eval_iters", trainer.eval_iters},
         {"gradient_accumulation", trainer.gradient_accumulation},
-        {"shards", trainer.shards}}},
+        {"shards", trainer.shards},
+        {"sample_every", trainer.sample_every}}},
   };
 }
 

@@ -165,6 +165,10 @@ std::vector<ConfigKey> build_table() {
                    "batches computed in this many row shards at once (0: one per thread where "
                    "the model allows; 1: off)"),
                0),
+      at_least(key("trainer", "sample_every", I, "0",
+                   "text data: steps between samples of 200 tokens saved to samples.jsonl (0: "
+                   "none)"),
+               0),
   };
 }
 

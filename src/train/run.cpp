@@ -3,8 +3,14 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <array>
+#include <chrono>
 #include <cstdlib>
+#include <fstream>
+#include <optional>
 #include <ostream>
 
 #include "lathe/error.h"
@@ -237,6 +243,37 @@ Sources make_sources(const RunConfig& config, const PreparedData& data,
   return s;
 }
 
+double unix_time() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// status.json in the run folder: what `lathe board` shows of a run, rewritten atomically at the
+// start (running, with the process id and host, which the board checks) and at the end
+// (finished, failed with the error, or stopped).
+class RunStatus {
+ public:
+  explicit RunStatus(std::filesystem::path output_dir) : path_(std::move(output_dir)) {
+    std::array<char, 256> host{};
+    ::gethostname(host.data(), host.size() - 1);
+    status_ = {{"status", "running"},
+               {"pid", static_cast<std::int64_t>(::getpid())},
+               {"host", std::string(host.data())},
+               {"started", unix_time()}};
+    write();
+  }
+  void finish(const std::string& status, const std::string& message = {}) {
+    status_["status"] = status;
+    status_["finished"] = unix_time();
+    if (!message.empty()) status_["message"] = message;
+    write();
+  }
+
+ private:
+  void write() const { write_file_atomically(path_ / "status.json", status_.dump(2) + "\n"); }
+  std::filesystem::path path_;
+  nlohmann::json status_;
+};
+
 // A taste of what a language model learned: 200 tokens after the corpus's first character.
 std::string sample_text(CausalLanguageModel& model, const PreparedData& data, std::uint64_t seed) {
   const std::string& start = data.sample_prompt;
@@ -259,6 +296,53 @@ std::optional<Shape> peek_example_shape(const RunConfig& config) {
     if (block > 0) return Shape{block};
   }
   return std::nullopt;
+}
+
+// Trains, then (rank 0) tests the examples or reports a language model's last estimate, and
+// saves the bundle.
+RunResult train_test_and_save(const RunConfig& config, const PreparedData& data, Module& model,
+                              Trainer& trainer, Sources& sources, std::ostream& out) {
+  const TrainerConfig& t = config.trainer;
+  ProcessGroup& processes = ProcessGroup::world();
+  const LossFunction loss = loss_for(config.loss);
+  RunResult result;
+  result.history =
+      trainer.fit(*sources.train, sources.validation.get(), sources.train_estimate.get());
+  result.milliseconds_per_step = trainer.milliseconds_per_step();
+  if (processes.rank() != 0) return result;  // rank 0 tests and saves the bundle
+
+  BundleInfo info{model.spec(), data.preprocessing, data.task_info, nlohmann::json::object()};
+  if (data.tokens) {
+    const TrainingRecord& last = result.history.back();
+    out << fmt::format("Final: train loss {:.4f}, val loss {:.4f}; {:.1f} ms/iteration\n",
+                       last.train_loss, last.validation.loss, result.milliseconds_per_step);
+    info.metrics.update({{"iterations", last.step},
+                         {"train_loss", last.train_loss},
+                         {"validation_loss", last.validation.loss},
+                         {"ms_per_iteration", result.milliseconds_per_step}});
+  } else {
+    result.train = evaluate(model, loss, data.task, *sources.train_evaluation);
+    result.test = evaluate(model, loss, data.task, *sources.test);
+    out << fmt::format("Test Loss = {:.6f}, {}\n", result.test.loss,
+                       result.test.describe(data.task));
+    if (data.task == Task::Classification)
+      out << fmt::format("Accuracy: {:.2f}%\n", 100 * result.test.accuracy);
+    info.metrics["train"] = result.train.to_json(data.task);
+    info.metrics["test"] = result.test.to_json(data.task);
+    if (!result.history.empty())
+      info.metrics["last_epoch"] = result.history.back().to_json(data.task);
+    info.metrics["epochs"] = result.history.size();
+  }
+  result.bundle_path = t.output_dir / "model.safetensors";
+  std::filesystem::create_directories(t.output_dir);
+  save_bundle(result.bundle_path, model, info);
+  out << fmt::format("Saved model bundle: {}\n", result.bundle_path.string());
+  if (data.tokens)
+    if (auto* language_model = dynamic_cast<CausalLanguageModel*>(&model)) {
+      result.sample = sample_text(*language_model, data, t.seed);
+      out << "Sample:\n" << result.sample << "\n";
+    }
+  return result;
 }
 
 }  // namespace
@@ -338,7 +422,8 @@ PreparedData prepare_data(const RunConfig& config) {
   return out;
 }
 
-RunResult run_training(const RunConfig& config, bool resume, std::ostream& console) {
+RunResult run_training(const RunConfig& config, bool resume, std::ostream& console,
+                       const std::function<bool()>& stop_requested) {
   const TrainerConfig& t = config.trainer;
   ProcessGroup& processes = ProcessGroup::world();
   std::ostream discard(nullptr);  // the other ranks' log: rank 0 speaks for the job
@@ -374,51 +459,45 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& conso
 
   TrainerOptions options = trainer_options(config, processes, resume);
   options.run_identity = run_identity(config, data);
+  // A stop asked of one process alone would leave the others waiting in a collective.
+  if (!processes.distributed()) options.stop_requested = stop_requested;
+  auto* language_model = dynamic_cast<CausalLanguageModel*>(model.get());
+  if (t.sample_every > 0 && data.tokens && language_model) {
+    options.step_hook.every = t.sample_every;
+    options.step_hook.run = [&, language_model](std::int64_t steps) {
+      const nlohmann::json line = {{"step", steps},
+                                   {"time", unix_time()},
+                                   {"text", sample_text(*language_model, data, t.seed)}};
+      std::ofstream(t.output_dir / "samples.jsonl", std::ios::app | std::ios::binary)
+          << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"
+          << std::flush;
+    };
+  }
   // Validation and test measure the plain loss (as timm does), comparable across smoothing
   // settings and equal to what `lathe eval` reports for the bundle.
   const LossFunction loss = loss_for(config.loss);
   options.evaluation_loss = loss;
   Trainer trainer(*model, *optimizer, loss_for(config.loss, config.label_smoothing), data.task,
                   options, make_schedule(config.schedule, config.optimizer.lr, total_steps), out);
-  RunResult result;
-  result.history =
-      trainer.fit(*sources.train, sources.validation.get(), sources.train_estimate.get());
-  result.milliseconds_per_step = trainer.milliseconds_per_step();
-  if (processes.rank() != 0) return result;  // rank 0 tests and saves the bundle
-
-  BundleInfo info{model->spec(), data.preprocessing, data.task_info, nlohmann::json::object()};
-  if (data.tokens) {
-    const TrainingRecord& last = result.history.back();
-    out << fmt::format("Final: train loss {:.4f}, val loss {:.4f}; {:.1f} ms/iteration\n",
-                       last.train_loss, last.validation.loss, result.milliseconds_per_step);
-    info.metrics.update({{"iterations", last.step},
-                         {"train_loss", last.train_loss},
-                         {"validation_loss", last.validation.loss},
-                         {"ms_per_iteration", result.milliseconds_per_step}});
-  } else {
-    result.train = evaluate(*model, loss, data.task, *sources.train_evaluation);
-    result.test = evaluate(*model, loss, data.task, *sources.test);
-    out << fmt::format("Test Loss = {:.6f}, {}\n", result.test.loss,
-                       result.test.describe(data.task));
-    if (data.task == Task::Classification)
-      out << fmt::format("Accuracy: {:.2f}%\n", 100 * result.test.accuracy);
-    info.metrics["train"] = result.train.to_json(data.task);
-    info.metrics["test"] = result.test.to_json(data.task);
-    if (!result.history.empty())
-      info.metrics["last_epoch"] = result.history.back().to_json(data.task);
-    info.metrics["epochs"] = result.history.size();
+  // The run folder says from here on what the run is and how it stands (rank 0 writes files).
+  std::optional<RunStatus> status;
+  if (processes.rank() == 0) {
+    std::filesystem::create_directories(t.output_dir);
+    write_file_atomically(t.output_dir / "config.json", config.to_json().dump(2) + "\n");
+    if (!resume) std::filesystem::remove(t.output_dir / "samples.jsonl");  // an earlier run's
+    status.emplace(t.output_dir);
   }
-  result.bundle_path = t.output_dir / "model.safetensors";
-  std::filesystem::create_directories(t.output_dir);
-  save_bundle(result.bundle_path, *model, info);
-  write_file_atomically(t.output_dir / "config.json", config.to_json().dump(2) + "\n");
-  out << fmt::format("Saved model bundle: {}\n", result.bundle_path.string());
-  if (data.tokens)
-    if (auto* language_model = dynamic_cast<CausalLanguageModel*>(model.get())) {
-      result.sample = sample_text(*language_model, data, t.seed);
-      out << "Sample:\n" << result.sample << "\n";
-    }
-  return result;
+  try {
+    RunResult result = train_test_and_save(config, data, *model, trainer, sources, out);
+    if (status) status->finish("finished");
+    return result;
+  } catch (const TrainingStopped& e) {
+    if (status) status->finish("stopped", e.what());
+    throw;
+  } catch (const std::exception& e) {
+    if (status) status->finish("failed", e.what());
+    throw;
+  }
 }
 
 }  // namespace lathe

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <limits>
 #include <optional>
 #include <ostream>
@@ -95,6 +96,10 @@ std::filesystem::path Trainer::checkpoint_path(const std::filesystem::path& outp
   return output_dir / "checkpoint.safetensors";
 }
 
+std::filesystem::path Trainer::train_log_path(const std::filesystem::path& output_dir) {
+  return output_dir / "train_log.jsonl";
+}
+
 double Trainer::milliseconds_per_step() const {
   return session_steps_ == 0 ? 0.0
                              : 1000.0 * session_seconds_ / static_cast<double>(session_steps_);
@@ -130,6 +135,11 @@ void Trainer::log_batch(std::int64_t pass, std::int64_t batch_index, double loss
     loss = totals[1] > 0 ? totals[0] / totals[1] : 0;
   }
   out_ << fmt::format("Epoch {}: Loss = {:.6f}\n", pass, loss) << std::flush;
+  const double epoch = batches_per_epoch_ > 0
+                           ? static_cast<double>(pass) + static_cast<double>(batch_index + 1) /
+                                                             static_cast<double>(batches_per_epoch_)
+                           : static_cast<double>(pass);
+  append_train_log(optimizer_.steps_taken() + 1, epoch, loss);
 }
 
 // One optimizer step on the next gradient_accumulation batches (this process's rows of them).
@@ -189,11 +199,16 @@ bool Trainer::step(BatchSource& train, Position& position) {
   const std::int64_t steps = optimizer_.steps_taken();
   if (by_iterations() && options_.log_every > 0 && steps % options_.log_every == 0) {
     const std::vector<double> totals = summed({log_loss_sum_, log_rows_});
-    out_ << fmt::format("iter {}: loss {:.4f}, lr {:.3g}, {:.1f} ms/iter\n", steps,
-                        totals[1] > 0 ? totals[0] / totals[1] : 0.0, optimizer_.learning_rate(),
-                        milliseconds_per_step())
+    const double loss = totals[1] > 0 ? totals[0] / totals[1] : 0.0;
+    out_ << fmt::format("iter {}: loss {:.4f}, lr {:.3g}, {:.1f} ms/iter\n", steps, loss,
+                        optimizer_.learning_rate(), milliseconds_per_step())
          << std::flush;
     log_loss_sum_ = log_rows_ = 0;
+    const double epoch = static_cast<double>(position.pass) +
+                         (batches_per_epoch_ > 0 ? static_cast<double>(position.batch) /
+                                                       static_cast<double>(batches_per_epoch_)
+                                                 : 0.0);
+    append_train_log(steps, epoch, loss);
   }
   return true;
 }
@@ -257,13 +272,19 @@ const std::vector<TrainingRecord>& Trainer::fit(BatchSource& train, BatchSource*
     if (shards != sharded_->shards())
       sharded_ = std::make_unique<detail::ShardedModel>(model_, shards);
   }
+  batches_per_epoch_ = train.batches_per_epoch();
   Position position;
   if (options_.resume) load_checkpoint(position, train);
   if (options_.processes && options_.processes->distributed()) {
     broadcast_model();
     reducer_ = std::make_unique<GradientReducer>(*options_.processes, model_.parameters());
   }
-  if (writes_files()) std::filesystem::create_directories(options_.output_dir);
+  if (writes_files()) {
+    std::filesystem::create_directories(options_.output_dir);
+    restart_train_log(options_.resume ? optimizer_.steps_taken() : 0);
+    // A fresh run in a folder used before: no earlier run's records until its first evaluation.
+    if (!options_.resume) write_file_atomically(options_.output_dir / "metrics.jsonl", "");
+  }
   const bool bar_wanted =
       options_.progress == TrainerOptions::Progress::Always ||
       (options_.progress == TrainerOptions::Progress::Auto && detail::stdout_is_terminal());
@@ -334,9 +355,53 @@ const std::vector<TrainingRecord>& Trainer::fit(BatchSource& train, BatchSource*
         bar_done = 0;
       }
     }
+    const std::int64_t steps = optimizer_.steps_taken();
+    if (!pass_ended && options_.step_hook.every > 0 && options_.step_hook.run &&
+        steps % options_.step_hook.every == 0 && writes_files()) {
+      options_.step_hook.run(steps);
+      model_.train();
+    }
+    if (options_.stop_requested && options_.stop_requested()) {
+      bar.clear();
+      throw TrainingStopped(
+          steps,
+          fmt::format("training stopped at step {}{}", steps,
+                      history_.empty() || options_.output_dir.empty()
+                          ? std::string()
+                          : fmt::format("; the checkpoint of step {} stays in {} "
+                                        "(continue with --resume)",
+                                        history_.back().step, options_.output_dir.string())));
+    }
   }
   bar.clear();
   return history_;
+}
+
+void Trainer::append_train_log(std::int64_t step, double epoch, double loss) const {
+  if (!writes_files()) return;
+  const nlohmann::json line = {{"step", step},
+                               {"epoch", epoch},
+                               {"loss", loss},
+                               {"learning_rate", optimizer_.learning_rate()},
+                               {"time", unix_time()}};
+  // One write of a whole line, so a reader sees whole lines, or a last one still incomplete.
+  std::ofstream file(train_log_path(options_.output_dir), std::ios::app | std::ios::binary);
+  file << line.dump() + "\n" << std::flush;
+}
+
+void Trainer::restart_train_log(std::int64_t steps) const {
+  const std::filesystem::path path = train_log_path(options_.output_dir);
+  std::string kept;
+  if (steps > 0) {
+    std::ifstream file(path, std::ios::binary);
+    for (std::string line; std::getline(file, line);) {
+      const nlohmann::json record = nlohmann::json::parse(line, nullptr, false);
+      if (record.is_object() && record.contains("step") && record["step"].is_number_integer() &&
+          record["step"].get<std::int64_t>() <= steps)
+        kept += line + "\n";
+    }
+  }
+  write_file_atomically(path, kept);
 }
 
 void Trainer::write_run_files() const {
