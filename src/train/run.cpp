@@ -456,6 +456,12 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& conso
       t.iterations > 0 ? t.iterations
                        : (sources.train->batches_per_epoch() + t.gradient_accumulation - 1) /
                              t.gradient_accumulation * t.epochs;
+  // A run for epochs knows its steps only now (the config reader checked a run for iterations).
+  if (config.schedule.type == "cosine" && config.schedule.warmup_steps > total_steps)
+    throw Error(fmt::format("{}: schedule.warmup_steps {} is more than the run's {} steps ({} "
+                            "epochs of {} batches)",
+                            config.source.string(), config.schedule.warmup_steps, total_steps,
+                            t.epochs, sources.train->batches_per_epoch()));
 
   TrainerOptions options = trainer_options(config, processes, resume);
   options.run_identity = run_identity(config, data);
