@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the `fuzz` preset and runs every libFuzzer target (fuzz/fuzz_*.cpp) for SECONDS each.
+# Builds the libFuzzer targets (fuzz/fuzz_*.cpp) of the `asan` preset (clang, ASan + UBSan; the
+# build the sanitizer test run uses too) and runs every target for SECONDS each.
 #
 #   bash fuzz/run.sh            # CI mode: 20 s per target
 #   bash fuzz/run.sh 3600       # long mode: an hour per target
@@ -17,8 +18,8 @@ cd "$(dirname "$0")/.."
 seconds="${1:-20}"
 jobs="${FUZZ_JOBS:-1}"
 
-cmake --preset fuzz >/dev/null
-cmake --build build/fuzz --target fuzzers
+cmake --preset asan >/dev/null
+cmake --build --preset asan --target fuzzers
 
 out=build/fuzz/run
 mkdir -p "$out/artifacts"
@@ -46,7 +47,7 @@ for target in $targets; do
   # fuzz/regressions/<target>/: inputs that once found a bug, replayed by every run.
   dirs=("$corpus" "$seeds")
   [[ -d "fuzz/regressions/$target" ]] && dirs+=("fuzz/regressions/$target")
-  if ! "build/fuzz/fuzz/$target" "${flags[@]}" "${dirs[@]}" >"$log" 2>&1; then
+  if ! "build/asan/fuzz/$target" "${flags[@]}" "${dirs[@]}" >"$log" 2>&1; then
     result="FINDING (see $log)"
     status=1
   fi
