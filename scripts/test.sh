@@ -13,6 +13,6 @@ echo "== matmul benchmark (report only; ratios vs OpenBLAS sgemm in this run) ==
 ./build/release/bench/matmul_bench --rounds 5 --batch-seconds 0.05
 
 bash scripts/build.sh asan
-ctest --preset asan -E clang_format -LE slow -j2
+ctest --preset asan
 
 bash fuzz/run.sh 20
