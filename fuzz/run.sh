@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Builds the `fuzz` preset and runs every libFuzzer target (fuzz/fuzz_*.cpp) for SECONDS each.
+# Builds the libFuzzer targets (fuzz/fuzz_*.cpp) of the `asan` preset (clang, ASan + UBSan; the
+# build the sanitizer test run uses too) and runs every target for SECONDS each.
 #
 #   bash fuzz/run.sh            # CI mode: 20 s per target
 #   bash fuzz/run.sh 3600       # long mode: an hour per target
 #   FUZZ_TARGETS="fuzz_csv" bash fuzz/run.sh 600   # some targets only
 #   FUZZ_JOBS=2 bash fuzz/run.sh 3600              # parallel workers per target (-fork)
+#   FUZZ_PARALLEL=1 bash fuzz/run.sh               # one target at a time
+#
+# Targets run side by side, FUZZ_PARALLEL at a time (default: the number of CPUs divided by
+# FUZZ_JOBS), so each target still gets SECONDS of a core of its own.
 #
 # Seeds come from fuzz/corpus/<target>/ and fuzz/regressions/<target>/ (read only; regressions
 # are inputs that once found a bug); what the run discovers goes to
@@ -16,9 +21,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-20}"
 jobs="${FUZZ_JOBS:-1}"
+parallel="${FUZZ_PARALLEL:-$(($(nproc) / jobs))}"
+[[ "$parallel" -ge 1 ]] || parallel=1
 
-cmake --preset fuzz >/dev/null
-cmake --build build/fuzz --target fuzzers
+cmake --preset asan >/dev/null
+cmake --build --preset asan --target fuzzers
 
 out=build/fuzz/run
 mkdir -p "$out/artifacts"
@@ -26,27 +33,49 @@ targets="${FUZZ_TARGETS:-$(for f in fuzz/fuzz_*.cpp; do basename "$f" .cpp; done
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 
-status=0
-printf '%-22s %10s %8s %8s %10s  %s\n' target execs exec/s cov features result
-for target in $targets; do
-  corpus="$out/corpus/$target"
-  seeds="fuzz/corpus/$target"
+# fuzz_one TARGET: runs one target; its log in $out/TARGET.log, and "ok" or "FINDING" in
+# $out/TARGET.result.
+fuzz_one() {
+  local target="$1"
+  local corpus="$out/corpus/$target" seeds="fuzz/corpus/$target" extra=()
   mkdir -p "$corpus" "$seeds"
-  flags=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192
-         -print_final_stats=1 -artifact_prefix="$out/artifacts/$target-")
+  local flags=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192
+               -print_final_stats=1 -artifact_prefix="$out/artifacts/$target-")
   [[ -f "fuzz/$target.dict" ]] && flags+=(-dict="fuzz/$target.dict")
   # fuzz/<target>.options: more libFuzzer flags, one line (later flags win).
   if [[ -f "fuzz/$target.options" ]]; then
-    read -r -a extra < <(grep -v '^#' "fuzz/$target.options" | tr '\n' ' ')
+    read -r -a extra < <(grep -v '^#' "fuzz/$target.options" | tr '\n' ' ') || true
     flags+=("${extra[@]}")
   fi
   if [[ "$jobs" -gt 1 ]]; then flags+=(-fork="$jobs" -ignore_crashes=0); fi
-  log="$out/$target.log"
-  result=ok
   # fuzz/regressions/<target>/: inputs that once found a bug, replayed by every run.
-  dirs=("$corpus" "$seeds")
+  local dirs=("$corpus" "$seeds")
   [[ -d "fuzz/regressions/$target" ]] && dirs+=("fuzz/regressions/$target")
-  if ! "build/fuzz/fuzz/$target" "${flags[@]}" "${dirs[@]}" >"$log" 2>&1; then
+  if "build/asan/fuzz/$target" "${flags[@]}" "${dirs[@]}" >"$out/$target.log" 2>&1; then
+    echo ok >"$out/$target.result"
+  else
+    echo FINDING >"$out/$target.result"
+  fi
+}
+
+running=0
+for target in $targets; do
+  rm -f "$out/$target.result"
+  if [[ "$running" -ge "$parallel" ]]; then
+    wait -n || true
+    running=$((running - 1))
+  fi
+  fuzz_one "$target" &
+  running=$((running + 1))
+done
+wait
+
+status=0
+printf '%-22s %10s %8s %8s %10s  %s\n' target execs exec/s cov features result
+for target in $targets; do
+  log="$out/$target.log"
+  result="$(cat "$out/$target.result" 2>/dev/null || echo FINDING)"
+  if [[ "$result" != ok ]]; then
     result="FINDING (see $log)"
     status=1
   fi
@@ -58,7 +87,7 @@ for target in $targets; do
     "${ft:-?}" "$result"
   if [[ "$result" != ok ]]; then
     (grep -E 'ERROR|SUMMARY|Test unit written|uncaught|invariant|runtime error|error' "$log" ||
-      tail -5 "$log") | head -20
+      tail -5 "$log") | head -20 || true
   fi
 done
 exit "$status"

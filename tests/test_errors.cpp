@@ -130,7 +130,7 @@ TEST(Errors, LossTargets) {
             }),
             "cross_entropy: class weights must have shape [3], got [2]");
   for (const auto& [eps, text] : {std::pair{-0.1, "-0.1"}, {1.0, "1"}, {std::nan(""), "nan"}})
-    EXPECT_EQ(error_of([&] {
+    EXPECT_EQ(error_of([&, eps = eps] {  // (clang 14 cannot capture a structured binding)
                 cross_entropy(logits, Tensor::from_indices({0, 1}, {2}), Tensor(), eps);
               }),
               std::string("cross_entropy: label_smoothing must be in [0, 1), got ") + text);

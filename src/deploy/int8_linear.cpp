@@ -73,7 +73,9 @@ void to_bytes(const float* x, std::int64_t from, std::int64_t to, const InputQua
               std::uint8_t* bytes) {
   for (std::int64_t j = from; j < to; ++j) {
     const float level = std::nearbyint(x[j] * q.inverse) + static_cast<float>(q.zero_point);
-    bytes[j] = static_cast<std::uint8_t>(std::clamp(level, 0.0f, 255.0f));
+    // NaN (from a non-finite input, whose outputs are NaN anyway) gives 0 as in the VNNI sweep:
+    // converting NaN to an integer is undefined behaviour (UBSan's float-cast-overflow).
+    bytes[j] = level > 0.0f ? static_cast<std::uint8_t>(std::min(level, 255.0f)) : 0;
   }
 }
 
