@@ -471,7 +471,31 @@ std::vector<std::string> onnx_layer_types() {
   return types;
 }
 
+// A model trained on a table takes its columns' raw values only where the encoding is the
+// identity (numeric columns, no imputation, no indicator); anything else is refused, named.
+void check_table_encoding(const Predictor& predictor) {
+  const TableEncoding* encoding = predictor.encoding();
+  if (!encoding || encoding->identity()) return;
+  std::vector<std::string> one_hot, imputed, indicators, parts;
+  for (const EncodedColumn& column : encoding->columns()) {
+    if (column.kind == EncodedColumn::Kind::Categorical) one_hot.push_back(column.name);
+    if (column.impute != "none") imputed.push_back(column.name + " " + column.impute);
+    if (column.indicator) indicators.push_back(column.name);
+  }
+  if (!one_hot.empty())
+    parts.push_back(fmt::format("one-hot columns ({})", fmt::join(one_hot, ", ")));
+  if (!imputed.empty()) parts.push_back(fmt::format("imputation ({})", fmt::join(imputed, ", ")));
+  if (!indicators.empty())
+    parts.push_back(fmt::format("missing indicators ({})", fmt::join(indicators, ", ")));
+  throw Error(fmt::format(
+      "export: this model was trained on a table whose encoding lathe does not export to ONNX: "
+      "{}; the ONNX graph would take the {} encoded features, not the columns (serve it with "
+      "`lathe serve`, which takes the columns)",
+      fmt::join(parts, ", "), encoding->width()));
+}
+
 OnnxModel build_onnx_model(const Predictor& predictor) {
+  check_table_encoding(predictor);
   const bool classification = predictor.kind() == PredictionKind::Classification;
   const BundleInfo& info = predictor.info();
   onnx::ModelProto model;
