@@ -2,7 +2,7 @@
 # Tables end to end, as a user runs `lathe` on the Palmer penguins (strings, NA cells): train a
 # classifier from the CSV; `eval --split` evaluates exactly the held-out rows and refuses another
 # file; predict CSV and JSON rows with the original columns; serve one input per column; export
-# refuses naming what it cannot export. Then bad input: one error line with file:line:column,
+# carries the encoding (and refuses a column name the graph uses itself). Then bad input: one error line with file:line:column,
 # exit 1, the earlier run's checkpoint untouched. And a bundle written before tables had an
 # encoding still predicts and evaluates as it did.
 # Usage: cli_tabular.sh LATHE_BINARY SOURCE_DIR
@@ -113,11 +113,18 @@ else
   fail "lathe serve did not start"
 fi
 
-# ---- Export refuses, naming what it cannot export ----
-expect_error "export of a table model" \
-  "export: this model was trained on a table whose encoding lathe does not export to ONNX: one-hot columns \(island, sex\), imputation \(island most_frequent, bill_length_mm median, .*year median\); the ONNX graph would take the 10 encoded features" \
-  export "$bundle" "$work/model.onnx" || failures=$((failures + 1))
-[ -e "$work/model.onnx" ] && fail "a refused export wrote a file"
+# ---- Export carries the encoding (tests/onnx_table.sh runs it in ONNX Runtime) ----
+"$lathe" export "$bundle" "$work/model.onnx" >"$work/export.log" || fail "export: $(cat "$work/export.log")"
+grep -q "^  inputs:  island \[N,1\] string, bill_length_mm \[N,1\] float32, .*, sex \[N,1\] string, year \[N,1\] float32$" \
+  "$work/export.log" || fail "export inputs: $(cat "$work/export.log")"
+echo "ok   export: $(sed -n 2p "$work/export.log")"
+sed '1s/,year$/,logits/' "$penguins" >"$work/logits.csv"
+"$lathe" train "$config" --set trainer.epochs=1 --set "data.path=$work/logits.csv" \
+  --set "trainer.output_dir=$work/logits" >/dev/null || fail "training on logits.csv"
+expect_error "export of a column the graph names itself" \
+  "export: column 'logits' cannot be an input of the ONNX graph, whose inputs are named after the columns" \
+  export "$work/logits/model.safetensors" "$work/logits.onnx" || failures=$((failures + 1))
+[ -e "$work/logits.onnx" ] && fail "a refused export wrote a file"
 
 # ---- Bad input: one error line, exit 1, the checkpoint untouched ----
 checkpoint="$work/run/checkpoint.safetensors"
