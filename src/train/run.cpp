@@ -266,6 +266,14 @@ void finish_examples(const RunConfig& config, PreparedData& out, const TensorDat
                             out.validation->size(), out.test->size());
 }
 
+// Names for a message: the first 20, then how many in all.
+std::string listed(const std::vector<std::string>& names) {
+  constexpr std::size_t kShown = 20;
+  if (names.size() <= kShown) return fmt::format("{}", fmt::join(names, ", "));
+  return fmt::format("{}, ... ({} in all)", fmt::join(names.begin(), names.begin() + kShown, ", "),
+                     names.size());
+}
+
 TableOptions table_options(const DataConfig& d, bool classification) {
   TableOptions o;
   o.target = d.target;
@@ -302,10 +310,10 @@ PreparedData prepare_table(const RunConfig& config) {
   try {
     trace_shapes(config.model, {encoding.width()});
   } catch (const Error& e) {
-    throw Error(fmt::format(
-        "{}: the table encodes to {} features per row ({}), which the model "
-        "does not take: {}",
-        d.path.string(), encoding.width(), fmt::join(encoding.feature_names(), ", "), e.what()));
+    throw Error(
+        fmt::format("{}: the table encodes to {} features per row ({}), which the model "
+                    "does not take: {}",
+                    d.path.string(), encoding.width(), listed(encoding.feature_names()), e.what()));
   }
   nlohmann::json info = {{"format", d.format},
                          {"target", d.target},
