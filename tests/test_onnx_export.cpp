@@ -223,6 +223,62 @@ class Foo : public Module {
   std::string type() const override { return "foo"; }
 };
 
+// A model trained on a table: one input per column, the encoding in the graph.
+Predictor table_predictor(const std::string& unknown_category, bool identity = false) {
+  const RawTable table = parse_csv_table(
+      identity ? "a,b,y\n1,2,x\n3,4,z\n" : "island,bill,y\nDream,39,x\nBiscoe,NA,z\n", "t.csv");
+  TableOptions options;
+  options.target = "y";
+  options.impute = "median";
+  options.missing_indicator_columns =
+      identity ? std::vector<std::string>{} : std::vector<std::string>{"bill"};
+  options.unknown_category = unknown_category;
+  if (identity) options.impute = "none";
+  const TableEncoding encoding = TableEncoding::fit(table, {0, 1}, options);
+  Generator init(3);
+  auto model = make_sequential(
+      json::array({{{"type", "linear"}, {"in", encoding.width()}, {"out", 2}}}), init);
+  model->eval();
+  const json task = {{"task", "classification"},
+                     {"input_shape", {encoding.width()}},
+                     {"classes", encoding.classes()},
+                     {"encoding", encoding.to_json()}};
+  return Predictor(LoadedBundle{model, {model->spec(), Preprocessing::none(), task, {}}});
+}
+
+TEST(OnnxExport, TableModelsTakeOneInputPerColumnAndCarryTheEncoding) {
+  const onnx::ModelProto model = parse(build_onnx_model(table_predictor("error")));
+  ASSERT_EQ(model.graph().input_size(), 2);
+  EXPECT_EQ(model.graph().input(0).name(), "island");
+  EXPECT_EQ(model.graph().input(0).type().tensor_type().elem_type(), onnx::TensorProto::STRING);
+  EXPECT_EQ(model.graph().input(1).name(), "bill");
+  EXPECT_EQ(model.graph().input(1).type().tensor_type().elem_type(), onnx::TensorProto::FLOAT);
+  EXPECT_EQ(dims(model.graph().input(1)), (std::vector<std::string>{"N", "1"}));
+  ASSERT_EQ(model.opset_import_size(), 2);
+  EXPECT_EQ(model.opset_import(1).domain(), "ai.onnx.ml");
+  EXPECT_EQ(op_types(model),
+            (std::vector<std::string>{"OneHotEncoder", "Flatten", "MatMul", "IsNaN", "Where",
+                                      "Cast", "Concat", "Gemm", "Softmax"}));
+  const onnx::NodeProto& one_hot = model.graph().node(0);
+  EXPECT_EQ(one_hot.domain(), "ai.onnx.ml");
+  std::vector<std::string> cats(one_hot.attribute(0).strings().begin(),
+                                one_hot.attribute(0).strings().end());
+  // The categories, then the missing-value tokens, which map to no category (no imputation).
+  EXPECT_EQ(cats, (std::vector<std::string>{"Biscoe", "Dream", "", "NA", "NaN", "null"}));
+  EXPECT_EQ(one_hot.attribute(1).name(), "zeros");
+  EXPECT_EQ(one_hot.attribute(1).i(), 0) << "unknown_category error: ONNX Runtime refuses too";
+  EXPECT_EQ(floats(initializer(model, "encode/0/map")),
+            (std::vector<float>{1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0}));
+  EXPECT_EQ(floats(initializer(model, "const/39")), std::vector<float>{39});  // median of one
+  const onnx::ModelProto ignoring = parse(build_onnx_model(table_predictor("ignore")));
+  EXPECT_EQ(ignoring.graph().node(0).attribute(1).i(), 1);
+  // Numeric columns as they are: the one "input" of every other model.
+  const onnx::ModelProto plain = parse(build_onnx_model(table_predictor("ignore", true)));
+  ASSERT_EQ(plain.graph().input_size(), 1);
+  EXPECT_EQ(plain.graph().input(0).name(), "input");
+  EXPECT_EQ(plain.opset_import_size(), 1);
+}
+
 TEST(OnnxExport, UnknownLayerIsAnErrorNamingIt) {
   Generator init(0);
   auto model = make_sequential(json::array({{{"type", "linear"}, {"in", 2}, {"out", 2}}}), init);

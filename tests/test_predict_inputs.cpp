@@ -351,6 +351,63 @@ TEST(PredictInputs, CsvColumnsArePickedByTheBundlesFeatureNames) {
             dir / "header.csv" + ": no data rows after the header");
 }
 
+// A bundle trained on a table: rows hold the original columns, text included.
+fs::path save_table_classifier(const TempDir& dir) {
+  const RawTable table =
+      parse_csv_table("colour,y,size\nred,a,1\nblue,b,NA\nred,b,3\n", "train.csv");
+  TableOptions options;
+  options.target = "y";
+  options.impute = "mean";
+  const TableEncoding encoding = TableEncoding::fit(table, {0, 1, 2}, options, {';'});
+  Generator init(4);
+  auto model = make_sequential(
+      nlohmann::json::array({{{"type", "linear"}, {"in", encoding.width()}, {"out", 2}}}), init);
+  model->eval();
+  const auto path = dir.path() / "table.safetensors";
+  save_bundle(path, *model,
+              {model->spec(),
+               Preprocessing::none(),
+               {{"task", "classification"},
+                {"format", "csv"},
+                {"input_shape", {encoding.width()}},
+                {"classes", encoding.classes()},
+                {"features", encoding.column_names()},
+                {"encoding", encoding.to_json()}},
+               {}});
+  return path;
+}
+
+TEST(PredictInputs, TableRowsFromCsvAndJsonAreEncoded) {
+  TempDir dir;
+  const Predictor predictor = Predictor::load(save_table_classifier(dir));
+  ASSERT_TRUE(predictor.encoding());
+  const InputSpec spec = InputSpec::of(predictor);
+  // The encoding's delimiter (;) is the one its CSV rows are read with.
+  dir.write("rows.csv", "size;colour\n2;blue\nNA;red\n");
+  const PredictionInputs csv = read_prediction_inputs({dir.path() / "rows.csv"}, spec);
+  EXPECT_EQ(csv.inputs.to_vector(), (std::vector<double>{1, 0, 2, 0, 1, 2}));  // blue, red, size
+  dir.write("rows.json", R"([{"colour": "blue", "size": 2}, {"size": null, "colour": "red"}])");
+  const PredictionInputs json = read_prediction_inputs({dir.path() / "rows.json"}, spec);
+  EXPECT_EQ(json.inputs.to_vector(), csv.inputs.to_vector());
+  EXPECT_EQ(json.sources[1], dir / "rows.json" + ":1");
+
+  dir.write("bad.json", R"([{"colour": "blue", "size": "big"}])");
+  EXPECT_EQ(error_of([&] { read_prediction_inputs({dir.path() / "bad.json"}, spec); }),
+            dir / "bad.json" + ": example 0: column 'size': 'big' is not a number");
+  dir.write("short.json", R"([{"colour": "blue", "size": 1}, {"colour": "red"}])");
+  EXPECT_EQ(error_of([&] { read_prediction_inputs({dir.path() / "short.json"}, spec); }),
+            dir / "short.json" + ": example 1: no column 'size'; the model takes colour, size");
+  dir.write("array.json", R"([[1, 2, 3]])");
+  EXPECT_EQ(error_of([&] { read_prediction_inputs({dir.path() / "array.json"}, spec); }),
+            dir / "array.json" +
+                ": example 0 is [1,2,3]; this model takes rows as objects {\"column\": value} "
+                "with the columns colour, size");
+  dir.write("nested.json", R"([{"colour": ["red"], "size": 1}])");
+  EXPECT_EQ(error_of([&] { read_prediction_inputs({dir.path() / "nested.json"}, spec); }),
+            dir / "nested.json" +
+                ": example 0: column 'colour' is [\"red\"]; expected text, a number or null");
+}
+
 TEST(PredictInputs, CsvWithoutFeatureNamesTakesEveryColumn) {
   TempDir dir;
   const InputSpec spec{{2}, {}};

@@ -31,12 +31,15 @@ class Affine : public Module {
 
 void register_affine() {
   static const bool once = [] {
-    register_layer_type({"test_affine",
-                         "x * scale + shift",
-                         {{"features", LayerArgument::Kind::Integer, true, nullptr, "features"}},
-                         [](const json& a, Generator&) -> std::shared_ptr<Module> {
-                           return std::make_shared<Affine>(a["features"].get<std::int64_t>());
-                         }});
+    LayerType affine{"test_affine",
+                     "x * scale + shift",
+                     {{"features", LayerArgument::Kind::Integer, true, nullptr, "features"}},
+                     [](const json& a, Generator&) -> std::shared_ptr<Module> {
+                       return std::make_shared<Affine>(a["features"].get<std::int64_t>());
+                     }};
+    // Tests that walk every registered type build it from this when they run in this process.
+    affine.example = {{"type", "test_affine"}, {"features", 2}};
+    register_layer_type(std::move(affine));
     return true;
   }();
   (void)once;

@@ -2,6 +2,7 @@
 // against a model whose examples are 2x2 (4 features).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 #include <string>
 
@@ -275,6 +276,107 @@ TEST(InferRequest, MutatedBodiesOnlyEverThrowRequestError) {
     }
   }
   EXPECT_GT(accepted, 0);  // some mutations (in numbers, say) stay valid
+}
+
+// ---- Models trained on a table: one input per column (BYTES for text columns) ----
+
+ModelSignature table_signature(bool all_numeric = false) {
+  ModelSignature s;
+  s.input_shape = {4};
+  s.output_names = {"probabilities", "class_index"};
+  s.columns = {{"island", all_numeric}, {"bill", true}};
+  return s;
+}
+
+std::string table_rejection(const std::string& body, bool all_numeric = false) {
+  try {
+    parse_infer_request(body, table_signature(all_numeric), {});
+  } catch (const RequestError& e) {
+    EXPECT_EQ(e.status(), 400) << e.what();
+    return e.what();
+  }
+  return "(accepted)";
+}
+
+const char* const kTableRequest =
+    R"({"id":"t","inputs":[)"
+    R"({"name":"bill","shape":[3],"datatype":"FP32","data":[39.1,null,41]},)"
+    R"({"name":"island","shape":[3,1],"datatype":"BYTES","data":["Dream","Biscoe",null]}]})";
+
+TEST(InferRequest, TableColumnsAsInputsWithStringsAndNulls) {
+  const InferRequest r = parse_infer_request(kTableRequest, table_signature(), {});
+  ASSERT_TRUE(r.table);
+  EXPECT_EQ(r.batch, 3);
+  EXPECT_EQ(*r.id, "t");
+  const RawTable& t = *r.table;
+  EXPECT_EQ(t.rows, 3);
+  ASSERT_EQ(t.names(), (std::vector<std::string>{"bill", "island"}));
+  EXPECT_TRUE(t.columns[0].numeric);
+  EXPECT_EQ(t.columns[0].numbers[0], 39.1f);
+  EXPECT_TRUE(std::isnan(t.columns[0].numbers[1]));
+  EXPECT_FALSE(t.columns[1].numeric);
+  EXPECT_EQ(t.columns[1].text[1], "Biscoe");
+  EXPECT_TRUE(t.columns[1].is_null(2));
+  EXPECT_FALSE(t.columns[1].is_null(0));
+  EXPECT_EQ(t.where(2, 1), "inputs[1].data[2]");
+}
+
+TEST(InferRequest, OneNumericInputForAllNumericTables) {
+  const InferRequest r = parse_infer_request(
+      R"({"inputs":[{"name":"input","shape":[2,2],"datatype":"FP32","data":[1,2,3,null]}]})",
+      table_signature(true), {});
+  ASSERT_TRUE(r.table);
+  EXPECT_EQ(r.table->columns[1].numbers[0], 2);
+  EXPECT_TRUE(std::isnan(r.table->columns[1].numbers[1]));
+  EXPECT_EQ(r.table->where(1, 1), "inputs[0].data[3]");
+  EXPECT_NE(table_rejection(R"({"inputs":[{"name":"input","shape":[2,2],"datatype":"FP32",)"
+                            R"("data":[1,2,3,4]}]})")
+                .find("inputs[0].name is \"input\"; this model takes one input per column: "
+                      "\"island\", \"bill\""),
+            std::string::npos);
+}
+
+TEST(InferRequest, TableRequestErrorsNameTheField) {
+  const auto with = [](const std::string& bill, const std::string& island) {
+    return R"({"inputs":[)" + bill + "," + island + "]}";
+  };
+  const std::string bill = R"({"name":"bill","shape":[1],"datatype":"FP32","data":[39.1]})";
+  const std::string island = R"({"name":"island","shape":[1],"datatype":"BYTES","data":["Dream"]})";
+  EXPECT_EQ(table_rejection(with(bill, island)), "(accepted)");
+  EXPECT_EQ(table_rejection(
+                with(R"({"name":"bill","shape":[1],"datatype":"BYTES","data":["x"]})", island)),
+            "inputs[0] (\"bill\"): datatype BYTES, but the column is numeric in this model; send "
+            "its values as numbers (FP32, FP64, INT64, INT32 or UINT8)");
+  EXPECT_EQ(table_rejection(R"({"inputs":[)" + bill + "]}"),
+            "the request has no input for column \"island\"; this model takes one input per "
+            "column: \"island\", \"bill\"");
+  EXPECT_EQ(table_rejection(with(bill, bill)), "inputs[1]: column \"bill\" is also inputs[0]");
+  EXPECT_EQ(table_rejection(with(bill, R"({"name":"island","shape":[2],"datatype":"BYTES",)"
+                                       R"("data":["a","b"]})")),
+            "inputs[1].shape [2] has 2 rows but inputs[0] has 1");
+  EXPECT_EQ(table_rejection(with(bill, R"({"name":"sea","shape":[1],"datatype":"BYTES",)"
+                                       R"("data":["a"]})")),
+            "inputs[1].name is \"sea\"; this model takes one input per column: \"island\", "
+            "\"bill\"");
+  EXPECT_EQ(table_rejection(with(bill, R"({"name":"island","shape":[1],"datatype":"BYTES",)"
+                                       R"("data":[3]})")),
+            "inputs[1].data holds a number; datatype BYTES holds strings");
+  EXPECT_EQ(table_rejection(
+                with(R"({"name":"bill","shape":[1],"datatype":"FP32","data":["3"]})", island)),
+            "inputs[0].data holds a string; datatype FP32 holds numbers (BYTES for text)");
+  EXPECT_EQ(table_rejection(with(bill, R"({"name":"island","shape":[1,2],"datatype":"BYTES",)"
+                                       R"("data":["a","b"]})")),
+            "inputs[1].shape [1,2] does not fit this model; expected [N] or [N,1]");
+  EXPECT_EQ(table_rejection(with(bill, R"({"name":"island","shape":[1],"datatype":"BYTES",)"
+                                       R"("data":[{"a":1}]})")),
+            "inputs[1].data holds an object; it holds numbers, strings or nulls, flat or in "
+            "nested arrays");
+  EXPECT_EQ(table_rejection(R"({"inputs":[)" + bill + "," + island + "," + bill + "]}"),
+            "the request has more than 2 inputs; this model takes one per column");
+  // A text column also takes numbers (a category like a year), as their text.
+  EXPECT_EQ(table_rejection(with(bill, R"({"name":"island","shape":[1],"datatype":"INT64",)"
+                                       R"("data":[2007]})")),
+            "(accepted)");
 }
 
 }  // namespace

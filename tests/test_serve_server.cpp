@@ -316,6 +316,82 @@ TEST_F(ServeTest, ServesRegressionModels) {
   EXPECT_NEAR(out[0]["data"][1].get<double>(), expected.at({1, 0}), 1e-6);
 }
 
+// A classifier trained on a table with a text column (one-hot, unknown categories an error) and
+// a numeric column with median imputation: served with one input per column.
+void write_table_classifier(const std::filesystem::path& path) {
+  const RawTable table = parse_csv_table(
+      "island,bill,species\nDream,39,Adelie\nBiscoe,NA,Gentoo\nDream,50,Chinstrap\n"
+      "Torgersen,41,Adelie\n",
+      "train.csv");
+  TableOptions options;
+  options.target = "species";
+  options.impute = "median";
+  options.unknown_category = "error";
+  const TableEncoding encoding = TableEncoding::fit(table, {0, 1, 2, 3}, options);
+  Generator init(5);
+  auto model = make_sequential(
+      json::array({{{"type", "linear"}, {"in", encoding.width()}, {"out", 3}}}), init);
+  model->eval();
+  save_bundle(path, *model,
+              {model->spec(),
+               Preprocessing::none(),
+               {{"task", "classification"},
+                {"format", "csv"},
+                {"input_shape", {encoding.width()}},
+                {"classes", encoding.classes()},
+                {"features", encoding.column_names()},
+                {"encoding", encoding.to_json()}},
+               {}});
+}
+
+TEST_F(ServeTest, ServesTableModelsWithOneInputPerColumn) {
+  const auto path = dir_.path() / "penguins.safetensors";
+  write_table_classifier(path);
+  InferenceServer server({{default_model_name(path), path}}, {.port = 0, .log = [](auto) {}});
+  const int port = server.start();
+  server.load_models();
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(120);
+  const json model = json::parse(c.Get("/v2/models/penguins")->body);
+  EXPECT_EQ(model["inputs"], json::parse(R"([{"name":"island","datatype":"BYTES","shape":[-1]},
+                                             {"name":"bill","datatype":"FP32","shape":[-1]}])"));
+  EXPECT_EQ(model["parameters"]["classes"], json({"Adelie", "Chinstrap", "Gentoo"}));
+  EXPECT_EQ(model["parameters"]["columns"][0]["categories"],
+            json({"Biscoe", "Dream", "Torgersen"}));
+
+  const std::string body =
+      R"({"inputs":[{"name":"island","shape":[2],"datatype":"BYTES","data":["Biscoe","Dream"]},)"
+      R"({"name":"bill","shape":[2,1],"datatype":"FP32","data":[45.5,null]}]})";
+  auto res = c.Post("/v2/models/penguins/infer", body, "application/json");
+  ASSERT_EQ(res->status, 200) << res->body;
+  const json out = json::parse(res->body)["outputs"];
+  EXPECT_EQ(out[0]["shape"], json({2, 3}));
+  // What Predictor gives for the same rows read from CSV.
+  TempDir dir;
+  const Predictor predictor = Predictor::load(path);
+  const Tensor expected = predictor.predict_rows(
+      read_csv_table(dir.write("rows.csv", "bill,island\n45.5,Biscoe\n,Dream\n")));
+  for (std::int64_t i = 0; i < 6; ++i)
+    EXPECT_NEAR(out[0]["data"][i].get<double>(), expected.data<float>()[i], 1e-6) << i;
+
+  res = c.Post("/v2/models/penguins/infer",
+               R"({"inputs":[{"name":"island","shape":[1],"datatype":"BYTES","data":["Atlantis"]},)"
+               R"({"name":"bill","shape":[1],"datatype":"FP32","data":[40]}]})",
+               "application/json");
+  EXPECT_EQ(res->status, 400);
+  EXPECT_EQ(json::parse(res->body)["error"],
+            "inputs[0].data[0]: column 'island': 'Atlantis' is not a category seen in training "
+            "(Biscoe, Dream, Torgersen), and unknown_category is \"error\"");
+  res = c.Post("/v2/models/penguins/infer",
+               R"({"inputs":[{"name":"island","shape":[1],"datatype":"BYTES","data":["Dream"]},)"
+               R"({"name":"bill","shape":[1],"datatype":"BYTES","data":["long"]}]})",
+               "application/json");
+  EXPECT_EQ(res->status, 400);
+  EXPECT_EQ(json::parse(res->body)["error"],
+            "inputs[1] (\"bill\"): datatype BYTES, but the column is numeric in this model; send "
+            "its values as numbers (FP32, FP64, INT64, INT32 or UINT8)");
+}
+
 TEST_F(ServeTest, BatchesConcurrentRequestsAndSplitsTheirRows) {
   // A batch closes when 8 examples are queued or 20 s after the first: 8 requests sent together
   // make one batch however slow the machine is.

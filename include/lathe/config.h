@@ -4,6 +4,7 @@
 // file, the line, the key and what is allowed. `--set key=value` overrides any key before
 // validation.
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,6 +26,21 @@ struct DataConfig {
   double validation_fraction = 0.1;  // taken from the training data
   std::uint64_t seed = 0;            // the splits
   std::vector<std::string> class_names;
+  // csv: how the table's cells become features (lathe/table.h TableOptions, docs/tabular.md).
+  std::string delimiter = ",";  // "," ";" "\t"
+  std::vector<std::string> categorical, drop;
+  std::vector<std::string> missing_values = {"", "NA", "NaN", "null"};
+  std::string impute = "none";              // numeric columns
+  std::string impute_categorical = "none";  // categorical columns
+  std::map<std::string, std::string> impute_columns;
+  double fill_value = 0;
+  std::string fill_category = "missing_value";
+  bool missing_indicator = false;
+  std::vector<std::string> missing_indicator_columns;
+  std::string unknown_category = "ignore";
+  // The table keys above as JSON, only those that differ from their defaults (so the identity of
+  // runs from before they existed stays the same); empty when none does.
+  nlohmann::json table_json() const;
 };
 
 struct PreprocessConfig {

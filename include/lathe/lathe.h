@@ -18,6 +18,7 @@
 #include "lathe/predict_io.h"
 #include "lathe/random.h"
 #include "lathe/run.h"
+#include "lathe/table.h"
 #include "lathe/tensor.h"
 #include "lathe/text.h"
 #include "lathe/train.h"

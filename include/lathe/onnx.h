@@ -8,6 +8,11 @@
 //   logits         float32 [N, classes]          classification: the model's outputs
 //   output         float32 [N, outputs]          regression: the model's outputs
 //
+// A model trained on a table (whose encoding is more than its numeric columns as they are) takes
+// one input per column instead of `input`, [N, 1]: float32 for a numeric column (NaN for a
+// missing value), string for a categorical one; the graph encodes them as lathe does (imputation,
+// missing indicators, one-hot through ONNX-ML's OneHotEncoder, operator set ai.onnx.ml 1).
+//
 // N is the symbolic batch dimension "N". The model uses ONNX IR version 8 and the default
 // operator set, version 17 (what onnx 1.12's checker and ONNX Runtime both accept), and keeps
 // lathe's metadata (classes, task, preprocessing, architecture, metrics) in metadata_props.
@@ -24,17 +29,20 @@ namespace lathe {
 
 inline constexpr std::int64_t kOnnxIrVersion = 8;
 inline constexpr std::int64_t kOnnxOpsetVersion = 17;
+inline constexpr std::int64_t kOnnxMlOpsetVersion = 1;  // ai.onnx.ml, for table encodings
 
 // A graph input or output: its name and its dimensions, the batch one as "N".
 struct OnnxTensorInfo {
   std::string name;
   std::vector<std::string> shape;
+  std::string type = "float32";  // or "string"
   std::string describe() const;  // "input [N,28,28]"
 };
 
 struct OnnxModel {
-  std::string bytes;  // the serialized ModelProto
-  OnnxTensorInfo input;
+  std::string bytes;                   // the serialized ModelProto
+  OnnxTensorInfo input;                // the first of `inputs`
+  std::vector<OnnxTensorInfo> inputs;  // "input", or a table model's columns
   std::vector<OnnxTensorInfo> outputs;
   std::size_t nodes = 0;
   std::size_t initializers = 0;

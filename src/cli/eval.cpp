@@ -9,7 +9,9 @@
 #include "lathe/inference.h"
 #include "lathe/io.h"
 #include "lathe/run.h"
+#include "lathe/table.h"
 #include "src/cli/commands.h"
+#include "src/io/file_bytes.h"
 
 namespace lathe::cli {
 namespace {
@@ -19,7 +21,52 @@ struct EvalOptions {
   std::string data_path, labels_path;
   std::int64_t batch_size = 1000;
   std::string precision = "float32";
+  std::string split = "all";
 };
+
+// A model trained on a table: the rows of `split` (as the bundle records how training split the
+// file), features and labels encoded as in training.
+TensorDataset read_table_split(const std::string& path, const nlohmann::json& task,
+                               const TableEncoding& encoding, const std::string& split,
+                               const std::string& bundle) {
+  const std::vector<unsigned char> bytes = detail::read_raw_file(path);
+  const RawTable table = parse_csv_table(detail::as_chars(bytes), path, {encoding.delimiter()});
+  if (split == "all")
+    return TensorDataset(encoding.transform(table), encoding.transform_target(table));
+  const nlohmann::json recorded = task.value("split", nlohmann::json());
+  const auto number = [&](const char* key) -> const nlohmann::json& {
+    if (!recorded.is_object() || !recorded.contains(key) || !recorded[key].is_number())
+      throw Error(
+          fmt::format("{}: the bundle does not record how its training data was split "
+                      "(lathe.task split.{}); only --split all can be evaluated",
+                      bundle, key));
+    return recorded[key];
+  };
+  const double test_fraction = number("test_fraction").get<double>();
+  const double validation_fraction = number("validation_fraction").get<double>();
+  const auto seed = number("seed").get<std::uint64_t>();
+  const auto rows = number("rows").get<std::int64_t>();
+  const std::string expected = recorded.value("sha256", "");
+  const std::string actual = sha256_hex(detail::as_chars(bytes));
+  if (actual != expected)
+    throw Error(fmt::format(
+        "{}: not the file the model was trained on (SHA-256 {}, the bundle records {} for {}); "
+        "--split {} needs that file, --split all evaluates any",
+        path, actual.substr(0, 16), expected.substr(0, 16),
+        recorded.value("file", "its training data"), split));
+  if (table.rows != rows)
+    throw Error(
+        fmt::format("{}: {} rows, but the bundle's split is of {} rows", path, table.rows, rows));
+  const SplitRows parts = split_rows(rows, test_fraction, validation_fraction, seed);
+  const std::vector<std::int64_t>& picked = split == "test"         ? parts.test
+                                            : split == "validation" ? parts.validation
+                                                                    : parts.train;
+  if (picked.empty())
+    throw Error(fmt::format("{}: the {} split of this model is empty (fraction {})", bundle, split,
+                            split == "test" ? test_fraction : validation_fraction));
+  return TensorDataset(encoding.transform(table, &picked),
+                       encoding.transform_target(table, &picked));
+}
 
 TensorDataset read_labeled(const std::vector<std::string>& paths, const nlohmann::json& task) {
   if (paths.size() == 2) return TensorDataset(read_idx(paths[0]), read_idx_labels(paths[1]));
@@ -66,7 +113,23 @@ void run_eval(const EvalOptions& options) {
                         : Task::Classification;
   std::vector<std::string> paths{options.data_path};
   if (!options.labels_path.empty()) paths.push_back(options.labels_path);
-  const TensorDataset raw = read_labeled(paths, task_info);
+  std::optional<TableEncoding> encoding;
+  if (task_info.contains("encoding")) {
+    try {
+      encoding = TableEncoding::from_json(task_info["encoding"]);
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: lathe.task {}", options.bundle, e.what()));
+    }
+  }
+  if (options.split != "all" && !(encoding && paths.size() == 1))
+    throw Error(fmt::format(
+        "{}: --split {} needs a model trained on a CSV table, evaluated on that file; this "
+        "bundle records no split (use --split all)",
+        options.bundle, options.split));
+  const TensorDataset raw =
+      encoding && paths.size() == 1
+          ? read_table_split(paths[0], task_info, *encoding, options.split, options.bundle)
+          : read_labeled(paths, task_info);
   auto data =
       std::make_shared<TensorDataset>(bundle.info.preprocessing.apply(raw.inputs()), raw.targets());
   DataLoader loader(data, {.batch_size = options.batch_size, .shuffle = false});
@@ -87,7 +150,8 @@ void run_eval(const EvalOptions& options) {
     result =
         evaluate([&](const Tensor& inputs) { return plan->forward(inputs); }, loss, task, loader);
   }
-  std::cout << fmt::format("{} examples: Loss = {:.6f}, {}\n", result.count, result.loss,
+  const std::string part = options.split == "all" ? "" : fmt::format(" ({} split)", options.split);
+  std::cout << fmt::format("{} examples{}: Loss = {:.6f}, {}\n", result.count, part, result.loss,
                            result.describe(task));
 }
 
@@ -106,6 +170,12 @@ void add_eval_command(CLI::App& app) {
   eval->add_option("labels", options->labels_path, "IDX labels, after IDX images");
   eval->add_option("--batch-size", options->batch_size, "examples per batch")
       ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  eval->add_option("--split", options->split,
+                   "a model trained on a CSV file: evaluate only the rows training held out "
+                   "(test, validation) or trained on (train), which needs the same file; all: "
+                   "every row")
+      ->check(CLI::IsMember({"all", "test", "validation", "train"}))
       ->capture_default_str();
   add_precision_option(eval, options->precision);
   eval->callback([options] { run_eval(*options); });

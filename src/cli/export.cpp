@@ -18,13 +18,16 @@ struct ExportOptions {
 void run_export(const ExportOptions& options) {
   const Predictor predictor = Predictor::load(options.bundle);
   const OnnxModel model = export_onnx(predictor, options.output);
-  std::vector<std::string> outputs;
+  std::vector<std::string> inputs, outputs;
+  for (const OnnxTensorInfo& input : model.inputs)
+    inputs.push_back(input.describe() + " " + input.type);
   for (const OnnxTensorInfo& output : model.outputs) outputs.push_back(output.describe());
   std::cout << fmt::format(
       "Wrote {} ({} bytes, ONNX IR {}, opset {}): {} nodes, {} initializers\n"
-      "  input:   {} float32\n  outputs: {}\n",
+      "  {}{}\n  outputs: {}\n",
       options.output, model.bytes.size(), kOnnxIrVersion, kOnnxOpsetVersion, model.nodes,
-      model.initializers, model.input.describe(), fmt::join(outputs, ", "));
+      model.initializers, inputs.size() == 1 ? "input:   " : "inputs:  ", fmt::join(inputs, ", "),
+      fmt::join(outputs, ", "));
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
-// CSV with a header row, the RFC 4180 subset real data sets use: comma separated, a cell may be
-// wrapped in double quotes ("" inside quotes is one quote), LF or CRLF line ends. Spaces and tabs
-// around a cell (outside its quotes) are ignored.
+// CSV with a header row, the RFC 4180 subset real data sets use: comma (or semicolon, or tab)
+// separated, a cell may be wrapped in double quotes ("" inside quotes is one quote; delimiters and
+// line breaks inside quotes are text), LF or CRLF line ends, an optional UTF-8 byte order mark.
+// Spaces and tabs around a cell (outside its quotes) are ignored, tabs only where they are not
+// the delimiter. Numeric readers (read_csv) parse every cell; read_csv_table keeps the text.
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -13,14 +15,51 @@
 
 #include "lathe/data.h"
 #include "lathe/error.h"
+#include "lathe/table.h"
+#include "src/data/csv_support.h"
 #include "src/io/file_bytes.h"
 
 namespace lathe {
+
+namespace detail {
+
+const char* parse_csv_number(std::string_view text, float& value) {
+  const char* first = text.data();
+  const char* const last = first + text.size();
+  if (first != last && *first == '+') ++first;  // from_chars rejects a leading plus
+  double parsed = 0;
+  const auto [end, error] = std::from_chars(first, last, parsed);
+  if (text.empty() || error == std::errc::invalid_argument || end != last) return "is not a number";
+  if (error == std::errc::result_out_of_range) return "is out of range";
+  if (!std::isfinite(parsed)) return "is not a finite number";
+  if (std::abs(parsed) > std::numeric_limits<float>::max()) return "is outside the float32 range";
+  value = static_cast<float>(parsed);
+  return nullptr;
+}
+
+std::string shown_cell(std::string_view text) {
+  constexpr std::size_t kMax = 40;
+  std::string out;
+  for (std::size_t i = 0; i < text.size() && i < kMax; ++i) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    if (byte < 0x20 || byte == 0x7F)
+      out += fmt::format("\\x{:02X}", byte);
+    else
+      out += text[i];
+  }
+  return text.size() <= kMax ? out : out + "...";
+}
+
+}  // namespace detail
+
 namespace {
+
+using detail::parse_csv_number;
 
 class CsvReader {
  public:
-  CsvReader(std::string name, std::string_view text) : name_(std::move(name)), text_(text) {}
+  CsvReader(std::string name, std::string_view text, char delimiter = ',')
+      : name_(std::move(name)), text_(text), delimiter_(delimiter) {}
 
   // Reads the next record; false at the end of the text. A blank line is a record with no
   // cells and blank() true.
@@ -31,7 +70,7 @@ class CsvReader {
     blank_ = at_line_end();
     if (!blank_) {
       cells_.push_back(read_cell());
-      while (pos_ < text_.size() && text_[pos_] == ',') {
+      while (pos_ < text_.size() && text_[pos_] == delimiter_) {
         ++pos_;
         cells_.push_back(read_cell());
       }
@@ -55,8 +94,17 @@ class CsvReader {
     return text_[pos_] == '\r' && (pos_ + 1 == text_.size() || text_[pos_ + 1] == '\n');
   }
 
+  bool is_space(char c) const { return c == ' ' || (c == '\t' && delimiter_ != '\t'); }
+
   void skip_spaces() {
-    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t')) ++pos_;
+    while (pos_ < text_.size() && is_space(text_[pos_])) ++pos_;
+  }
+
+  [[noreturn]] void too_long(std::size_t line, std::size_t column) const {
+    throw Error(
+        fmt::format("{}:{}:{}: a cell of more than {} bytes (1 MiB), the longest a CSV cell "
+                    "may be; is a quote left open?",
+                    name_, line, column, kMaxCsvCellBytes));
   }
 
   std::string read_cell() {
@@ -64,9 +112,10 @@ class CsvReader {
     skip_spaces();
     if (pos_ < text_.size() && text_[pos_] == '"') return read_quoted_cell(column);
     const std::size_t begin = pos_;
-    while (pos_ < text_.size() && text_[pos_] != ',' && !at_line_end()) ++pos_;
+    while (pos_ < text_.size() && text_[pos_] != delimiter_ && !at_line_end()) ++pos_;
     std::string_view cell = text_.substr(begin, pos_ - begin);
-    while (!cell.empty() && (cell.back() == ' ' || cell.back() == '\t')) cell.remove_suffix(1);
+    while (!cell.empty() && is_space(cell.back())) cell.remove_suffix(1);
+    if (cell.size() > kMaxCsvCellBytes) too_long(line_, column);
     return std::string(cell);
   }
 
@@ -85,44 +134,32 @@ class CsvReader {
       } else if (c == '\n') {
         ++line_;
       }
+      if (cell.size() == kMaxCsvCellBytes) too_long(open_line, column);
       cell += c;
     }
     skip_spaces();
-    if (pos_ < text_.size() && text_[pos_] != ',' && !at_line_end())
+    if (pos_ < text_.size() && text_[pos_] != delimiter_ && !at_line_end())
       throw Error(fmt::format(
-          "{}:{}:{}: unexpected '{}' after the closing quote; expected a comma or the end of the "
-          "line",
-          name_, line_, column, text_[pos_]));
+          "{}:{}:{}: unexpected '{}' after the closing quote; expected {} or the end of the line",
+          name_, line_, column, detail_printable(text_[pos_]), delimiter_words()));
     return cell;
+  }
+
+  static std::string detail_printable(char c) {
+    const auto byte = static_cast<unsigned char>(c);
+    return byte < 0x20 || byte >= 0x7F ? fmt::format("\\x{:02X}", byte) : std::string(1, c);
+  }
+  std::string delimiter_words() const {
+    return delimiter_ == ',' ? "a comma" : delimiter_ == ';' ? "a semicolon" : "a tab";
   }
 
   std::string name_;
   std::string_view text_;
+  char delimiter_;
   std::size_t pos_ = 0, line_ = 1, record_line_ = 1;
   std::vector<std::string> cells_;
   bool blank_ = false;
 };
-
-// Cell text for a message, shortened if long.
-std::string shown(const std::string& text) {
-  constexpr std::size_t kMax = 40;
-  return text.size() <= kMax ? text : text.substr(0, kMax) + "...";
-}
-
-// Parses a finite number that fits in float32 into `value`; otherwise returns what is wrong.
-const char* parse_number(const std::string& text, float& value) {
-  const char* first = text.data();
-  const char* const last = first + text.size();
-  if (first != last && *first == '+') ++first;  // from_chars rejects a leading plus
-  double parsed = 0;
-  const auto [end, error] = std::from_chars(first, last, parsed);
-  if (text.empty() || error == std::errc::invalid_argument || end != last) return "is not a number";
-  if (error == std::errc::result_out_of_range) return "is out of range";
-  if (!std::isfinite(parsed)) return "is not a finite number";
-  if (std::abs(parsed) > std::numeric_limits<float>::max()) return "is outside the float32 range";
-  value = static_cast<float>(parsed);
-  return nullptr;
-}
 
 // The text of CSV bytes: gunzipped if they are gzip data (kept in `inflated`), without a UTF-8
 // byte order mark.
@@ -139,6 +176,14 @@ std::vector<std::string> read_header(CsvReader& reader, const std::string& name)
   if (reader.blank())
     throw Error(fmt::format("{}:1: the header row is empty; expected column names", name));
   return reader.cells();
+}
+
+void check_unique(const std::vector<std::string>& columns, const std::string& name) {
+  for (std::size_t j = 0; j < columns.size(); ++j)
+    for (std::size_t k = 0; k < j; ++k)
+      if (columns[j] == columns[k])
+        throw Error(fmt::format("{}:1:{}: duplicate column name '{}' (also column {})", name, j + 1,
+                                columns[j], k + 1));
 }
 
 // The data rows after the header: the numbers of the `picked` columns (header indices), row by
@@ -164,9 +209,9 @@ std::vector<float> read_numbers(CsvReader& reader, const std::string& name,
                               cells.size(), header.size()));
     for (const std::size_t j : picked) {
       float value = 0;
-      if (const char* problem = parse_number(cells[j], value))
+      if (const char* problem = parse_csv_number(cells[j], value))
         throw Error(fmt::format("{}:{}:{}: column '{}': '{}' {}", name, reader.line(), j + 1,
-                                header[j], shown(cells[j]), problem));
+                                header[j], detail::shown_cell(cells[j]), problem));
       values.push_back(value);
     }
     ++rows;
@@ -177,6 +222,77 @@ std::vector<float> read_numbers(CsvReader& reader, const std::string& name,
 
 }  // namespace
 
+char CsvDialect::delimiter_from_name(const std::string& name) {
+  if (name == ",") return ',';
+  if (name == ";") return ';';
+  if (name == "\t" || name == "tab") return '\t';
+  throw Error(
+      fmt::format("delimiter \"{}\" is not one lathe reads; use \",\", \";\" or \"\\t\"", name));
+}
+
+std::string CsvDialect::delimiter_name(char delimiter) {
+  return delimiter == '\t' ? "\t" : std::string(1, delimiter);
+}
+
+void TextCells::push_back(std::string_view cell) {
+  text_.append(cell);
+  ends_.push_back(text_.size());
+}
+
+std::string RawTable::where(std::int64_t row, std::size_t column) const {
+  if (locate) return locate(row, column);
+  if (static_cast<std::size_t>(row) < lines.size())
+    return fmt::format("{}:{}:{}", source, lines[static_cast<std::size_t>(row)], column + 1);
+  return fmt::format("{}: row {}, column {}", source, row, column + 1);
+}
+
+const RawColumn* RawTable::find(std::string_view name) const {
+  for (const RawColumn& column : columns)
+    if (column.name == name) return &column;
+  return nullptr;
+}
+
+std::vector<std::string> RawTable::names() const {
+  std::vector<std::string> out;
+  for (const RawColumn& column : columns) out.push_back(column.name);
+  return out;
+}
+
+RawTable read_csv_table(const std::filesystem::path& path, const CsvDialect& dialect) {
+  return parse_csv_table(detail::as_chars(detail::read_raw_file(path)), path.string(), dialect);
+}
+
+RawTable parse_csv_table(std::string_view bytes, const std::string& where,
+                         const CsvDialect& dialect) {
+  const std::string& name = where;
+  std::optional<std::vector<unsigned char>> inflated;
+  CsvReader reader(name, csv_text(bytes, name, inflated), dialect.delimiter);
+  const std::vector<std::string> header = read_header(reader, name);
+  check_unique(header, name);
+  RawTable table;
+  table.source = name;
+  for (const std::string& column : header) table.columns.push_back({.name = column});
+  std::size_t blank_line = 0;  // a blank line not yet known to be trailing
+  while (reader.next()) {
+    if (reader.blank()) {
+      if (blank_line == 0) blank_line = reader.line();
+      continue;
+    }
+    if (blank_line != 0)
+      throw Error(fmt::format("{}:{}: empty line between data rows; expected {} cells", name,
+                              blank_line, header.size()));
+    const auto& cells = reader.cells();
+    if (cells.size() != header.size())
+      throw Error(fmt::format("{}:{}: row has {} cells, the header has {}", name, reader.line(),
+                              cells.size(), header.size()));
+    for (std::size_t j = 0; j < cells.size(); ++j) table.columns[j].text.push_back(cells[j]);
+    table.lines.push_back(reader.line());
+    ++table.rows;
+  }
+  if (table.rows == 0) throw Error(fmt::format("{}: no data rows after the header", name));
+  return table;
+}
+
 CsvTable read_csv(const std::filesystem::path& path, const std::string& target) {
   return parse_csv(detail::as_chars(detail::read_raw_file(path)), path.string(), target);
 }
@@ -186,11 +302,7 @@ CsvTable parse_csv(std::string_view bytes, const std::string& where, const std::
   std::optional<std::vector<unsigned char>> inflated;
   CsvReader reader(name, csv_text(bytes, name, inflated));
   const std::vector<std::string> columns = read_header(reader, name);
-  for (std::size_t j = 0; j < columns.size(); ++j)
-    for (std::size_t k = 0; k < j; ++k)
-      if (columns[j] == columns[k])
-        throw Error(fmt::format("{}:1:{}: duplicate column name '{}' (also column {})", name, j + 1,
-                                columns[j], k + 1));
+  check_unique(columns, name);
 
   CsvTable table;
   table.target_name = target;

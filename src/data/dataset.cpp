@@ -9,6 +9,7 @@
 #include "lathe/data.h"
 #include "lathe/error.h"
 #include "lathe/parallel.h"
+#include "lathe/table.h"
 
 namespace lathe {
 namespace {
@@ -61,20 +62,48 @@ TensorDataset TensorDataset::subset(const std::vector<std::int64_t>& indices) co
   return TensorDataset(rows.inputs, rows.targets);
 }
 
-std::pair<TensorDataset, TensorDataset> random_split(const TensorDataset& dataset,
-                                                     double second_fraction, std::uint64_t seed) {
+namespace {
+
+// The seeded permutation random_split takes: the first part is order[0, n - second), the second
+// the last `second` indices.
+std::vector<std::int64_t> split_order(std::int64_t n, double second_fraction, std::uint64_t seed,
+                                      std::int64_t& second) {
   if (!(second_fraction >= 0 && second_fraction < 1))
     throw Error(fmt::format("split: fraction must be in [0, 1), got {}", second_fraction));
-  const std::int64_t n = dataset.size();
-  const auto second = static_cast<std::int64_t>(std::llround(second_fraction * n));
+  second = static_cast<std::int64_t>(std::llround(second_fraction * static_cast<double>(n)));
   std::vector<std::int64_t> order(n);
   std::iota(order.begin(), order.end(), 0);
   Generator generator(seed);
   for (std::int64_t i = n - 1; i > 0; --i)  // Fisher-Yates
     std::swap(order[i], order[generator.below(static_cast<std::uint64_t>(i + 1))]);
+  return order;
+}
+
+}  // namespace
+
+std::pair<TensorDataset, TensorDataset> random_split(const TensorDataset& dataset,
+                                                     double second_fraction, std::uint64_t seed) {
+  std::int64_t second = 0;
+  const std::vector<std::int64_t> order =
+      split_order(dataset.size(), second_fraction, seed, second);
   const std::vector<std::int64_t> first_indices(order.begin(), order.end() - second);
   const std::vector<std::int64_t> second_indices(order.end() - second, order.end());
   return {dataset.subset(first_indices), dataset.subset(second_indices)};
+}
+
+SplitRows split_rows(std::int64_t rows, double test_fraction, double validation_fraction,
+                     std::uint64_t seed) {
+  std::int64_t test = 0, validation = 0;
+  const std::vector<std::int64_t> order = split_order(rows, test_fraction, seed, test);
+  const std::vector<std::int64_t> kept(order.begin(), order.end() - test);
+  const std::vector<std::int64_t> inner = split_order(static_cast<std::int64_t>(kept.size()),
+                                                      validation_fraction, seed + 1, validation);
+  SplitRows split;
+  split.test.assign(order.end() - test, order.end());
+  for (std::size_t i = 0; i < inner.size(); ++i)
+    (i + static_cast<std::size_t>(validation) < inner.size() ? split.train : split.validation)
+        .push_back(kept[static_cast<std::size_t>(inner[i])]);
+  return split;
 }
 
 }  // namespace lathe

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "lathe/data.h"
 #include "lathe/error.h"
@@ -68,6 +69,12 @@ void read_idx_examples(const std::filesystem::path& path, const InputSpec& spec,
 
 void read_csv_examples(const std::filesystem::path& path, const InputSpec& spec, Collected& out) {
   const std::string name = path.string();
+  if (spec.encoding) {
+    const RawTable table = read_csv_table(path, {spec.encoding->delimiter()});
+    const Tensor features = spec.encoding->transform(table);
+    add_rows(out, name, features.data<float>(), features.size(0), features.size(1));
+    return;
+  }
   const std::int64_t features = shape_numel(spec.shape);
   if (!spec.features.empty() && static_cast<std::int64_t>(spec.features.size()) != features)
     throw Error(fmt::format("{}: the bundle names {} features but its input shape {} has {}", name,
@@ -127,10 +134,60 @@ void append_nested(const nlohmann::json& value, const Shape& shape, std::size_t 
   }
 }
 
+// JSON rows of a table model: [{"column": value, ...}, ...]; values are text, numbers or null
+// (missing). Every column of the encoding must be in every row; others are ignored.
+void read_json_rows(const std::filesystem::path& path, const nlohmann::json& json,
+                    const TableEncoding& encoding, Collected& out) {
+  const std::string name = path.string();
+  RawTable table;
+  table.source = name;
+  table.rows = static_cast<std::int64_t>(json.size());
+  for (const std::string& column : encoding.column_names())
+    table.columns.push_back({.name = column, .null = std::vector<std::uint8_t>(json.size(), 0)});
+  for (std::size_t i = 0; i < json.size(); ++i) {
+    const nlohmann::json& row = json[i];
+    if (!row.is_object())
+      throw Error(fmt::format(
+          "{}: example {} is {}; this model takes rows as objects {{\"column\": value}} with "
+          "the columns {}",
+          name, i, shown(row), fmt::join(encoding.column_names(), ", ")));
+    for (RawColumn& column : table.columns) {
+      const auto found = row.find(column.name);
+      if (found == row.end())
+        throw Error(fmt::format("{}: example {}: no column '{}'; the model takes {}", name, i,
+                                column.name, fmt::join(encoding.column_names(), ", ")));
+      if (found->is_string()) {
+        column.text.push_back(found->get_ref<const std::string&>());
+      } else if (found->is_number()) {
+        column.text.push_back(found->dump());
+      } else if (found->is_null()) {
+        column.text.push_back("");
+        column.null[i] = 1;
+      } else {
+        throw Error(
+            fmt::format("{}: example {}: column '{}' is {}; expected text, a number or null", name,
+                        i, column.name, shown(*found)));
+      }
+    }
+  }
+  table.locate = [&](std::int64_t row, std::size_t) {
+    return fmt::format("{}: example {}", name, row);
+  };
+  const Tensor features = encoding.transform(table);
+  for (std::int64_t i = 0; i < features.size(0); ++i)
+    out.sources.push_back(fmt::format("{}:{}", name, i));
+  out.values.insert(out.values.end(), features.data<float>(),
+                    features.data<float>() + features.numel());
+}
+
 void read_json_examples(const std::filesystem::path& path, const InputSpec& spec, Collected& out) {
   const std::string name = path.string();
   const std::int64_t features = shape_numel(spec.shape);
   const nlohmann::json json = parse_json_file(path);
+  // Rows of a table model are objects; an all-numeric model also takes arrays of its numbers.
+  if (spec.encoding && json.is_array() && !json.empty() &&
+      (json[0].is_object() || !spec.encoding->identity()))
+    return read_json_rows(path, json, *spec.encoding, out);
   if (!json.is_array())
     throw Error(fmt::format("{}: expected a JSON array of examples, got {}", name, shown(json)));
   if (json.empty()) throw Error(fmt::format("{}: the array holds no examples", name));
@@ -176,6 +233,7 @@ InputSpec InputSpec::of(const Predictor& predictor) {
     for (const auto& feature : task["features"])
       spec.features.push_back(feature.is_string() ? feature.get<std::string>() : feature.dump());
   if (task.value("format", "") == "mnist_json") spec.pixel_scale = 1.0 / 255;
+  spec.encoding = predictor.encoding();
   return spec;
 }
 

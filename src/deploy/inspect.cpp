@@ -16,6 +16,7 @@
 #include "lathe/error.h"
 #include "lathe/io.h"
 #include "lathe/predict_io.h"
+#include "lathe/table.h"
 
 namespace lathe {
 namespace {
@@ -226,6 +227,35 @@ std::string format_bundle_description(const nlohmann::json& d) {
     for (const auto& c : task["classes"]) names.push_back(text_of(c));
     line(fmt::format("Classes ({})", names.size()), fmt::format("{}", fmt::join(names, ", ")));
   }
+  // A model trained on a table: how each column becomes features, and the rows it held out.
+  if (task.contains("encoding")) {
+    try {
+      const TableEncoding encoding = TableEncoding::from_json(task["encoding"]);
+      if (encoding.identity())
+        line("Encoding", fmt::format("{} numeric columns, as they are (missing values are an "
+                                     "error)",
+                                     encoding.columns().size()));
+      else
+        line("Encoding",
+             fmt::format("{} features from {} columns; unknown categories: {}; missing "
+                         "values: {}",
+                         encoding.width(), encoding.columns().size(),
+                         encoding.unknown_category() == "ignore" ? "all zeros" : "error",
+                         text_of(nlohmann::json(encoding.missing_values()))));
+      if (!encoding.identity())
+        for (const std::string& column : encoding.describe()) out += "  " + column + "\n";
+    } catch (const Error& e) {
+      line("Encoding", fmt::format("unreadable: {}", e.what()));
+    }
+  }
+  if (const nlohmann::json split = task.value("split", nlohmann::json()); split.is_object())
+    line("Split", fmt::format("{} rows of {} (SHA-256 {}), seed {}: test {}, validation {}",
+                              text_of(split.value("rows", nlohmann::json("?"))),
+                              text_of(split.value("file", nlohmann::json("?"))),
+                              text_of(split.value("sha256", nlohmann::json("?"))),
+                              text_of(split.value("seed", nlohmann::json("?"))),
+                              text_of(split.value("test_fraction", nlohmann::json("?"))),
+                              text_of(split.value("validation_fraction", nlohmann::json("?")))));
 
   const nlohmann::json architecture = d.value("architecture", nlohmann::json::object());
   const bool language_model = d.contains("tokenizer");

@@ -51,6 +51,21 @@ Predictor::Predictor(LoadedBundle bundle, InferencePrecision precision)
                                                                : PredictionKind::Classification;
   input_shape_ = recorded_input_shape(task, where);
   input_features_ = shape_numel(input_shape_);
+  if (task.contains("encoding")) {
+    try {
+      encoding_ = std::make_shared<const TableEncoding>(TableEncoding::from_json(task["encoding"]));
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: lathe.task {}", where, e.what()));
+    }
+    if (encoding_->width() != input_features_ || input_shape_.size() != 1)
+      throw Error(
+          fmt::format("{}: lathe.task: the encoding gives {} features but input_shape is {}", where,
+                      encoding_->width(), shape_str(input_shape_)));
+    if (encoding_->classification() != (kind_ == PredictionKind::Classification))
+      throw Error(fmt::format("{}: lathe.task: the encoding is for {} but the task is {}", where,
+                              encoding_->classification() ? "classification" : "regression",
+                              task.value("task", "classification")));
+  }
   if (kind_ == PredictionKind::Classification) {
     // The class count is what the model outputs for one example.
     NoGradGuard no_grad;
@@ -67,6 +82,9 @@ Predictor::Predictor(LoadedBundle bundle, InferencePrecision precision)
     } else {
       for (std::int64_t c = 0; c < classes; ++c) class_names_.push_back(std::to_string(c));
     }
+    if (encoding_ && encoding_->classes() != class_names_)
+      throw Error(
+          fmt::format("{}: lathe.task: the encoding's classes differ from \"classes\"", where));
   }
 }
 
@@ -89,6 +107,14 @@ Tensor Predictor::predict(const Tensor& raw_inputs) const {
   const Tensor inputs = bundle_.info.preprocessing.apply(reshape(raw_inputs, batch_shape));
   const Tensor outputs = plan_ ? plan_->forward(inputs) : bundle_.model->forward(inputs);
   return kind_ == PredictionKind::Classification ? softmax(outputs, -1) : outputs;
+}
+
+Tensor Predictor::predict_rows(const RawTable& table) const {
+  if (!encoding_)
+    throw Error(
+        "predict: this model was not trained on a table with a recorded encoding; give it "
+        "its features as numbers");
+  return predict(encoding_->transform(table));
 }
 
 std::vector<std::int64_t> argmax_rows(const Tensor& probabilities) {

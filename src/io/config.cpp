@@ -15,6 +15,7 @@
 
 #include "lathe/error.h"
 #include "lathe/nn.h"
+#include "lathe/table.h"
 #include "src/io/config_keys.h"
 #include "src/io/file_bytes.h"
 #include "src/io/toml_text.h"
@@ -274,6 +275,51 @@ void check_model_input(const nlohmann::json& spec, const std::string& format,
                        first["type"].get<std::string>(), format));
 }
 
+// The [data] keys of tables (format "csv"): how cells become features.
+void read_table_keys(Section& data, DataConfig& d) {
+  if (const toml::node* node = data.raw("delimiter")) {
+    d.delimiter = data.string("delimiter", ",");
+    try {
+      CsvDialect::delimiter_from_name(d.delimiter);
+    } catch (const Error& e) {
+      fail(*node, fmt::format("data.{}", e.what()));
+    }
+  }
+  d.categorical = data.strings("categorical");
+  d.drop = data.strings("drop");
+  if (data.raw("missing_values")) d.missing_values = data.strings("missing_values");
+  d.impute = data.string("impute", d.impute);
+  d.impute_categorical = data.string("impute_categorical", d.impute_categorical);
+  if (const toml::node* node = data.raw("impute_columns")) {
+    const toml::table* table = node->as_table();
+    if (!table)
+      fail(*node,
+           "data.impute_columns must be a table of column = method, e.g. { sex = "
+           "\"most_frequent\" }");
+    const std::vector<std::string>& allowed = find_config_key("data", "impute")->allowed;
+    for (auto&& [key, value] : *table) {
+      const std::string column(key.str());
+      if (!value.is_string() ||
+          std::find(allowed.begin(), allowed.end(), *value.value<std::string>()) == allowed.end())
+        fail(value,
+             fmt::format("data.impute_columns.{} must be one of: {}", column, join(allowed)));
+      d.impute_columns[column] = *value.value<std::string>();
+    }
+  }
+  d.fill_value = data.number("fill_value", d.fill_value);
+  if (!std::isfinite(d.fill_value)) fail(*data.raw("fill_value"), "data.fill_value must be finite");
+  d.fill_category = data.string("fill_category", d.fill_category);
+  if (const toml::node* node = data.raw("missing_indicator")) {
+    if (node->is_boolean())
+      d.missing_indicator = data.boolean("missing_indicator", false);
+    else if (node->is_array())
+      d.missing_indicator_columns = data.strings("missing_indicator");
+    else
+      fail(*node, "data.missing_indicator must be true, false or a list of column names");
+  }
+  d.unknown_category = data.string("unknown_category", d.unknown_category);
+}
+
 // Parses "a.b.c=value" into a one-key TOML table whose nodes carry the source "--set".
 toml::table parse_override(const std::string& assignment) {
   const auto equals = assignment.find('=');
@@ -376,6 +422,7 @@ DataConfig read_data(Section& data, const std::string& where) {
   d.validation_fraction = data.number("validation_fraction", d.validation_fraction);
   d.seed = static_cast<std::uint64_t>(data.integer("seed", 0));
   d.class_names = data.strings("class_names");
+  read_table_keys(data, d);
   data.finish();
   const auto require = [&](bool ok, const char* what) {
     if (!ok) throw Error(fmt::format("{}: [data] format \"{}\" needs {}", where, d.format, what));
@@ -388,6 +435,9 @@ DataConfig read_data(Section& data, const std::string& where) {
                 !d.test_labels.empty(),
             "train_images, train_labels, test_images and test_labels");
   if (d.format == "csv") require(!d.path.empty() && !d.target.empty(), "path and target");
+  if (d.format != "csv" && !d.table_json().empty())
+    throw Error(fmt::format("{}: [data] {} applies to format \"csv\" only, not \"{}\"", where,
+                            d.table_json().begin().key(), d.format));
   if (d.format == "mnist_json") require(!d.dir.empty(), "dir");
   if (d.format == "text") require(!d.path.empty(), "path (a text file or a folder of .txt files)");
   return d;
@@ -557,12 +607,31 @@ RunConfig parse_run_config(std::string_view text, const std::string& where,
   return config;
 }
 
+nlohmann::json DataConfig::table_json() const {
+  const DataConfig defaults;
+  nlohmann::json out = nlohmann::json::object();
+  if (delimiter != defaults.delimiter) out["delimiter"] = delimiter;
+  if (!categorical.empty()) out["categorical"] = categorical;
+  if (!drop.empty()) out["drop"] = drop;
+  if (missing_values != defaults.missing_values) out["missing_values"] = missing_values;
+  if (impute != defaults.impute) out["impute"] = impute;
+  if (impute_categorical != defaults.impute_categorical)
+    out["impute_categorical"] = impute_categorical;
+  if (!impute_columns.empty()) out["impute_columns"] = impute_columns;
+  if (fill_value != defaults.fill_value) out["fill_value"] = fill_value;
+  if (fill_category != defaults.fill_category) out["fill_category"] = fill_category;
+  if (missing_indicator) out["missing_indicator"] = true;
+  if (!missing_indicator_columns.empty()) out["missing_indicator"] = missing_indicator_columns;
+  if (unknown_category != defaults.unknown_category) out["unknown_category"] = unknown_category;
+  return out;
+}
+
 std::string config_reference() {
   return detail::config_reference_markdown();
 }
 
 nlohmann::json RunConfig::to_json() const {
-  return {
+  nlohmann::json resolved = {
       {"data",
        {{"format", data.format},
         {"train_images", data.train_images},
@@ -626,6 +695,10 @@ nlohmann::json RunConfig::to_json() const {
         {"shards", trainer.shards},
         {"sample_every", trainer.sample_every}}},
   };
+  // Only when set, so the identity of a run from before these keys existed stays the same.
+  const nlohmann::json table = data.table_json();
+  for (const auto& [key, value] : table.items()) resolved["data"][key] = value;
+  return resolved;
 }
 
 }  // namespace lathe

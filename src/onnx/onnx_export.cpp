@@ -57,6 +57,14 @@ void set_attribute(onnx::NodeProto& node, const std::string& name,
   for (std::int64_t v : values) a->add_ints(v);
 }
 
+void set_attribute(onnx::NodeProto& node, const std::string& name,
+                   const std::vector<std::string>& values) {
+  onnx::AttributeProto* a = node.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::STRINGS);
+  for (const std::string& v : values) a->add_strings(v);
+}
+
 // Appends nodes and initializers to a GraphProto and hands out unique value names.
 class GraphBuilder {
  public:
@@ -108,6 +116,9 @@ class GraphBuilder {
     if (!names_.count(name)) initializer(name, Tensor::scalar(f), {});
     return name;
   }
+
+  // Claims a name for a graph input; false when it is taken.
+  bool reserve(const std::string& name) { return names_.insert(name).second; }
 
   // Gives the value `value` the graph-output name `name`: renames the output of the node that
   // made it when that is the last node (nothing consumes it yet), else adds an Identity.
@@ -471,6 +482,97 @@ std::vector<std::string> onnx_layer_types() {
   return types;
 }
 
+// A model trained on a table whose encoding is not the identity: one graph input per column,
+// [N, 1], encoded as TableEncoding::transform does and concatenated into the features the model
+// takes. Numeric columns are float32 with NaN for a missing value: IsNaN, Where for the imputed
+// value, a Cast of the mask for an indicator. Categorical columns are strings: ONNX-ML's
+// OneHotEncoder over the categories and the missing-value tokens, then one MatMul that maps a
+// token's column to the imputed category (and the indicator). An unknown category is all zeros
+// with unknown_category "ignore"; with "error" OneHotEncoder's zeros = 0 makes it a runtime
+// error. Where lathe refuses a missing value (no imputation) the graph gives NaN (numeric) or
+// zeros (categorical) instead.
+Value add_table_encoding(GraphBuilder& g, onnx::GraphProto& graph, const TableEncoding& encoding,
+                         std::vector<OnnxTensorInfo>& inputs) {
+  std::vector<std::string> parts;
+  for (std::size_t c = 0; c < encoding.columns().size(); ++c) {
+    const EncodedColumn& column = encoding.columns()[c];
+    const bool numeric = column.kind == EncodedColumn::Kind::Numeric;
+    // The graph's own values are named "encoded", "probabilities", "0/gemm", "const/0.5"...
+    const bool own_name = column.name == "encoded" || column.name == "probabilities" ||
+                          column.name == "logits" || column.name == "output" ||
+                          column.name.find('/') != std::string::npos;
+    if (own_name || !g.reserve(column.name))
+      throw Error(fmt::format(
+          "export: column '{}' cannot be an input of the ONNX graph, whose inputs are named "
+          "after the columns: the graph uses that name itself (names with '/', encoded, "
+          "probabilities, logits, output and input are its own); rename the column",
+          column.name));
+    OnnxTensorInfo input{column.name, {"N", "1"}, numeric ? "float32" : "string"};
+    onnx::ValueInfoProto& info = *graph.add_input();
+    info.set_name(input.name);
+    onnx::TypeProto_Tensor* type = info.mutable_type()->mutable_tensor_type();
+    type->set_elem_type(numeric ? onnx::TensorProto::FLOAT : onnx::TensorProto::STRING);
+    type->mutable_shape()->add_dim()->set_dim_param("N");
+    type->mutable_shape()->add_dim()->set_dim_value(1);
+    inputs.push_back(input);
+
+    const std::string prefix = fmt::format("encode/{}", c);
+    if (numeric) {
+      std::string x = column.name;
+      const std::string missing = prefix + "/missing";
+      if (column.impute != "none" || column.indicator) g.add("IsNaN", {x}, missing);
+      if (column.impute != "none") {
+        g.add("Where", {missing, g.scalar(column.fill_number), x}, prefix + "/imputed");
+        x = prefix + "/imputed";
+      }
+      parts.push_back(x);
+      if (column.indicator) {
+        set_attribute(g.add("Cast", {missing}, prefix + "/indicator"), "to",
+                      std::int64_t{onnx::TensorProto::FLOAT});
+        parts.push_back(prefix + "/indicator");
+      }
+      continue;
+    }
+    // Categories, then the missing-value tokens (none of which is a category).
+    std::vector<std::string> cats = column.categories;
+    for (const std::string& token : encoding.missing_values())
+      if (!std::binary_search(column.categories.begin(), column.categories.end(), token) &&
+          std::find(cats.begin(), cats.end(), token) == cats.end())
+        cats.push_back(token);
+    onnx::NodeProto& one_hot = g.add("OneHotEncoder", {column.name}, prefix + "/one_hot");
+    one_hot.set_domain("ai.onnx.ml");
+    set_attribute(one_hot, "cats_strings", cats);
+    set_attribute(one_hot, "zeros", std::int64_t{encoding.unknown_category() == "ignore" ? 1 : 0});
+    // onnx 1.12 infers no type for OneHotEncoder's output; say it: float [N, 1, categories].
+    onnx::ValueInfoProto& one_hot_info = *graph.add_value_info();
+    one_hot_info.set_name(prefix + "/one_hot");
+    onnx::TypeProto_Tensor* one_hot_type = one_hot_info.mutable_type()->mutable_tensor_type();
+    one_hot_type->set_elem_type(onnx::TensorProto::FLOAT);
+    one_hot_type->mutable_shape()->add_dim()->set_dim_param("N");
+    one_hot_type->mutable_shape()->add_dim()->set_dim_value(1);
+    one_hot_type->mutable_shape()->add_dim()->set_dim_value(static_cast<std::int64_t>(cats.size()));
+    set_attribute(g.add("Flatten", {prefix + "/one_hot"}, prefix + "/flat"), "axis",
+                  std::int64_t{1});
+    const auto k = static_cast<std::int64_t>(column.categories.size());
+    const std::int64_t width = column.width();
+    std::vector<double> map(cats.size() * static_cast<std::size_t>(width), 0.0);
+    for (std::int64_t i = 0; i < k; ++i) map[static_cast<std::size_t>(i * width + i)] = 1;
+    const auto fill =
+        std::lower_bound(column.categories.begin(), column.categories.end(), column.fill_category) -
+        column.categories.begin();
+    for (std::size_t row = static_cast<std::size_t>(k); row < cats.size(); ++row) {
+      if (column.impute != "none") map[row * static_cast<std::size_t>(width) + fill] = 1;
+      if (column.indicator) map[row * static_cast<std::size_t>(width) + k] = 1;
+    }
+    const auto rows = static_cast<std::int64_t>(cats.size());
+    g.initializer(prefix + "/map", Tensor::from_vector(map, {rows, width}), {rows, width});
+    g.add("MatMul", {prefix + "/flat", prefix + "/map"}, prefix + "/encoded");
+    parts.push_back(prefix + "/encoded");
+  }
+  set_attribute(g.add("Concat", parts, "encoded"), "axis", std::int64_t{1});
+  return {"encoded", {encoding.width()}};
+}
+
 OnnxModel build_onnx_model(const Predictor& predictor) {
   const bool classification = predictor.kind() == PredictionKind::Classification;
   const BundleInfo& info = predictor.info();
@@ -479,6 +581,13 @@ OnnxModel build_onnx_model(const Predictor& predictor) {
   onnx::OperatorSetIdProto* opset = model.add_opset_import();
   opset->set_domain("");
   opset->set_version(kOnnxOpsetVersion);
+  const TableEncoding* encoding = predictor.encoding();
+  const bool columns = encoding && !encoding->identity();
+  if (columns) {
+    onnx::OperatorSetIdProto* ml = model.add_opset_import();
+    ml->set_domain("ai.onnx.ml");
+    ml->set_version(kOnnxMlOpsetVersion);
+  }
   model.set_producer_name("lathe");
   model.set_producer_version(version());
   model.set_doc_string(
@@ -496,12 +605,22 @@ OnnxModel build_onnx_model(const Predictor& predictor) {
   GraphBuilder builder(graph);
 
   OnnxModel result;
-  result.input = batched("input", predictor.input_shape());
-  set_float_type(*graph.add_input(), result.input);
+  Value raw{"input", predictor.input_shape()};
+  if (columns) {
+    raw = add_table_encoding(builder, graph, *encoding, result.inputs);
+    model.set_doc_string(model.doc_string() +
+                         " This model was trained on a table: it takes one input per column, "
+                         "[N, 1], float32 (NaN for a missing value) or string, encoded in the "
+                         "graph as lathe encodes them.");
+  } else {
+    result.inputs.push_back(batched("input", predictor.input_shape()));
+    set_float_type(*graph.add_input(), result.inputs.front());
+  }
+  result.input = result.inputs.front();
 
   const std::map<std::string, Tensor> state = predictor.model().state_dict();
   std::set<std::string> used;
-  Value x = add_preprocessing(builder, info.preprocessing, {"input", predictor.input_shape()});
+  Value x = add_preprocessing(builder, info.preprocessing, raw);
   x = export_layer(builder, predictor.model().spec(), "", state, used, x);
   for (const auto& [name, tensor] : state)
     if (!used.count(name))

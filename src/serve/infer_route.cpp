@@ -105,6 +105,14 @@ void handle_infer(ServerState& state, const Request& req, Response& res,
     return fail(e.status(), FailureReason::BadRequest, e.what());
   }
   body = std::string();  // the parsed floats are all that is needed now
+  if (request.table) {
+    try {
+      request.data = inference->encode(*request.table);
+    } catch (const Error& e) {
+      return fail(400, FailureReason::BadRequest, e.what());
+    }
+    request.table.reset();
+  }
 
   auto job = std::make_shared<InferenceJob>();
   job->model = model;

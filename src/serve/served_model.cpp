@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "lathe/error.h"
 #include "lathe/io.h"
 
@@ -40,6 +42,9 @@ InferenceModel::InferenceModel(std::shared_ptr<const Predictor> predictor)
     : predictor_(std::move(predictor)) {
   signature_.input_shape = predictor_->input_shape();
   features_ = predictor_->input_features();
+  if (const TableEncoding* encoding = predictor_->encoding())
+    for (const EncodedColumn& column : encoding->columns())
+      signature_.columns.push_back({column.name, column.kind == EncodedColumn::Kind::Numeric});
   signature_.output_names = classification()
                                 ? std::vector<std::string>{kProbabilitiesOutput, kClassIndexOutput}
                                 : std::vector<std::string>{kValuesOutput};
@@ -61,15 +66,30 @@ std::string InferenceModel::task() const {
 }
 
 std::string InferenceModel::describe() const {
-  const std::string input = shape_str(predictor_->input_shape());
+  const std::string input =
+      signature_.columns.empty()
+          ? shape_str(predictor_->input_shape())
+          : fmt::format("{} columns ({} features)", signature_.columns.size(), features_);
   if (classification())
     return fmt::format("classification, input {}, {} classes", input,
                        predictor_->class_names().size());
   return fmt::format("regression, input {}, output {}", input, shape_str(output_shape_));
 }
 
+// A model trained on a table lists its columns, each an input of its own: BYTES for text
+// (categorical) columns, FP32 for numeric ones.
 nlohmann::json InferenceModel::inputs() const {
-  return {tensor_metadata(signature_.input_name, "FP32", batch_shape(signature_.input_shape))};
+  if (signature_.columns.empty())
+    return {tensor_metadata(signature_.input_name, "FP32", batch_shape(signature_.input_shape))};
+  nlohmann::json inputs = nlohmann::json::array();
+  for (const ColumnInput& column : signature_.columns)
+    inputs.push_back(tensor_metadata(column.name, column.numeric ? "FP32" : "BYTES", {-1}));
+  return inputs;
+}
+
+std::vector<float> InferenceModel::encode(const RawTable& table) const {
+  const Tensor features = predictor_->encoding()->transform(table);
+  return std::vector<float>(features.data<float>(), features.data<float>() + features.numel());
 }
 
 nlohmann::json InferenceModel::outputs() const {
@@ -82,6 +102,24 @@ nlohmann::json InferenceModel::outputs() const {
 nlohmann::json InferenceModel::parameters() const {
   nlohmann::json parameters = {{"task", task()}};
   if (classification()) parameters["classes"] = predictor_->class_names();
+  if (const TableEncoding* encoding = predictor_->encoding()) {
+    nlohmann::json columns = nlohmann::json::array();
+    for (const EncodedColumn& column : encoding->columns()) {
+      nlohmann::json c = {
+          {"name", column.name},
+          {"type", column.kind == EncodedColumn::Kind::Numeric ? "numeric" : "categorical"},
+          {"missing", column.impute == "none" ? "error" : "imputed"}};
+      if (column.kind == EncodedColumn::Kind::Categorical) c["categories"] = column.categories;
+      columns.push_back(std::move(c));
+    }
+    parameters["columns"] = std::move(columns);
+    parameters["missing_values"] = "null in data";
+    if (std::all_of(signature_.columns.begin(), signature_.columns.end(),
+                    [](const ColumnInput& c) { return c.numeric; }))
+      parameters["also_accepts"] =
+          tensor_metadata(signature_.input_name, "FP32",
+                          {-1, static_cast<std::int64_t>(signature_.columns.size())});
+  }
   return parameters;
 }
 

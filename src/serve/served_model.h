@@ -69,6 +69,9 @@ class InferenceModel : public ServedModel {
   bool classification() const;
   // Raw inputs [rows, features] -> outputs [rows, output_shape...], float32.
   Tensor predict(const Tensor& inputs) const { return predictor_->predict(inputs); }
+  // A model trained on a table: a request's rows (InferRequest::table) to the features predict()
+  // takes, row-major; errors (lathe::Error) name the request field.
+  std::vector<float> encode(const RawTable& table) const;
   const ModelSignature& signature_for_requests() const { return signature_; }
   std::int64_t features() const { return features_; }          // inputs per example
   const Shape& output_shape() const { return output_shape_; }  // of one example

@@ -16,6 +16,8 @@
 #include "lathe/error.h"
 #include "lathe/ops.h"
 #include "lathe/parallel.h"
+#include "lathe/table.h"
+#include "src/io/file_bytes.h"
 #include "src/tensor/blas.h"
 
 namespace lathe {
@@ -345,6 +347,107 @@ RunResult train_test_and_save(const RunConfig& config, const PreparedData& data,
   return result;
 }
 
+// Preprocessing fitted on the training split and applied to the three splits; the task info
+// and the "Data:" line.
+void finish_examples(const RunConfig& config, PreparedData& out, const TensorDataset& train,
+                     const TensorDataset& validation, const TensorDataset& test,
+                     nlohmann::json& info) {
+  const DataConfig& d = config.data;
+  out.preprocessing = fit_preprocessing(config.preprocess, train.inputs());
+  out.train = preprocessed(train, out.preprocessing);
+  out.validation = preprocessed(validation, out.preprocessing);
+  out.test = preprocessed(test, out.preprocessing);
+  const Shape& input_shape = train.inputs().shape();
+  info["task"] = task_name(out.task);
+  info["loss"] = config.loss;
+  info["input_shape"] = Shape(input_shape.begin() + 1, input_shape.end());
+  if (!d.class_names.empty()) info["classes"] = d.class_names;
+  out.task_info = info;
+  out.summary = fmt::format("Data: {} training, {} validation, {} test examples", out.train->size(),
+                            out.validation->size(), out.test->size());
+}
+
+// Names for a message: the first 20, then how many in all.
+std::string listed(const std::vector<std::string>& names) {
+  constexpr std::size_t kShown = 20;
+  if (names.size() <= kShown) return fmt::format("{}", fmt::join(names, ", "));
+  return fmt::format("{}, ... ({} in all)", fmt::join(names.begin(), names.begin() + kShown, ", "),
+                     names.size());
+}
+
+TableOptions table_options(const DataConfig& d, bool classification) {
+  TableOptions o;
+  o.target = d.target;
+  o.classification = classification;
+  o.class_names = d.class_names;
+  o.categorical = d.categorical;
+  o.drop = d.drop;
+  o.missing_values = d.missing_values;
+  o.impute = d.impute;
+  o.impute_categorical = d.impute_categorical;
+  o.impute_columns = d.impute_columns;
+  o.fill_value = d.fill_value;
+  o.fill_category = d.fill_category;
+  o.missing_indicator = d.missing_indicator;
+  o.missing_indicator_columns = d.missing_indicator_columns;
+  o.unknown_category = d.unknown_category;
+  return o;
+}
+
+// A CSV table: cells read as text, split by rows, the encoding (columns to features, labels to
+// classes) fitted on the training rows, recorded in the bundle with how the rows were split.
+PreparedData prepare_table(const RunConfig& config) {
+  const DataConfig& d = config.data;
+  PreparedData out;
+  out.task = config.loss == "mse" ? Task::Regression : Task::Classification;
+  const std::vector<unsigned char> bytes = detail::read_raw_file(d.path);
+  const CsvDialect dialect{CsvDialect::delimiter_from_name(d.delimiter)};
+  const RawTable table = parse_csv_table(detail::as_chars(bytes), d.path.string(), dialect);
+  const SplitRows split = split_rows(table.rows, d.test_fraction, d.validation_fraction, d.seed);
+  const TableEncoding encoding = TableEncoding::fit(
+      table, split.train, table_options(d, out.task == Task::Classification), dialect);
+  const TensorDataset all(encoding.transform(table), encoding.transform_target(table));
+  // The model must take what the table encodes to.
+  try {
+    trace_shapes(config.model, {encoding.width()});
+  } catch (const Error& e) {
+    throw Error(
+        fmt::format("{}: the table encodes to {} features per row ({}), which the model "
+                    "does not take: {}",
+                    d.path.string(), encoding.width(), listed(encoding.feature_names()), e.what()));
+  }
+  nlohmann::json info = {{"format", d.format},
+                         {"target", d.target},
+                         {"features", encoding.column_names()},
+                         {"encoding", encoding.to_json()},
+                         {"split",
+                          {{"seed", d.seed},
+                           {"test_fraction", d.test_fraction},
+                           {"validation_fraction", d.validation_fraction},
+                           {"rows", table.rows},
+                           {"file", d.path.filename().string()},
+                           {"sha256", sha256_hex(detail::as_chars(bytes))}}}};
+  finish_examples(config, out, all.subset(split.train), all.subset(split.validation),
+                  all.subset(split.test), info);
+  if (out.task == Task::Classification) {
+    out.task_info["classes"] = encoding.classes();
+    out.summary +=
+        fmt::format("\nClasses of '{}': {}", d.target, fmt::join(encoding.classes(), ", "));
+  }
+  if (!encoding.identity()) {
+    out.summary +=
+        fmt::format("\nFeatures: {} from {} columns", encoding.width(), encoding.columns().size());
+    const std::vector<std::string> lines = encoding.describe();
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+      const EncodedColumn& column = encoding.columns()[i];
+      if (column.kind == EncodedColumn::Kind::Categorical || column.missing_in_training > 0 ||
+          column.indicator)
+        out.summary += "\n  " + lines[i];
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 void check_model_shapes(const RunConfig& config, const Shape& example) {
@@ -374,6 +477,7 @@ void check_model_shapes(const RunConfig& config, const Shape& example) {
 
 PreparedData prepare_data(const RunConfig& config) {
   if (config.data.format == "text") return prepare_text(config);
+  if (config.data.format == "csv") return prepare_table(config);
   const DataConfig& d = config.data;
   PreparedData out;
   out.task = config.loss == "mse" ? Task::Regression : Task::Classification;
@@ -383,42 +487,18 @@ PreparedData prepare_data(const RunConfig& config) {
   if (d.format == "idx") {
     train_all = TensorDataset(read_idx(d.train_images), read_idx_labels(d.train_labels));
     test = share(TensorDataset(read_idx(d.test_images), read_idx_labels(d.test_labels)));
-  } else if (d.format == "mnist_json") {
+  } else {
     const LabeledImages digits = read_mnist_json_digits(d.dir);
     auto [train_part, test_part] =
         random_split(TensorDataset(digits.images, digits.labels), d.test_fraction, d.seed);
     train_all = std::move(train_part);
     test = share(std::move(test_part));
-  } else {
-    const CsvTable table = read_csv(d.path, d.target);
-    auto [train_part, test_part] =
-        random_split(TensorDataset(table.features, table.targets), d.test_fraction, d.seed);
-    train_all = std::move(train_part);
-    test = share(std::move(test_part));
-    info["target"] = table.target_name;
-    info["features"] = table.feature_names;
   }
-  if (out.task == Task::Classification && train_all.targets().dtype() != DType::Int64)
-    throw Error(
-        fmt::format("loss cross_entropy needs class labels, but data format \"{}\" gives "
-                    "numeric targets; use loss type = \"mse\"",
-                    d.format));
   if (out.task == Task::Regression && train_all.targets().dtype() == DType::Int64)
     throw Error(
         "loss mse needs numeric targets, but the data gives class labels; use cross_entropy");
   auto [train, validation] = random_split(train_all, d.validation_fraction, d.seed + 1);
-  out.preprocessing = fit_preprocessing(config.preprocess, train.inputs());
-  out.train = preprocessed(train, out.preprocessing);
-  out.validation = preprocessed(validation, out.preprocessing);
-  out.test = preprocessed(*test, out.preprocessing);
-  const Shape& input_shape = train.inputs().shape();
-  info["task"] = task_name(out.task);
-  info["loss"] = config.loss;
-  info["input_shape"] = Shape(input_shape.begin() + 1, input_shape.end());
-  if (!d.class_names.empty()) info["classes"] = d.class_names;
-  out.task_info = info;
-  out.summary = fmt::format("Data: {} training, {} validation, {} test examples", out.train->size(),
-                            out.validation->size(), out.test->size());
+  finish_examples(config, out, train, validation, *test, info);
   return out;
 }
 
