@@ -297,10 +297,10 @@ TEST(Training, RunFolderSaysHowTheRunStands) {
 // A run for epochs learns its step count from the data, so the warmup check waits for it.
 TEST(Training, CosineWarmupLongerThanAnEpochRunIsRefusedByName) {
   TempDir dir;
-  const RunConfig config = load_run_config(
-      LATHE_SOURCE_DIR "/examples/house_prices/config.toml",
-      {"trainer.output_dir=" + dir.path().string(), "trainer.epochs=3", "schedule.type=cosine",
-       "schedule.warmup_steps=4"});
+  const RunConfig config =
+      load_run_config(LATHE_SOURCE_DIR "/examples/house_prices/config.toml",
+                      {"trainer.output_dir=" + dir.path().string(), "trainer.epochs=3",
+                       "schedule.type=cosine", "schedule.warmup_steps=4"});
   std::ostringstream log;
   EXPECT_EQ(error_of([&] { run_training(config, false, log); }),
             std::string(LATHE_SOURCE_DIR "/examples/house_prices/config.toml") +

@@ -407,14 +407,13 @@ PreparedData prepare_table(const RunConfig& config) {
   const TableEncoding encoding = TableEncoding::fit(
       table, split.train, table_options(d, out.task == Task::Classification), dialect);
   const TensorDataset all(encoding.transform(table), encoding.transform_target(table));
-  // The model must take what the table encodes to.
+  // The model must take what the table encodes to; the error lists the features to count.
   try {
-    trace_shapes(config.model, {encoding.width()});
+    check_model_shapes(config, {encoding.width()});
   } catch (const Error& e) {
-    throw Error(
-        fmt::format("{}: the table encodes to {} features per row ({}), which the model "
-                    "does not take: {}",
-                    d.path.string(), encoding.width(), listed(encoding.feature_names()), e.what()));
+    throw Error(fmt::format("{}; {} encodes to {} features per row: {}", e.what(),
+                            d.path.filename().string(), encoding.width(),
+                            listed(encoding.feature_names())));
   }
   nlohmann::json info = {{"format", d.format},
                          {"target", d.target},
@@ -538,10 +537,11 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& conso
                              t.gradient_accumulation * t.epochs;
   // A run for epochs knows its steps only now (the config reader checked a run for iterations).
   if (config.schedule.type == "cosine" && config.schedule.warmup_steps > total_steps)
-    throw Error(fmt::format("{}: schedule.warmup_steps {} is more than the run's {} steps ({} "
-                            "epochs of {} batches)",
-                            config.source.string(), config.schedule.warmup_steps, total_steps,
-                            t.epochs, sources.train->batches_per_epoch()));
+    throw Error(
+        fmt::format("{}: schedule.warmup_steps {} is more than the run's {} steps ({} "
+                    "epochs of {} batches)",
+                    config.source.string(), config.schedule.warmup_steps, total_steps, t.epochs,
+                    sources.train->batches_per_epoch()));
 
   TrainerOptions options = trainer_options(config, processes, resume);
   options.run_identity = run_identity(config, data);
