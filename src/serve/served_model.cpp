@@ -80,10 +80,12 @@ std::string InferenceModel::describe() const {
 // (categorical) columns, FP32 for numeric ones.
 nlohmann::json InferenceModel::inputs() const {
   if (signature_.columns.empty())
-    return {tensor_metadata(signature_.input_name, "FP32", batch_shape(signature_.input_shape))};
+    return nlohmann::json::array(
+        {tensor_metadata(signature_.input_name, "FP32", batch_shape(signature_.input_shape))});
   nlohmann::json inputs = nlohmann::json::array();
   for (const ColumnInput& column : signature_.columns)
-    inputs.push_back(tensor_metadata(column.name, column.numeric ? "FP32" : "BYTES", {-1}));
+    inputs.push_back(tensor_metadata(column.name, column.numeric ? "FP32" : "BYTES",
+                                     nlohmann::json::array({-1})));
   return inputs;
 }
 
@@ -94,9 +96,11 @@ std::vector<float> InferenceModel::encode(const RawTable& table) const {
 
 nlohmann::json InferenceModel::outputs() const {
   if (!classification())
-    return {tensor_metadata(kValuesOutput, "FP32", batch_shape(output_shape_))};
-  return {tensor_metadata(kProbabilitiesOutput, "FP32", batch_shape(output_shape_)),
-          tensor_metadata(kClassIndexOutput, "INT64", nlohmann::json{-1})};
+    return nlohmann::json::array(
+        {tensor_metadata(kValuesOutput, "FP32", batch_shape(output_shape_))});
+  return nlohmann::json::array(
+      {tensor_metadata(kProbabilitiesOutput, "FP32", batch_shape(output_shape_)),
+       tensor_metadata(kClassIndexOutput, "INT64", nlohmann::json::array({-1}))});
 }
 
 nlohmann::json InferenceModel::parameters() const {
@@ -140,11 +144,11 @@ std::string GenerationModel::describe() const {
 
 // A language model takes a prompt and returns text, both strings (BYTES in the protocol's terms).
 nlohmann::json GenerationModel::inputs() const {
-  return {tensor_metadata("prompt", "BYTES", {1})};
+  return nlohmann::json::array({tensor_metadata("prompt", "BYTES", nlohmann::json::array({1}))});
 }
 
 nlohmann::json GenerationModel::outputs() const {
-  return {tensor_metadata("text", "BYTES", {1})};
+  return nlohmann::json::array({tensor_metadata("text", "BYTES", nlohmann::json::array({1}))});
 }
 
 nlohmann::json GenerationModel::parameters() const {

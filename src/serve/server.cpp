@@ -85,18 +85,19 @@ struct InferenceServer::Impl {
     ModelSlot& slot = *entry.slot;
     const auto before = slot.current();
     try {
+      // The log line first: whoever sees the counters move can read why.
       const auto model = slot.load();
-      state.metrics.record_reload(slot.name(), true);
-      state.metrics.set_model_version(slot.name(), model->version);
       state.log(fmt::format("model '{}' version {} loaded from {} ({}; {})", slot.name(),
                             model->version, slot.path().string(), model->describe(), why));
+      state.metrics.record_reload(slot.name(), true);
+      state.metrics.set_model_version(slot.name(), model->version);
       return true;
     } catch (const std::exception& e) {
-      state.metrics.record_reload(slot.name(), false);
       state.log(fmt::format(
           "error: reloading model '{}' from {} failed ({}): {}; still serving {}", slot.name(),
           slot.path().string(), why, e.what(),
           before ? fmt::format("version {}", before->version) : std::string("nothing")));
+      state.metrics.record_reload(slot.name(), false);
       return false;
     }
   }
