@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
         make_layer({{"type", "moon_net"}, {"inputs", 2}, {"hidden", 32}, {"classes", 2}}, init);
     Adam optimizer(model->named_parameters(), {.learning_rate = 0.01});
     const LossFunction loss = loss_for("cross_entropy");
-    TrainerOptions options{.epochs = 20, .log_every = 0, .shards = 0};
+    TrainerOptions options{.epochs = 20, .log_every = 0, .shards = 2};
     Trainer trainer(*model, optimizer, loss, Task::Classification, options, nullptr, std::cout);
     fmt::print("Training moon_net in {} shard(s)\n", trainer.shards());
     trainer.fit(train_loader, &validation_loader);

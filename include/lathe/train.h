@@ -84,8 +84,9 @@ struct TrainerOptions {
   std::int64_t log_every = 100;
   // In-process data parallelism: every batch is split into this many row shards computed at the
   // same time, one per pool thread, on replicas of the model that share its weights; gradients
-  // are summed in shard order. 1: off. 0: one per pool thread where the model allows it (see
-  // shard_count_for). A model with buffers (batch norm's running statistics) is not sharded.
+  // are summed in shard order. 1: off. 0: automatic, one per pool thread for a language model
+  // that allows it (see shard_count_for), 1 for other tasks, whose kernels use the threads
+  // instead. A model with buffers (batch norm's running statistics) is not sharded.
   std::int64_t shards = 1;
   std::filesystem::path output_dir;          // empty: no checkpoint, metrics or plot
   std::int64_t early_stopping_patience = 0;  // evaluations without a better validation loss

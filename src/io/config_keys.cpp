@@ -182,8 +182,8 @@ std::vector<ConfigKey> build_table() {
           1),
       at_least(key("trainer", "gradient_accumulation", I, "1", "batches per optimizer step"), 1),
       at_least(key("trainer", "shards", I, "0",
-                   "batches computed in this many row shards at once (0: one per thread where "
-                   "the model allows; 1: off)"),
+                   "batches computed in this many row shards at once (0: one per thread for a "
+                   "language model where it allows, else 1; 1: off)"),
                0),
       at_least(key("trainer", "sample_every", I, "0",
                    "text data: steps between samples of 200 tokens saved to samples.jsonl (0: "

@@ -263,8 +263,11 @@ const std::vector<TrainingRecord>& Trainer::fit(BatchSource& train, BatchSource*
     throw Error(
         "trainer: the training data is an endless stream (token windows): train for iterations "
         "(trainer.iterations) rather than epochs");
-  if (options_.shards == 0) {
-    // Automatic: one shard per thread, where the model allows and a batch has the rows.
+  if (options_.shards == 0 && task_ == Task::LanguageModel) {
+    // Automatic: a language model gets one shard per thread, where it allows and a batch has the
+    // rows. Other models keep one shard and split each kernel over the threads instead: the
+    // seed MLP's half-batches of 32 rows were 1.4x slower per epoch than its whole batch of 64
+    // on 2 threads, the GPT's 6 windows of 64 tokens faster (docs/PERFORMANCE.md).
     const std::int64_t shards = shard_count_for(
         model_, 0,
         train.global_batch_rows(0) /
