@@ -3,7 +3,8 @@
 #   mlp: examples/fashion_mlp (batch 64, Adam), training seconds per epoch, EPOCHS epochs a run;
 #   gpt: examples/gpt_sotu (torch_gpt.py's shape, batch 12), milliseconds per iteration over
 #        STEPS iterations a run.
-# Each as one process with its default threads and shards (one per thread), one process with
+# Each as one process with its default threads and shards (automatic: one per thread for the
+# GPT, one for the MLP), one process with
 # one shard (the kernels split over the threads instead), one process with one thread, and
 # `mpirun -np 2` (one thread each), alternating, REPEATS times. Prints the medians, the ratios
 # against the default, and the gradient bytes each process sends per step.
