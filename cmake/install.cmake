@@ -99,5 +99,5 @@ set(CPACK_DEBIAN_PACKAGE_MAINTAINER "lathe developers <lathe@localhost>")
 set(CPACK_DEBIAN_PACKAGE_SECTION science)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS
-  "libopenblas-dev, nlohmann-json3-dev, libfmt-dev, zlib1g-dev, libstb-dev, libtomlplusplus-dev, libcpp-httplib-dev, libonnx-dev, libprotobuf-dev, libopenmpi-dev, pkg-config")
+  "libopenblas-dev, nlohmann-json3-dev, libfmt-dev, zlib1g-dev, libdeflate-dev, libstb-dev, libtomlplusplus-dev, libcpp-httplib-dev, libonnx-dev, libprotobuf-dev, libopenmpi-dev, pkg-config")
 include(CPack)

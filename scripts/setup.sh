@@ -11,6 +11,7 @@ packages=(
   libopenblas-dev                                   # GEMM
   libfmt-dev libcli11-dev                           # formatting, the command line
   libtomlplusplus-dev nlohmann-json3-dev zlib1g-dev # configs, JSON (bundles, data), .gz files
+  libdeflate-dev                                    # .gz files read whole, 2x faster than zlib
   libgtest-dev                                      # the test suite
   libcpp-httplib-dev                                # lathe serve (HTTP/1.1)
   libstb-dev                                        # PNG/JPEG decoding in lathe predict

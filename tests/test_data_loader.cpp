@@ -156,5 +156,28 @@ TEST(Preprocessing, NormalizeAndStandardizeAndJsonRoundTrip) {
   EXPECT_THROW(Preprocessing::from_json({{"scale", 1}, {"mean", {0}}, {"std", {0}}}), Error);
 }
 
+// apply(Tensor&&) reuses a float32 tensor that nothing else holds, and never changes one that
+// another handle still sees.
+TEST(Preprocessing, AppliesInPlaceOnlyToATensorNothingElseHolds) {
+  const Preprocessing normalize = Preprocessing::normalize(1.0 / 255, 0.5, 0.5);
+  Tensor owned = Tensor::from_vector({0, 255, 51, 102}, {2, 2});
+  const float* storage = owned.data<float>();
+  const Tensor result = normalize.apply(std::move(owned));
+  EXPECT_EQ(result.data<float>(), storage) << "no copy";
+  EXPECT_EQ(result.to_vector(),
+            normalize.apply(Tensor::from_vector({0, 255, 51, 102}, {2, 2})).to_vector());
+
+  Tensor shared = Tensor::from_vector({0, 255, 51, 102}, {2, 2});
+  const Tensor other = shared;
+  const Tensor copied = normalize.apply(std::move(shared));
+  EXPECT_NE(copied.data<float>(), other.data<float>());
+  EXPECT_EQ(other.to_vector(), (std::vector<double>{0, 255, 51, 102})) << "the other handle";
+  EXPECT_EQ(copied.to_vector(), result.to_vector());
+
+  const Tensor bytes = Tensor::from_vector({0, 255}, {1, 2}, DType::Float64);
+  EXPECT_EQ(normalize.apply(Tensor(bytes)).dtype(), DType::Float32);
+  EXPECT_EQ(bytes.dtype(), DType::Float64);
+}
+
 }  // namespace
 }  // namespace lathe

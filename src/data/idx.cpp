@@ -13,6 +13,7 @@
 
 #include "lathe/data.h"
 #include "lathe/error.h"
+#include "lathe/parallel.h"
 #include "src/io/file_bytes.h"
 
 namespace lathe {
@@ -133,6 +134,13 @@ Tensor convert(const IdxFile& idx) {
   }
   Target* out = result.data<Target>();
   const unsigned char* in = idx.bytes.data() + idx.header_bytes;
+  if constexpr (sizeof(Source) == 1) {
+    // Bytes (images): every value converts, so the pool's threads share the pages to fill.
+    parallel_for(idx.count, detail::kParallelGrain, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) out[i] = static_cast<Target>(load<Source>(in + i));
+    });
+    return result;
+  }
   for (std::int64_t i = 0; i < idx.count; ++i, in += sizeof(Source)) {
     const Source value = load<Source>(in);
     if constexpr (std::is_same_v<Source, double> && std::is_same_v<Target, float>) {

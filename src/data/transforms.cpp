@@ -1,10 +1,12 @@
 // Preprocessing fitted on training inputs and replayed at prediction time.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "lathe/data.h"
 #include "lathe/error.h"
+#include "lathe/parallel.h"
 
 namespace lathe {
 
@@ -48,6 +50,10 @@ Preprocessing Preprocessing::standardize(const Tensor& training_inputs, double s
 }
 
 Tensor Preprocessing::apply(const Tensor& inputs) const {
+  return apply(inputs.to(DType::Float32));  // .to copies, even a float32 tensor
+}
+
+Tensor Preprocessing::apply(Tensor&& inputs) const {
   if (inputs.dim() < 1)
     throw Error(fmt::format("preprocessing: input of shape {} has no batch axis",
                             shape_str(inputs.shape())));
@@ -56,14 +62,20 @@ Tensor Preprocessing::apply(const Tensor& inputs) const {
   if (n > 0 && mean_.size() != 1 && static_cast<std::int64_t>(mean_.size()) != features)
     throw Error(fmt::format("preprocessing: fitted on {} features, input {} has {}", mean_.size(),
                             shape_str(inputs.shape()), features));
-  Tensor out = inputs.to(DType::Float32);
+  const bool owned = inputs.dtype() == DType::Float32 && inputs.handle_count() == 1 &&
+                     inputs.impl()->storage.use_count() == 1;
+  Tensor out = owned ? std::move(inputs) : inputs.to(DType::Float32);
   float* x = out.data<float>();
-  for (std::int64_t i = 0; i < n; ++i)
-    for (std::int64_t f = 0; f < features; ++f) {
-      const std::size_t k = mean_.size() == 1 ? 0 : static_cast<std::size_t>(f);
-      float& v = x[i * features + f];
-      v = static_cast<float>((v * scale_ - mean_[k]) / std_[k]);
-    }
+  const std::int64_t grain =
+      std::max<std::int64_t>(1, detail::kParallelGrain / std::max<std::int64_t>(features, 1));
+  parallel_for(n, grain, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i)
+      for (std::int64_t f = 0; f < features; ++f) {
+        const std::size_t k = mean_.size() == 1 ? 0 : static_cast<std::size_t>(f);
+        float& v = x[i * features + f];
+        v = static_cast<float>((v * scale_ - mean_[k]) / std_[k]);
+      }
+  });
   return out;
 }
 

@@ -27,9 +27,11 @@ std::shared_ptr<TensorDataset> share(TensorDataset dataset) {
   return std::make_shared<TensorDataset>(std::move(dataset));
 }
 
-// Applies preprocessing to a dataset's inputs, keeping its targets.
-std::shared_ptr<TensorDataset> preprocessed(const TensorDataset& dataset, const Preprocessing& p) {
-  return std::make_shared<TensorDataset>(p.apply(dataset.inputs()), dataset.targets());
+// Applies preprocessing to a dataset's inputs, keeping its targets; in place where the dataset
+// was the inputs' only holder.
+std::shared_ptr<TensorDataset> preprocessed(TensorDataset dataset, const Preprocessing& p) {
+  Tensor targets = dataset.targets();
+  return std::make_shared<TensorDataset>(p.apply(std::move(dataset).inputs()), std::move(targets));
 }
 
 Preprocessing fit_preprocessing(const PreprocessConfig& config, const Tensor& training_inputs) {
@@ -349,15 +351,14 @@ RunResult train_test_and_save(const RunConfig& config, const PreparedData& data,
 
 // Preprocessing fitted on the training split and applied to the three splits; the task info
 // and the "Data:" line.
-void finish_examples(const RunConfig& config, PreparedData& out, const TensorDataset& train,
-                     const TensorDataset& validation, const TensorDataset& test,
-                     nlohmann::json& info) {
+void finish_examples(const RunConfig& config, PreparedData& out, TensorDataset train,
+                     TensorDataset validation, TensorDataset test, nlohmann::json& info) {
   const DataConfig& d = config.data;
   out.preprocessing = fit_preprocessing(config.preprocess, train.inputs());
-  out.train = preprocessed(train, out.preprocessing);
-  out.validation = preprocessed(validation, out.preprocessing);
-  out.test = preprocessed(test, out.preprocessing);
-  const Shape& input_shape = train.inputs().shape();
+  const Shape input_shape = train.inputs().shape();
+  out.train = preprocessed(std::move(train), out.preprocessing);
+  out.validation = preprocessed(std::move(validation), out.preprocessing);
+  out.test = preprocessed(std::move(test), out.preprocessing);
   info["task"] = task_name(out.task);
   info["loss"] = config.loss;
   info["input_shape"] = Shape(input_shape.begin() + 1, input_shape.end());
@@ -497,7 +498,7 @@ PreparedData prepare_data(const RunConfig& config) {
     throw Error(
         "loss mse needs numeric targets, but the data gives class labels; use cross_entropy");
   auto [train, validation] = random_split(train_all, d.validation_fraction, d.seed + 1);
-  finish_examples(config, out, train, validation, *test, info);
+  finish_examples(config, out, std::move(train), std::move(validation), std::move(*test), info);
   return out;
 }
 
@@ -518,12 +519,20 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& conso
   if (const std::optional<Shape> example = peek_example_shape(config))
     check_model_shapes(config, *example);
   manual_seed(t.seed);
+  const auto reading = std::chrono::steady_clock::now();
   const PreparedData data = prepare_data(config);
   if (data.train) {
     const Shape& inputs = data.train->inputs().shape();
     check_model_shapes(config, Shape(inputs.begin() + 1, inputs.end()));
   }
-  out << data.summary << "\n";
+  // The first line of the summary says how long the data took to be ready for the first batch.
+  std::string summary = data.summary;
+  summary.insert(
+      std::min(summary.find('\n'), summary.size()),
+      fmt::format(
+          " (ready in {:.2f} s)",
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - reading).count()));
+  out << summary << "\n";
 
   Generator init(t.seed);
   const std::shared_ptr<Module> model = build_model(config, data, init);
