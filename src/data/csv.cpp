@@ -186,6 +186,27 @@ void check_unique(const std::vector<std::string>& columns, const std::string& na
                                 columns[j], k + 1));
 }
 
+// Moves `reader` to the next data row, false at the end. Blank lines may only trail: one
+// followed by a row is an error (`blank_line` remembers the first not yet known to trail), as is
+// a row without the header's cell count.
+bool next_data_row(CsvReader& reader, const std::string& name, std::size_t columns,
+                   std::size_t& blank_line) {
+  while (reader.next()) {
+    if (reader.blank()) {
+      if (blank_line == 0) blank_line = reader.line();
+      continue;
+    }
+    if (blank_line != 0)
+      throw Error(fmt::format("{}:{}: empty line between data rows; expected {} cells", name,
+                              blank_line, columns));
+    if (reader.cells().size() != columns)
+      throw Error(fmt::format("{}:{}: row has {} cells, the header has {}", name, reader.line(),
+                              reader.cells().size(), columns));
+    return true;
+  }
+  return false;
+}
+
 // The data rows after the header: the numbers of the `picked` columns (header indices), row by
 // row, in the order of `picked`. Every row must have the header's cell count; blank lines may only
 // trail. `rows` is set to the number of rows (at least 1).
@@ -194,19 +215,9 @@ std::vector<float> read_numbers(CsvReader& reader, const std::string& name,
                                 const std::vector<std::size_t>& picked, std::size_t& rows) {
   std::vector<float> values;
   rows = 0;
-  std::size_t blank_line = 0;  // a blank line not yet known to be trailing
-  while (reader.next()) {
-    if (reader.blank()) {
-      if (blank_line == 0) blank_line = reader.line();
-      continue;
-    }
-    if (blank_line != 0)
-      throw Error(fmt::format("{}:{}: empty line between data rows; expected {} cells", name,
-                              blank_line, header.size()));
+  std::size_t blank_line = 0;
+  while (next_data_row(reader, name, header.size(), blank_line)) {
     const auto& cells = reader.cells();
-    if (cells.size() != header.size())
-      throw Error(fmt::format("{}:{}: row has {} cells, the header has {}", name, reader.line(),
-                              cells.size(), header.size()));
     for (const std::size_t j : picked) {
       float value = 0;
       if (const char* problem = parse_csv_number(cells[j], value))
@@ -272,19 +283,9 @@ RawTable parse_csv_table(std::string_view bytes, const std::string& where,
   RawTable table;
   table.source = name;
   for (const std::string& column : header) table.columns.push_back({.name = column});
-  std::size_t blank_line = 0;  // a blank line not yet known to be trailing
-  while (reader.next()) {
-    if (reader.blank()) {
-      if (blank_line == 0) blank_line = reader.line();
-      continue;
-    }
-    if (blank_line != 0)
-      throw Error(fmt::format("{}:{}: empty line between data rows; expected {} cells", name,
-                              blank_line, header.size()));
+  std::size_t blank_line = 0;
+  while (next_data_row(reader, name, header.size(), blank_line)) {
     const auto& cells = reader.cells();
-    if (cells.size() != header.size())
-      throw Error(fmt::format("{}:{}: row has {} cells, the header has {}", name, reader.line(),
-                              cells.size(), header.size()));
     for (std::size_t j = 0; j < cells.size(); ++j) table.columns[j].text.push_back(cells[j]);
     table.lines.push_back(reader.line());
     ++table.rows;
