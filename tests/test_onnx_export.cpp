@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "lathe/lathe.h"
+#include "tests/table_model.h"
 #include "tests/test_support.h"
 
 namespace lathe {
@@ -234,16 +235,7 @@ Predictor table_predictor(const std::string& unknown_category, bool identity = f
       identity ? std::vector<std::string>{} : std::vector<std::string>{"bill"};
   options.unknown_category = unknown_category;
   if (identity) options.impute = "none";
-  const TableEncoding encoding = TableEncoding::fit(table, {0, 1}, options);
-  Generator init(3);
-  auto model = make_sequential(
-      json::array({{{"type", "linear"}, {"in", encoding.width()}, {"out", 2}}}), init);
-  model->eval();
-  const json task = {{"task", "classification"},
-                     {"input_shape", {encoding.width()}},
-                     {"classes", encoding.classes()},
-                     {"encoding", encoding.to_json()}};
-  return Predictor(LoadedBundle{model, {model->spec(), Preprocessing::none(), task, {}}});
+  return Predictor(testing::linear_table_classifier(TableEncoding::fit(table, {0, 1}, options), 3));
 }
 
 TEST(OnnxExport, TableModelsTakeOneInputPerColumnAndCarryTheEncoding) {

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "lathe/lathe.h"
+#include "tests/table_model.h"
 #include "tests/test_support.h"
 
 namespace lathe {
@@ -359,21 +360,9 @@ fs::path save_table_classifier(const TempDir& dir) {
   options.target = "y";
   options.impute = "mean";
   const TableEncoding encoding = TableEncoding::fit(table, {0, 1, 2}, options, {';'});
-  Generator init(4);
-  auto model = make_sequential(
-      nlohmann::json::array({{{"type", "linear"}, {"in", encoding.width()}, {"out", 2}}}), init);
-  model->eval();
+  const LoadedBundle bundle = testing::linear_table_classifier(encoding, 4);
   const auto path = dir.path() / "table.safetensors";
-  save_bundle(path, *model,
-              {model->spec(),
-               Preprocessing::none(),
-               {{"task", "classification"},
-                {"format", "csv"},
-                {"input_shape", {encoding.width()}},
-                {"classes", encoding.classes()},
-                {"features", encoding.column_names()},
-                {"encoding", encoding.to_json()}},
-               {}});
+  save_bundle(path, *bundle.model, bundle.info);
   return path;
 }
 

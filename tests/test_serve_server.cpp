@@ -15,6 +15,7 @@
 
 #include "lathe/lathe.h"
 #include "lathe/serve.h"
+#include "tests/table_model.h"
 #include "tests/test_support.h"
 
 namespace lathe {
@@ -328,20 +329,8 @@ void write_table_classifier(const std::filesystem::path& path) {
   options.impute = "median";
   options.unknown_category = "error";
   const TableEncoding encoding = TableEncoding::fit(table, {0, 1, 2, 3}, options);
-  Generator init(5);
-  auto model = make_sequential(
-      json::array({{{"type", "linear"}, {"in", encoding.width()}, {"out", 3}}}), init);
-  model->eval();
-  save_bundle(path, *model,
-              {model->spec(),
-               Preprocessing::none(),
-               {{"task", "classification"},
-                {"format", "csv"},
-                {"input_shape", {encoding.width()}},
-                {"classes", encoding.classes()},
-                {"features", encoding.column_names()},
-                {"encoding", encoding.to_json()}},
-               {}});
+  const LoadedBundle bundle = testing::linear_table_classifier(encoding, 5);
+  save_bundle(path, *bundle.model, bundle.info);
 }
 
 TEST_F(ServeTest, ServesTableModelsWithOneInputPerColumn) {
