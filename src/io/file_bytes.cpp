@@ -71,6 +71,13 @@ bool has_gzip_magic(const unsigned char* data, std::size_t size) {
   return size >= 2 && data[0] == 0x1f && data[1] == 0x8b;
 }
 
+// The size the gzip trailer claims for the data (its last 4 bytes, little-endian: the size
+// modulo 2^32). A claim of the file, to be believed only so far.
+std::uint64_t claimed_gzip_size(std::span<const unsigned char> input) {
+  const unsigned char* tail = input.data() + input.size() - 4;
+  return tail[0] | tail[1] << 8 | tail[2] << 16 | static_cast<std::uint64_t>(tail[3]) << 24;
+}
+
 // The common case, at twice zlib's speed: one gzip member whose trailer states its size, in a
 // buffer of that size. Anything else (several members, trailing bytes, a size the trailer gets
 // wrong, corrupt data) returns nothing and is left to the zlib path below, which says what is
@@ -79,9 +86,7 @@ bool has_gzip_magic(const unsigned char* data, std::size_t size) {
 std::optional<std::vector<unsigned char>> gunzip_whole(std::span<const unsigned char> input,
                                                        std::uint64_t limit) {
   if (input.size() < 18) return std::nullopt;  // a gzip header and trailer
-  const unsigned char* tail = input.data() + input.size() - 4;
-  const std::uint64_t claimed =
-      tail[0] | tail[1] << 8 | tail[2] << 16 | static_cast<std::uint64_t>(tail[3]) << 24;
+  const std::uint64_t claimed = claimed_gzip_size(input);
   if (claimed > limit || claimed > input.size() * std::uint64_t{16}) return std::nullopt;
   std::unique_ptr<libdeflate_decompressor, void (*)(libdeflate_decompressor*)> decompressor(
       libdeflate_alloc_decompressor(), &libdeflate_free_decompressor);
@@ -107,14 +112,11 @@ std::vector<unsigned char> gunzip(std::string_view text, const std::string& name
     throw Error(fmt::format("{}: cannot start zlib decompression", name));
   std::unique_ptr<z_stream, int (*)(z_stream*)> end_stream(&stream, &inflateEnd);
 
-  // The gzip trailer's size field (the last 4 bytes, little-endian) sizes the first buffer. It
-  // is a claim of the file, so it is believed only up to 16 times the compressed size; a file
-  // that really expands more grows the buffer by doubling.
+  // The trailer's size sizes the first buffer, believed only up to 16 times the compressed size;
+  // a file that really expands more grows the buffer by doubling.
   std::vector<unsigned char> output;
   if (input.size() >= 4) {
-    const unsigned char* tail = input.data() + input.size() - 4;
-    const std::uint64_t claimed =
-        tail[0] | tail[1] << 8 | tail[2] << 16 | static_cast<std::uint64_t>(tail[3]) << 24;
+    const std::uint64_t claimed = claimed_gzip_size(input);
     grow(output,
          static_cast<std::size_t>(
              std::min<std::uint64_t>(claimed + 1, input.size() * std::uint64_t{16})),
