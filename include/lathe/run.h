@@ -31,6 +31,9 @@ struct PreparedData {
   // ({"vocab_size": V} for text).
   nlohmann::json model_arguments = nlohmann::json::object();
   std::string summary;  // the "Data: ..." line
+  // What one example's features are, added to a shape error so the user can count them
+  // ("penguins.csv encodes to 10 features per row: island=Biscoe, ..."); empty where obvious.
+  std::string features;
 };
 
 PreparedData prepare_data(const RunConfig& config);

@@ -408,14 +408,6 @@ PreparedData prepare_table(const RunConfig& config) {
   const TableEncoding encoding = TableEncoding::fit(
       table, split.train, table_options(d, out.task == Task::Classification), dialect);
   const TensorDataset all(encoding.transform(table), encoding.transform_target(table));
-  // The model must take what the table encodes to; the error lists the features to count.
-  try {
-    check_model_shapes(config, {encoding.width()});
-  } catch (const Error& e) {
-    throw Error(fmt::format("{}; {} encodes to {} features per row: {}", e.what(),
-                            d.path.filename().string(), encoding.width(),
-                            listed(encoding.feature_names())));
-  }
   nlohmann::json info = {{"format", d.format},
                          {"target", d.target},
                          {"features", encoding.column_names()},
@@ -429,6 +421,8 @@ PreparedData prepare_table(const RunConfig& config) {
                            {"sha256", sha256_hex(detail::as_chars(bytes))}}}};
   finish_examples(config, out, all.subset(split.train), all.subset(split.validation),
                   all.subset(split.test), info);
+  out.features = fmt::format("{} encodes to {} features per row: {}", d.path.filename().string(),
+                             encoding.width(), listed(encoding.feature_names()));
   if (out.task == Task::Classification) {
     out.task_info["classes"] = encoding.classes();
     out.summary +=
@@ -523,7 +517,12 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& conso
   const PreparedData data = prepare_data(config);
   if (data.train) {
     const Shape& inputs = data.train->inputs().shape();
-    check_model_shapes(config, Shape(inputs.begin() + 1, inputs.end()));
+    try {
+      check_model_shapes(config, Shape(inputs.begin() + 1, inputs.end()));
+    } catch (const Error& e) {
+      if (data.features.empty()) throw;
+      throw Error(fmt::format("{}; {}", e.what(), data.features));
+    }
   }
   // The first line of the summary says how long the data took to be ready for the first batch.
   std::string summary = data.summary;
