@@ -481,16 +481,13 @@ TEST_F(BundleMismatch, MalformedArchitectures) {
       "a layer needs a \"type\" (one of: linear, conv2d, max_pool2d, avg_pool2d, global_avg_pool, "
       "batch_norm1d, batch_norm2d, reshape, flatten, dropout, relu, leaky_relu, sigmoid, tanh, "
       "gelu, gpt";
-  const auto starts_with = [](const std::string& text, const std::string& start) {
-    return text.compare(0, start.size(), start) == 0;
-  };
   const std::string loaded = load_error(tensors_, {{"type", 5}});
-  EXPECT_TRUE(starts_with(loaded, prefix + builtin)) << loaded;
+  EXPECT_TRUE(loaded.starts_with(prefix + builtin)) << loaded;
   const std::string made = error_of([] {
     Generator g(0);
     make_layer({{"type", 5}}, g);
   });
-  EXPECT_TRUE(starts_with(made, builtin)) << made;
+  EXPECT_TRUE(made.starts_with(builtin)) << made;
   auto negative = architecture_;
   negative["layers"][2]["out"] = -2;
   EXPECT_EQ(load_error(tensors_, negative),
