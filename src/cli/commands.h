@@ -32,6 +32,10 @@ void add_generate_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 // `lathe export BUNDLE MODEL.onnx`
 void add_export_command(CLI::App& app);
+// `lathe run MODEL.onnx --input NAME=FILE.pb ... --output-dir DIR`
+void add_run_command(CLI::App& app);
+// `lathe onnx-conformance [DATA_DIR] [--expect-pass FILE] [--markdown FILE]`
+void add_onnx_conformance_command(CLI::App& app);
 // `lathe serve BUNDLE... [--port N] ...`
 void add_serve_command(CLI::App& app);
 // `lathe board [RUNS_DIR] [--port N] [--host ADDRESS]`

@@ -51,6 +51,8 @@ int main(int argc, char** argv) {
   lathe::cli::add_generate_command(app);
   lathe::cli::add_inspect_command(app);
   lathe::cli::add_export_command(app);
+  lathe::cli::add_run_command(app);
+  lathe::cli::add_onnx_conformance_command(app);
   lathe::cli::add_serve_command(app);
   lathe::cli::add_board_command(app);
   lathe::cli::add_demo_command(app);
