@@ -95,8 +95,9 @@ std::vector<OnnxValue> run_graph(const Graph& graph,
       if (o >= outs.size())
         ctx.unsupported(fmt::format("output {} ('{}') is not computed", o, node.outputs[o]));
       if (grad_in && outs[o].tensor.dtype() != DType::Int64 && !outs[o].tensor.requires_grad())
-        ctx.unsupported("lathe has no gradient for this operator (or this use of it), so the "
-                        "model cannot be trained through it");
+        ctx.unsupported(
+            "lathe has no gradient for this operator (or this use of it), so the "
+            "model cannot be trained through it");
       values[node.outputs[o]] = std::move(outs[o]);
     }
     for (const auto& in : node.inputs) {

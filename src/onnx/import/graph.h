@@ -5,8 +5,8 @@
 
 #include <filesystem>
 #include <functional>
-#include <memory>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,8 +33,8 @@ struct Attribute {
 struct Node {
   std::string name;  // the node's name, or "#<index> <op_type>" when the model gives none
   std::string op_type;
-  std::string domain;  // "" for the default (ai.onnx) domain
-  std::int64_t opset = 0;  // the version of the node's domain the model imports
+  std::string domain;                // "" for the default (ai.onnx) domain
+  std::int64_t opset = 0;            // the version of the node's domain the model imports
   std::vector<std::string> inputs;   // "" for an omitted optional input
   std::vector<std::string> outputs;  // "" for an omitted optional output
   std::map<std::string, Attribute> attributes;
@@ -96,7 +96,8 @@ struct OpInfo {
 // Loading (model.cpp) and running (executor.cpp).
 std::shared_ptr<Graph> read_graph(const onnx::ModelProto& model,
                                   const std::filesystem::path& folder, const OnnxLimits& limits);
-std::vector<OnnxValue> run_graph(const Graph& graph, const std::map<std::string, OnnxValue>& inputs);
+std::vector<OnnxValue> run_graph(const Graph& graph,
+                                 const std::map<std::string, OnnxValue>& inputs);
 
 // op_type (default domain) -> kernel. Each ops_*.cpp fills its part.
 using OpTable = std::map<std::string, OpInfo>;

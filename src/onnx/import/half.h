@@ -34,8 +34,8 @@ inline std::uint16_t float_to_half(float f) {
   if (abs >= 0x7f800000u)  // inf or NaN
     return sign | (abs > 0x7f800000u ? 0x7e00u : 0x7c00u);
   if (abs >= 0x477ff000u) return sign | 0x7c00u;  // rounds above 65504: inf
-  if (abs < 0x38800000u) {                         // below the smallest normal half
-    if (abs < 0x33000000u) return sign;            // rounds to zero
+  if (abs < 0x38800000u) {                        // below the smallest normal half
+    if (abs < 0x33000000u) return sign;           // rounds to zero
     const std::uint32_t exponent = abs >> 23;
     const std::uint32_t mantissa = (abs & 0x7fffffu) | 0x800000u;
     const std::uint32_t shift = 126 - exponent;

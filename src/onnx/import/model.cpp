@@ -26,9 +26,10 @@ OnnxGraphIO graph_io(const onnx::ValueInfoProto& info, const std::string& role) 
   OnnxGraphIO io;
   io.name = info.name();
   if (!info.has_type() || !info.type().has_tensor_type())
-    throw OnnxUnsupported(fmt::format("graph {} '{}' is not a tensor (sequences, maps and "
-                                      "optionals are not supported)",
-                                      role, info.name()));
+    throw OnnxUnsupported(
+        fmt::format("graph {} '{}' is not a tensor (sequences, maps and "
+                    "optionals are not supported)",
+                    role, info.name()));
   const auto& tensor_type = info.type().tensor_type();
   io.type = static_cast<OnnxType>(tensor_type.elem_type());
   onnx_storage_dtype(io.type);  // throws OnnxUnsupported for strings and complex numbers
@@ -48,8 +49,8 @@ OnnxGraphIO graph_io(const onnx::ValueInfoProto& info, const std::string& role) 
 Attribute read_attribute(const onnx::AttributeProto& proto, const std::string& where,
                          const OnnxLimits& limits) {
   if (!proto.ref_attr_name().empty())
-    throw OnnxUnsupported(fmt::format("{}: attribute '{}' refers to a function attribute", where,
-                                      proto.name()));
+    throw OnnxUnsupported(
+        fmt::format("{}: attribute '{}' refers to a function attribute", where, proto.name()));
   Attribute a{Attribute::Kind::Other};
   switch (proto.type()) {
     case onnx::AttributeProto::FLOAT:
@@ -99,13 +100,13 @@ std::vector<Node> sort_nodes(std::vector<Node> nodes, const std::set<std::string
     for (const auto& out : nodes[k].outputs) {
       if (out.empty()) continue;
       if (available.count(out))
-        throw Error(fmt::format("node '{}' ({}): output '{}' has the name of a graph input or "
-                                "initializer",
-                                nodes[k].name, nodes[k].op_type, out));
+        throw Error(
+            fmt::format("node '{}' ({}): output '{}' has the name of a graph input or "
+                        "initializer",
+                        nodes[k].name, nodes[k].op_type, out));
       if (!producer.emplace(out, k).second)
         throw Error(fmt::format("node '{}' ({}): output '{}' is also produced by node '{}'",
-                                nodes[k].name, nodes[k].op_type, out,
-                                nodes[producer[out]].name));
+                                nodes[k].name, nodes[k].op_type, out, nodes[producer[out]].name));
     }
   std::vector<std::vector<std::size_t>> users(nodes.size());
   std::vector<std::size_t> waiting(nodes.size(), 0);
@@ -114,9 +115,10 @@ std::vector<Node> sort_nodes(std::vector<Node> nodes, const std::set<std::string
       if (in.empty() || available.count(in)) continue;
       auto it = producer.find(in);
       if (it == producer.end())
-        throw Error(fmt::format("node '{}' ({}): input '{}' is not a graph input, an initializer "
-                                "or any node's output",
-                                nodes[k].name, nodes[k].op_type, in));
+        throw Error(
+            fmt::format("node '{}' ({}): input '{}' is not a graph input, an initializer "
+                        "or any node's output",
+                        nodes[k].name, nodes[k].op_type, in));
       users[it->second].push_back(k);
       ++waiting[k];
     }
@@ -158,12 +160,13 @@ std::shared_ptr<Graph> read_graph(const onnx::ModelProto& model,
   // a default-domain node then fails below.
   graph->opset = opsets.count("") ? opsets[""] : (model.ir_version() < 3 ? 1 : 0);
   if (graph->opset > kMaxOpset)
-    throw OnnxUnsupported(fmt::format("operator set version {} (lathe reads 1 to {})",
-                                      graph->opset, kMaxOpset));
+    throw OnnxUnsupported(
+        fmt::format("operator set version {} (lathe reads 1 to {})", graph->opset, kMaxOpset));
   if (!model.has_graph()) throw Error("the model has no graph");
   const onnx::GraphProto& g = model.graph();
   if (g.sparse_initializer_size() > 0)
-    throw OnnxUnsupported(fmt::format("sparse initializer '{}'", g.sparse_initializer(0).values().name()));
+    throw OnnxUnsupported(
+        fmt::format("sparse initializer '{}'", g.sparse_initializer(0).values().name()));
 
   std::set<std::string> available = {""};
   std::uint64_t total_bytes = 0;
@@ -171,7 +174,8 @@ std::shared_ptr<Graph> read_graph(const onnx::ModelProto& model,
     const std::string what = fmt::format("initializer '{}'", init.name());
     if (init.name().empty()) throw Error("an initializer has no name");
     OnnxValue value = tensor_from_proto(init, folder, limits, what);
-    total_bytes += static_cast<std::uint64_t>(value.tensor.numel()) * dtype_size(value.tensor.dtype());
+    total_bytes +=
+        static_cast<std::uint64_t>(value.tensor.numel()) * dtype_size(value.tensor.dtype());
     if (total_bytes > limits.max_model_bytes * 2)
       throw Error(fmt::format("{}: the initializers together exceed {} bytes", what,
                               limits.max_model_bytes * 2));
@@ -197,14 +201,16 @@ std::shared_ptr<Graph> read_graph(const onnx::ModelProto& model,
     node.domain = proto.domain() == "ai.onnx" ? "" : proto.domain();
     const std::string where = fmt::format("node '{}' ({})", node.name, node.op_type);
     if (!node.domain.empty())
-      throw OnnxUnsupported(fmt::format("{}: operator domain '{}' (lathe runs the default ONNX "
-                                        "domain)",
-                                        where, node.domain));
+      throw OnnxUnsupported(
+          fmt::format("{}: operator domain '{}' (lathe runs the default ONNX "
+                      "domain)",
+                      where, node.domain));
     node.opset = graph->opset;
     if (node.opset < 1)
-      throw Error(fmt::format("{}: the model imports no version of the default operator set "
-                              "(opset_import)",
-                              where));
+      throw Error(
+          fmt::format("{}: the model imports no version of the default operator set "
+                      "(opset_import)",
+                      where));
     const auto op = table.find(node.op_type);
     if (op == table.end())
       throw OnnxUnsupported(fmt::format("{}: operator {} is not supported", where, node.op_type));
@@ -227,9 +233,10 @@ std::shared_ptr<Graph> read_graph(const onnx::ModelProto& model,
   for (const auto& node : graph->nodes) produced.insert(node.outputs.begin(), node.outputs.end());
   for (const auto& output : g.output()) {
     if (!produced.count(output.name()) || output.name().empty())
-      throw Error(fmt::format("graph output '{}' is not produced by any node, input or "
-                              "initializer",
-                              output.name()));
+      throw Error(
+          fmt::format("graph output '{}' is not produced by any node, input or "
+                      "initializer",
+                      output.name()));
     graph->outputs.push_back(graph_io(output, "output"));
   }
   return graph;
@@ -263,8 +270,8 @@ OnnxGraph OnnxGraph::parse(const std::string& bytes, const std::filesystem::path
 OnnxGraph OnnxGraph::load(const std::filesystem::path& path, const OnnxLimits& limits) {
   const auto raw = detail::read_raw_file(path, limits.max_model_bytes);
   try {
-    return parse(std::string(detail::as_chars(raw)), path.parent_path().empty() ? "." : path.parent_path(),
-                 limits);
+    return parse(std::string(detail::as_chars(raw)),
+                 path.parent_path().empty() ? "." : path.parent_path(), limits);
   } catch (const OnnxUnsupported& e) {
     throw OnnxUnsupported(fmt::format("{}: {}", path.string(), e.what()));
   } catch (const Error& e) {
@@ -272,10 +279,18 @@ OnnxGraph OnnxGraph::load(const std::filesystem::path& path, const OnnxLimits& l
   }
 }
 
-const std::vector<OnnxGraphIO>& OnnxGraph::inputs() const { return graph_->inputs; }
-const std::vector<OnnxGraphIO>& OnnxGraph::outputs() const { return graph_->outputs; }
-std::int64_t OnnxGraph::opset() const { return graph_->opset; }
-std::size_t OnnxGraph::node_count() const { return graph_->nodes.size(); }
+const std::vector<OnnxGraphIO>& OnnxGraph::inputs() const {
+  return graph_->inputs;
+}
+const std::vector<OnnxGraphIO>& OnnxGraph::outputs() const {
+  return graph_->outputs;
+}
+std::int64_t OnnxGraph::opset() const {
+  return graph_->opset;
+}
+std::size_t OnnxGraph::node_count() const {
+  return graph_->nodes.size();
+}
 
 std::map<std::string, int> OnnxGraph::operator_counts() const {
   std::map<std::string, int> counts;

@@ -54,30 +54,34 @@ std::string read_external_data(const onnx::TensorProto& proto, const std::filesy
     }
   }
   if (folder.empty())
-    throw Error(fmt::format("{}: stores its data in an external file, which is only read for a "
-                            "model loaded from a file",
-                            what));
+    throw Error(
+        fmt::format("{}: stores its data in an external file, which is only read for a "
+                    "model loaded from a file",
+                    what));
   const std::filesystem::path relative(location);
   if (location.empty() || relative.is_absolute() || relative.has_root_name())
-    throw Error(fmt::format("{}: external data location '{}' must be a relative path inside the "
-                            "model's folder",
-                            what, location));
+    throw Error(
+        fmt::format("{}: external data location '{}' must be a relative path inside the "
+                    "model's folder",
+                    what, location));
   for (const auto& part : relative)
     if (part == "..")
-      throw Error(fmt::format("{}: external data location '{}' leaves the model's folder", what,
-                              location));
+      throw Error(
+          fmt::format("{}: external data location '{}' leaves the model's folder", what, location));
   std::error_code ec;
   const auto base = std::filesystem::weakly_canonical(folder, ec);
   const auto target = std::filesystem::weakly_canonical(folder / relative, ec);
   const auto [end, _] = std::mismatch(base.begin(), base.end(), target.begin(), target.end());
   if (ec || end != base.end())
-    throw Error(fmt::format("{}: external data location '{}' leaves the model's folder (through a "
-                            "link)",
-                            what, location));
+    throw Error(
+        fmt::format("{}: external data location '{}' leaves the model's folder (through a "
+                    "link)",
+                    what, location));
   if (length && *length != expected_bytes)
-    throw Error(fmt::format("{}: external data length {} does not match the {} bytes its shape "
-                            "needs",
-                            what, *length, expected_bytes));
+    throw Error(
+        fmt::format("{}: external data length {} does not match the {} bytes its shape "
+                    "needs",
+                    what, *length, expected_bytes));
   std::ifstream in(target, std::ios::binary);
   if (!in) throw Error(fmt::format("{}: cannot open external data '{}'", what, location));
   in.seekg(0, std::ios::end);
@@ -113,20 +117,42 @@ void fill_from_raw(const Tensor& out, const char* raw, OnnxType type) {
     T* q = const_cast<Tensor&>(out).data<T>();
     for (std::int64_t k = 0, n = out.numel(); k < n; ++k) {
       switch (type) {
-        case OnnxType::Float: q[k] = static_cast<T>(load(float{}, k)); break;
-        case OnnxType::Double: q[k] = static_cast<T>(load(double{}, k)); break;
-        case OnnxType::Float16: q[k] = static_cast<T>(half_to_float(load(std::uint16_t{}, k))); break;
+        case OnnxType::Float:
+          q[k] = static_cast<T>(load(float{}, k));
+          break;
+        case OnnxType::Double:
+          q[k] = static_cast<T>(load(double{}, k));
+          break;
+        case OnnxType::Float16:
+          q[k] = static_cast<T>(half_to_float(load(std::uint16_t{}, k)));
+          break;
         case OnnxType::Bfloat16:
           q[k] = static_cast<T>(bfloat16_to_float(load(std::uint16_t{}, k)));
           break;
-        case OnnxType::Uint8: q[k] = static_cast<T>(load(std::uint8_t{}, k)); break;
-        case OnnxType::Bool: q[k] = static_cast<T>(load(std::uint8_t{}, k) != 0); break;
-        case OnnxType::Int8: q[k] = static_cast<T>(load(std::int8_t{}, k)); break;
-        case OnnxType::Uint16: q[k] = static_cast<T>(load(std::uint16_t{}, k)); break;
-        case OnnxType::Int16: q[k] = static_cast<T>(load(std::int16_t{}, k)); break;
-        case OnnxType::Int32: q[k] = static_cast<T>(load(std::int32_t{}, k)); break;
-        case OnnxType::Uint32: q[k] = static_cast<T>(load(std::uint32_t{}, k)); break;
-        default: q[k] = static_cast<T>(load(std::int64_t{}, k)); break;  // int64, uint64
+        case OnnxType::Uint8:
+          q[k] = static_cast<T>(load(std::uint8_t{}, k));
+          break;
+        case OnnxType::Bool:
+          q[k] = static_cast<T>(load(std::uint8_t{}, k) != 0);
+          break;
+        case OnnxType::Int8:
+          q[k] = static_cast<T>(load(std::int8_t{}, k));
+          break;
+        case OnnxType::Uint16:
+          q[k] = static_cast<T>(load(std::uint16_t{}, k));
+          break;
+        case OnnxType::Int16:
+          q[k] = static_cast<T>(load(std::int16_t{}, k));
+          break;
+        case OnnxType::Int32:
+          q[k] = static_cast<T>(load(std::int32_t{}, k));
+          break;
+        case OnnxType::Uint32:
+          q[k] = static_cast<T>(load(std::uint32_t{}, k));
+          break;
+        default:
+          q[k] = static_cast<T>(load(std::int64_t{}, k));
+          break;  // int64, uint64
       }
     }
   });
@@ -184,7 +210,8 @@ OnnxValue tensor_from_proto(const onnx::TensorProto& proto, const std::filesyste
     case OnnxType::Uint32:
     case OnnxType::Uint64:
       require_count(proto.uint64_data_size(), "uint64_data");
-      fill_from(out, proto.uint64_data(), [](std::uint64_t v) { return static_cast<std::int64_t>(v); });
+      fill_from(out, proto.uint64_data(),
+                [](std::uint64_t v) { return static_cast<std::int64_t>(v); });
       break;
     case OnnxType::Float16:
       require_count(proto.int32_data_size(), "int32_data");
@@ -198,7 +225,8 @@ OnnxValue tensor_from_proto(const onnx::TensorProto& proto, const std::filesyste
       break;
     default:  // int32, int16, int8, uint16, uint8, bool
       require_count(proto.int32_data_size(), "int32_data");
-      fill_from(out, proto.int32_data(), [](std::int32_t v) { return static_cast<std::int64_t>(v); });
+      fill_from(out, proto.int32_data(),
+                [](std::int32_t v) { return static_cast<std::int64_t>(v); });
       break;
   }
   return make_value(std::move(out), type);
@@ -217,18 +245,40 @@ void tensor_to_proto(const OnnxValue& value, onnx::TensorProto& proto) {
     for (std::int64_t k = 0; k < n; ++k) {
       const T v = p[k];
       switch (value.type) {
-        case OnnxType::Float: store(k, static_cast<float>(v)); break;
-        case OnnxType::Double: store(k, static_cast<double>(v)); break;
-        case OnnxType::Float16: store(k, float_to_half(static_cast<float>(v))); break;
-        case OnnxType::Bfloat16: store(k, float_to_bfloat16(static_cast<float>(v))); break;
+        case OnnxType::Float:
+          store(k, static_cast<float>(v));
+          break;
+        case OnnxType::Double:
+          store(k, static_cast<double>(v));
+          break;
+        case OnnxType::Float16:
+          store(k, float_to_half(static_cast<float>(v)));
+          break;
+        case OnnxType::Bfloat16:
+          store(k, float_to_bfloat16(static_cast<float>(v)));
+          break;
         case OnnxType::Uint8:
-        case OnnxType::Bool: store(k, static_cast<std::uint8_t>(v)); break;
-        case OnnxType::Int8: store(k, static_cast<std::int8_t>(v)); break;
-        case OnnxType::Uint16: store(k, static_cast<std::uint16_t>(v)); break;
-        case OnnxType::Int16: store(k, static_cast<std::int16_t>(v)); break;
-        case OnnxType::Int32: store(k, static_cast<std::int32_t>(v)); break;
-        case OnnxType::Uint32: store(k, static_cast<std::uint32_t>(v)); break;
-        default: store(k, static_cast<std::int64_t>(v)); break;
+        case OnnxType::Bool:
+          store(k, static_cast<std::uint8_t>(v));
+          break;
+        case OnnxType::Int8:
+          store(k, static_cast<std::int8_t>(v));
+          break;
+        case OnnxType::Uint16:
+          store(k, static_cast<std::uint16_t>(v));
+          break;
+        case OnnxType::Int16:
+          store(k, static_cast<std::int16_t>(v));
+          break;
+        case OnnxType::Int32:
+          store(k, static_cast<std::int32_t>(v));
+          break;
+        case OnnxType::Uint32:
+          store(k, static_cast<std::uint32_t>(v));
+          break;
+        default:
+          store(k, static_cast<std::int64_t>(v));
+          break;
       }
     }
   });
@@ -264,9 +314,9 @@ OnnxValue read_npy(const std::string& bytes, const std::filesystem::path& path,
   const std::string order = m[1], kind = m[2], width = m[3];
   if (order == ">") throw Error(fmt::format("{}: big-endian .npy data is not supported", what));
   const std::map<std::string, OnnxType> types = {
-      {"f4", OnnxType::Float}, {"f8", OnnxType::Double},  {"f2", OnnxType::Float16},
-      {"i8", OnnxType::Int64}, {"i4", OnnxType::Int32},   {"i2", OnnxType::Int16},
-      {"i1", OnnxType::Int8},  {"u1", OnnxType::Uint8},   {"u2", OnnxType::Uint16},
+      {"f4", OnnxType::Float},  {"f8", OnnxType::Double}, {"f2", OnnxType::Float16},
+      {"i8", OnnxType::Int64},  {"i4", OnnxType::Int32},  {"i2", OnnxType::Int16},
+      {"i1", OnnxType::Int8},   {"u1", OnnxType::Uint8},  {"u2", OnnxType::Uint16},
       {"u4", OnnxType::Uint32}, {"u8", OnnxType::Uint64}, {"b1", OnnxType::Bool}};
   const auto type_it = types.find(kind + width);
   if (type_it == types.end())
@@ -278,8 +328,8 @@ OnnxValue read_npy(const std::string& bytes, const std::filesystem::path& path,
   google::protobuf::RepeatedField<std::int64_t> dims;
   const std::string shape_text = m[1];
   const std::regex number("\\d+");
-  for (std::sregex_iterator it(shape_text.begin(), shape_text.end(), number), end;
-       it != end; ++it) {
+  for (std::sregex_iterator it(shape_text.begin(), shape_text.end(), number), end; it != end;
+       ++it) {
     if (it->str().size() > 18) throw Error(fmt::format("{}: .npy dimension too large", what));
     dims.Add(std::stoll(it->str()));
   }
@@ -308,8 +358,8 @@ OnnxValue read_onnx_tensor_file(const std::filesystem::path& path, const OnnxLim
   if (bytes.rfind("\x93NUMPY", 0) == 0) return onnx_detail::read_npy(bytes, path, limits);
   onnx::TensorProto proto;
   if (!proto.ParseFromString(bytes))
-    throw Error(fmt::format("{}: not a serialized ONNX TensorProto (or a .npy file)",
-                            path.string()));
+    throw Error(
+        fmt::format("{}: not a serialized ONNX TensorProto (or a .npy file)", path.string()));
   const std::string what = fmt::format("{} (tensor '{}')", path.string(), proto.name());
   return onnx_detail::tensor_from_proto(proto, {}, limits, what);
 }

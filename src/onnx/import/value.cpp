@@ -12,23 +12,40 @@ namespace lathe {
 
 const char* onnx_type_name(OnnxType type) {
   switch (type) {
-    case OnnxType::Float: return "float32";
-    case OnnxType::Uint8: return "uint8";
-    case OnnxType::Int8: return "int8";
-    case OnnxType::Uint16: return "uint16";
-    case OnnxType::Int16: return "int16";
-    case OnnxType::Int32: return "int32";
-    case OnnxType::Int64: return "int64";
-    case OnnxType::String: return "string";
-    case OnnxType::Bool: return "bool";
-    case OnnxType::Float16: return "float16";
-    case OnnxType::Double: return "float64";
-    case OnnxType::Uint32: return "uint32";
-    case OnnxType::Uint64: return "uint64";
-    case OnnxType::Complex64: return "complex64";
-    case OnnxType::Complex128: return "complex128";
-    case OnnxType::Bfloat16: return "bfloat16";
-    case OnnxType::Undefined: break;
+    case OnnxType::Float:
+      return "float32";
+    case OnnxType::Uint8:
+      return "uint8";
+    case OnnxType::Int8:
+      return "int8";
+    case OnnxType::Uint16:
+      return "uint16";
+    case OnnxType::Int16:
+      return "int16";
+    case OnnxType::Int32:
+      return "int32";
+    case OnnxType::Int64:
+      return "int64";
+    case OnnxType::String:
+      return "string";
+    case OnnxType::Bool:
+      return "bool";
+    case OnnxType::Float16:
+      return "float16";
+    case OnnxType::Double:
+      return "float64";
+    case OnnxType::Uint32:
+      return "uint32";
+    case OnnxType::Uint64:
+      return "uint64";
+    case OnnxType::Complex64:
+      return "complex64";
+    case OnnxType::Complex128:
+      return "complex128";
+    case OnnxType::Bfloat16:
+      return "bfloat16";
+    case OnnxType::Undefined:
+      break;
   }
   return "undefined";
 }
@@ -108,9 +125,12 @@ bool is_signed_type(OnnxType type) {
 
 OnnxType onnx_type_of(DType dtype) {
   switch (dtype) {
-    case DType::Float32: return OnnxType::Float;
-    case DType::Float64: return OnnxType::Double;
-    default: return OnnxType::Int64;
+    case DType::Float32:
+      return OnnxType::Float;
+    case DType::Float64:
+      return OnnxType::Double;
+    default:
+      return OnnxType::Int64;
   }
 }
 
@@ -118,14 +138,22 @@ namespace {
 
 std::int64_t wrap_integer(std::int64_t v, OnnxType type) {
   switch (type) {
-    case OnnxType::Bool: return v != 0;
-    case OnnxType::Uint8: return static_cast<std::uint8_t>(v);
-    case OnnxType::Int8: return static_cast<std::int8_t>(v);
-    case OnnxType::Uint16: return static_cast<std::uint16_t>(v);
-    case OnnxType::Int16: return static_cast<std::int16_t>(v);
-    case OnnxType::Uint32: return static_cast<std::uint32_t>(v);
-    case OnnxType::Int32: return static_cast<std::int32_t>(v);
-    default: return v;
+    case OnnxType::Bool:
+      return v != 0;
+    case OnnxType::Uint8:
+      return static_cast<std::uint8_t>(v);
+    case OnnxType::Int8:
+      return static_cast<std::int8_t>(v);
+    case OnnxType::Uint16:
+      return static_cast<std::uint16_t>(v);
+    case OnnxType::Int16:
+      return static_cast<std::int16_t>(v);
+    case OnnxType::Uint32:
+      return static_cast<std::uint32_t>(v);
+    case OnnxType::Int32:
+      return static_cast<std::int32_t>(v);
+    default:
+      return v;
   }
 }
 
@@ -229,7 +257,8 @@ double OpContext::attr_float(const std::string& name, double fallback) const {
 std::string OpContext::attr_string(const std::string& name, const std::string& fallback) const {
   const Attribute* a = attr(name);
   if (!a) return fallback;
-  if (a->kind != Attribute::Kind::String) fail(fmt::format("attribute '{}' must be a string", name));
+  if (a->kind != Attribute::Kind::String)
+    fail(fmt::format("attribute '{}' must be a string", name));
   return a->s;
 }
 
