@@ -17,6 +17,7 @@ packages=(
   libstb-dev                                        # PNG/JPEG decoding in lathe predict
   libprotobuf-dev protobuf-compiler libonnx-dev     # lathe export (ONNX ModelProto)
   python3-onnx                                      # onnx.checker in the export tests
+  libonnx-testdata                                  # ONNX backend test cases (lathe onnx-conformance)
   clang libclang-rt-14-dev                          # libFuzzer targets (ASan+UBSan)
   wrk curl                                          # HTTP load test and CLI test of lathe serve
   chromium chromium-driver python3-selenium         # lathe board's test in a headless browser

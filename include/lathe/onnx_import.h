@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "lathe/bundle.h"
 #include "lathe/error.h"
 #include "lathe/tensor.h"
 
@@ -29,9 +30,23 @@ namespace lathe {
 
 // ONNX TensorProto.DataType values.
 enum class OnnxType : std::int32_t {
-  Undefined = 0, Float = 1, Uint8 = 2, Int8 = 3, Uint16 = 4, Int16 = 5, Int32 = 6, Int64 = 7,
-  String = 8, Bool = 9, Float16 = 10, Double = 11, Uint32 = 12, Uint64 = 13, Complex64 = 14,
-  Complex128 = 15, Bfloat16 = 16
+  Undefined = 0,
+  Float = 1,
+  Uint8 = 2,
+  Int8 = 3,
+  Uint16 = 4,
+  Int16 = 5,
+  Int32 = 6,
+  Int64 = 7,
+  String = 8,
+  Bool = 9,
+  Float16 = 10,
+  Double = 11,
+  Uint32 = 12,
+  Uint64 = 13,
+  Complex64 = 14,
+  Complex128 = 15,
+  Bfloat16 = 16
 };
 const char* onnx_type_name(OnnxType type);  // "float32", "int64", "bool", ...
 // The lathe dtype that holds values of `type`; throws OnnxUnsupported for strings and complex.
@@ -100,6 +115,28 @@ class OnnxGraph {
  private:
   std::shared_ptr<onnx_detail::Graph> graph_;
 };
+
+// ---- Imported models as lathe models (src/onnx/import/onnx_module.cpp) ----
+//
+// Registers the layer type "onnx_graph" (an imported graph with one float32 input [N, ...] as a
+// lathe module: its float32 initializers are the parameters, so bundles, predict, eval, serve,
+// inspect and the trainer take it like any model) and the ".onnx" model file reader, so that
+// load_bundle (and every command built on it) reads an .onnx file as import_onnx does with
+// default options. Idempotent; the lathe command calls it at start.
+void register_onnx_import();
+
+struct OnnxImportOptions {
+  // "classification", "regression", or "auto": classification when the output has more than one
+  // column. A classifier whose chosen output comes from a Softmax returns the Softmax's input
+  // (lathe's predictor applies the softmax itself).
+  std::string task = "auto";
+  std::vector<std::string> classes;                     // default "0", "1", ...
+  std::string input, output;                            // default: the graph's first
+  Preprocessing preprocessing = Preprocessing::none();  // applied to raw inputs before the graph
+};
+// The model of an .onnx file as a bundle, ready for Predictor or save_bundle. Errors name the
+// file; a model lathe cannot run throws OnnxUnsupported.
+LoadedBundle import_onnx(const std::filesystem::path& path, const OnnxImportOptions& options = {});
 
 // The ONNX backend test suite's layout: DATA_DIR/<folder>/<case>/model.onnx with
 // test_data_set_*/input_*.pb and output_*.pb. run_onnx_conformance finds every case under `root`

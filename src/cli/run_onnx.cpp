@@ -29,8 +29,8 @@ void run_model(const RunOptions& options) {
     std::string name, file;
     if (eq == std::string::npos) {  // FILE alone: the next graph input in order
       if (positional >= graph.inputs().size())
-        throw Error(fmt::format("--input {}: the model has only {} inputs", spec,
-                                graph.inputs().size()));
+        throw Error(
+            fmt::format("--input {}: the model has only {} inputs", spec, graph.inputs().size()));
       name = graph.inputs()[positional++].name;
       file = spec;
     } else {
@@ -86,9 +86,8 @@ int run_conformance(const ConformanceOptions& options) {
   const auto results = run_onnx_conformance(options.data_dir);
   for (const auto& r : results)
     if (!options.quiet || r.status == OnnxCaseResult::Status::Fail)
-      std::cout << fmt::format("{}/{}: {}{}{}\n", r.folder, r.name,
-                               onnx_case_status_name(r.status), r.detail.empty() ? "" : ": ",
-                               r.detail);
+      std::cout << fmt::format("{}/{}: {}{}{}\n", r.folder, r.name, onnx_case_status_name(r.status),
+                               r.detail.empty() ? "" : ": ", r.detail);
   const OnnxConformanceSummary summary = summarize_onnx_conformance(results);
   std::cout << format_onnx_conformance_totals(summary);
   if (!options.markdown.empty()) write_onnx_conformance_markdown(options.markdown, summary);
@@ -116,7 +115,9 @@ void add_run_command(CLI::App& app) {
   auto options = std::make_shared<RunOptions>();
   CLI::App* command = app.add_subcommand(
       "run", "Run an ONNX model on TensorProto (.pb) or NumPy (.npy) inputs, writing output_N.pb");
-  command->add_option("model", options->model, "the .onnx file")->required()->check(CLI::ExistingFile);
+  command->add_option("model", options->model, "the .onnx file")
+      ->required()
+      ->check(CLI::ExistingFile);
   command
       ->add_option("--input,-i", options->inputs,
                    "NAME=FILE.pb or NAME=FILE.npy, once per graph input (FILE alone takes the "
@@ -125,8 +126,7 @@ void add_run_command(CLI::App& app) {
           [](std::string& spec) {
             const auto eq = spec.find('=');
             const std::string file = eq == std::string::npos ? spec : spec.substr(eq + 1);
-            return std::filesystem::is_regular_file(file) ? std::string()
-                                                          : "no such file: " + file;
+            return std::filesystem::is_regular_file(file) ? std::string() : "no such file: " + file;
           },
           "NAME=FILE"));
   command->add_option("--output-dir,-o", options->output_dir, "where output_0.pb ... are written")
@@ -139,13 +139,15 @@ void add_onnx_conformance_command(CLI::App& app) {
   CLI::App* command = app.add_subcommand(
       "onnx-conformance",
       "Run the ONNX backend test cases (Debian's libonnx-testdata) through lathe's ONNX import");
-  command->add_option("data_dir", options->data_dir,
-                      "a folder of case folders (node/, simple/ ...), a folder of cases, or one "
-                      "case")
+  command
+      ->add_option("data_dir", options->data_dir,
+                   "a folder of case folders (node/, simple/ ...), a folder of cases, or one "
+                   "case")
       ->capture_default_str()
       ->check(CLI::ExistingDirectory);
-  command->add_option("--expect-pass", options->expect_pass,
-                      "a file listing folder/case names that must pass; exits 1 if any does not")
+  command
+      ->add_option("--expect-pass", options->expect_pass,
+                   "a file listing folder/case names that must pass; exits 1 if any does not")
       ->check(CLI::ExistingFile);
   command->add_option("--markdown", options->markdown,
                       "write the table by operator and the totals per folder to this file");

@@ -7,6 +7,7 @@
 #include "lathe/safetensors.h"
 #include "src/io/file_bytes.h"
 #include "src/onnx/import/graph.h"
+#include "src/onnx/import/half.h"
 #include "src/onnx/import/tensor_proto.h"
 
 namespace lathe {
@@ -15,7 +16,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool is_case(const fs::path& dir) { return fs::is_regular_file(dir / "model.onnx"); }
+bool is_case(const fs::path& dir) {
+  return fs::is_regular_file(dir / "model.onnx");
+}
 
 std::vector<fs::path> sorted_children(const fs::path& dir, bool directories) {
   std::vector<fs::path> out;
@@ -52,6 +55,17 @@ std::vector<std::string> model_operators(const fs::path& model_path) {
       ops.push_back(node.op_type());
   std::sort(ops.begin(), ops.end());
   return ops;
+}
+
+// ONNX 1.12's test data stores bfloat16 tensors as uint16 (numpy has no bfloat16): the bits of
+// such a tensor are read as the bfloat16 values they are.
+OnnxValue as_bfloat16_if_stored_as_uint16(OnnxValue value, OnnxType wanted) {
+  if (wanted != OnnxType::Bfloat16 || value.type != OnnxType::Uint16) return value;
+  Tensor out = Tensor::empty(value.shape(), DType::Float32);
+  const std::int64_t* bits = value.tensor.data<std::int64_t>();
+  for (std::int64_t k = 0; k < out.numel(); ++k)
+    out.data<float>()[k] = onnx_detail::bfloat16_to_float(static_cast<std::uint16_t>(bits[k]));
+  return {out, OnnxType::Bfloat16};
 }
 
 // Empty when `actual` matches `expected`, otherwise what differs.
@@ -105,13 +119,15 @@ OnnxCaseResult run_case(const fs::path& dir, const OnnxConformanceOptions& optio
                                 input_files.size(), graph.inputs().size()));
       std::map<std::string, OnnxValue> inputs;
       for (std::size_t k = 0; k < input_files.size(); ++k)
-        inputs[graph.inputs()[k].name] = read_onnx_tensor_file(input_files[k]);
+        inputs[graph.inputs()[k].name] = as_bfloat16_if_stored_as_uint16(
+            read_onnx_tensor_file(input_files[k]), graph.inputs()[k].type);
       const std::vector<OnnxValue> outputs = graph.run(inputs);
       if (outputs.size() != output_files.size())
         throw Error(fmt::format("{} outputs, {} expected", outputs.size(), output_files.size()));
       for (std::size_t k = 0; k < outputs.size(); ++k) {
-        const std::string diff =
-            compare(outputs[k], read_onnx_tensor_file(output_files[k]), k, options);
+        const OnnxValue expected = as_bfloat16_if_stored_as_uint16(
+            read_onnx_tensor_file(output_files[k]), outputs[k].type);
+        const std::string diff = compare(outputs[k], expected, k, options);
         if (!diff.empty()) {
           result.status = Status::Fail;
           result.detail = fmt::format("{}: {}", set.filename().string(), diff);
@@ -136,9 +152,12 @@ OnnxCaseResult run_case(const fs::path& dir, const OnnxConformanceOptions& optio
 
 const char* onnx_case_status_name(OnnxCaseResult::Status status) {
   switch (status) {
-    case OnnxCaseResult::Status::Pass: return "pass";
-    case OnnxCaseResult::Status::Unsupported: return "unsupported";
-    case OnnxCaseResult::Status::Fail: break;
+    case OnnxCaseResult::Status::Pass:
+      return "pass";
+    case OnnxCaseResult::Status::Unsupported:
+      return "unsupported";
+    case OnnxCaseResult::Status::Fail:
+      break;
   }
   return "fail";
 }
@@ -171,9 +190,15 @@ OnnxConformanceSummary summarize_onnx_conformance(const std::vector<OnnxCaseResu
   OnnxConformanceSummary summary;
   auto add = [](OnnxConformanceCount& count, OnnxCaseResult::Status status) {
     switch (status) {
-      case OnnxCaseResult::Status::Pass: ++count.pass; break;
-      case OnnxCaseResult::Status::Fail: ++count.fail; break;
-      case OnnxCaseResult::Status::Unsupported: ++count.unsupported; break;
+      case OnnxCaseResult::Status::Pass:
+        ++count.pass;
+        break;
+      case OnnxCaseResult::Status::Fail:
+        ++count.fail;
+        break;
+      case OnnxCaseResult::Status::Unsupported:
+        ++count.unsupported;
+        break;
     }
   };
   for (const auto& r : results) {
