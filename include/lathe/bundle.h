@@ -4,6 +4,7 @@
 // "lathe.preprocessing", "lathe.task" and "lathe.metrics". Any module whose type is registered
 // (lathe's layers, the GPT, a program's own: lathe/nn.h) can be saved and loaded.
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -40,7 +41,17 @@ struct LoadedBundle {
 // architecture cannot allocate more than the file holds; where the task gives an input shape,
 // every layer's output for one example is bounded too (kMaxActivationValues), so convolution
 // geometry cannot ask for gigabytes of activations either.
+// A file whose extension has a registered reader (register_model_file_reader: ".onnx" once
+// lathe::register_onnx_import has run) is read by that reader instead.
 LoadedBundle load_bundle(const std::filesystem::path& path);
+
+// Another model file format that load_bundle (and so predict, eval, serve, inspect) accepts,
+// chosen by the file's extension, lower case with its dot (".onnx"). Registering an extension
+// again replaces its reader. Thread-safe.
+using ModelFileReader = std::function<LoadedBundle(const std::filesystem::path& path)>;
+void register_model_file_reader(const std::string& extension, ModelFileReader reader);
+// Whether load_bundle reads `path` through a registered reader rather than as a bundle.
+bool has_model_file_reader(const std::filesystem::path& path);
 // The same on the bytes of a bundle already in memory; `where` names them in errors.
 LoadedBundle parse_bundle(std::string_view bytes, const std::string& where);
 

@@ -32,6 +32,8 @@ void add_generate_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 // `lathe export BUNDLE MODEL.onnx`
 void add_export_command(CLI::App& app);
+// `lathe import MODEL.onnx BUNDLE.safetensors [--task ...] [--classes ...] [--scale ...] ...`
+void add_import_command(CLI::App& app);
 // `lathe run MODEL.onnx --input NAME=FILE.pb ... --output-dir DIR`
 void add_run_command(CLI::App& app);
 // `lathe onnx-conformance [DATA_DIR] [--expect-pass FILE] [--markdown FILE]`

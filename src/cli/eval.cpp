@@ -160,7 +160,8 @@ void run_eval(const EvalOptions& options) {
 void add_eval_command(CLI::App& app) {
   auto options = std::make_shared<EvalOptions>();
   CLI::App* eval = app.add_subcommand("eval", "Evaluate a saved model bundle on labeled data");
-  eval->add_option("bundle", options->bundle, "a model bundle written by lathe train")
+  eval->add_option("bundle", options->bundle,
+                   "a model bundle written by lathe train or lathe import, or an .onnx file")
       ->required()
       ->check(CLI::ExistingFile);
   // Two positionals rather than one taking 1-2 values, whose usage CLI11 prints as "data(1x)".

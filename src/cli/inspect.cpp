@@ -24,7 +24,9 @@ void run_inspect(const InspectOptions& options) {
 void add_inspect_command(CLI::App& app) {
   auto options = std::make_shared<InspectOptions>();
   CLI::App* inspect = app.add_subcommand("inspect", "Describe a saved model bundle");
-  inspect->add_option("bundle", options->bundle, "a model bundle written by lathe train")
+  inspect
+      ->add_option("bundle", options->bundle,
+                   "a model bundle written by lathe train or lathe import, or an .onnx file")
       ->required();
   inspect->add_flag("--json", options->json, "print one JSON object instead of text");
   inspect->callback([options] { run_inspect(*options); });

@@ -9,6 +9,7 @@
 #include "lathe/distributed.h"
 #include "lathe/error.h"
 #include "lathe/nn.h"
+#include "lathe/onnx_import.h"
 #include "lathe/version.h"
 #include "src/cli/commands.h"
 
@@ -51,6 +52,7 @@ int main(int argc, char** argv) {
   lathe::cli::add_generate_command(app);
   lathe::cli::add_inspect_command(app);
   lathe::cli::add_export_command(app);
+  lathe::cli::add_import_command(app);
   lathe::cli::add_run_command(app);
   lathe::cli::add_onnx_conformance_command(app);
   lathe::cli::add_serve_command(app);
@@ -60,6 +62,7 @@ int main(int argc, char** argv) {
 #if LATHE_HAVE_MPI
     lathe::use_mpi();  // a job started by mpirun trains across its processes
 #endif
+    lathe::register_onnx_import();  // .onnx files load like bundles (docs/onnx_import.md)
     load_plugins_from_environment();
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -68,7 +68,9 @@ void add_predict_command(CLI::App& app) {
   auto options = std::make_shared<PredictOptions>();
   CLI::App* predict =
       app.add_subcommand("predict", "Predict with a saved model bundle on unlabeled inputs");
-  predict->add_option("bundle", options->bundle, "a model bundle written by lathe train")
+  predict
+      ->add_option("bundle", options->bundle,
+                   "a model bundle written by lathe train or lathe import, or an .onnx file")
       ->required();
   predict
       ->add_option("inputs", options->inputs,

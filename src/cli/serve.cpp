@@ -56,7 +56,8 @@ void add_serve_command(CLI::App& app) {
       "serve",
       "Serve model bundles over HTTP with the Open Inference Protocol v2 (KServe/Triton REST); "
       "language models generate text at /v2/models/NAME/generate");
-  cmd->add_option("bundle", options->bundles, "model bundles written by lathe train")
+  cmd->add_option("bundle", options->bundles,
+                  "model bundles written by lathe train or lathe import, or .onnx files")
       ->required()
       ->check(CLI::ExistingFile);
   cmd->add_option("--name", options->names,

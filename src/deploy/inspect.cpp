@@ -142,7 +142,17 @@ std::string one_line_architecture(const nlohmann::json& architecture, const Text
   for (const auto& [key, value] : arguments.items())
     if (std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(key);
   std::vector<std::string> fields;
-  for (const std::string& key : keys) fields.push_back(key + " " + text_of(arguments[key]));
+  for (const std::string& key : keys) {
+    const nlohmann::json& value = arguments[key];
+    // A long or multi-line argument (an imported ONNX graph's text) would bury the rest.
+    const bool long_text =
+        value.is_string() && (value.get<std::string>().size() > 80 ||
+                              value.get<std::string>().find('\n') != std::string::npos);
+    fields.push_back(
+        key + " " +
+        (long_text ? fmt::format("<{} characters; see --json>", value.get<std::string>().size())
+                   : text_of(value)));
+  }
   return fmt::format("{}: {}", type, fmt::join(fields, ", "));
 }
 
@@ -162,12 +172,15 @@ void check_bundle_signature(const std::filesystem::path& path) {
 }
 
 nlohmann::json describe_bundle(const std::filesystem::path& path) {
-  check_bundle_signature(path);
+  // Another format with a registered reader (an .onnx file) is described as it loads.
+  const bool bundle_file = !has_model_file_reader(path);
+  if (bundle_file) check_bundle_signature(path);
   const LoadedBundle bundle = load_bundle(path);  // checks that it is a complete, valid bundle
-  const SafetensorsContents contents = load_safetensors(path);
+  const SafetensorsContents contents = bundle_file ? load_safetensors(path) : SafetensorsContents{};
   nlohmann::json out;
   out["file"] = path.string();
-  out["format"] = metadata_or_null(contents, "format");
+  out["format"] = bundle_file ? nlohmann::json(metadata_or_null(contents, "format"))
+                              : nlohmann::json(path.extension().string().substr(1) + " (imported)");
   out["lathe_version"] = metadata_or_null(contents, "lathe.version");
   out["architecture"] = describe_layers(bundle.info.architecture, bundle.info.task);
   const bool language_model = is_language_model(bundle.info);

@@ -8,6 +8,8 @@
 // shape after every layer is bounded as well (convolution padding and dilation of a hostile CNN).
 #include <fmt/format.h>
 
+#include <mutex>
+
 #include "lathe/bundle.h"
 #include "lathe/error.h"
 #include "lathe/version.h"
@@ -160,7 +162,43 @@ void save_bundle(const std::filesystem::path& path, const Module& model, const B
   save_safetensors(path, model.state_dict(), metadata);
 }
 
+namespace {
+
+std::mutex& model_file_readers_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
+std::map<std::string, ModelFileReader>& model_file_readers() {
+  static std::map<std::string, ModelFileReader> readers;
+  return readers;
+}
+
+}  // namespace
+
+void register_model_file_reader(const std::string& extension, ModelFileReader reader) {
+  const std::lock_guard lock(model_file_readers_mutex());
+  model_file_readers()[extension] = std::move(reader);
+}
+
+namespace {
+
+ModelFileReader model_file_reader(const std::filesystem::path& path) {
+  std::string extension = path.extension().string();
+  for (char& c : extension) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::lock_guard lock(model_file_readers_mutex());
+  auto it = model_file_readers().find(extension);
+  return it == model_file_readers().end() ? ModelFileReader() : it->second;
+}
+
+}  // namespace
+
+bool has_model_file_reader(const std::filesystem::path& path) {
+  return static_cast<bool>(model_file_reader(path));
+}
+
 LoadedBundle load_bundle(const std::filesystem::path& path) {
+  if (const ModelFileReader reader = model_file_reader(path)) return reader(path);
   const std::vector<unsigned char> file = detail::read_raw_file(path, std::uint64_t{1} << 40);
   return parse_bundle(detail::as_chars(file), path.string());
 }
