@@ -277,7 +277,8 @@ class Sequential : public Module {
 // served, inspected and trained in shards (docs/custom_modules.md).
 
 struct LayerArgument {
-  enum class Kind { Integer, Number, Boolean, String, IntegerList };
+  // Path: a string naming a file; a config resolves a relative one against the config's folder.
+  enum class Kind { Integer, Number, Boolean, String, IntegerList, Path };
   std::string key;
   Kind kind;
   bool required;
@@ -322,6 +323,10 @@ void load_plugin(const std::string& path);
 const LayerType* find_layer_type(const std::string& name);
 // Every registered type, lathe's own first, in registration order.
 std::vector<LayerType> layer_types();
+// How a layer argument reads in one line (a training log, lathe inspect): its JSON, except that
+// a long or multi-line string (an imported ONNX graph) is summarized as "<N characters>".
+std::string layer_argument_text(const nlohmann::json& value);
+bool is_long_text_argument(const nlohmann::json& value);
 
 // A spec problem, with the key it concerns ("type" for the type itself), so a config reader can
 // point at the line of that key.

@@ -1,5 +1,6 @@
-// `lathe export BUNDLE MODEL.onnx`: the bundle as an ONNX model (preprocessing included) that
-// ONNX Runtime can run on the same raw inputs as `lathe predict`. See docs/deploy/onnx.md.
+// `lathe export BUNDLE MODEL.onnx`: the bundle as an ONNX model that ONNX Runtime can run: a
+// classifier or regression model on the same raw inputs as `lathe predict` (preprocessing
+// included), a GPT language model on token ids (logits out). See docs/deploy/onnx.md.
 #include <fmt/format.h>
 
 #include <iostream>
@@ -16,8 +17,7 @@ struct ExportOptions {
 };
 
 void run_export(const ExportOptions& options) {
-  const Predictor predictor = Predictor::load(options.bundle);
-  const OnnxModel model = export_onnx(predictor, options.output);
+  const OnnxModel model = export_onnx(load_bundle(options.bundle), options.output);
   std::vector<std::string> inputs, outputs;
   for (const OnnxTensorInfo& input : model.inputs)
     inputs.push_back(input.describe() + " " + input.type);
@@ -35,7 +35,10 @@ void run_export(const ExportOptions& options) {
 void add_export_command(CLI::App& app) {
   auto options = std::make_shared<ExportOptions>();
   CLI::App* command =
-      app.add_subcommand("export", "Export a saved model bundle to ONNX (preprocessing included)");
+      app.add_subcommand("export",
+                         "Export a saved model bundle to ONNX: a classifier or regression model "
+                         "(raw inputs, preprocessing included), or a GPT language model (int64 "
+                         "tokens [N, T] -> logits [N, T, vocab])");
   command->add_option("bundle", options->bundle, "a model bundle written by lathe train")
       ->required()
       ->check(CLI::ExistingFile);

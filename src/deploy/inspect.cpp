@@ -144,14 +144,8 @@ std::string one_line_architecture(const nlohmann::json& architecture, const Text
   std::vector<std::string> fields;
   for (const std::string& key : keys) {
     const nlohmann::json& value = arguments[key];
-    // A long or multi-line argument (an imported ONNX graph's text) would bury the rest.
-    const bool long_text =
-        value.is_string() && (value.get<std::string>().size() > 80 ||
-                              value.get<std::string>().find('\n') != std::string::npos);
-    fields.push_back(
-        key + " " +
-        (long_text ? fmt::format("<{} characters; see --json>", value.get<std::string>().size())
-                   : text_of(value)));
+    fields.push_back(key + " " +
+                     (is_long_text_argument(value) ? layer_argument_text(value) : text_of(value)));
   }
   return fmt::format("{}: {}", type, fmt::join(fields, ", "));
 }

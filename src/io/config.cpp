@@ -123,6 +123,14 @@ class Section {
     return table_ ? table_->get(key) : nullptr;
   }
 
+  // A registered model type's file argument, resolved as path() resolves a config key's.
+  std::filesystem::path argument_path(const std::string& key) const {
+    const toml::node* node = argument(key);
+    if (!node || !node->is_string()) return {};
+    const std::filesystem::path p(*node->value<std::string>());
+    return p.is_relative() && !from_override(*node) ? base_dir_ / p : p;
+  }
+
   // The keys besides those of the table, as JSON: a registered model type's arguments, which
   // the layer registry checks.
   nlohmann::json others() {
@@ -248,8 +256,14 @@ nlohmann::json read_model(Section& model, const std::string& where,
         "{}: [model] needs 'layers', a list of tables like {{ type = \"linear\", in = 784, out = "
         "128 }}, or 'type', a registered model type such as \"gpt\" with its arguments",
         where));
-  const nlohmann::json spec = model.others();
+  nlohmann::json spec = model.others();
   sources = {::lathe::where(*type)};
+  if (type->is_string())
+    if (const LayerType* registered = find_layer_type(*type->value<std::string>()))
+      for (const LayerArgument& argument : registered->arguments)
+        if (argument.kind == LayerArgument::Kind::Path && spec.contains(argument.key) &&
+            spec[argument.key].is_string())
+          spec[argument.key] = model.argument_path(argument.key).string();
   try {
     return validate_layer_spec(spec);
   } catch (const LayerSpecError& e) {

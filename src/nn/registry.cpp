@@ -27,6 +27,8 @@ const char* kind_name(Kind kind) {
       return "true or false";
     case Kind::String:
       return "a string";
+    case Kind::Path:
+      return "a file path";
     case Kind::IntegerList:
       return "a list of integers";
   }
@@ -42,6 +44,7 @@ bool has_kind(const json& value, Kind kind) {
     case Kind::Boolean:
       return value.is_boolean();
     case Kind::String:
+    case Kind::Path:
       return value.is_string();
     case Kind::IntegerList:
       if (!value.is_array()) return false;
@@ -483,6 +486,17 @@ const LayerType* find_layer_type(const std::string& name) {
   for (const LayerType& type : r.types)
     if (type.name == name) return &type;
   return nullptr;
+}
+
+bool is_long_text_argument(const json& value) {
+  if (!value.is_string()) return false;
+  const std::string& text = value.get_ref<const std::string&>();
+  return text.size() > 80 || text.find('\n') != std::string::npos;
+}
+
+std::string layer_argument_text(const json& value) {
+  if (!is_long_text_argument(value)) return value.dump();
+  return fmt::format("<{} characters>", value.get_ref<const std::string&>().size());
 }
 
 std::vector<LayerType> layer_types() {

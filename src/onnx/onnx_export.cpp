@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <bit>
 #include <climits>
 #include <cmath>
@@ -20,20 +21,13 @@
 #include "lathe/onnx.h"
 #include "lathe/ops.h"
 #include "lathe/version.h"
+#include "src/onnx/onnx_export_support.h"
 
 namespace lathe {
-namespace {
-
-using nlohmann::json;
+namespace onnx_export {
 
 static_assert(std::endian::native == std::endian::little,
               "ONNX raw_data is little-endian; this exporter copies float32 bytes as they are");
-
-// A value flowing through the graph: its name and its shape without the batch axis.
-struct Value {
-  std::string name;
-  Shape shape;
-};
 
 void set_attribute(onnx::NodeProto& node, const std::string& name, std::int64_t value) {
   onnx::AttributeProto* a = node.add_attribute();
@@ -65,75 +59,152 @@ void set_attribute(onnx::NodeProto& node, const std::string& name,
   for (const std::string& v : values) a->add_strings(v);
 }
 
-// Appends nodes and initializers to a GraphProto and hands out unique value names.
-class GraphBuilder {
- public:
-  explicit GraphBuilder(onnx::GraphProto& graph) : graph_(graph) {}
+void GraphBuilder::claim(const std::string& name, const char* what) {
+  if (!names_.insert(name).second)
+    throw Error(fmt::format("export: internal error: {} name '{}' used twice", what, name));
+}
 
-  // Adds a node with one output named `output` (also the node's name) and returns the node.
-  onnx::NodeProto& add(const std::string& op, const std::vector<std::string>& inputs,
-                       const std::string& output) {
-    if (!names_.insert(output).second)
-      throw Error(fmt::format("export: internal error: value name '{}' used twice", output));
-    onnx::NodeProto* node = graph_.add_node();
-    node->set_op_type(op);
-    node->set_name(output);
-    for (const std::string& input : inputs) node->add_input(input);
-    node->add_output(output);
-    return *node;
+onnx::NodeProto& GraphBuilder::add(const std::string& op, const std::vector<std::string>& inputs,
+                                   const std::string& output) {
+  claim(output, "value");
+  onnx::NodeProto* node = graph_.add_node();
+  node->set_op_type(op);
+  node->set_name(output);
+  for (const std::string& input : inputs) node->add_input(input);
+  node->add_output(output);
+  return *node;
+}
+
+onnx::TensorProto& GraphBuilder::raw_tensor(const std::string& name, int type, const Shape& shape,
+                                            const void* data, std::size_t bytes) {
+  claim(name, "tensor");
+  onnx::TensorProto* t = graph_.add_initializer();
+  t->set_name(name);
+  t->set_data_type(type);
+  for (std::int64_t d : shape) t->add_dims(d);
+  t->set_raw_data(std::string(static_cast<const char*>(data), bytes));
+  return *t;
+}
+
+void GraphBuilder::initializer(const std::string& name, const Tensor& values, const Shape& shape) {
+  const Tensor data = values.to(DType::Float32);
+  raw_tensor(name, onnx::TensorProto::FLOAT, shape, data.data<float>(),
+             static_cast<std::size_t>(data.numel()) * sizeof(float));
+}
+
+std::string GraphBuilder::int64s(const std::string& name, const std::vector<std::int64_t>& values) {
+  raw_tensor(name, onnx::TensorProto::INT64, {static_cast<std::int64_t>(values.size())},
+             values.data(), values.size() * sizeof(std::int64_t));
+  return name;
+}
+
+std::string GraphBuilder::int64_scalar(const std::string& name, std::int64_t value) {
+  raw_tensor(name, onnx::TensorProto::INT64, {}, &value, sizeof value);
+  return name;
+}
+
+std::string GraphBuilder::bools(const std::string& name, const std::vector<bool>& values,
+                                const Shape& shape) {
+  // ONNX stores a bool as one byte, 0 or 1.
+  const std::string bytes(values.begin(), values.end());
+  raw_tensor(name, onnx::TensorProto::BOOL, shape, bytes.data(), bytes.size());
+  return name;
+}
+
+std::string GraphBuilder::scalar(double value) {
+  const auto f = static_cast<float>(value);
+  const std::string name = fmt::format("const/{}", f);
+  if (!names_.count(name)) initializer(name, Tensor::scalar(f), {});
+  return name;
+}
+
+void GraphBuilder::name_output(const std::string& value, const std::string& name) {
+  const int last = graph_.node_size() - 1;
+  if (last >= 0 && graph_.node(last).output(0) == value && names_.insert(name).second) {
+    graph_.mutable_node(last)->set_output(0, name);
+    return;
   }
+  add("Identity", {value}, name);
+}
 
-  // A float32 initializer of the given shape holding `values` (converted to float32).
-  void initializer(const std::string& name, const Tensor& values, const Shape& shape) {
-    if (!names_.insert(name).second)
-      throw Error(fmt::format("export: internal error: tensor name '{}' used twice", name));
-    const Tensor data = values.to(DType::Float32);
-    onnx::TensorProto* t = graph_.add_initializer();
-    t->set_name(name);
-    t->set_data_type(onnx::TensorProto::FLOAT);
-    for (std::int64_t d : shape) t->add_dims(d);
-    t->set_raw_data(std::string(reinterpret_cast<const char*>(data.data<float>()),
-                                static_cast<std::size_t>(data.numel()) * sizeof(float)));
+// none: (0.5 x) (1 + erf(x / sqrt 2)); tanh: (0.5 x) (1 + tanh(k (x + ((c x) x) x))).
+std::string add_gelu(GraphBuilder& g, const std::string& x, bool tanh, const std::string& prefix) {
+  const auto v = [&](const char* step) { return prefix + "/" + step; };
+  std::string phi;  // 1 + erf(...) or 1 + tanh(...)
+  if (tanh) {
+    g.add("Mul", {x, g.scalar(0.044715)}, v("cx"));
+    g.add("Mul", {v("cx"), x}, v("cx2"));
+    g.add("Mul", {v("cx2"), x}, v("cx3"));
+    g.add("Add", {x, v("cx3")}, v("sum"));
+    g.add("Mul", {v("sum"), g.scalar(std::sqrt(2.0 / std::numbers::pi))}, v("inner"));
+    g.add("Tanh", {v("inner")}, v("tanh"));
+    phi = g.add("Add", {v("tanh"), g.scalar(1.0)}, v("one_plus")).output(0);
+  } else {
+    g.add("Div", {x, g.scalar(std::numbers::sqrt2)}, v("scaled"));
+    g.add("Erf", {v("scaled")}, v("erf"));
+    phi = g.add("Add", {v("erf"), g.scalar(1.0)}, v("one_plus")).output(0);
   }
+  g.add("Mul", {x, g.scalar(0.5)}, v("half_x"));
+  return g.add("Mul", {v("half_x"), phi}, v("gelu")).output(0);
+}
 
-  // A 1-D int64 initializer (a shape for Reshape); returns its name.
-  std::string int64s(const std::string& name, const std::vector<std::int64_t>& values) {
-    if (!names_.insert(name).second)
-      throw Error(fmt::format("export: internal error: tensor name '{}' used twice", name));
-    onnx::TensorProto* t = graph_.add_initializer();
-    t->set_name(name);
-    t->set_data_type(onnx::TensorProto::INT64);
-    t->add_dims(static_cast<std::int64_t>(values.size()));
-    t->set_raw_data(std::string(reinterpret_cast<const char*>(values.data()),
-                                values.size() * sizeof(std::int64_t)));
-    return name;
+void set_tensor_type(onnx::ValueInfoProto& info, const OnnxTensorInfo& tensor) {
+  info.set_name(tensor.name);
+  onnx::TypeProto_Tensor* type = info.mutable_type()->mutable_tensor_type();
+  type->set_elem_type(tensor.type == "int64"    ? onnx::TensorProto::INT64
+                      : tensor.type == "string" ? onnx::TensorProto::STRING
+                                                : onnx::TensorProto::FLOAT);
+  onnx::TensorShapeProto* shape = type->mutable_shape();
+  for (const std::string& dim : tensor.shape) {
+    onnx::TensorShapeProto_Dimension* d = shape->add_dim();
+    const bool number = !dim.empty() && std::all_of(dim.begin(), dim.end(),
+                                                    [](char c) { return c >= '0' && c <= '9'; });
+    if (number)
+      d->set_dim_value(std::stoll(dim));
+    else
+      d->set_dim_param(dim);
   }
+}
 
-  // A shared scalar float32 constant ("const/0.5"), created on first use.
-  std::string scalar(double value) {
-    const auto f = static_cast<float>(value);
-    const std::string name = fmt::format("const/{}", f);
-    if (!names_.count(name)) initializer(name, Tensor::scalar(f), {});
-    return name;
-  }
+void add_metadata(onnx::ModelProto& model, const std::string& key, const std::string& value) {
+  onnx::StringStringEntryProto* entry = model.add_metadata_props();
+  entry->set_key(key);
+  entry->set_value(value);
+}
 
-  // Claims a name for a graph input; false when it is taken.
-  bool reserve(const std::string& name) { return names_.insert(name).second; }
+void start_model(onnx::ModelProto& model) {
+  model.set_ir_version(kOnnxIrVersion);
+  onnx::OperatorSetIdProto* opset = model.add_opset_import();
+  opset->set_domain("");
+  opset->set_version(kOnnxOpsetVersion);
+  model.set_producer_name("lathe");
+  model.set_producer_version(version());
+}
 
-  // Gives the value `value` the graph-output name `name`: renames the output of the node that
-  // made it when that is the last node (nothing consumes it yet), else adds an Identity.
-  void name_output(const std::string& value, const std::string& name) {
-    const int last = graph_.node_size() - 1;
-    if (last >= 0 && graph_.node(last).output(0) == value && names_.insert(name).second) {
-      graph_.mutable_node(last)->set_output(0, name);
-      return;
-    }
-    add("Identity", {value}, name);
-  }
+void finish_model(const onnx::ModelProto& model, OnnxModel& result) {
+  const std::size_t size = model.ByteSizeLong();
+  if (size > static_cast<std::size_t>(INT_MAX))
+    throw Error(fmt::format(
+        "export: the ONNX model would be {} bytes; protobuf files are limited to 2 GiB and "
+        "lathe does not write ONNX external data",
+        size));
+  if (!model.SerializeToString(&result.bytes))
+    throw Error("export: protobuf could not serialize the ONNX model");
+  result.nodes = static_cast<std::size_t>(model.graph().node_size());
+  result.initializers = static_cast<std::size_t>(model.graph().initializer_size());
+}
 
- private:
-  onnx::GraphProto& graph_;
-  std::set<std::string> names_{"input"};
+}  // namespace onnx_export
+
+namespace {
+
+using nlohmann::json;
+using namespace onnx_export;
+
+// A value flowing through the graph: its name and its shape without the batch axis.
+struct Value {
+  std::string name;
+  Shape shape;
 };
 
 class LayerContext;
@@ -153,10 +224,11 @@ class LayerContext {
   // "layer 3" (top level) or "layer 2.1" (inside a nested sequential) for messages.
   std::string label() const { return path_.empty() ? "the model" : "layer " + path_; }
 
+  // The prefix of this layer's value names: "3", or "model" for the whole model.
+  std::string prefix() const { return path_.empty() ? std::string("model") : path_; }
+
   // A name for one of this layer's values: "3/gemm".
-  std::string value(const std::string& suffix) const {
-    return (path_.empty() ? std::string("model") : path_) + "/" + suffix;
-  }
+  std::string value(const std::string& suffix) const { return prefix() + "/" + suffix; }
 
   // Adds the layer's parameter or buffer `local` ("weight") as an initializer under its bundle
   // name ("3.weight") and returns that name.
@@ -277,28 +349,10 @@ Value export_leaky_relu(LayerContext& layer, const Value& x) {
   return {layer.value("LeakyRelu"), x.shape};
 }
 
-// ONNX has Gelu only from opset 20, so it is composed, in the order lathe's kernel computes it:
-// none: (0.5 x) (1 + erf(x / sqrt 2)); tanh: (0.5 x) (1 + tanh(k (x + ((c x) x) x))).
+// ONNX has Gelu only from opset 20, so it is composed (add_gelu).
 Value export_gelu(LayerContext& layer, const Value& x) {
-  GraphBuilder& g = layer.graph;
-  const auto v = [&](const char* suffix) { return layer.value(suffix); };
-  std::string phi;  // 1 + erf(...) or 1 + tanh(...)
-  if (layer.spec["approximate"].get<std::string>() == "tanh") {
-    g.add("Mul", {x.name, g.scalar(0.044715)}, v("cx"));
-    g.add("Mul", {v("cx"), x.name}, v("cx2"));
-    g.add("Mul", {v("cx2"), x.name}, v("cx3"));
-    g.add("Add", {x.name, v("cx3")}, v("sum"));
-    g.add("Mul", {v("sum"), g.scalar(std::sqrt(2.0 / std::numbers::pi))}, v("inner"));
-    g.add("Tanh", {v("inner")}, v("tanh"));
-    phi = g.add("Add", {v("tanh"), g.scalar(1.0)}, v("one_plus")).output(0);
-  } else {
-    g.add("Div", {x.name, g.scalar(std::numbers::sqrt2)}, v("scaled"));
-    g.add("Erf", {v("scaled")}, v("erf"));
-    phi = g.add("Add", {v("erf"), g.scalar(1.0)}, v("one_plus")).output(0);
-  }
-  g.add("Mul", {x.name, g.scalar(0.5)}, v("half_x"));
-  g.add("Mul", {v("half_x"), phi}, v("gelu"));
-  return {v("gelu"), x.shape};
+  const bool tanh = layer.spec["approximate"].get<std::string>() == "tanh";
+  return {add_gelu(layer.graph, x.name, tanh, layer.prefix()), x.shape};
 }
 
 std::int64_t integer(LayerContext& layer, const char* key) {
@@ -407,20 +461,6 @@ const std::map<std::string, LayerExporter>& layer_exporters() {
 
 // ---- The graph around the layers ----
 
-void set_float_type(onnx::ValueInfoProto& info, const OnnxTensorInfo& tensor) {
-  info.set_name(tensor.name);
-  onnx::TypeProto_Tensor* type = info.mutable_type()->mutable_tensor_type();
-  type->set_elem_type(onnx::TensorProto::FLOAT);
-  onnx::TensorShapeProto* shape = type->mutable_shape();
-  for (const std::string& dim : tensor.shape) {
-    onnx::TensorShapeProto_Dimension* d = shape->add_dim();
-    if (dim == "N")
-      d->set_dim_param(dim);
-    else
-      d->set_dim_value(std::stoll(dim));
-  }
-}
-
 OnnxTensorInfo batched(const std::string& name, const Shape& shape) {
   OnnxTensorInfo info{name, {"N"}};
   for (std::int64_t d : shape) info.shape.push_back(std::to_string(d));
@@ -462,12 +502,6 @@ Value add_preprocessing(GraphBuilder& g, const Preprocessing& p, const Value& ra
     x.name = "preprocess/standardized";
   }
   return x;
-}
-
-void add_metadata(onnx::ModelProto& model, const std::string& key, const std::string& value) {
-  onnx::StringStringEntryProto* entry = model.add_metadata_props();
-  entry->set_key(key);
-  entry->set_value(value);
 }
 
 }  // namespace
@@ -577,10 +611,7 @@ OnnxModel build_onnx_model(const Predictor& predictor) {
   const bool classification = predictor.kind() == PredictionKind::Classification;
   const BundleInfo& info = predictor.info();
   onnx::ModelProto model;
-  model.set_ir_version(kOnnxIrVersion);
-  onnx::OperatorSetIdProto* opset = model.add_opset_import();
-  opset->set_domain("");
-  opset->set_version(kOnnxOpsetVersion);
+  start_model(model);
   const TableEncoding* encoding = predictor.encoding();
   const bool columns = encoding && !encoding->identity();
   if (columns) {
@@ -588,8 +619,6 @@ OnnxModel build_onnx_model(const Predictor& predictor) {
     ml->set_domain("ai.onnx.ml");
     ml->set_version(kOnnxMlOpsetVersion);
   }
-  model.set_producer_name("lathe");
-  model.set_producer_version(version());
   model.set_doc_string(
       classification
           ? "A lathe classifier. Input 'input': raw float32 values [N, ...input_shape], as the "
@@ -614,7 +643,7 @@ OnnxModel build_onnx_model(const Predictor& predictor) {
                          "graph as lathe encodes them.");
   } else {
     result.inputs.push_back(batched("input", predictor.input_shape()));
-    set_float_type(*graph.add_input(), result.inputs.front());
+    set_tensor_type(*graph.add_input(), result.inputs.front());
   }
   result.input = result.inputs.front();
 
@@ -635,7 +664,7 @@ OnnxModel build_onnx_model(const Predictor& predictor) {
     builder.name_output(x.name, "output");
     result.outputs = {batched("output", x.shape)};
   }
-  for (const OnnxTensorInfo& output : result.outputs) set_float_type(*graph.add_output(), output);
+  for (const OnnxTensorInfo& output : result.outputs) set_tensor_type(*graph.add_output(), output);
 
   add_metadata(model, "lathe.version", version());
   add_metadata(model, "lathe.task", info.task.dump());
@@ -643,21 +672,23 @@ OnnxModel build_onnx_model(const Predictor& predictor) {
   add_metadata(model, "lathe.architecture", predictor.model().spec().dump());
   add_metadata(model, "lathe.metrics", info.metrics.dump());
 
-  const std::size_t size = model.ByteSizeLong();
-  if (size > static_cast<std::size_t>(INT_MAX))
-    throw Error(fmt::format(
-        "export: the ONNX model would be {} bytes; protobuf files are limited to 2 GiB and "
-        "lathe does not write ONNX external data",
-        size));
-  if (!model.SerializeToString(&result.bytes))
-    throw Error("export: protobuf could not serialize the ONNX model");
-  result.nodes = static_cast<std::size_t>(graph.node_size());
-  result.initializers = static_cast<std::size_t>(graph.initializer_size());
+  finish_model(model, result);
   return result;
+}
+
+OnnxModel build_onnx_model(const LoadedBundle& bundle) {
+  if (is_language_model(bundle.info)) return onnx_export::build_gpt_onnx_model(bundle);
+  return build_onnx_model(Predictor(bundle));
 }
 
 OnnxModel export_onnx(const Predictor& predictor, const std::filesystem::path& path) {
   OnnxModel model = build_onnx_model(predictor);
+  write_file_atomically(path, model.bytes);
+  return model;
+}
+
+OnnxModel export_onnx(const LoadedBundle& bundle, const std::filesystem::path& path) {
+  OnnxModel model = build_onnx_model(bundle);
   write_file_atomically(path, model.bytes);
   return model;
 }

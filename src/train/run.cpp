@@ -157,7 +157,8 @@ std::string describe_model(const Module& model) {
   nlohmann::json arguments = model.spec();
   arguments.erase("type");
   std::vector<std::string> parts;
-  for (const auto& [key, value] : arguments.items()) parts.push_back(key + " " + value.dump());
+  for (const auto& [key, value] : arguments.items())
+    parts.push_back(key + " " + layer_argument_text(value));
   return fmt::format("Model: {} ({}), {} parameters", model.type(), fmt::join(parts, ", "),
                      model.parameter_count());
 }

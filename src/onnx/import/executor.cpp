@@ -18,7 +18,11 @@ const OpTable& op_table() {
     add_shape_ops(t);
     add_index_ops(t);
     add_reduce_ops(t);
-    add_nn_ops(t);
+    add_matmul_ops(t);
+    add_conv_ops(t);
+    add_pool_ops(t);
+    add_normalization_ops(t);
+    add_resize_ops(t);
     return t;
   }();
   return table;

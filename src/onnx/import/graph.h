@@ -107,7 +107,11 @@ void add_math_ops(OpTable& table);
 void add_shape_ops(OpTable& table);
 void add_index_ops(OpTable& table);
 void add_reduce_ops(OpTable& table);
-void add_nn_ops(OpTable& table);
+void add_matmul_ops(OpTable& table);
+void add_conv_ops(OpTable& table);
+void add_pool_ops(OpTable& table);
+void add_normalization_ops(OpTable& table);
+void add_resize_ops(OpTable& table);
 
 // Shared helpers for kernels (src/onnx/import/value.cpp).
 std::size_t onnx_type_size(OnnxType type);  // bytes of one element as ONNX stores it

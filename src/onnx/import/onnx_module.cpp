@@ -222,8 +222,9 @@ void register_onnx_import() {
         "A model imported from ONNX (lathe import, or [model] file = \"model.onnx\"): the graph "
         "runs on lathe's ops and its floating initializers are the trainable parameters";
     type.arguments = {
-        {"file", LayerArgument::Kind::String, false, nullptr,
-         "an .onnx file to build the model from (its weights are the starting point)"},
+        {"file", LayerArgument::Kind::Path, false, nullptr,
+         "an .onnx file to build the model from (its weights are the starting point; a config "
+         "reads a relative path from the config's folder)"},
         {"graph", LayerArgument::Kind::String, false, nullptr,
          "the ONNX graph in protobuf text format, without the floating weights (what a bundle "
          "holds)"},
