@@ -1,15 +1,17 @@
 // Writes what the ONNX export tests compare against: a bundle (for the tiny models, built here),
-// raw inputs, and lathe's own outputs on them, as raw little-endian float32 files plus a
-// reference.json describing them. tests/onnx_runtime_compare.js then runs the exported model in
-// ONNX Runtime on the same inputs and compares.
+// raw inputs, and lathe's own outputs on them, as raw little-endian float32 files (int64 for a
+// language model's tokens) plus a reference.json describing them. tests/onnx_runtime_compare.js
+// then runs the exported model in ONNX Runtime on the same inputs and compares.
 //
 //   onnx_reference tiny-classifier DIR         every layer type, 2-D inputs, standardize
 //   onnx_reference tiny-regression DIR         a regression model, standardize
 //   onnx_reference tiny-cnn DIR                every image layer, 144 features as [2, 9, 8]
+//   onnx_reference tiny-gpt DIR                a GPT language model: tokens [3, 8] -> logits
+//   onnx_reference tiny-gpt-nobias DIR         the same without biases in linears and LayerNorms
 //   onnx_reference bundle BUNDLE IMAGES DIR    an existing bundle on an IDX images file
 //
 // DIR gets bundle.safetensors (tiny models), input.bin, one .bin per output and reference.json:
-// {"bundle": ..., "input": {"name", "shape", "file"},
+// {"bundle": ..., "input": {"name", "shape", "file", "dtype" ("float32" or "int64")},
 //  "outputs": [{"name", "shape", "file", "argmax", "check"}]}.
 #include <fmt/format.h>
 
@@ -130,8 +132,73 @@ std::filesystem::path make_tiny_bundle(const std::string& kind, const std::files
   return path;
 }
 
+void write_int64s(const std::filesystem::path& path, const Tensor& tensor) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(tensor.data<std::int64_t>()),
+            static_cast<std::streamsize>(tensor.numel() * sizeof(std::int64_t)));
+  if (!out) throw lathe::Error(fmt::format("{}: cannot write", path.string()));
+}
+
+// A two-layer GPT over the characters of a short text (20 tokens), block_size 12, every
+// parameter redrawn from wide distributions (GPT's own init, std 0.02 with LayerNorms at 1 and
+// 0, gives near-uniform attention and logits near 0, which would test little), saved as a
+// language-model bundle. Tokens [3, 8]: T < block_size, so the export's slices of the position
+// embeddings and of the causal mask matter.
+std::filesystem::path make_tiny_gpt(bool bias, const std::filesystem::path& dir, Tensor& tokens) {
+  const lathe::CharTokenizer tokenizer = lathe::CharTokenizer::train("abcdefghij klmnopq.,\n");
+  lathe::GPTConfig config;
+  config.n_layer = 2;
+  config.n_head = 2;
+  config.n_embd = 16;
+  config.block_size = 12;
+  config.vocab_size = tokenizer.vocab_size();
+  config.bias = bias;
+  lathe::Generator generator(7);
+  lathe::GPT model(config, generator);
+  model.eval();
+  for (const lathe::NamedTensor& p : model.named_parameters()) {
+    Tensor t = p.tensor;
+    const bool norm_weight = p.name.find("ln") != std::string::npos && p.name.ends_with("weight");
+    lathe::normal_(t, norm_weight ? 1.0 : 0.0, p.name.starts_with("wte") ? 1.0 : 0.3, generator);
+  }
+  const auto path = dir / "bundle.safetensors";
+  lathe::save_language_model(path, model, tokenizer, {{"note", "onnx reference"}});
+  tokens = Tensor::empty({3, 8}, lathe::DType::Int64);
+  for (std::int64_t i = 0; i < tokens.numel(); ++i)
+    tokens.data<std::int64_t>()[i] =
+        static_cast<std::int64_t>(generator.below(static_cast<std::uint64_t>(config.vocab_size)));
+  return path;
+}
+
+// tiny-gpt: tokens.bin (int64) and logits.bin from the bundle as saved.
+int run_gpt(bool bias, const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  Tensor tokens;
+  const auto bundle_path = make_tiny_gpt(bias, dir, tokens);
+  const lathe::LanguageModel lm = lathe::load_language_model(bundle_path);
+  lathe::NoGradGuard no_grad;
+  const Tensor logits = lm.model->forward(tokens);
+  write_int64s(dir / "tokens.bin", tokens);
+  write_floats(dir / "logits.bin", logits);
+  const json reference = {
+      {"bundle", std::filesystem::absolute(bundle_path).string()},
+      {"input",
+       {{"name", "tokens"}, {"shape", tokens.shape()}, {"file", "tokens.bin"}, {"dtype", "int64"}}},
+      {"outputs", json::array({{{"name", "logits"},
+                                {"shape", logits.shape()},
+                                {"file", "logits.bin"},
+                                {"argmax", true},
+                                {"check", "relative"}}})}};
+  std::ofstream(dir / "reference.json") << reference.dump(2) << "\n";
+  std::cout << fmt::format("{}: tokens {}, logits {}\n", dir.string(),
+                           lathe::shape_str(tokens.shape()), lathe::shape_str(logits.shape()));
+  return 0;
+}
+
 int run(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
+  if ((mode == "tiny-gpt" || mode == "tiny-gpt-nobias") && argc == 3)
+    return run_gpt(mode == "tiny-gpt", argv[2]);
   std::filesystem::path bundle_path, dir;
   Tensor inputs;
   if ((mode == "tiny-classifier" || mode == "tiny-regression" || mode == "tiny-cnn") && argc == 3) {
@@ -145,6 +212,7 @@ int run(int argc, char** argv) {
     std::filesystem::create_directories(dir);
   } else {
     std::cerr << "usage: onnx_reference tiny-classifier|tiny-regression|tiny-cnn DIR\n"
+                 "       onnx_reference tiny-gpt|tiny-gpt-nobias DIR\n"
                  "       onnx_reference bundle BUNDLE IDX_IMAGES DIR\n";
     return 2;
   }
@@ -158,9 +226,11 @@ int run(int argc, char** argv) {
                      predictor.input_shape().end());
   write_floats(dir / "input.bin", inputs);
 
-  json reference = {{"bundle", std::filesystem::absolute(bundle_path).string()},
-                    {"input", {{"name", "input"}, {"shape", input_shape}, {"file", "input.bin"}}},
-                    {"outputs", json::array()}};
+  json reference = {
+      {"bundle", std::filesystem::absolute(bundle_path).string()},
+      {"input",
+       {{"name", "input"}, {"shape", input_shape}, {"file", "input.bin"}, {"dtype", "float32"}}},
+      {"outputs", json::array()}};
   // check: "absolute" (|onnx - lathe| <= tolerance) or "relative" (<= tolerance times 1 + the
   // row's largest |lathe|); see onnx_runtime_compare.js.
   const auto add_output = [&](const std::string& name, const Tensor& values, bool argmax,

@@ -1,6 +1,7 @@
 'use strict';
 // Runs an exported ONNX model in ONNX Runtime (onnxruntime-node, CPU) on the raw inputs that
-// tests/onnx_reference.cpp wrote, and compares every output with lathe's. For an output marked
+// tests/onnx_reference.cpp wrote (float32, or int64 where the input's "dtype" says so: a
+// language model's tokens), and compares every output with lathe's. For an output marked
 // "absolute" (probabilities, regression outputs) every |onnx - lathe| must be <= TOLERANCE; for
 // one marked "relative" (logits: unbounded, and float32 sums taken in another order differ by a
 // few ulps of their largest terms, not of the result) every |onnx - lathe| must be
@@ -22,6 +23,14 @@ function readFloats(file) {
   if (bytes.length % 4 !== 0) fail(`${file}: ${bytes.length} bytes is not whole float32 values`);
   // Copy into an aligned buffer: a Buffer may start at any offset of its pool.
   const out = new Float32Array(bytes.length / 4);
+  new Uint8Array(out.buffer).set(bytes);
+  return out;
+}
+
+function readInt64s(file) {
+  const bytes = fs.readFileSync(file);
+  if (bytes.length % 8 !== 0) fail(`${file}: ${bytes.length} bytes is not whole int64 values`);
+  const out = new BigInt64Array(bytes.length / 8);
   new Uint8Array(out.buffer).set(bytes);
   return out;
 }
@@ -61,12 +70,15 @@ async function main() {
   if (JSON.stringify(session.outputNames) !== JSON.stringify(expectedOutputs))
     fail(`model outputs ${JSON.stringify(session.outputNames)}, expected ${JSON.stringify(expectedOutputs)}`);
 
-  const input = readFloats(path.join(referenceDir, reference.input.file));
-  const feeds = {[reference.input.name]: new ort.Tensor('float32', input, reference.input.shape)};
+  const dtype = reference.input.dtype || 'float32';
+  if (dtype !== 'float32' && dtype !== 'int64') fail(`input dtype ${dtype}: float32 or int64`);
+  const inputFile = path.join(referenceDir, reference.input.file);
+  const input = dtype === 'int64' ? readInt64s(inputFile) : readFloats(inputFile);
+  const feeds = {[reference.input.name]: new ort.Tensor(dtype, input, reference.input.shape)};
   const started = Date.now();
   const results = await session.run(feeds);
   console.log(`ONNX Runtime ${ort.env.versions.common}: ${path.basename(modelPath)} on input ` +
-              `[${reference.input.shape}] in ${Date.now() - started} ms`);
+              `${dtype} [${reference.input.shape}] in ${Date.now() - started} ms`);
 
   let ok = true;
   for (const output of reference.outputs) {

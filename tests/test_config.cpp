@@ -6,6 +6,7 @@
 #include <iterator>
 
 #include "lathe/lathe.h"
+#include "lathe/onnx_import.h"
 #include "tests/test_support.h"
 
 namespace lathe {
@@ -110,7 +111,7 @@ TEST(Config, ErrorsNameFileLineKeyAndAllowedValues) {
   EXPECT_EQ(error_of([&] { load_run_config(variant(dir, 13, "  { type = \"relu6\" },")); }),
             p + ":13: model.layers[1]: unknown layer type 'relu6'; known types: linear, conv2d, "
                 "max_pool2d, avg_pool2d, global_avg_pool, batch_norm1d, batch_norm2d, reshape, "
-                "flatten, dropout, relu, leaky_relu, sigmoid, tanh, gelu, gpt");
+                "flatten, dropout, relu, leaky_relu, sigmoid, tanh, gelu, gpt, onnx_graph");
   EXPECT_EQ(error_of([&] { load_run_config(variant(dir, 21, "type = \"adagrad\"")); }),
             p + ":21: optimizer.type is \"adagrad\"; allowed: sgd, adam, adamw");
   EXPECT_EQ(error_of([&] { load_run_config(variant(dir, 17, "[losses]")); }),
@@ -367,6 +368,7 @@ TEST(Config, OptimizerScheduleAndTrainerValuesAreCheckedAtTheirLines) {
 // docs/config.md is what the tables say: regenerate it with
 // `./build/release/src/lathe config-reference > docs/config.md`.
 TEST(Config, TheReferencePageIsCurrent) {
+  register_onnx_import();  // the lathe command registers the onnx_graph type at start
   std::ifstream page(LATHE_SOURCE_DIR "/docs/config.md");
   ASSERT_TRUE(page) << "docs/config.md is missing";
   const std::string text((std::istreambuf_iterator<char>(page)), std::istreambuf_iterator<char>());

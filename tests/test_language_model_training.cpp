@@ -438,7 +438,7 @@ gradient_accumulation = 2
   EXPECT_EQ(error("[data]\nformat = \"text\"\npath = \"x\"\n[model]\ntype = \"gtp\"\n"),
             "c.toml:5: [model]: unknown layer type 'gtp'; known types: linear, conv2d, "
             "max_pool2d, avg_pool2d, global_avg_pool, batch_norm1d, batch_norm2d, reshape, "
-            "flatten, dropout, relu, leaky_relu, sigmoid, tanh, gelu, gpt");
+            "flatten, dropout, relu, leaky_relu, sigmoid, tanh, gelu, gpt, onnx_graph");
 }
 
 }  // namespace

@@ -134,7 +134,7 @@ TEST(Registry, UnknownTypesAndKeysListWhatIsAllowed) {
             }),
             "unknown layer type 'lineer'; known types: linear, conv2d, max_pool2d, avg_pool2d, "
             "global_avg_pool, batch_norm1d, batch_norm2d, reshape, flatten, dropout, relu, "
-            "leaky_relu, sigmoid, tanh, gelu, gpt");
+            "leaky_relu, sigmoid, tanh, gelu, gpt, onnx_graph");
   EXPECT_EQ(error_of([&] {
               make_layer({{"type", "linear"}, {"in", 3}, {"outs", 2}}, g);
             }),
@@ -156,7 +156,7 @@ TEST(Registry, UnknownTypesAndKeysListWhatIsAllowed) {
             }),
             "layer 1: unknown layer type 'x'; known types: linear, conv2d, max_pool2d, avg_pool2d, "
             "global_avg_pool, batch_norm1d, batch_norm2d, reshape, flatten, dropout, relu, "
-            "leaky_relu, sigmoid, tanh, gelu, gpt");
+            "leaky_relu, sigmoid, tanh, gelu, gpt, onnx_graph");
   // Every registered type builds from its example spec, and the spec it gives back rebuilds it.
   for (const LayerType& type : layer_types()) {
     const nlohmann::json spec =

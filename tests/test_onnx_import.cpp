@@ -16,6 +16,13 @@ namespace {
 using testing::error_of;
 using testing::TempDir;
 
+// The lathe command registers the onnx_graph type at start; so does this test binary, before any
+// test runs, so that every test sees the registry the command has.
+const bool kOnnxImportRegistered = [] {
+  register_onnx_import();
+  return true;
+}();
+
 onnx::TensorProto float_tensor(const std::string& name, const std::vector<std::int64_t>& dims,
                                const std::vector<float>& values) {
   onnx::TensorProto t;

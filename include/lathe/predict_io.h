@@ -123,6 +123,8 @@ std::string format_predictions(const Predictor& predictor, const std::vector<std
 // Throws "<path>: not a lathe bundle: ..." unless the file begins as a safetensors file does (an
 // 8-byte header length, then '{'), so that a data file given as the bundle gets that message
 // rather than a complaint about its header length. Missing files: "<path>: cannot open: ...".
+// A file of another registered format (has_model_file_reader: an .onnx file) is left to its
+// reader.
 void check_bundle_signature(const std::filesystem::path& path);
 
 // Everything a bundle says about itself: {"file", "format", "lathe_version", "architecture":

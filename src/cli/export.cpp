@@ -5,6 +5,7 @@
 
 #include <iostream>
 
+#include "lathe/error.h"
 #include "lathe/onnx.h"
 #include "src/cli/commands.h"
 
@@ -17,7 +18,14 @@ struct ExportOptions {
 };
 
 void run_export(const ExportOptions& options) {
-  const OnnxModel model = export_onnx(load_bundle(options.bundle), options.output);
+  OnnxModel model;
+  try {
+    model = export_onnx(load_bundle(options.bundle), options.output);
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    if (message.rfind(options.bundle, 0) == 0) throw;
+    throw Error(fmt::format("{}: {}", options.bundle, message));
+  }
   std::vector<std::string> inputs, outputs;
   for (const OnnxTensorInfo& input : model.inputs)
     inputs.push_back(input.describe() + " " + input.type);

@@ -153,6 +153,7 @@ std::string one_line_architecture(const nlohmann::json& architecture, const Text
 }  // namespace
 
 void check_bundle_signature(const std::filesystem::path& path) {
+  if (has_model_file_reader(path)) return;  // another format (.onnx): its reader checks it
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
                                                        &std::fclose);
   if (!file) throw Error(fmt::format("{}: cannot open: {}", path.string(), std::strerror(errno)));
@@ -168,7 +169,7 @@ void check_bundle_signature(const std::filesystem::path& path) {
 nlohmann::json describe_bundle(const std::filesystem::path& path) {
   // Another format with a registered reader (an .onnx file) is described as it loads.
   const bool bundle_file = !has_model_file_reader(path);
-  if (bundle_file) check_bundle_signature(path);
+  check_bundle_signature(path);
   const LoadedBundle bundle = load_bundle(path);  // checks that it is a complete, valid bundle
   const SafetensorsContents contents = bundle_file ? load_safetensors(path) : SafetensorsContents{};
   nlohmann::json out;

@@ -281,8 +281,9 @@ std::string config_reference_markdown() {
     if (type.arguments.empty()) continue;
     out += "\n| argument | type | default | meaning |\n|---|---|---|---|\n";
     for (const LayerArgument& argument : type.arguments) {
-      static const char* const kinds[] = {"integer", "number", "boolean", "string",
-                                          "list of integers"};
+      static const char* const kinds[] = {"integer",          "number",
+                                          "boolean",          "string",
+                                          "list of integers", "path (relative to the config file)"};
       out += fmt::format("| `{}` | {} | {} | {} |\n", argument.key,
                          kinds[static_cast<int>(argument.kind)],
                          argument.required                  ? "(required)"

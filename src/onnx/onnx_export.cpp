@@ -5,6 +5,7 @@
 // name, and the incoming value with its per-example shape, adds nodes, and returns the outgoing
 // value. Adding a layer to lathe means adding one function and one table line here.
 #include <fmt/format.h>
+#include <google/protobuf/text_format.h>
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
@@ -73,6 +74,17 @@ onnx::NodeProto& GraphBuilder::add(const std::string& op, const std::vector<std:
   for (const std::string& input : inputs) node->add_input(input);
   node->add_output(output);
   return *node;
+}
+
+onnx::NodeProto& GraphBuilder::node(const onnx::NodeProto& node) {
+  for (const std::string& output : node.output())
+    if (!output.empty()) claim(output, "value");
+  return *graph_.add_node() = node;
+}
+
+void GraphBuilder::tensor(const onnx::TensorProto& tensor) {
+  claim(tensor.name(), "tensor");
+  *graph_.add_initializer() = tensor;
 }
 
 onnx::TensorProto& GraphBuilder::raw_tensor(const std::string& name, int type, const Shape& shape,
@@ -437,6 +449,67 @@ Value export_reshape(LayerContext& layer, const Value& x) {
   return {layer.value("reshape"), shape};
 }
 
+// A model imported from ONNX (lathe import), fine-tuned or not, goes back in as it came: its
+// nodes and integer initializers copied with every value renamed under the layer's prefix, its
+// float32 weights the layer's current parameters. Only a graph of the operator set lathe writes
+// can be copied: node semantics change between operator sets.
+Value export_onnx_graph(LayerContext& layer, const Value& x) {
+  onnx::ModelProto model;
+  if (!google::protobuf::TextFormat::ParseFromString(layer.spec.value("graph", ""), &model))
+    throw Error(
+        fmt::format("export: {} 'onnx_graph' has no graph (a model built from a file is "
+                    "exported from its bundle)",
+                    layer.label()));
+  for (const auto& opset : model.opset_import())
+    if ((opset.domain().empty() || opset.domain() == "ai.onnx") &&
+        opset.version() != kOnnxOpsetVersion)
+      throw Error(
+          fmt::format("export: {} is an imported graph of operator set {}; lathe writes "
+                      "operator set {} and copies only graphs of that set (the original "
+                      ".onnx file still runs as it is)",
+                      layer.label(), opset.version(), kOnnxOpsetVersion));
+  const onnx::GraphProto& g = model.graph();
+  std::map<std::string, std::string> renamed{{"", ""}};
+  for (const auto& t : g.initializer()) {
+    if (t.data_type() == onnx::TensorProto::FLOAT) {
+      renamed[t.name()] = layer.parameter(t.name());
+      continue;
+    }
+    if (t.data_type() == onnx::TensorProto::FLOAT16 || t.data_type() == onnx::TensorProto::BFLOAT16)
+      throw Error(
+          fmt::format("export: {}: initializer '{}' is float16; re-exporting 16-bit "
+                      "weights is not supported",
+                      layer.label(), t.name()));
+    onnx::TensorProto copy = t;
+    copy.set_name(layer.value(t.name()));
+    renamed[t.name()] = copy.name();
+    layer.graph.tensor(copy);
+  }
+  std::string input = layer.spec.value("input", "");
+  for (const auto& in : g.input())
+    if (input.empty() && !renamed.count(in.name())) input = in.name();
+  renamed[input] = x.name;
+  auto name_of = [&](const std::string& value) {
+    auto it = renamed.find(value);
+    return it != renamed.end() ? it->second : renamed[value] = layer.value(value);
+  };
+  for (onnx::NodeProto node : g.node()) {
+    for (std::string& in : *node.mutable_input()) in = name_of(in);
+    for (std::string& out : *node.mutable_output()) out = name_of(out);
+    node.set_name(layer.value(node.name().empty() ? node.output(0) : node.name()));
+    layer.graph.node(node);
+  }
+  std::string output = layer.spec.value("output", "");
+  if (output.empty() && g.output_size() > 0) output = g.output(0).name();
+  // The output's shape for one example, from the graph itself.
+  Generator generator(0);
+  const auto module = make_layer(layer.spec, generator);
+  Shape example{1};
+  example.insert(example.end(), x.shape.begin(), x.shape.end());
+  const Tensor probe = module->forward(Tensor::zeros(example));
+  return {name_of(output), Shape(probe.shape().begin() + 1, probe.shape().end())};
+}
+
 const std::map<std::string, LayerExporter>& layer_exporters() {
   static const std::map<std::string, LayerExporter> table{
       {"sequential", export_sequential},
@@ -455,6 +528,7 @@ const std::map<std::string, LayerExporter>& layer_exporters() {
       {"batch_norm1d", export_batch_norm},
       {"batch_norm2d", export_batch_norm},
       {"reshape", export_reshape},
+      {"onnx_graph", export_onnx_graph},
   };
   return table;
 }

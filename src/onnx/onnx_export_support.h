@@ -47,6 +47,10 @@ class GraphBuilder {
   // A shared scalar float32 constant ("const/0.5"), created on first use.
   std::string scalar(double value);
 
+  // Adds a node or an initializer as given (an imported graph's), claiming its names.
+  onnx::NodeProto& node(const onnx::NodeProto& node);
+  void tensor(const onnx::TensorProto& tensor);
+
   // Claims a name for a graph input; false when it is taken.
   bool reserve(const std::string& name) { return names_.insert(name).second; }
 

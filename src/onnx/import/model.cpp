@@ -32,7 +32,11 @@ OnnxGraphIO graph_io(const onnx::ValueInfoProto& info, const std::string& role) 
                     role, info.name()));
   const auto& tensor_type = info.type().tensor_type();
   io.type = static_cast<OnnxType>(tensor_type.elem_type());
-  onnx_storage_dtype(io.type);  // throws OnnxUnsupported for strings and complex numbers
+  try {
+    onnx_storage_dtype(io.type);  // throws OnnxUnsupported for strings and complex numbers
+  } catch (const OnnxUnsupported& e) {
+    throw OnnxUnsupported(fmt::format("graph {} '{}': {}", role, info.name(), e.what()));
+  }
   if (tensor_type.has_shape()) {
     for (const auto& dim : tensor_type.shape().dim()) {
       if (dim.has_dim_value())

@@ -239,7 +239,13 @@ void register_onnx_import() {
         throw LayerSpecError("file", "onnx_graph needs exactly one of 'file' and 'graph'");
     };
     type.tensor_shapes = onnx_tensor_shapes;
-    type.example = json::object();
+    type.example = {{"type", kLayerType},
+                    {"graph",
+                     "ir_version: 8 opset_import { version: 17 } graph { node { input: \"x\" "
+                     "output: \"y\" op_type: \"Relu\" } input { name: \"x\" type { "
+                     "tensor_type { elem_type: 1 shape { dim { dim_param: \"N\" } dim { "
+                     "dim_value: 4 } } } } } output { name: \"y\" type { tensor_type { "
+                     "elem_type: 1 } } } }"}};
     register_layer_type(std::move(type));
     register_model_file_reader(".onnx",
                                [](const std::filesystem::path& path) { return import_onnx(path); });
