@@ -64,9 +64,15 @@ EOF
 # ---- lathe import, and .onnx wherever a bundle goes ----
 "$lathe" import "$work/model.onnx" "$work/imported.safetensors" >"$work/import.log" ||
   fail "import: $(cat "$work/import.log")"
-grep -q "classification from .*model.onnx (109389 parameters), input \[N,28,28\], output 'logits', 10 classes" \
-  "$work/import.log" || fail "import's line: $(cat "$work/import.log")"
-for model in "$work/imported.safetensors" "$work/model.onnx"; do
+grep -q "classification from .*model.onnx (109386 parameters), input \[N,28,28\], output 'logits', 10 classes" \
+  "$work/import.log" &&
+  grep -q "as lathe layers: flatten, linear 784->128, relu, linear 128->64, relu, linear 64->10" \
+    "$work/import.log" || fail "import's lines: $(cat "$work/import.log")"
+"$lathe" import "$work/model.onnx" "$work/graph.safetensors" --keep-graph >"$work/import.log" ||
+  fail "import --keep-graph: $(cat "$work/import.log")"
+grep -q "(109389 parameters).*" "$work/import.log" && grep -q "as an ONNX graph (onnx_graph)" "$work/import.log" ||
+  fail "import --keep-graph's lines: $(cat "$work/import.log")"
+for model in "$work/imported.safetensors" "$work/graph.safetensors" "$work/model.onnx"; do
   "$lathe" predict "$model" "$work/images-idx3-ubyte" >"$work/other.csv" || fail "predict $model"
   "$python" - "$work/native.csv" "$work/other.csv" <<'EOF' || fail "predict $model differs from the native bundle"
 import csv, sys
@@ -80,11 +86,11 @@ EOF
   other_eval=$("$lathe" eval "$model" "$work/images-idx3-ubyte" "$work/labels-idx1-ubyte")
   [ "$native_eval" = "$other_eval" ] || fail "eval $model: '$other_eval' vs '$native_eval'"
 done
-echo "ok   predict and eval of the imported bundle and of the .onnx file = the native bundle's"
+echo "ok   predict and eval of the imported bundles (layers, graph) and of the .onnx file = the native bundle's"
 "$lathe" inspect "$work/model.onnx" >"$work/inspect.txt" || fail "inspect .onnx"
 grep -q "^Format: *onnx (imported)" "$work/inspect.txt" &&
   grep -q "^Classes (10): *T-shirt/top, Trouser" "$work/inspect.txt" &&
-  grep -q "onnx_graph: graph <[0-9]* characters>, input input, output logits" "$work/inspect.txt" ||
+  grep -q "^Architecture: *sequential, 6 layers" "$work/inspect.txt" ||
   fail "inspect .onnx: $(cat "$work/inspect.txt")"
 
 start_lathe_serve "$work" "$lathe" "$work/model.onnx" --no-watch || fail "serve .onnx did not start"

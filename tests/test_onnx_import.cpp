@@ -313,3 +313,39 @@ TEST(OnnxImport, TensorFilesRoundTrip) {
 
 }  // namespace
 }  // namespace lathe
+
+namespace lathe {
+namespace {
+
+std::filesystem::path save_model(const testing::TempDir& dir, const onnx::ModelProto& model,
+                                 const std::string& name) {
+  return dir.write(name, model.SerializeAsString());
+}
+
+TEST(OnnxImport, AChainOfLayerFormsBecomesLatheLayers) {
+  const testing::TempDir dir;
+  const LoadedBundle lowered = import_onnx(save_model(dir, dense_model(), "dense.onnx"));
+  EXPECT_EQ(lowered.info.architecture["layers"][0]["type"], "linear");
+  EXPECT_EQ(lowered.info.architecture["layers"][1]["type"], "relu");
+  EXPECT_EQ(lowered.info.metrics.value("lowered_to_layers", false), true);
+  OnnxImportOptions keep;
+  keep.keep_graph = true;
+  const LoadedBundle graph = import_onnx(dir.path() / "dense.onnx", keep);
+  EXPECT_EQ(graph.info.architecture["type"], "onnx_graph");
+  const Tensor x = Tensor::from_vector({1, 2, -1, 0.5, 3, -2}, {3, 2});
+  const auto a = lowered.model->forward(x).to_vector(), b = graph.model->forward(x).to_vector();
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t k = 0; k < a.size(); ++k) EXPECT_NEAR(a[k], b[k], 1e-6);
+}
+
+TEST(OnnxImport, AGraphWithoutLayerFormsStaysAGraphAndSaysWhy) {
+  const testing::TempDir dir;
+  onnx::ModelProto model = dense_model();
+  model.mutable_graph()->mutable_node(2)->set_op_type("Elu");
+  const LoadedBundle bundle = import_onnx(save_model(dir, model, "elu.onnx"));
+  EXPECT_EQ(bundle.info.architecture["type"], "onnx_graph");
+  EXPECT_EQ(bundle.info.metrics.value("graph_kept_because", ""), "operator Elu has no lathe layer");
+}
+
+}  // namespace
+}  // namespace lathe

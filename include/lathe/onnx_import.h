@@ -133,6 +133,11 @@ struct OnnxImportOptions {
   std::vector<std::string> classes;                     // default "0", "1", ...
   std::string input, output;                            // default: the graph's first
   Preprocessing preprocessing = Preprocessing::none();  // applied to raw inputs before the graph
+  // A graph that is a chain of nodes lathe's layers express (linear, conv2d, pooling, batch norm,
+  // activations, flatten, reshape; a leading scale and shift) becomes those layers, checked to
+  // give the graph's outputs on a random probe: the same inference plan, training speed and int8
+  // path as a native model. true keeps the graph as it is (an onnx_graph layer).
+  bool keep_graph = false;
 };
 // The model of an .onnx file as a bundle, ready for Predictor or save_bundle. Errors name the
 // file; a model lathe cannot run throws OnnxUnsupported.

@@ -19,6 +19,18 @@ struct ImportOptions {
   double scale = 1.0, mean = 0.0, std = 1.0;
 };
 
+// "flatten, linear 784->128, relu, ..." for the import line.
+std::string describe_layers(const nlohmann::json& spec) {
+  std::vector<std::string> parts;
+  for (const auto& layer : spec.value("layers", nlohmann::json::array())) {
+    const std::string type = layer.value("type", "?");
+    parts.push_back(layer.contains("in") && layer.contains("out")
+                        ? fmt::format("{} {}->{}", type, layer["in"].dump(), layer["out"].dump())
+                        : type);
+  }
+  return fmt::format("{}", fmt::join(parts, ", "));
+}
+
 void run_import(ImportOptions options) {
   if (!options.classes.empty()) {
     std::string name;
@@ -30,12 +42,19 @@ void run_import(ImportOptions options) {
   const LoadedBundle bundle = import_onnx(options.model, options.import);
   save_bundle(options.bundle, *bundle.model, bundle.info);
   const auto& task = bundle.info.task;
+  const auto& metrics = bundle.info.metrics;
   std::cout << fmt::format(
-      "Wrote {}: {} from {} ({} parameters), input [N,{}], output '{}'{}\n", options.bundle,
+      "Wrote {}: {} from {} ({} parameters), input [N,{}], output '{}'{}\n  {}\n", options.bundle,
       task["task"].get<std::string>(), options.model, bundle.model->parameter_count(),
       fmt::join(task["input_shape"].get<std::vector<std::int64_t>>(), ","),
-      bundle.info.metrics["output"].get<std::string>(),
-      task.contains("classes") ? fmt::format(", {} classes", task["classes"].size()) : "");
+      metrics["output"].get<std::string>(),
+      task.contains("classes") ? fmt::format(", {} classes", task["classes"].size()) : "",
+      metrics.contains("lowered_to_layers")
+          ? "as lathe layers: " + describe_layers(bundle.info.architecture)
+          : "as an ONNX graph (onnx_graph)" +
+                (metrics.contains("graph_kept_because")
+                     ? ": no lathe layer form, " + metrics["graph_kept_because"].get<std::string>()
+                     : std::string()));
 }
 
 }  // namespace
@@ -60,6 +79,8 @@ void add_import_command(CLI::App& app) {
   command->add_option("--output", options->import.output,
                       "the graph output (default: the first; a classifier's Softmax output is "
                       "replaced by its input, the logits)");
+  command->add_flag("--keep-graph", options->import.keep_graph,
+                    "keep the ONNX graph as it is, even where lathe's own layers can express it");
   command
       ->add_option("--scale", options->scale,
                    "preprocessing: raw inputs are multiplied by this (1/255 for 0-255 pixels)")
