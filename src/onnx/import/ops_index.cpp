@@ -132,6 +132,16 @@ std::vector<OnnxValue> gather(const OpContext& ctx) {
   return {make_value(reshape(picked, out), data.type)};
 }
 
+// GatherElements and ScatterElements: indices of data's rank, no larger than data off `axis`.
+void check_element_indices(const OpContext& ctx, const Shape& is, const Shape& ds, Index axis) {
+  if (is.size() != ds.size())
+    ctx.fail(fmt::format("indices {} must have the rank of data {}", shape_str(is), shape_str(ds)));
+  for (Index d = 0; d < static_cast<Index>(ds.size()); ++d)
+    if (d != axis && is[d] > ds[d])
+      ctx.fail(
+          fmt::format("indices {} exceed data {} on axis {}", shape_str(is), shape_str(ds), d));
+}
+
 std::vector<OnnxValue> gather_elements(const OpContext& ctx) {
   const OnnxValue& data = ctx.input(0);
   const OnnxValue& indices = ctx.input(1);
@@ -139,12 +149,7 @@ std::vector<OnnxValue> gather_elements(const OpContext& ctx) {
   const Shape& is = indices.shape();
   const Index rank = static_cast<Index>(ds.size());
   const Index axis = resolve_axis(ctx, ctx.attr_int("axis", 0), rank);
-  if (is.size() != ds.size())
-    ctx.fail(fmt::format("indices {} must have the rank of data {}", shape_str(is), shape_str(ds)));
-  for (Index d = 0; d < rank; ++d)
-    if (d != axis && is[d] > ds[d])
-      ctx.fail(
-          fmt::format("indices {} exceed data {} on axis {}", shape_str(is), shape_str(ds), d));
+  check_element_indices(ctx, is, ds, axis);
   const Index* p = index_data(ctx, indices, "indices");
   const auto strides = contiguous_strides(ds);
   std::vector<Index> offsets = index_list(ctx, is);
@@ -249,12 +254,7 @@ std::vector<OnnxValue> scatter_elements(const OpContext& ctx) {
   if (updates.shape() != is)
     ctx.fail(fmt::format("updates {} must have the shape of indices {}", shape_str(updates.shape()),
                          shape_str(is)));
-  if (is.size() != ds.size())
-    ctx.fail(fmt::format("indices {} must have the rank of data {}", shape_str(is), shape_str(ds)));
-  for (Index d = 0; d < rank; ++d)
-    if (d != axis && is[d] > ds[d])
-      ctx.fail(
-          fmt::format("indices {} exceed data {} on axis {}", shape_str(is), shape_str(ds), d));
+  check_element_indices(ctx, is, ds, axis);
   const Index* p = index_data(ctx, indices, "indices");
   const auto strides = contiguous_strides(ds);
   Tensor out = copy_of(ctx, data);

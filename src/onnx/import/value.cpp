@@ -51,26 +51,11 @@ const char* onnx_type_name(OnnxType type) {
 }
 
 DType onnx_storage_dtype(OnnxType type) {
-  switch (type) {
-    case OnnxType::Float:
-    case OnnxType::Float16:
-    case OnnxType::Bfloat16:
-      return DType::Float32;
-    case OnnxType::Double:
-      return DType::Float64;
-    case OnnxType::Uint8:
-    case OnnxType::Int8:
-    case OnnxType::Uint16:
-    case OnnxType::Int16:
-    case OnnxType::Int32:
-    case OnnxType::Int64:
-    case OnnxType::Bool:
-    case OnnxType::Uint32:
-    case OnnxType::Uint64:
-      return DType::Int64;
-    default:
-      throw OnnxUnsupported(fmt::format("element type {} is not supported", onnx_type_name(type)));
-  }
+  if (type == OnnxType::Float || type == OnnxType::Float16 || type == OnnxType::Bfloat16)
+    return DType::Float32;
+  if (type == OnnxType::Double) return DType::Float64;
+  if (type == OnnxType::Bool || onnx_detail::is_integer_type(type)) return DType::Int64;
+  throw OnnxUnsupported(fmt::format("element type {} is not supported", onnx_type_name(type)));
 }
 
 }  // namespace lathe
