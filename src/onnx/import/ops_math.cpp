@@ -97,13 +97,20 @@ std::vector<OnnxValue> prelu_kernel(const OpContext& ctx) {
   const std::int64_t* px = x.tensor.data<std::int64_t>();
   const std::int64_t* ps = slope.tensor.data<std::int64_t>();
   std::int64_t* q = out.data<std::int64_t>();
-  for_each_broadcast(shape,
-                     {broadcast_strides(x.shape(), shape), broadcast_strides(slope.shape(), shape)},
-                     [&](std::int64_t k, const std::int64_t* off) {
-                       const std::int64_t v = px[off[0]];
-                       q[k] = v < 0 ? v * ps[off[1]] : v;
-                     });
+  for_each_broadcast(
+      shape, {broadcast_strides(x.shape(), shape), broadcast_strides(slope.shape(), shape)},
+      [&](std::int64_t k, const std::int64_t* off) {
+        const std::int64_t v = px[off[0]];
+        q[k] = v < 0 ? static_cast<std::int64_t>(static_cast<std::uint64_t>(v) *
+                                                 static_cast<std::uint64_t>(ps[off[1]]))
+                     : v;
+      });
   return {make_value(std::move(out), x.type)};
+}
+
+// -v in two's complement (INT64_MIN stays itself), without signed overflow.
+std::int64_t wrapping_negate(std::int64_t v) {
+  return static_cast<std::int64_t>(0ull - static_cast<std::uint64_t>(v));
 }
 
 double sign(double v) {
@@ -115,16 +122,13 @@ double sign(double v) {
 void add_math_ops(OpTable& table) {
   using F = std::function<Tensor(const Tensor&)>;
   const F none;
-  table["Abs"] = {unary_with_integers([](const Tensor& x) { return abs(x); },
-                                      [](double v) { return std::abs(v); },
-                                      [](std::int64_t v) { return v < 0 ? -v : v; }),
+  table["Abs"] = {unary_with_integers(
+                      [](const Tensor& x) { return abs(x); }, [](double v) { return std::abs(v); },
+                      [](std::int64_t v) { return v < 0 ? wrapping_negate(v) : v; }),
                   1};
-  table["Neg"] = {
-      unary_with_integers([](const Tensor& x) { return neg(x); }, [](double v) { return -v; },
-                          [](std::int64_t v) {
-                            return static_cast<std::int64_t>(0ull - static_cast<std::uint64_t>(v));
-                          }),
-      1};
+  table["Neg"] = {unary_with_integers([](const Tensor& x) { return neg(x); },
+                                      [](double v) { return -v; }, wrapping_negate),
+                  1};
   table["Sign"] = {
       unary_with_integers(none, sign, [](std::int64_t v) { return std::int64_t{v > 0} - (v < 0); }),
       9};
