@@ -166,6 +166,78 @@ cut -d, -f2,3 "$work/tuned_onnx.csv" | tail -n +2 >"$work/b"
 cmp -s "$work/a" "$work/b" && echo "ok   the fine-tuned model re-exported: onnx.checker, same classes" ||
   fail "the re-exported fine-tuned model predicts other classes"
 
+# ---- A colleague's models, written the way torch.onnx writes them (opset 14) ----
+# input.1 [batch, 784]; nn.Linear as MatMul then Add(bias, x W); a Softmax output "probs". And
+# the same with an exact (Erf) GELU, which stays a graph.
+"$python" - "$work" <<'PY' || fail "writing the PyTorch-style models"
+import sys, numpy as np, onnx
+from onnx import helper, numpy_helper, TensorProto
+work, rng = sys.argv[1], np.random.default_rng(0)
+def init(name, *shape):
+    return numpy_helper.from_array((rng.standard_normal(shape) * 0.05).astype(np.float32), name)
+x = helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["batch", 784])
+probs = helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 10])
+weights = [init("fc1.w", 784, 64), init("fc1.bias", 64), init("fc2.w", 64, 10), init("fc2.bias", 10)]
+node = helper.make_node
+linear1 = [node("MatMul", ["input.1", "fc1.w"], ["/fc1/MatMul_output_0"], name="/fc1/MatMul"),
+           node("Add", ["fc1.bias", "/fc1/MatMul_output_0"], ["/fc1/Add_output_0"], name="/fc1/Add")]
+relu = [node("Relu", ["/fc1/Add_output_0"], ["/act"], name="/relu/Relu")]
+gelu = [node("Div", ["/fc1/Add_output_0", "sqrt2"], ["/g1"]), node("Erf", ["/g1"], ["/g2"]),
+        node("Add", ["/g2", "one"], ["/g3"]), node("Mul", ["/fc1/Add_output_0", "/g3"], ["/g4"]),
+        node("Mul", ["/g4", "half"], ["/act"])]
+head = [node("MatMul", ["/act", "fc2.w"], ["/fc2/MatMul_output_0"], name="/fc2/MatMul"),
+        node("Add", ["fc2.bias", "/fc2/MatMul_output_0"], ["logits"], name="/fc2/Add"),
+        node("Softmax", ["logits"], ["probs"], name="/Softmax", axis=1)]
+consts = [numpy_helper.from_array(np.array(v, np.float32), n)
+          for n, v in (("sqrt2", np.sqrt(2)), ("one", 1), ("half", 0.5))]
+for name, body, extra in (("torch_mlp", relu, []), ("torch_gelu", gelu, consts)):
+    graph = helper.make_graph(linear1 + body + head, "torch_jit", [x], [probs], weights + extra)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]),
+              f"{work}/{name}.onnx")
+np.save(f"{work}/x784.npy", np.load(f"{work}/x.npy").reshape(5, 784))
+PY
+"$lathe" import "$work/torch_mlp.onnx" "$work/torch_mlp.safetensors" >"$work/import.log" &&
+  grep -q "output 'logits', 10 classes" "$work/import.log" &&
+  grep -q "as lathe layers: linear 784->64, relu, linear 64->10" "$work/import.log" ||
+  fail "import of the PyTorch-style MLP: $(cat "$work/import.log")"
+"$lathe" import "$work/torch_gelu.onnx" "$work/torch_gelu.safetensors" >"$work/import.log" &&
+  grep -q "as an ONNX graph (onnx_graph): no lathe layer form, '/fc1/Add_output_0' feeds two nodes" \
+    "$work/import.log" || fail "import of the GELU model: $(cat "$work/import.log")"
+for model in "$work/torch_mlp.onnx" "$work/torch_gelu.onnx"; do
+  # 28x28 IDX images for a graph of 784 inputs: laid out as the graph declares them.
+  "$lathe" eval "$model" "$work/images-idx3-ubyte" "$work/labels-idx1-ubyte" >"$work/eval.log" ||
+    fail "eval of $model on 28x28 images: $(cat "$work/eval.log")"
+done
+"$lathe" run "$work/torch_gelu.onnx" -i "$work/x784.npy" -o "$work/gelu_out" >/dev/null ||
+  fail "run of the GELU graph"
+"$python" - "$work" <<'PY' || fail "lathe run of the GELU graph differs from numpy"
+import sys, numpy as np, onnx
+from math import erf
+from onnx import numpy_helper
+work = sys.argv[1]
+w = {t.name: numpy_helper.to_array(t).astype(np.float64)
+     for t in onnx.load(f"{work}/torch_gelu.onnx").graph.initializer}
+h = np.load(f"{work}/x784.npy").astype(np.float64) @ w["fc1.w"] + w["fc1.bias"]
+h = 0.5 * h * (1 + np.vectorize(erf)(h / np.sqrt(2)))
+z = h @ w["fc2.w"] + w["fc2.bias"]
+p = np.exp(z - z.max(1, keepdims=True))
+p /= p.sum(1, keepdims=True)
+t = onnx.TensorProto()
+t.ParseFromString(open(f"{work}/gelu_out/output_0.pb", "rb").read())
+assert np.abs(numpy_helper.to_array(t) - p).max() < 1e-5, np.abs(numpy_helper.to_array(t) - p).max()
+PY
+# Fine-tuning the PyTorch-style file with no output named: the logits train, not the Softmax.
+sed -e 's|file = "model.onnx"|file = "torch_mlp.onnx"|' -e '/^output = "logits"/d' \
+  -e "s|^output_dir = .*|output_dir = \"$work/torch_tuned\"|" "$work/finetune.toml" >"$work/torch.toml"
+(cd / && "$lathe" train "$work/torch.toml" >"$work/torch_tune.log") ||
+  fail "fine-tune of the PyTorch-style MLP: $(cat "$work/torch_tune.log")"
+grep -q 'output "logits"' "$work/torch_tune.log" ||
+  fail "fine-tuning did not take the logits: $(grep Model "$work/torch_tune.log")"
+"$lathe" export "$work/torch_tuned/model.safetensors" "$work/torch_tuned.onnx" >/dev/null ||
+  fail "export of the fine-tuned opset-14 graph"
+echo "ok   PyTorch-style models: lowered (bias-first Add), GELU graph = numpy, eval on 28x28," \
+  "fine-tuned on the logits, exported again"
+
 # ---- Errors: one line naming what is wrong ----
 printf 'not a model' >"$work/junk.onnx"
 expect_error "junk model" "junk.onnx: not a valid ONNX model" run "$work/junk.onnx" -o "$work/o" || failures=$((failures + 1))

@@ -120,7 +120,7 @@ TEST(OnnxImport, RefusesInputsThatDoNotMatch) {
   const Tensor wrong_width = Tensor::zeros({2, 3});
   EXPECT_NE(error_of([&] {
               graph.run({{"x", {wrong_width, OnnxType::Float}}});
-            }).find("must have shape x float32 [N,2], got [2,3]"),
+            }).find("input 'x' must have shape [N,2], got [2,3]"),
             std::string::npos);
   const Tensor ints = Tensor::zeros({2, 2}, DType::Int64);
   EXPECT_NE(error_of([&] {
@@ -345,6 +345,71 @@ TEST(OnnxImport, AGraphWithoutLayerFormsStaysAGraphAndSaysWhy) {
   const LoadedBundle bundle = import_onnx(save_model(dir, model, "elu.onnx"));
   EXPECT_EQ(bundle.info.architecture["type"], "onnx_graph");
   EXPECT_EQ(bundle.info.metrics.value("graph_kept_because", ""), "operator Elu has no lathe layer");
+}
+
+TEST(OnnxImport, PyTorchsBiasFirstAddLowersAndABranchStaysAGraph) {
+  const TempDir dir;
+  onnx::ModelProto bias_first = dense_model();
+  auto* add = bias_first.mutable_graph()->mutable_node(1);
+  add->set_input(0, "b");  // Add(b, xw), as torch.onnx writes nn.Linear on its MatMul path
+  add->set_input(1, "xw");
+  EXPECT_EQ(
+      import_onnx(save_model(dir, bias_first, "b.onnx")).info.architecture["layers"][0]["type"],
+      "linear");
+
+  onnx::ModelProto residual = dense_model();
+  auto* skip = residual.mutable_graph()->mutable_node(2);  // y = z + xw instead of relu(z)
+  skip->set_op_type("Add");
+  skip->add_input("xw");
+  const LoadedBundle bundle = import_onnx(save_model(dir, residual, "r.onnx"));
+  EXPECT_EQ(bundle.info.architecture["type"], "onnx_graph");
+  EXPECT_NE(bundle.info.metrics.value("graph_kept_because", "")
+                .find("(a branch or a residual connection), which a chain of lathe layers"),
+            std::string::npos)
+      << bundle.info.metrics.dump();
+}
+
+TEST(OnnxImport, AModelFromAFileReturnsLogitsNotASoftmax) {
+  const TempDir dir;
+  onnx::ModelProto model = dense_model();
+  auto* softmax = model.mutable_graph()->add_node();
+  softmax->set_op_type("Softmax");
+  softmax->add_input("y");
+  softmax->add_output("probs");
+  model.mutable_graph()->mutable_output(0)->set_name("probs");
+  const auto path = save_model(dir, model, "softmax.onnx");
+  Generator g(0);
+  const auto module = make_layer({{"type", "onnx_graph"}, {"file", path.string()}}, g);
+  EXPECT_EQ(module->spec()["output"], "y");
+  const Tensor x = Tensor::from_vector({1, 2}, {1, 2});
+  EXPECT_NEAR(module->forward(x).to_vector()[0], 5.1, 1e-5);  // relu's output, not a probability
+  // An intermediate value can be the output too.
+  const auto inner =
+      make_layer({{"type", "onnx_graph"}, {"file", path.string()}, {"output", "xw"}}, g);
+  EXPECT_NEAR(inner->forward(x).to_vector()[2], 0.5 - 1, 1e-5);
+}
+
+TEST(OnnxImport, ExternalDataIsReadIntoTheBundle) {
+  const TempDir dir;
+  std::filesystem::create_directories(dir.path() / "m");
+  const std::vector<float> w = {1, -1, 0.5f, 2, 1, -0.5f};
+  std::ofstream(dir.path() / "m" / "w.bin", std::ios::binary)
+      .write(reinterpret_cast<const char*>(w.data()), 24);
+  onnx::ModelProto model = dense_model();
+  auto* t = model.mutable_graph()->mutable_initializer(0);
+  t->clear_float_data();
+  t->set_data_location(onnx::TensorProto::EXTERNAL);
+  auto* entry = t->add_external_data();
+  entry->set_key("location");
+  entry->set_value("w.bin");
+  std::ofstream(dir.path() / "m" / "model.onnx", std::ios::binary) << model.SerializeAsString();
+  OnnxImportOptions keep;
+  keep.keep_graph = true;
+  const LoadedBundle bundle = import_onnx(dir.path() / "m" / "model.onnx", keep);
+  save_bundle(dir.path() / "b.safetensors", *bundle.model, bundle.info);
+  std::filesystem::remove(dir.path() / "m" / "w.bin");
+  const LoadedBundle back = load_bundle(dir.path() / "b.safetensors");
+  EXPECT_NEAR(back.model->forward(Tensor::from_vector({1, 2}, {1, 2})).to_vector()[0], 5.1, 1e-5);
 }
 
 }  // namespace

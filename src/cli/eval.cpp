@@ -100,6 +100,20 @@ TensorDataset read_labeled(const std::vector<std::string>& paths, const nlohmann
       "digits");
 }
 
+// Examples of the model's size in another layout (28x28 IDX images for a model of 784 inputs,
+// an imported one, say) laid out as the bundle's input_shape, as lathe predict lays them out.
+Tensor as_model_input(const Tensor& inputs, const nlohmann::json& task) {
+  const nlohmann::json shape_json = task.value("input_shape", nlohmann::json());
+  if (!shape_json.is_array() || inputs.dim() == 0) return inputs;
+  Shape shape{inputs.size(0)};
+  for (const auto& d : shape_json) {
+    if (!d.is_number_integer() || d.get<std::int64_t>() <= 0) return inputs;
+    shape.push_back(d.get<std::int64_t>());
+  }
+  if (shape == inputs.shape() || shape_numel(shape) != inputs.numel()) return inputs;
+  return reshape(inputs, shape);
+}
+
 void run_eval(const EvalOptions& options) {
   const LoadedBundle bundle = load_bundle(options.bundle);
   if (is_language_model(bundle.info))
@@ -130,8 +144,8 @@ void run_eval(const EvalOptions& options) {
       encoding && paths.size() == 1
           ? read_table_split(paths[0], task_info, *encoding, options.split, options.bundle)
           : read_labeled(paths, task_info);
-  auto data =
-      std::make_shared<TensorDataset>(bundle.info.preprocessing.apply(raw.inputs()), raw.targets());
+  auto data = std::make_shared<TensorDataset>(
+      bundle.info.preprocessing.apply(as_model_input(raw.inputs(), task_info)), raw.targets());
   DataLoader loader(data, {.batch_size = options.batch_size, .shuffle = false});
   const LossFunction loss = loss_for(task_info.value("loss", "cross_entropy"));
   const InferencePrecision precision = precision_from_name(options.precision);

@@ -189,9 +189,12 @@ nlohmann::json describe_bundle(const std::filesystem::path& path) {
   std::vector<NamedTensor> named = bundle.model->named_parameters();
   const std::vector<NamedTensor> buffers = bundle.model->named_buffers();
   named.insert(named.end(), buffers.begin(), buffers.end());
+  // The saved forms (Linear's [out, in]), from the file or, for another format, the model's own.
+  const std::map<std::string, Tensor> saved =
+      bundle_file ? contents.tensors : bundle.model->state_dict();
   for (const auto& entry : named) {
-    const auto stored = contents.tensors.find(entry.name);
-    const Tensor& tensor = stored != contents.tensors.end() ? stored->second : entry.tensor;
+    const auto stored = saved.find(entry.name);
+    const Tensor& tensor = stored != saved.end() ? stored->second : entry.tensor;
     tensors.push_back({{"name", entry.name},
                        {"dtype", dtype_name(tensor.dtype())},
                        {"shape", tensor.shape()},

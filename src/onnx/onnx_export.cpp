@@ -17,6 +17,7 @@
 #include <numbers>
 #include <set>
 
+#include "lathe/autograd.h"
 #include "lathe/error.h"
 #include "lathe/io.h"
 #include "lathe/onnx.h"
@@ -451,8 +452,11 @@ Value export_reshape(LayerContext& layer, const Value& x) {
 
 // A model imported from ONNX (lathe import), fine-tuned or not, goes back in as it came: its
 // nodes and integer initializers copied with every value renamed under the layer's prefix, its
-// float32 weights the layer's current parameters. Only a graph of the operator set lathe writes
-// can be copied: node semantics change between operator sets.
+// float32 weights the layer's current parameters. The model is written in operator set 17, so
+// only graphs of sets 13 to 17 are copied: every change to an operator lathe runs between 13
+// and 17 added types, or attributes whose defaults keep the old behaviour (Reshape's allowzero,
+// Shape's start/end, the scatters' reduction, BatchNormalization's training_mode), whereas
+// before 13 Softmax, Split, Squeeze, Unsqueeze, the reductions and others meant other things.
 Value export_onnx_graph(LayerContext& layer, const Value& x) {
   onnx::ModelProto model;
   if (!google::protobuf::TextFormat::ParseFromString(layer.spec.value("graph", ""), &model))
@@ -462,12 +466,12 @@ Value export_onnx_graph(LayerContext& layer, const Value& x) {
                     layer.label()));
   for (const auto& opset : model.opset_import())
     if ((opset.domain().empty() || opset.domain() == "ai.onnx") &&
-        opset.version() != kOnnxOpsetVersion)
-      throw Error(
-          fmt::format("export: {} is an imported graph of operator set {}; lathe writes "
-                      "operator set {} and copies only graphs of that set (the original "
-                      ".onnx file still runs as it is)",
-                      layer.label(), opset.version(), kOnnxOpsetVersion));
+        (opset.version() < 13 || opset.version() > kOnnxOpsetVersion))
+      throw Error(fmt::format(
+          "export: {} is an imported graph of operator set {}; lathe writes operator set {} and "
+          "copies only graphs of sets 13 to {}, whose operators mean the same there (the "
+          "original .onnx file still runs as it is)",
+          layer.label(), opset.version(), kOnnxOpsetVersion, kOnnxOpsetVersion));
   const onnx::GraphProto& g = model.graph();
   std::map<std::string, std::string> renamed{{"", ""}};
   for (const auto& t : g.initializer()) {
@@ -506,6 +510,7 @@ Value export_onnx_graph(LayerContext& layer, const Value& x) {
   const auto module = make_layer(layer.spec, generator);
   Shape example{1};
   example.insert(example.end(), x.shape.begin(), x.shape.end());
+  NoGradGuard no_grad;  // a shape probe: nodes without gradients must not refuse to run
   const Tensor probe = module->forward(Tensor::zeros(example));
   return {name_of(output), Shape(probe.shape().begin() + 1, probe.shape().end())};
 }

@@ -40,14 +40,15 @@ void check_input(const OnnxGraphIO& io, const OnnxValue& value) {
                             dtype_name(onnx_storage_dtype(value.type))));
   if (io.dims.empty()) return;  // no shape declared
   const Shape& shape = value.shape();
+  const std::string declared = fmt::format("[{}]", fmt::join(io.dims, ","));
   if (shape.size() != io.dims.size())
-    throw Error(fmt::format("input '{}' must have shape {}, got {}", io.name, io.describe(),
-                            shape_str(shape)));
+    throw Error(
+        fmt::format("input '{}' must have shape {}, got {}", io.name, declared, shape_str(shape)));
   for (std::size_t k = 0; k < shape.size(); ++k) {
     const std::string& dim = io.dims[k];
     if (!dim.empty() && std::isdigit(static_cast<unsigned char>(dim[0])) &&
         std::to_string(shape[k]) != dim)
-      throw Error(fmt::format("input '{}' must have shape {}, got {}", io.name, io.describe(),
+      throw Error(fmt::format("input '{}' must have shape {}, got {}", io.name, declared,
                               shape_str(shape)));
   }
 }

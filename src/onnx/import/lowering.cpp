@@ -55,15 +55,29 @@ class Lowering {
     for (const auto& node : graph_.node())
       for (const auto& in : node.input())
         if (in == value) {
-          if (found && found != &node) refuse(fmt::format("'{}' feeds two nodes", value));
+          if (found && found != &node)
+            refuse(
+                fmt::format("'{}' feeds two nodes (a branch or a residual connection), which "
+                            "a chain of lathe layers does not express",
+                            value));
           found = &node;
         }
     if (!found) refuse(fmt::format("nothing consumes '{}'", value));
     if (found->output_size() < 1) refuse("a node without outputs");
-    for (int k = 1; k < found->input_size(); ++k)
-      if (!found->input(k).empty() && !initializers_.count(found->input(k)))
-        refuse(fmt::format("node '{}' ({}) takes a computed second input", found->name(),
-                           found->op_type()));
+    for (int k = 0; k < found->input_size(); ++k) {
+      const std::string& in = found->input(k);
+      if (in == value) {
+        // Every layer takes the chain's value first; an Add of a bias may take it either side.
+        if (k != 0 && found->op_type() != "Add")
+          refuse(fmt::format("node '{}' ({}) takes the data as input {}, not first", found->name(),
+                             found->op_type(), k));
+      } else if (!in.empty() && !initializers_.count(in)) {
+        refuse(
+            fmt::format("node '{}' ({}) joins two computed values (a branch or a residual "
+                        "connection), which a chain of lathe layers does not express",
+                        found->name(), found->op_type()));
+      }
+    }
     return found;
   }
 
@@ -213,9 +227,12 @@ class Lowering {
     std::string out = node.output(0);
     bool bias = false;
     for (const auto& next : graph_.node())
-      if (next.op_type() == "Add" && next.input_size() == 2 && next.input(0) == out &&
-          initializers_.count(next.input(1))) {
-        const Tensor b = initializer(next.input(1));
+      if (next.op_type() == "Add" && next.input_size() == 2 &&
+          (next.input(0) == out || next.input(1) == out)) {
+        // PyTorch writes nn.Linear's bias add either way round: Add(bias, x W) or Add(x W, bias).
+        const std::string& other = next.input(next.input(0) == out ? 1 : 0);
+        if (!initializers_.count(other)) break;
+        const Tensor b = initializer(other);
         if (b.dim() != 1 || b.size(0) != w.size(1)) break;
         only_consumer(out);  // the Add is its one consumer
         tensors["bias"] = b;

@@ -37,12 +37,24 @@ bool is_float_initializer(const onnx::TensorProto& t) {
   }
 }
 
+// The model of an .onnx file, with any external data (confined to the file's folder, as
+// OnnxGraph checks it) read into its initializers: a bundle keeps no reference to other files.
 onnx::ModelProto read_model_file(const std::filesystem::path& path) {
   const auto raw = detail::read_raw_file(path, OnnxLimits{}.max_model_bytes);
   onnx::ModelProto model;
   if (!model.ParseFromArray(raw.data(), static_cast<int>(raw.size())))
     throw Error(fmt::format("{}: not a valid ONNX model (the protobuf ModelProto does not parse)",
                             path.string()));
+  const std::filesystem::path folder = path.parent_path().empty() ? "." : path.parent_path();
+  for (auto& t : *model.mutable_graph()->mutable_initializer()) {
+    if (t.data_location() != onnx::TensorProto::EXTERNAL) continue;
+    const OnnxValue value = onnx_detail::tensor_from_proto(
+        t, folder, OnnxLimits{}, fmt::format("initializer '{}'", t.name()));
+    const std::string name = t.name();
+    t.Clear();
+    onnx_detail::tensor_to_proto(value, t);
+    t.set_name(name);
+  }
   return model;
 }
 
@@ -70,9 +82,11 @@ onnx::ModelProto parse_graph_text(const std::string& text) {
   return model;
 }
 
-// The model a spec describes: read from `file`, or the `graph` text with zeros for the
-// floating initializers (their values come from the bundle's tensors).
-onnx::ModelProto spec_model(const json& args, std::string* folder) {
+// The model a spec describes: read from `file`, or the `graph` text, where `fill` gives the
+// floating initializers zeros (their values come from the bundle's tensors). A bundle reader asks
+// for the shapes first (fill false), so nothing is allocated before they are checked against the
+// file's tensors.
+onnx::ModelProto spec_model(const json& args, std::string* folder, bool fill = true) {
   if (args.contains("file") && args["file"].is_string()) {
     const std::filesystem::path path = args["file"].get<std::string>();
     if (folder) *folder = path.parent_path().empty() ? "." : path.parent_path().string();
@@ -81,6 +95,7 @@ onnx::ModelProto spec_model(const json& args, std::string* folder) {
   if (!args.contains("graph") || !args["graph"].is_string())
     throw LayerSpecError("file", "onnx_graph needs 'file' (an .onnx file) or 'graph'");
   onnx::ModelProto model = parse_graph_text(args["graph"].get<std::string>());
+  if (!fill) return model;
   for (auto& t : *model.mutable_graph()->mutable_initializer()) {
     if (!is_float_initializer(t) || t.has_raw_data() || t.float_data_size() || t.int32_data_size())
       continue;
@@ -119,6 +134,11 @@ class OnnxGraphModule : public Module {
     if (!in->dims.empty() && !in->dims[0].empty() &&
         std::isdigit(static_cast<unsigned char>(in->dims[0][0])))
       fixed_batch_ = std::stoll(in->dims[0]);
+    for (std::size_t k = 1; k < in->dims.size(); ++k) {
+      const std::string& d = in->dims[k];
+      example_.push_back(
+          !d.empty() && std::isdigit(static_cast<unsigned char>(d[0])) ? std::stoll(d) : -1);
+    }
     output_index_ = graph_.outputs().size();
     for (std::size_t k = 0; k < graph_.outputs().size(); ++k)
       if (graph_.outputs()[k].name == output_) output_index_ = k;
@@ -149,7 +169,16 @@ class OnnxGraphModule : public Module {
 
  private:
   Tensor run(const Tensor& input) const {
-    const Tensor x = input.dtype() == DType::Float32 ? input : input.to(DType::Float32);
+    Tensor x = input.dtype() == DType::Float32 ? input : input.to(DType::Float32);
+    // Examples of the graph's size in another layout (28x28 images for a graph of 784 inputs)
+    // are laid out as the graph declares them, as lathe predict lays out any input.
+    const bool known =
+        !example_.empty() && std::find(example_.begin(), example_.end(), -1) == example_.end();
+    if (known && x.dim() > 0 && x.numel() == x.size(0) * shape_numel(example_)) {
+      Shape shape{x.size(0)};
+      shape.insert(shape.end(), example_.begin(), example_.end());
+      if (shape != x.shape()) x = reshape(x, shape);
+    }
     OnnxValue out = graph_.run({{input_, {x, OnnxType::Float}}}).at(output_index_);
     if (out.tensor.dtype() != DType::Float32) out.tensor = out.tensor.to(DType::Float32);
     return out.tensor;
@@ -160,39 +189,60 @@ class OnnxGraphModule : public Module {
   std::string input_, output_;
   std::size_t output_index_ = 0;
   std::int64_t fixed_batch_ = 0;
+  Shape example_;  // the declared input dims after the batch's, -1 where symbolic
 };
+
+std::string model_output(onnx::ModelProto& model, std::string wanted, bool classifier);
 
 std::shared_ptr<Module> make_onnx_module(const json& args, Generator&) {
   std::string folder;
-  const onnx::ModelProto model = spec_model(args, &folder);
-  return std::make_shared<OnnxGraphModule>(model, folder, args.value("input", ""),
-                                           args.value("output", ""));
+  onnx::ModelProto model = spec_model(args, &folder);
+  std::string output = args.value("output", "");
+  // A model built from a file (a config) returns logits rather than a Softmax's probabilities;
+  // a bundle's graph was settled by its import.
+  if (args.contains("file")) output = model_output(model, output, true);
+  return std::make_shared<OnnxGraphModule>(model, folder, args.value("input", ""), output);
 }
 
 std::map<std::string, Shape> onnx_tensor_shapes(const json& args) {
   std::map<std::string, Shape> shapes;
-  const onnx::ModelProto model = spec_model(args, nullptr);
+  const onnx::ModelProto model = spec_model(args, nullptr, false);
   for (const auto& t : model.graph().initializer())
     if (is_float_initializer(t)) shapes[t.name()] = Shape(t.dims().begin(), t.dims().end());
   return shapes;
 }
 
-// A classifier's graph often ends in Softmax; lathe's predictor applies softmax to a
-// classifier's outputs itself, so the bundle's output is the Softmax's input (the logits).
-std::string logits_before_softmax(onnx::ModelProto& model, const std::string& output) {
-  for (const auto& node : model.graph().node()) {
-    if (node.op_type() != "Softmax" || node.output_size() != 1 || node.output(0) != output)
-      continue;
-    const std::string logits = node.input(0);
-    for (auto& out : *model.mutable_graph()->mutable_output())
-      if (out.name() == output) {
-        out.Clear();
-        out.set_name(logits);
-        out.mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
-      }
-    return logits;
-  }
-  return output;
+// The graph value a lathe model returns: `wanted` (default: the first graph output), which may
+// also be any node's output (made a graph output here). For a classifier, an output that a
+// Softmax or LogSoftmax computes is replaced by that node's input, the logits: lathe's
+// cross-entropy and predictor apply the softmax themselves.
+std::string model_output(onnx::ModelProto& model, std::string wanted, bool classifier) {
+  auto& outputs = *model.mutable_graph()->mutable_output();
+  if (wanted.empty() && !outputs.empty()) wanted = outputs[0].name();
+  auto make_output = [&](const std::string& replaced, const std::string& name) {
+    onnx::ValueInfoProto* info = nullptr;
+    for (auto& out : outputs)
+      if (out.name() == replaced) info = &out;
+    if (!info) info = model.mutable_graph()->add_output();
+    info->Clear();
+    info->set_name(name);
+    info->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+  };
+  bool produced = false;
+  for (const auto& node : model.graph().node())
+    for (const auto& out : node.output()) produced = produced || out == wanted;
+  bool is_output = false;
+  for (const auto& out : outputs) is_output = is_output || out.name() == wanted;
+  if (produced && !is_output) make_output("", wanted);
+  if (!classifier) return wanted;
+  for (const auto& node : model.graph().node())
+    if ((node.op_type() == "Softmax" || node.op_type() == "LogSoftmax") &&
+        node.output_size() == 1 && node.output(0) == wanted) {
+      const std::string logits = node.input(0);
+      make_output(wanted, logits);
+      return logits;
+    }
+  return wanted;
 }
 
 // The class names a model exported by lathe keeps in its metadata ("lathe.classes", a JSON
@@ -311,7 +361,7 @@ LoadedBundle import_onnx(const std::filesystem::path& path, const OnnxImportOpti
     // Load once as it is, for the checks and the first output's name.
     const OnnxGraph original = OnnxGraph::load(path);
     std::string output = options.output.empty() ? original.outputs().at(0).name : options.output;
-    if (options.task != "regression") output = logits_before_softmax(model, output);
+    output = model_output(model, output, options.task != "regression");
     auto module = std::make_shared<OnnxGraphModule>(model, folder, options.input, output);
     module->eval();
 
