@@ -2,7 +2,7 @@
 # Builds the libFuzzer targets (fuzz/fuzz_*.cpp) of the `asan` preset (clang, ASan + UBSan; the
 # build the sanitizer test run uses too) and runs every target for SECONDS each.
 #
-#   bash fuzz/run.sh            # CI mode: 20 s per target
+#   bash fuzz/run.sh            # CI mode: 15 s per target
 #   bash fuzz/run.sh 3600       # long mode: an hour per target
 #   FUZZ_TARGETS="fuzz_csv" bash fuzz/run.sh 600   # some targets only
 #   FUZZ_JOBS=2 bash fuzz/run.sh 3600              # parallel workers per target (-fork)
@@ -19,7 +19,7 @@
 # See docs/deploy/fuzzing.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds="${1:-20}"
+seconds="${1:-15}"
 jobs="${FUZZ_JOBS:-1}"
 parallel="${FUZZ_PARALLEL:-$(($(nproc) / jobs))}"
 [[ "$parallel" -ge 1 ]] || parallel=1

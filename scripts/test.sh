@@ -6,7 +6,7 @@
 #   sanitizer build     clang, ASan + UBSan (the `asan` preset): library, command, tests and the
 #                       libFuzzer targets in one build
 #   sanitizer tests     ctest --preset asan: every test but the slow and lint ones (-j2)
-#   fuzzing             every libFuzzer target for 20 s, two at a time (fuzz/run.sh's short CI
+#   fuzzing             every libFuzzer target for 15 s, two at a time (fuzz/run.sh's short CI
 #                       mode: docs/deploy/fuzzing.md)
 # tests/CMakeLists.txt says which test runs where; README.md ("Building by hand") has the times.
 # Prints each stage's time at the end, also when a stage fails.
@@ -43,4 +43,4 @@ stage "release tests" ctest --preset release
 stage "matmul benchmark" ./build/release/bench/matmul_bench --rounds 5 --batch-seconds 0.05
 stage "sanitizer build" bash scripts/build.sh asan
 stage "sanitizer tests" ctest --preset asan
-stage fuzzing bash fuzz/run.sh 20
+stage fuzzing bash fuzz/run.sh 15
