@@ -174,15 +174,6 @@ std::map<std::string, ModelFileReader>& model_file_readers() {
   return readers;
 }
 
-}  // namespace
-
-void register_model_file_reader(const std::string& extension, ModelFileReader reader) {
-  const std::lock_guard lock(model_file_readers_mutex());
-  model_file_readers()[extension] = std::move(reader);
-}
-
-namespace {
-
 ModelFileReader model_file_reader(const std::filesystem::path& path) {
   std::string extension = path.extension().string();
   for (char& c : extension) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -192,6 +183,11 @@ ModelFileReader model_file_reader(const std::filesystem::path& path) {
 }
 
 }  // namespace
+
+void register_model_file_reader(const std::string& extension, ModelFileReader reader) {
+  const std::lock_guard lock(model_file_readers_mutex());
+  model_file_readers()[extension] = std::move(reader);
+}
 
 bool has_model_file_reader(const std::filesystem::path& path) {
   return static_cast<bool>(model_file_reader(path));
