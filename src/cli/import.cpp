@@ -62,7 +62,8 @@ void run_import(ImportOptions options) {
 void add_import_command(CLI::App& app) {
   auto options = std::make_shared<ImportOptions>();
   CLI::App* command = app.add_subcommand(
-      "import", "Make a lathe bundle of an ONNX model (then predict, eval, serve or fine-tune it)");
+      "import",
+      "Make a lathe bundle of an ONNX model (then predict, eval, serve, inspect or export it)");
   command->add_option("model", options->model, "the .onnx file")
       ->required()
       ->check(CLI::ExistingFile);
@@ -77,8 +78,9 @@ void add_import_command(CLI::App& app) {
                       "class names in output order, comma-separated (default 0,1,...)");
   command->add_option("--input", options->import.input, "the graph input (default: the first)");
   command->add_option("--output", options->import.output,
-                      "the graph output (default: the first; a classifier's Softmax output is "
-                      "replaced by its input, the logits)");
+                      "the graph output, or any value inside the graph (default: the first "
+                      "output; a classifier's Softmax output is replaced by its input, the "
+                      "logits)");
   command->add_flag("--keep-graph", options->import.keep_graph,
                     "keep the ONNX graph as it is, even where lathe's own layers can express it");
   command
