@@ -117,8 +117,10 @@ class OnnxGraphModule : public Module {
         output_(std::move(output)) {
     if (graph_.inputs().empty())
       throw LayerSpecError("input", "onnx_graph: the graph has no inputs");
+    if (graph_.outputs().empty())
+      throw LayerSpecError("output", "onnx_graph: the graph has no outputs");
     if (input_.empty()) input_ = graph_.inputs()[0].name;
-    if (output_.empty()) output_ = graph_.outputs().at(0).name;
+    if (output_.empty()) output_ = graph_.outputs()[0].name;
     const OnnxGraphIO* in = nullptr;
     for (const auto& io : graph_.inputs()) in = io.name == input_ ? &io : in;
     if (!in) throw LayerSpecError("input", fmt::format("onnx_graph: no graph input '{}'", input_));
@@ -160,6 +162,13 @@ class OnnxGraphModule : public Module {
       return concat(parts, 0);
     }
     return run(input);
+  }
+
+  // The graph input the module feeds.
+  const OnnxGraphIO& input() const {
+    for (const auto& io : graph_.inputs())
+      if (io.name == input_) return io;
+    throw Error("onnx_graph: internal error: no input '" + input_ + "'");
   }
 
   std::string type() const override { return kLayerType; }
@@ -358,18 +367,10 @@ LoadedBundle import_onnx(const std::filesystem::path& path, const OnnxImportOpti
   try {
     onnx::ModelProto model = read_model_file(path);
     const std::string folder = path.parent_path().empty() ? "." : path.parent_path().string();
-    // Load once as it is, for the checks and the first output's name.
-    const OnnxGraph original = OnnxGraph::load(path);
-    std::string output = options.output.empty() ? original.outputs().at(0).name : options.output;
-    output = model_output(model, output, options.task != "regression");
+    const std::string output = model_output(model, options.output, options.task != "regression");
     auto module = std::make_shared<OnnxGraphModule>(model, folder, options.input, output);
     module->eval();
-
-    const OnnxGraphIO& input = [&]() -> const OnnxGraphIO& {
-      for (const auto& io : original.inputs())
-        if (options.input.empty() || io.name == options.input) return io;
-      throw Error(fmt::format("no graph input '{}'", options.input));
-    }();
+    const OnnxGraphIO& input = module->input();
     Shape example;
     for (std::size_t k = 1; k < input.dims.size(); ++k) {
       const std::string& d = input.dims[k];
@@ -422,8 +423,10 @@ LoadedBundle import_onnx(const std::filesystem::path& path, const OnnxImportOpti
       bundle.info.metrics["graph_kept_because"] = why;
     }
     return bundle;
-  } catch (const OnnxUnsupported&) {
-    throw;
+  } catch (const OnnxUnsupported& e) {
+    const std::string message = e.what();
+    if (message.rfind(path.string(), 0) == 0) throw;
+    throw OnnxUnsupported(fmt::format("{}: {}", path.string(), message));
   } catch (const LayerSpecError& e) {
     throw Error(fmt::format("{}: {}", path.string(), e.what()));
   } catch (const Error& e) {

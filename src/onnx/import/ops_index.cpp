@@ -345,20 +345,27 @@ std::vector<OnnxValue> one_hot(const OpContext& ctx) {
   return {make_value(std::move(result), values.type)};
 }
 
+// Compress and Unique along the optional attribute `axis`: that axis's view and the input's
+// shape, or, without one, the flattened input (one axis of every element) and shape [0].
+struct OptionalAxis {
+  AxisView view;
+  Shape out;
+  Index axis = 0;
+};
+OptionalAxis optional_axis(const OpContext& ctx, const OnnxValue& x) {
+  if (!ctx.has_attr("axis")) return {AxisView{1, x.tensor.numel(), 1}, Shape{0}, 0};
+  const Index axis =
+      resolve_axis(ctx, ctx.attr_int("axis", 0), static_cast<Index>(x.shape().size()));
+  return {axis_view(x.shape(), axis), x.shape(), axis};
+}
+
 std::vector<OnnxValue> compress(const OpContext& ctx) {
   const OnnxValue& input = ctx.input(0);
   const OnnxValue& condition = ctx.input(1);
   if (condition.shape().size() != 1 || condition.tensor.dtype() != DType::Int64)
     ctx.fail(fmt::format("condition must be a 1-D bool tensor, got {} {}",
                          onnx_type_name(condition.type), shape_str(condition.shape())));
-  AxisView view{1, input.tensor.numel(), 1};
-  Shape out{0};
-  Index axis = 0;
-  if (ctx.has_attr("axis")) {
-    axis = resolve_axis(ctx, ctx.attr_int("axis", 0), static_cast<Index>(input.shape().size()));
-    view = axis_view(input.shape(), axis);
-    out = input.shape();
-  }
+  auto [view, out, axis] = optional_axis(ctx, input);
   const Index* c = condition.tensor.data<Index>();
   std::vector<Index> kept;
   for (Index s = 0; s < condition.tensor.numel(); ++s) {
@@ -450,14 +457,7 @@ std::vector<OnnxValue> top_k(const OpContext& ctx) {
 std::vector<OnnxValue> unique(const OpContext& ctx) {
   const OnnxValue& x = ctx.input(0);
   const bool sorted = ctx.attr_int("sorted", 1) != 0;
-  AxisView view{1, x.tensor.numel(), 1};
-  Shape out{0};
-  Index axis = 0;
-  if (ctx.has_attr("axis")) {
-    axis = resolve_axis(ctx, ctx.attr_int("axis", 0), static_cast<Index>(x.shape().size()));
-    view = axis_view(x.shape(), axis);
-    out = x.shape();
-  }
+  auto [view, out, axis] = optional_axis(ctx, x);
   // Slice s is the elements (o, s, i); slices compare lexicographically.
   std::vector<Index> order(static_cast<std::size_t>(view.extent));
   std::iota(order.begin(), order.end(), Index{0});
