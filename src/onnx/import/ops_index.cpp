@@ -365,7 +365,11 @@ std::vector<OnnxValue> compress(const OpContext& ctx) {
   if (condition.shape().size() != 1 || condition.tensor.dtype() != DType::Int64)
     ctx.fail(fmt::format("condition must be a 1-D bool tensor, got {} {}",
                          onnx_type_name(condition.type), shape_str(condition.shape())));
-  auto [view, out, axis] = optional_axis(ctx, input);
+  // Named copies, not a structured binding: clang 14 cannot capture bindings in lambdas.
+  OptionalAxis along = optional_axis(ctx, input);
+  AxisView view = along.view;
+  Shape out = along.out;
+  Index axis = along.axis;
   const Index* c = condition.tensor.data<Index>();
   std::vector<Index> kept;
   for (Index s = 0; s < condition.tensor.numel(); ++s) {
@@ -457,7 +461,11 @@ std::vector<OnnxValue> top_k(const OpContext& ctx) {
 std::vector<OnnxValue> unique(const OpContext& ctx) {
   const OnnxValue& x = ctx.input(0);
   const bool sorted = ctx.attr_int("sorted", 1) != 0;
-  auto [view, out, axis] = optional_axis(ctx, x);
+  // Named copies, not a structured binding: clang 14 cannot capture bindings in lambdas.
+  OptionalAxis along = optional_axis(ctx, x);
+  AxisView view = along.view;
+  Shape out = along.out;
+  Index axis = along.axis;
   // Slice s is the elements (o, s, i); slices compare lexicographically.
   std::vector<Index> order(static_cast<std::size_t>(view.extent));
   std::iota(order.begin(), order.end(), Index{0});
