@@ -30,8 +30,8 @@ std::array<std::int64_t, 2> pair(const json& v) {
   return {v[0].get<std::int64_t>(), v[1].get<std::int64_t>()};
 }
 
-void expect_values(const std::vector<double>& actual, const std::vector<double>& expected,
-                   const std::string& what) {
+void expect_reference_values(const std::vector<double>& actual, const std::vector<double>& expected,
+                             const std::string& what) {
   ASSERT_EQ(actual.size(), expected.size()) << what;
   for (std::size_t i = 0; i < actual.size(); ++i)
     EXPECT_NEAR(actual[i], expected[i], 1e-10 * (1 + std::abs(expected[i])))
@@ -62,12 +62,12 @@ TEST(ConvReference, ForwardMatchesPyTorch) {
       out = batch_norm(x, running_mean, running_var, tensor_of(in["weight"]), tensor_of(in["bias"]),
                        training, p["momentum"], p["eps"]);
       if (training) {
-        expect_values(running_mean.to_vector(), c["running_mean_after"], "running_mean");
-        expect_values(running_var.to_vector(), c["running_var_after"], "running_var");
+        expect_reference_values(running_mean.to_vector(), c["running_mean_after"], "running_mean");
+        expect_reference_values(running_var.to_vector(), c["running_var_after"], "running_var");
       }
     }
     EXPECT_EQ(out.shape(), c["output"]["shape"].get<Shape>()) << c["name"];
-    expect_values(out.to_vector(), c["output"]["values"], c["name"]);
+    expect_reference_values(out.to_vector(), c["output"]["values"], c["name"]);
   }
 }
 

@@ -100,7 +100,7 @@ TEST(GradientReducer, BucketsFollowBackwardOrderUpToTheByteLimit) {
             "supported");
 }
 
-std::shared_ptr<TensorDataset> numbered(std::int64_t n) {
+std::shared_ptr<TensorDataset> numbered_dataset(std::int64_t n) {
   std::vector<std::int64_t> labels(n);
   std::iota(labels.begin(), labels.end(), 0);
   return std::make_shared<TensorDataset>(reshape(Tensor::arange(n), {n, 1}),
@@ -120,7 +120,7 @@ std::vector<std::vector<std::int64_t>> batches(std::shared_ptr<TensorDataset> da
 }
 
 TEST(DataLoaderShards, ShardsSplitEveryBatchOfTheUnshardedOrder) {
-  const auto data = numbered(23);
+  const auto data = numbered_dataset(23);
   DataLoaderOptions whole{8, true, false, 5, false};
   const auto expected = batches(data, whole);  // batches of 8, 8, 7
   for (const std::int64_t count : {2, 3, 5}) {
@@ -144,7 +144,7 @@ TEST(DataLoaderShards, ShardsSplitEveryBatchOfTheUnshardedOrder) {
 }
 
 TEST(DataLoaderShards, GlobalRowsAndEmptyShardsAndBadShards) {
-  const auto data = numbered(9);
+  const auto data = numbered_dataset(9);
   DataLoaderOptions options{4, false, false, 0, false, 2, 3};
   DataLoader loader(data, options);
   EXPECT_EQ(loader.global_batch_rows(0), 4);

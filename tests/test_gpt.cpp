@@ -16,13 +16,13 @@ namespace {
 using nlohmann::json;
 using testing::error_of;
 
-json reference_cases() {
+json gpt_reference_cases() {
   std::ifstream in(LATHE_SOURCE_DIR "/tests/fixtures/gpt_reference.json");
   EXPECT_TRUE(in) << "missing tests/fixtures/gpt_reference.json";
   return json::parse(in)["cases"];
 }
 
-Tensor tensor_of(const json& t, DType dtype) {
+Tensor gpt_tensor_of(const json& t, DType dtype) {
   return Tensor::from_vector(t["values"].get<std::vector<double>>(), t["shape"].get<Shape>(),
                              dtype);
 }
@@ -50,12 +50,13 @@ double relative_error(const Tensor& actual, const json& expected) {
 }
 
 void check_against_pytorch(DType dtype, double tolerance) {
-  for (const json& c : reference_cases()) {
+  for (const json& c : gpt_reference_cases()) {
     SCOPED_TRACE(c["name"].get<std::string>() + " " + dtype_name(dtype));
     Generator generator(1);
     GPT model(GPTConfig::from_json(c["config"]), generator, dtype);
     std::map<std::string, Tensor> state;
-    for (const auto& [name, value] : c["parameters"].items()) state[name] = tensor_of(value, dtype);
+    for (const auto& [name, value] : c["parameters"].items())
+      state[name] = gpt_tensor_of(value, dtype);
     model.load_state_dict(state);
     const Tensor tokens = tokens_of(c["tokens"]), targets = tokens_of(c["targets"]);
 

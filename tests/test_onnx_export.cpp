@@ -28,7 +28,7 @@ Predictor make_predictor(const json& layers, const Shape& input_shape, bool clas
   return Predictor(LoadedBundle{model, {model->spec(), preprocessing, task, json::object()}});
 }
 
-onnx::ModelProto parse(const OnnxModel& exported) {
+onnx::ModelProto parse_exported(const OnnxModel& exported) {
   onnx::ModelProto model;
   EXPECT_TRUE(model.ParseFromString(exported.bytes));
   return model;
@@ -80,7 +80,7 @@ TEST(OnnxExport, ClassifierGraphHasPreprocessingLayersAndSoftmax) {
   const Predictor predictor =
       make_predictor(kMlp, {2, 3}, true, Preprocessing::normalize(0.25, 0.5, 2.0));
   const OnnxModel exported = build_onnx_model(predictor);
-  const onnx::ModelProto model = parse(exported);
+  const onnx::ModelProto model = parse_exported(exported);
 
   EXPECT_EQ(model.ir_version(), 8);
   ASSERT_EQ(model.opset_import_size(), 1);
@@ -143,7 +143,7 @@ TEST(OnnxExport, PerFeaturePreprocessingIsShapedLikeAnExample) {
   Generator g(1);
   const Preprocessing standardize = Preprocessing::standardize(Tensor::randn({20, 2, 3}, g), 2.0);
   const onnx::ModelProto model =
-      parse(build_onnx_model(make_predictor(kMlp, {2, 3}, true, standardize)));
+      parse_exported(build_onnx_model(make_predictor(kMlp, {2, 3}, true, standardize)));
   for (const char* name : {"preprocess.mean", "preprocess.std"}) {
     const onnx::TensorProto& t = initializer(model, name);
     ASSERT_EQ(t.dims_size(), 2) << name;
@@ -158,7 +158,7 @@ TEST(OnnxExport, PerFeaturePreprocessingIsShapedLikeAnExample) {
 TEST(OnnxExport, RegressionHasOneOutputAndNoIdentityPreprocessing) {
   const Predictor predictor =
       make_predictor(json::array({{{"type", "linear"}, {"in", 4}, {"out", 2}}}), {4}, false);
-  const onnx::ModelProto model = parse(build_onnx_model(predictor));
+  const onnx::ModelProto model = parse_exported(build_onnx_model(predictor));
   EXPECT_EQ(op_types(model), std::vector<std::string>{"Gemm"});
   ASSERT_EQ(model.graph().output_size(), 1);
   EXPECT_EQ(model.graph().output(0).name(), "output");
@@ -168,15 +168,15 @@ TEST(OnnxExport, RegressionHasOneOutputAndNoIdentityPreprocessing) {
 }
 
 TEST(OnnxExport, ModelWithoutNodesGetsAnIdentityOutput) {
-  const onnx::ModelProto model =
-      parse(build_onnx_model(make_predictor(json::array({{{"type", "dropout"}}}), {3}, false)));
+  const onnx::ModelProto model = parse_exported(
+      build_onnx_model(make_predictor(json::array({{{"type", "dropout"}}}), {3}, false)));
   EXPECT_EQ(op_types(model), std::vector<std::string>{"Identity"});
   EXPECT_EQ(model.graph().node(0).input(0), "input");
   EXPECT_EQ(model.graph().node(0).output(0), "output");
 }
 
 TEST(OnnxExport, LinearOnHigherRankInputsUsesMatMul) {
-  const onnx::ModelProto model = parse(build_onnx_model(
+  const onnx::ModelProto model = parse_exported(build_onnx_model(
       make_predictor(json::array({{{"type", "linear"}, {"in", 3}, {"out", 4}},
                                   {{"type", "linear"}, {"in", 4}, {"out", 2}, {"bias", false}},
                                   {{"type", "flatten"}}}),
@@ -188,7 +188,7 @@ TEST(OnnxExport, LinearOnHigherRankInputsUsesMatMul) {
 }
 
 TEST(OnnxExport, ActivationsDropoutAndNestedSequential) {
-  const onnx::ModelProto model = parse(build_onnx_model(make_predictor(
+  const onnx::ModelProto model = parse_exported(build_onnx_model(make_predictor(
       json::array({{{"type", "linear"}, {"in", 3}, {"out", 3}, {"bias", false}},
                    {{"type", "leaky_relu"}, {"negative_slope", 0.25}},
                    {{"type", "dropout"}, {"p", 0.5}},
@@ -239,7 +239,7 @@ Predictor table_predictor(const std::string& unknown_category, bool identity = f
 }
 
 TEST(OnnxExport, TableModelsTakeOneInputPerColumnAndCarryTheEncoding) {
-  const onnx::ModelProto model = parse(build_onnx_model(table_predictor("error")));
+  const onnx::ModelProto model = parse_exported(build_onnx_model(table_predictor("error")));
   ASSERT_EQ(model.graph().input_size(), 2);
   EXPECT_EQ(model.graph().input(0).name(), "island");
   EXPECT_EQ(model.graph().input(0).type().tensor_type().elem_type(), onnx::TensorProto::STRING);
@@ -262,10 +262,10 @@ TEST(OnnxExport, TableModelsTakeOneInputPerColumnAndCarryTheEncoding) {
   EXPECT_EQ(floats(initializer(model, "encode/0/map")),
             (std::vector<float>{1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0}));
   EXPECT_EQ(floats(initializer(model, "const/39")), std::vector<float>{39});  // median of one
-  const onnx::ModelProto ignoring = parse(build_onnx_model(table_predictor("ignore")));
+  const onnx::ModelProto ignoring = parse_exported(build_onnx_model(table_predictor("ignore")));
   EXPECT_EQ(ignoring.graph().node(0).attribute(1).i(), 1);
   // Numeric columns as they are: the one "input" of every other model.
-  const onnx::ModelProto plain = parse(build_onnx_model(table_predictor("ignore", true)));
+  const onnx::ModelProto plain = parse_exported(build_onnx_model(table_predictor("ignore", true)));
   ASSERT_EQ(plain.graph().input_size(), 1);
   EXPECT_EQ(plain.graph().input(0).name(), "input");
   EXPECT_EQ(plain.opset_import_size(), 1);

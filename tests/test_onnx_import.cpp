@@ -75,16 +75,16 @@ onnx::ModelProto dense_model() {
   return model;
 }
 
-OnnxGraph parse(const onnx::ModelProto& model, const OnnxLimits& limits = {}) {
+OnnxGraph parse_graph(const onnx::ModelProto& model, const OnnxLimits& limits = {}) {
   return OnnxGraph::parse(model.SerializeAsString(), {}, limits);
 }
 
 std::string parse_error(const onnx::ModelProto& model, const OnnxLimits& limits = {}) {
-  return error_of([&] { parse(model, limits); });
+  return error_of([&] { parse_graph(model, limits); });
 }
 
 TEST(OnnxImport, RunsADenseLayer) {
-  const OnnxGraph graph = parse(dense_model());
+  const OnnxGraph graph = parse_graph(dense_model());
   ASSERT_EQ(graph.inputs().size(), 1u);
   EXPECT_EQ(graph.inputs()[0].describe(), "x float32 [N,2]");
   const Tensor x = Tensor::from_vector({1, 2, -1, 0.5}, {2, 2});
@@ -97,7 +97,7 @@ TEST(OnnxImport, RunsADenseLayer) {
 }
 
 TEST(OnnxImport, GradientsReachTheInitializers) {
-  const OnnxGraph graph = parse(dense_model());
+  const OnnxGraph graph = parse_graph(dense_model());
   auto params = graph.parameters();
   ASSERT_EQ(params.size(), 2u);
   for (auto& p : params) p.tensor.requires_grad_(true);
@@ -115,7 +115,7 @@ TEST(OnnxImport, GradientsReachTheInitializers) {
 }
 
 TEST(OnnxImport, RefusesInputsThatDoNotMatch) {
-  const OnnxGraph graph = parse(dense_model());
+  const OnnxGraph graph = parse_graph(dense_model());
   EXPECT_NE(error_of([&] { graph.run({}); }).find("input 'x' is not given"), std::string::npos);
   const Tensor wrong_width = Tensor::zeros({2, 3});
   EXPECT_NE(error_of([&] {
@@ -196,7 +196,7 @@ TEST(OnnxImport, HostileWiring) {
 
   onnx::ModelProto unsupported = dense_model();
   unsupported.mutable_graph()->mutable_node(2)->set_op_type("FancyOp");
-  EXPECT_THROW(parse(unsupported), OnnxUnsupported);
+  EXPECT_THROW(parse_graph(unsupported), OnnxUnsupported);
   EXPECT_NE(
       parse_error(unsupported).find("node 'relu' (FancyOp): operator FancyOp is not supported"),
       std::string::npos);
@@ -274,7 +274,7 @@ TEST(OnnxImport, NodeOutputsRespectTheSizeLimit) {
   add_io(g->mutable_output(), "y", {"?", "?"});
   OnnxLimits limits;
   limits.max_tensor_bytes = 1 << 20;
-  const OnnxGraph graph = parse(model, limits);
+  const OnnxGraph graph = parse_graph(model, limits);
   EXPECT_NE(error_of([&] { graph.run({}); }).find("node 'fill' (ConstantOfShape)"),
             std::string::npos);
 }

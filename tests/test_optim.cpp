@@ -29,8 +29,8 @@ json fixture(const std::string& name) {
   return json::parse(in);
 }
 
-void expect_close(const std::vector<double>& got, const std::vector<double>& expected,
-                  double tolerance, const std::string& what) {
+void expect_close_values(const std::vector<double>& got, const std::vector<double>& expected,
+                         double tolerance, const std::string& what) {
   ASSERT_EQ(got.size(), expected.size()) << what;
   for (std::size_t i = 0; i < got.size(); ++i)
     EXPECT_LE(std::abs(got[i] - expected[i]), tolerance * std::max(1.0, std::abs(expected[i])))
@@ -88,8 +88,8 @@ TEST_P(OptimReference, MatchesPyTorchEveryStep) {
   for (std::size_t s = 0; s < run.f["steps"].size(); ++s) {
     run.step(s);
     for (const auto& [name, tensor] : run.params)
-      expect_close(tensor.to_vector(), run.f["steps"][s]["params"][name], 1e-10,
-                   "step " + std::to_string(s + 1) + " " + name);
+      expect_close_values(tensor.to_vector(), run.f["steps"][s]["params"][name], 1e-10,
+                          "step " + std::to_string(s + 1) + " " + name);
   }
   EXPECT_EQ(run.optimizer->steps_taken(), 5);
 }
@@ -100,8 +100,8 @@ TEST_P(OptimReference, Float32ParametersFollowWithinFloatPrecision) {
     run.step(s);
     for (const auto& [name, tensor] : run.params) {
       EXPECT_EQ(tensor.dtype(), DType::Float32);
-      expect_close(tensor.to_vector(), run.f["steps"][s]["params"][name], 1e-5,
-                   "step " + std::to_string(s + 1) + " " + name);
+      expect_close_values(tensor.to_vector(), run.f["steps"][s]["params"][name], 1e-5,
+                          "step " + std::to_string(s + 1) + " " + name);
     }
   }
   for (const auto& [key, value] : run.optimizer->state())
@@ -384,7 +384,7 @@ TEST(Schedule, StepLRMatchesPyTorch) {
   std::vector<double> got;
   for (std::size_t t = 0; t < f["values"].size(); ++t)
     got.push_back(schedule.learning_rate(static_cast<std::int64_t>(t)));
-  expect_close(got, f["values"], 1e-12, "StepLR");
+  expect_close_values(got, f["values"], 1e-12, "StepLR");
 }
 
 TEST(Schedule, CosineWarmupMatchesPyTorchLambdaLR) {
@@ -394,7 +394,7 @@ TEST(Schedule, CosineWarmupMatchesPyTorchLambdaLR) {
     std::vector<double> got;
     for (std::size_t t = 0; t < f["values"].size(); ++t)
       got.push_back(schedule.learning_rate(static_cast<std::int64_t>(t)));
-    expect_close(got, f["values"], 1e-12, "CosineWarmupLR " + f.dump());
+    expect_close_values(got, f["values"], 1e-12, "CosineWarmupLR " + f.dump());
   }
 }
 
@@ -447,8 +447,9 @@ TEST(Clip, GradNormMatchesPyTorch) {
     const double norm = clip_grad_norm(params, c["max_norm"]);
     EXPECT_LE(std::abs(norm - c["norm"].get<double>()), 1e-10 * c["norm"].get<double>());
     for (std::size_t i = 0; i < 2; ++i)
-      expect_close(params[i].grad().to_vector(),
-                   c["clipped"][f["param_names"][i].get<std::string>()], 1e-10, "clipped gradient");
+      expect_close_values(params[i].grad().to_vector(),
+                          c["clipped"][f["param_names"][i].get<std::string>()], 1e-10,
+                          "clipped gradient");
     EXPECT_FALSE(params[2].grad().defined());
   }
 }
@@ -458,7 +459,7 @@ TEST(Clip, Float32AndNoGradients) {
   p.set_grad(Tensor::from_vector({3, 4}, {2}));
   EXPECT_DOUBLE_EQ(clip_grad_norm({p}, 1.0), 5.0);
   EXPECT_EQ(p.grad().dtype(), DType::Float32);
-  expect_close(p.grad().to_vector(), {0.6, 0.8}, 1e-6, "float32 clipped");
+  expect_close_values(p.grad().to_vector(), {0.6, 0.8}, 1e-6, "float32 clipped");
   EXPECT_EQ(clip_grad_norm({Tensor::zeros({3})}, 1.0), 0.0);
   EXPECT_EQ(error_of([] { clip_grad_norm({}, -1); }),
             "clip_grad_norm: max_norm must be non-negative, got -1");

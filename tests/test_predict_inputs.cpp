@@ -18,9 +18,7 @@ namespace fs = std::filesystem;
 using testing::error_of;
 using testing::TempDir;
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using lathe::testing::contains;
 
 // An IDX uint8 file of `count` images of rows x columns with the given pixels.
 std::string idx_images(std::uint32_t count, std::uint32_t rows, std::uint32_t columns,
@@ -327,6 +325,12 @@ TEST(PredictInputs, JsonErrorsNameTheFileAndExample) {
   EXPECT_TRUE(
       contains(error("[[1,2,3,4,5,1e300]]"), "example 0[5] is 1e+300, outside the float32"));
   EXPECT_EQ(error(""), file + ": empty file; expected a JSON array of examples");
+  // A hostile nesting is described in the message, not dumped (dump() recurses).
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  EXPECT_EQ(error("{\"x\": " + deep + "}"),
+            file +
+                ": expected a JSON array of examples, got a value nested more than 64 levels "
+                "deep");
 }
 
 TEST(PredictInputs, CsvColumnsArePickedByTheBundlesFeatureNames) {

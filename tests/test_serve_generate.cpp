@@ -57,7 +57,7 @@ void write_bpe_gpt(const std::filesystem::path& path) {
   save_language_model(path, model, tokenizer, {});
 }
 
-void write_classifier(const std::filesystem::path& path) {
+void write_tiny_classifier(const std::filesystem::path& path) {
   Generator init(3);
   auto model = make_sequential(json::array({{{"type", "linear"}, {"in", 4}, {"out", 2}}}), init);
   model->eval();
@@ -68,18 +68,9 @@ void write_classifier(const std::filesystem::path& path) {
                {}});
 }
 
-bool contains(const std::string& text, const std::string& fragment) {
-  return text.find(fragment) != std::string::npos;
-}
+using lathe::testing::contains;
 
-bool eventually(const std::function<bool()>& condition) {
-  const auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return condition();
-}
+using lathe::testing::eventually;
 
 // The events of a text/event-stream body: each "data: JSON" followed by a blank line.
 std::vector<json> sse_events(const std::string& body) {
@@ -110,7 +101,7 @@ class GenerateServeTest : public ::testing::Test {
  protected:
   void SetUp() override {
     write_char_gpt(lm_path(), 1);
-    write_classifier(dir_.path() / "tiny.safetensors");
+    write_tiny_classifier(dir_.path() / "tiny.safetensors");
   }
 
   std::filesystem::path lm_path() const { return dir_.path() / "lm.safetensors"; }
@@ -450,7 +441,7 @@ TEST_F(GenerateServeTest, ReloadsALanguageModelBundle) {
   EXPECT_EQ(second["text"], expected_text(lm_path(), "we", 30, {1.0, 0, 2}));
   EXPECT_NE(second["text"], first);
   // A classifier in its place would break the clients of a language model: refused.
-  write_classifier(lm_path());
+  write_tiny_classifier(lm_path());
   ASSERT_TRUE(eventually([this] { return server_->counters("lm").reload_failures >= 1; }));
   EXPECT_TRUE(contains(log(), "refused: its task, inputs or outputs differ")) << log();
   EXPECT_EQ(generated(request)["model_version"], "2");

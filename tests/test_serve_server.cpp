@@ -60,15 +60,7 @@ std::string infer_body(const std::vector<double>& values, const std::vector<std:
   return body.dump();
 }
 
-// Waits up to 60 s for `condition`, polling.
-bool eventually(const std::function<bool()>& condition) {
-  const auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return condition();
-}
+using lathe::testing::eventually;
 
 // Sends `request` on a fresh connection and returns everything the server answers until it
 // closes. For requests a well-behaved client library would not send, or would not wait
@@ -96,9 +88,7 @@ std::string raw_http(int port, const std::string& request) {
   return answer;
 }
 
-bool contains(const std::string& text, const std::string& fragment) {
-  return text.find(fragment) != std::string::npos;
-}
+using lathe::testing::contains;
 
 // A server on 127.0.0.1:0 serving `tiny` (the classifier) from a temporary folder.
 class ServeTest : public ::testing::Test {

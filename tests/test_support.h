@@ -1,17 +1,34 @@
 #pragma once
-// Helpers shared by the test files: the message of the lathe::Error a call throws, and a
-// temporary directory per test.
+// Helpers shared by the test files: the message of the lathe::Error a call throws, a temporary
+// directory per test, and small checks. The test suite compiles as unity sources (CMakeLists.txt,
+// LATHE_UNITY_BUILD), so a helper two files need lives here rather than twice.
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "lathe/error.h"
 
 namespace lathe::testing {
+
+inline bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// Waits up to 60 s for `condition`, polling.
+inline bool eventually(const std::function<bool()>& condition) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return condition();
+}
 
 // The message of the lathe::Error that `call` throws, or "(no error)".
 inline std::string error_of(const std::function<void()>& call) {

@@ -38,9 +38,7 @@ using nlohmann::json;
 
 constexpr const char* kMixed = "naïve café — ok ✓ 𝄞!";  // 1- to 4-byte UTF-8
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using lathe::testing::contains;
 
 // ---- CharTokenizer ----
 

@@ -9,33 +9,12 @@
 #include "lathe/data.h"
 #include "lathe/error.h"
 #include "src/io/file_bytes.h"
+#include "src/io/untrusted_json.h"
 
 namespace lathe {
 namespace {
 
 constexpr std::size_t kPixels = 784;
-
-// Whether `value` nests at most `max_depth` levels, found without recursion.
-bool shallow(const nlohmann::json& value, int max_depth) {
-  std::vector<std::pair<const nlohmann::json*, int>> pending{{&value, 1}};
-  while (!pending.empty()) {
-    const auto [node, depth] = pending.back();
-    pending.pop_back();
-    if (depth > max_depth) return false;
-    if (node->is_structured())
-      for (const nlohmann::json& child : *node) pending.emplace_back(&child, depth + 1);
-  }
-  return true;
-}
-
-// A JSON value for a message, shortened if long. dump() recurses, so a hostile file's deeply
-// nested value ({"data": [[[[...]]]]}) is not dumped.
-std::string shown(const nlohmann::json& value) {
-  constexpr std::size_t kMax = 40;
-  if (!shallow(value, 64)) return "a value nested more than 64 levels deep";
-  const std::string text = value.dump();
-  return text.size() <= kMax ? text : text.substr(0, kMax) + "...";
-}
 
 nlohmann::json parse_json(const std::filesystem::path& path) {
   const detail::FileBytes file = detail::read_file_bytes(path);
@@ -55,11 +34,12 @@ std::size_t append_digit_file(const std::filesystem::path& path, std::vector<flo
   const std::string name = path.string();
   const nlohmann::json json = parse_json(path);
   if (!json.is_object() || !json.contains("data"))
-    throw Error(
-        fmt::format("{}: expected an object with a \"data\" array, got {}", name, shown(json)));
+    throw Error(fmt::format("{}: expected an object with a \"data\" array, got {}", name,
+                            detail::shown_json(json)));
   const nlohmann::json& data = json["data"];
   if (!data.is_array())
-    throw Error(fmt::format("{}: \"data\" is {}, expected an array of numbers", name, shown(data)));
+    throw Error(fmt::format("{}: \"data\" is {}, expected an array of numbers", name,
+                            detail::shown_json(data)));
   if (data.size() % kPixels != 0)
     throw Error(fmt::format("{}: \"data\" has {} numbers, not a multiple of {}", name, data.size(),
                             kPixels));
@@ -67,10 +47,12 @@ std::size_t append_digit_file(const std::filesystem::path& path, std::vector<flo
   for (std::size_t i = 0; i < data.size(); ++i) {
     const nlohmann::json& value = data[i];
     if (!value.is_number())
-      throw Error(fmt::format("{}: \"data\"[{}] is {}, not a number", name, i, shown(value)));
+      throw Error(
+          fmt::format("{}: \"data\"[{}] is {}, not a number", name, i, detail::shown_json(value)));
     const double pixel = value.get<double>();
     if (!(pixel >= 0 && pixel <= 1))
-      throw Error(fmt::format("{}: \"data\"[{}] is {}, outside [0,1]", name, i, shown(value)));
+      throw Error(
+          fmt::format("{}: \"data\"[{}] is {}, outside [0,1]", name, i, detail::shown_json(value)));
     pixels.push_back(static_cast<float>(pixel));
   }
   return data.size() / kPixels;

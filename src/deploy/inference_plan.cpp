@@ -23,7 +23,7 @@ using Vector = float __attribute__((vector_size(kLanes * sizeof(float))));
 constexpr std::int64_t kTileVectors = 8;  // accumulators held in registers per pass
 constexpr std::int64_t kTile = kLanes * kTileVectors;
 
-Vector load(const float* p) {
+Vector load_vector(const float* p) {
   Vector v;
   std::memcpy(&v, p, sizeof v);
   return v;
@@ -45,14 +45,14 @@ template <std::int64_t Vectors>
 void row_tile(const float* x, std::int64_t in, const float* weight_t, std::int64_t padded_out,
               const float* bias, bool relu, float* y) {
   Vector acc[Vectors];
-  for (std::int64_t v = 0; v < Vectors; ++v) acc[v] = load(bias + v * kLanes);
+  for (std::int64_t v = 0; v < Vectors; ++v) acc[v] = load_vector(bias + v * kLanes);
   for (std::int64_t j = 0; j < in; ++j) {
     const float* row = weight_t + j * padded_out;
     if (j + kPrefetchRows < in)
       for (std::int64_t v = 0; v < Vectors; ++v)
         __builtin_prefetch(row + kPrefetchRows * padded_out + v * kLanes);
     const Vector xj = Vector{} + x[j];
-    for (std::int64_t v = 0; v < Vectors; ++v) acc[v] += load(row + v * kLanes) * xj;
+    for (std::int64_t v = 0; v < Vectors; ++v) acc[v] += load_vector(row + v * kLanes) * xj;
   }
   for (std::int64_t v = 0; v < Vectors; ++v) {
     if (relu) acc[v] = acc[v] > 0 ? acc[v] : Vector{};

@@ -13,6 +13,7 @@
 #include "lathe/error.h"
 #include "lathe/predict_io.h"
 #include "src/io/file_bytes.h"
+#include "src/io/untrusted_json.h"
 
 namespace lathe {
 namespace {
@@ -20,13 +21,6 @@ namespace {
 constexpr const char* kKnownKinds =
     ".csv, .json, an image (.png, .jpg, .jpeg, .bmp, .gif, .pgm, .ppm) or an IDX file "
     "(.idx, *-idx3-ubyte), each optionally .gz";
-
-// A JSON value for a message, shortened if long.
-std::string shown(const nlohmann::json& value) {
-  constexpr std::size_t kMax = 40;
-  const std::string text = value.dump();
-  return text.size() <= kMax ? text : text.substr(0, kMax) + "...";
-}
 
 std::string lowercase(std::string text) {
   std::transform(text.begin(), text.end(), text.begin(),
@@ -108,10 +102,12 @@ nlohmann::json parse_json_file(const std::filesystem::path& path) {
 // Appends one number; `where` says which (e.g. "example 3[1][4]").
 void append_number(const nlohmann::json& value, const std::string& where,
                    std::vector<float>& values) {
-  if (!value.is_number()) throw Error(fmt::format("{} is {}, not a number", where, shown(value)));
+  if (!value.is_number())
+    throw Error(fmt::format("{} is {}, not a number", where, detail::shown_json(value)));
   const double number = value.get<double>();
   if (!std::isfinite(number) || std::abs(number) > std::numeric_limits<float>::max())
-    throw Error(fmt::format("{} is {}, outside the float32 range", where, shown(value)));
+    throw Error(
+        fmt::format("{} is {}, outside the float32 range", where, detail::shown_json(value)));
   values.push_back(static_cast<float>(number));
 }
 
@@ -120,8 +116,8 @@ void append_nested(const nlohmann::json& value, const Shape& shape, std::size_t 
                    const std::string& where, std::vector<float>& values) {
   const char* const inner_kind = depth + 1 == shape.size() ? "numbers" : "arrays";
   if (!value.is_array())
-    throw Error(fmt::format("{} is {}; expected an array of {} {}", where, shown(value),
-                            shape[depth], inner_kind));
+    throw Error(fmt::format("{} is {}; expected an array of {} {}", where,
+                            detail::shown_json(value), shape[depth], inner_kind));
   if (static_cast<std::int64_t>(value.size()) != shape[depth])
     throw Error(fmt::format("{} has {} elements; expected {} {} (input shape {})", where,
                             value.size(), shape[depth], inner_kind, shape_str(shape)));
@@ -150,7 +146,7 @@ void read_json_rows(const std::filesystem::path& path, const nlohmann::json& jso
       throw Error(fmt::format(
           "{}: example {} is {}; this model takes rows as objects {{\"column\": value}} with "
           "the columns {}",
-          name, i, shown(row), fmt::join(encoding.column_names(), ", ")));
+          name, i, detail::shown_json(row), fmt::join(encoding.column_names(), ", ")));
     for (RawColumn& column : table.columns) {
       const auto found = row.find(column.name);
       if (found == row.end())
@@ -166,7 +162,7 @@ void read_json_rows(const std::filesystem::path& path, const nlohmann::json& jso
       } else {
         throw Error(
             fmt::format("{}: example {}: column '{}' is {}; expected text, a number or null", name,
-                        i, column.name, shown(*found)));
+                        i, column.name, detail::shown_json(*found)));
       }
     }
   }
@@ -189,7 +185,8 @@ void read_json_examples(const std::filesystem::path& path, const InputSpec& spec
       (json[0].is_object() || !spec.encoding->identity()))
     return read_json_rows(path, json, *spec.encoding, out);
   if (!json.is_array())
-    throw Error(fmt::format("{}: expected a JSON array of examples, got {}", name, shown(json)));
+    throw Error(fmt::format("{}: expected a JSON array of examples, got {}", name,
+                            detail::shown_json(json)));
   if (json.empty()) throw Error(fmt::format("{}: the array holds no examples", name));
   if (spec.shape.size() > 1 && json[0].is_number())
     throw Error(fmt::format(
@@ -205,8 +202,8 @@ void read_json_examples(const std::filesystem::path& path, const InputSpec& spec
     const std::string where = fmt::format("example {}", i);
     try {
       if (!example.is_array())
-        throw Error(fmt::format("{} is {}; expected an array of {}", where, shown(example),
-                                flat_or_nested));
+        throw Error(fmt::format("{} is {}; expected an array of {}", where,
+                                detail::shown_json(example), flat_or_nested));
       const bool flat = spec.shape.size() == 1 || (!example.empty() && !example[0].is_array());
       if (flat) {
         if (static_cast<std::int64_t>(example.size()) != features)

@@ -24,9 +24,9 @@
 namespace lathe::detail {
 namespace {
 
-constexpr std::int64_t kLanes = 16;       // int32 sums per 512-bit vector
-constexpr std::int64_t kGroup = 4;        // byte pairs summed into one int32 lane
-constexpr std::int64_t kTileVectors = 8;  // sums held in registers per pass
+constexpr std::int64_t kInt8Lanes = 16;       // int32 sums per 512-bit vector
+constexpr std::int64_t kGroup = 4;            // byte pairs summed into one int32 lane
+constexpr std::int64_t kInt8TileVectors = 8;  // sums held in registers per pass
 // How many groups of weight rows ahead vnni_tile asks for. Seed MLP at batch 1, 4 alternating
 // runs: 575-610k examples/s at 4, against 485-513k without, 536-595k at 2, 465-572k at 8.
 constexpr std::int64_t kPrefetchGroups = 4;
@@ -92,7 +92,7 @@ InputQuantization quantize_portable(const float* x, std::int64_t in, std::uint8_
 InputQuantization quantize_vnni(const float* x, std::int64_t in, std::uint8_t* bytes) {
   __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps(), check = _mm512_setzero_ps();
   std::int64_t j = 0;
-  for (; j + kLanes <= in; j += kLanes) {
+  for (; j + kInt8Lanes <= in; j += kInt8Lanes) {
     const __m512 v = _mm512_loadu_ps(x + j);
     lo = _mm512_min_ps(lo, v);
     hi = _mm512_max_ps(hi, v);
@@ -103,7 +103,7 @@ InputQuantization quantize_vnni(const float* x, std::int64_t in, std::uint8_t* b
   const InputQuantization q = quantization_of(range);
   const __m512 inverse = _mm512_set1_ps(q.inverse);
   const __m512i zero_point = _mm512_set1_epi32(q.zero_point);
-  for (j = 0; j + kLanes <= in; j += kLanes) {
+  for (j = 0; j + kInt8Lanes <= in; j += kInt8Lanes) {
     // Round to nearest even like std::nearbyint, then saturate to bytes as the clamp does.
     const __m512i level = _mm512_add_epi32(
         _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + j), inverse)), zero_point);
@@ -128,11 +128,11 @@ void vnni_tile(const std::uint8_t* bytes, std::int64_t groups, const std::int8_t
     const std::int8_t* row = w + g * padded_out * kGroup;
     if (g + kPrefetchGroups < groups)
       for (std::int64_t v = 0; v < V; ++v)
-        __builtin_prefetch(row + (kPrefetchGroups * padded_out + v * kLanes) * kGroup);
+        __builtin_prefetch(row + (kPrefetchGroups * padded_out + v * kInt8Lanes) * kGroup);
     for (std::int64_t v = 0; v < V; ++v)
-      acc[v] = _mm512_dpbusd_epi32(acc[v], xs, _mm512_loadu_si512(row + v * kLanes * kGroup));
+      acc[v] = _mm512_dpbusd_epi32(acc[v], xs, _mm512_loadu_si512(row + v * kInt8Lanes * kGroup));
   }
-  for (std::int64_t v = 0; v < V; ++v) _mm512_storeu_si512(sums + v * kLanes, acc[v]);
+  for (std::int64_t v = 0; v < V; ++v) _mm512_storeu_si512(sums + v * kInt8Lanes, acc[v]);
 }
 
 void vnni_sums(const std::uint8_t* bytes, std::int64_t groups, const std::int8_t* w,
@@ -140,7 +140,7 @@ void vnni_sums(const std::uint8_t* bytes, std::int64_t groups, const std::int8_t
   [&]<std::int64_t... V>(std::integer_sequence<std::int64_t, V...>) {
     ((vectors == V + 1 ? vnni_tile<V + 1>(bytes, groups, w, padded_out, sums) : void()), ...);
   }
-  (std::make_integer_sequence<std::int64_t, kTileVectors>{});
+  (std::make_integer_sequence<std::int64_t, kInt8TileVectors>{});
 }
 #endif
 
@@ -151,7 +151,7 @@ Int8Linear::Int8Linear(const float* weight_in_out, std::int64_t ld, const float*
     : in_(in),
       out_(out),
       groups_((in + kGroup - 1) / kGroup),
-      padded_out_((out + kLanes - 1) / kLanes * kLanes),
+      padded_out_((out + kInt8Lanes - 1) / kInt8Lanes * kInt8Lanes),
       relu_after_(relu_after) {
   if (in > kMaxInputs)
     throw Error(
@@ -190,7 +190,7 @@ Int8Linear::Int8Linear(const float* weight_in_out, std::int64_t ld, const float*
 void Int8Linear::forward_row(const float* x, float* y, [[maybe_unused]] bool portable) const {
   std::uint8_t bytes[kMaxInputs + kGroup];
   std::fill(bytes + in_, bytes + groups_ * kGroup, std::uint8_t{0});  // a whole last group
-  std::int32_t sums[kTileVectors * kLanes];
+  std::int32_t sums[kInt8TileVectors * kInt8Lanes];
   InputQuantization q;
 #ifdef LATHE_INT8_VNNI
   q = portable ? quantize_portable(x, in_, bytes) : quantize_vnni(x, in_, bytes);
@@ -201,12 +201,12 @@ void Int8Linear::forward_row(const float* x, float* y, [[maybe_unused]] bool por
     std::fill_n(y, out_, std::numeric_limits<float>::quiet_NaN());
     return;
   }
-  for (std::int64_t column = 0; column < padded_out_; column += kTileVectors * kLanes) {
-    const std::int64_t width = std::min(kTileVectors * kLanes, padded_out_ - column);
+  for (std::int64_t column = 0; column < padded_out_; column += kInt8TileVectors * kInt8Lanes) {
+    const std::int64_t width = std::min(kInt8TileVectors * kInt8Lanes, padded_out_ - column);
     const std::int8_t* w = weight_.data() + column * kGroup;
 #ifdef LATHE_INT8_VNNI
     if (!portable) {
-      vnni_sums(bytes, groups_, w, padded_out_, width / kLanes, sums);
+      vnni_sums(bytes, groups_, w, padded_out_, width / kInt8Lanes, sums);
     } else
 #endif
     {

@@ -32,7 +32,7 @@ std::string json_string(const std::string& text) {
 }
 
 // The shortest text that reads back as the same float32.
-void append_number(std::string& out, float value, bool json) {
+void append_float_text(std::string& out, float value, bool json) {
   if (json && !std::isfinite(value))
     out += "null";
   else
@@ -108,7 +108,7 @@ std::string format_predictions(const Predictor& predictor, const std::vector<std
       if (classification) fmt::format_to(appender, ",{},{}", best[r], csv_cell(names[best[r]]));
       for (std::int64_t c = 0; c < columns; ++c) {
         out += ',';
-        append_number(out, data[r * columns + c], false);
+        append_float_text(out, data[r * columns + c], false);
       }
       out += '\n';
     }
@@ -125,14 +125,14 @@ std::string format_predictions(const Predictor& predictor, const std::vector<std
                      best[r], json_names[best[r]]);
     } else if (columns == 1) {
       out += ", \"value\": ";
-      append_number(out, data[r], true);
+      append_float_text(out, data[r], true);
     } else {
       out += ", \"values\": {";
     }
     if (classification || columns != 1) {
       for (std::int64_t c = 0; c < columns; ++c) {
         fmt::format_to(appender, "{}{}: ", c == 0 ? "" : ", ", json_names[c]);
-        append_number(out, data[r * columns + c], true);
+        append_float_text(out, data[r * columns + c], true);
       }
       out += '}';
     }

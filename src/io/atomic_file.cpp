@@ -13,7 +13,7 @@
 namespace lathe {
 namespace {
 
-[[noreturn]] void fail(const std::filesystem::path& path, const char* what) {
+[[noreturn]] void fail_file(const std::filesystem::path& path, const char* what) {
   throw Error(fmt::format("{}: cannot {}: {}", path.string(), what, std::strerror(errno)));
 }
 
@@ -25,7 +25,7 @@ void write_file_atomically(const std::filesystem::path& path, const std::string&
   const std::filesystem::path temporary =
       directory / fmt::format(".{}.tmp{}", path.filename().string(), ::getpid());
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail(temporary, "create");
+  if (fd < 0) fail_file(temporary, "create");
   std::size_t written = 0;
   while (written < contents.size()) {
     const ssize_t n = ::write(fd, contents.data() + written, contents.size() - written);
@@ -33,17 +33,17 @@ void write_file_atomically(const std::filesystem::path& path, const std::string&
       if (errno == EINTR) continue;
       ::close(fd);
       ::unlink(temporary.c_str());
-      fail(temporary, "write");
+      fail_file(temporary, "write");
     }
     written += static_cast<std::size_t>(n);
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     ::unlink(temporary.c_str());
-    fail(temporary, "sync");
+    fail_file(temporary, "sync");
   }
   if (std::rename(temporary.c_str(), path.c_str()) != 0) {
     ::unlink(temporary.c_str());
-    fail(path, "replace");
+    fail_file(path, "replace");
   }
   const int dir_fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd >= 0) {

@@ -44,7 +44,7 @@ ConfigKey ranged(ConfigKey k, std::optional<double> minimum, bool minimum_exclus
 ConfigKey at_least(ConfigKey k, double minimum) {
   return ranged(std::move(k), minimum, false);
 }
-ConfigKey positive(ConfigKey k) {
+ConfigKey positive_key(ConfigKey k) {
   return ranged(std::move(k), 0.0, true);
 }
 ConfigKey fraction(ConfigKey k, bool below_one) {
@@ -101,7 +101,7 @@ std::vector<ConfigKey> build_table() {
       key("preprocess", "scale", N, "1.0", "inputs are multiplied by it first (1/255 for pixels)"),
       key("preprocess", "normalize_mean", N, "(none)",
           "then (x - mean) / std with one mean and std for every feature (with normalize_std)"),
-      positive(key("preprocess", "normalize_std", N, "(none)", "see normalize_mean")),
+      positive_key(key("preprocess", "normalize_std", N, "(none)", "see normalize_mean")),
       key("preprocess", "standardize", B, "false",
           "per-feature mean and std fitted on the training split instead"),
 
@@ -128,7 +128,7 @@ std::vector<ConfigKey> build_table() {
                true),
 
       choice("optimizer", "type", {"sgd", "adam", "adamw"}, "\"adam\"", "the update rule"),
-      positive(key("optimizer", "lr", N, "0.001", "the learning rate (the schedule's base)")),
+      positive_key(key("optimizer", "lr", N, "0.001", "the learning rate (the schedule's base)")),
       at_least(key("optimizer", "momentum", N, "0", "sgd: momentum"), 0),
       fraction(key("optimizer", "dampening", N, "0", "sgd: dampening of the momentum"), false),
       key("optimizer", "nesterov", B, "false", "sgd: Nesterov momentum (needs momentum > 0)"),
@@ -144,7 +144,7 @@ std::vector<ConfigKey> build_table() {
       choice("schedule", "type", {"constant", "step", "cosine"}, "\"constant\"",
              "the learning rate over the optimizer steps"),
       at_least(key("schedule", "step_size", I, "1000", "step: steps between decays"), 1),
-      positive(key("schedule", "gamma", N, "0.1", "step: the factor of each decay")),
+      positive_key(key("schedule", "gamma", N, "0.1", "step: the factor of each decay")),
       at_least(key("schedule", "warmup_steps", I, "0",
                    "cosine: linear warmup steps (at most the run's steps)"),
                0),

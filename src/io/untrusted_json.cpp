@@ -26,6 +26,20 @@ std::string place(const std::vector<Frame>& frames) {
   return out.empty() ? "the top level" : fmt::format("'{}'", out);
 }
 
+// Whether `value` nests at most `max_depth` levels (the top-level value is depth 1), checked
+// without recursion.
+bool shallow(const nlohmann::json& value, int max_depth) {
+  std::vector<std::pair<const nlohmann::json*, int>> pending{{&value, 1}};
+  while (!pending.empty()) {
+    const auto [node, depth] = pending.back();
+    pending.pop_back();
+    if (depth > max_depth) return false;
+    if (node->is_structured())
+      for (const nlohmann::json& child : *node) pending.emplace_back(&child, depth + 1);
+  }
+  return true;
+}
+
 }  // namespace
 
 nlohmann::json parse_untrusted_json(std::string_view text, const std::string& context,
@@ -87,6 +101,8 @@ std::string printable(std::string_view text, bool keep_utf8) {
 }
 
 std::string shown_json(const nlohmann::json& value, std::size_t max_chars) {
+  // dump() recurses, and a value from nlohmann::json::parse may nest arbitrarily deep.
+  if (!shallow(value, 64)) return "a value nested more than 64 levels deep";
   std::string text = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   if (text.size() > max_chars) {
     text.resize(max_chars);

@@ -20,7 +20,8 @@ nlohmann::json parse_untrusted_json(std::string_view text, const std::string& co
 std::string printable(std::string_view text, bool keep_utf8 = true);
 
 // A JSON value for an error message: scalars and short values as JSON, longer ones cut at
-// `max_chars`. Never recurses deeper than values parse_untrusted_json accepts.
+// `max_chars`; a value nested more than 64 levels deep is described, not dumped, so any parsed
+// value is safe to show.
 std::string shown_json(const nlohmann::json& value, std::size_t max_chars = 60);
 
 }  // namespace lathe::detail

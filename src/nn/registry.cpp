@@ -130,7 +130,7 @@ std::vector<LayerArgument> pool_arguments() {
           {"padding", Kind::Integer, false, 0, "added on every side, at most kernel_size / 2"}};
 }
 
-std::shared_ptr<Module> pool(Pool2d::Kind kind, const json& a) {
+std::shared_ptr<Module> make_pool(Pool2d::Kind kind, const json& a) {
   const auto kernel = a["kernel_size"].get<std::int64_t>();
   const std::int64_t stride = a.contains("stride") ? a["stride"].get<std::int64_t>() : kernel;
   return std::make_shared<Pool2d>(kind, kernel, stride, a["padding"].get<std::int64_t>());
@@ -328,13 +328,14 @@ std::vector<LayerType> builtin_types() {
     types.push_back(std::move(conv));
   }
   LayerType max_pool{"max_pool2d", "the maximum of each window of [N, C, H, W]", pool_arguments(),
-                     [](const json& a, Generator&) { return pool(Pool2d::Kind::Max, a); }};
+                     [](const json& a, Generator&) { return make_pool(Pool2d::Kind::Max, a); }};
   max_pool.output_shape = pooled;
   max_pool.example = {{"type", "max_pool2d"}, {"kernel_size", 2}};
   types.push_back(std::move(max_pool));
-  LayerType avg_pool{
-      "avg_pool2d", "the mean of each window of [N, C, H, W] (padding counts as zeros)",
-      pool_arguments(), [](const json& a, Generator&) { return pool(Pool2d::Kind::Average, a); }};
+  LayerType avg_pool{"avg_pool2d",
+                     "the mean of each window of [N, C, H, W] (padding counts as zeros)",
+                     pool_arguments(),
+                     [](const json& a, Generator&) { return make_pool(Pool2d::Kind::Average, a); }};
   avg_pool.output_shape = pooled;
   avg_pool.example = {{"type", "avg_pool2d"}, {"kernel_size", 2}};
   types.push_back(std::move(avg_pool));

@@ -341,19 +341,19 @@ Value export_dropout(LayerContext&, const Value& x) {
   return x;
 }
 
-Value unary(LayerContext& layer, const Value& x, const std::string& op) {
+Value unary_node(LayerContext& layer, const Value& x, const std::string& op) {
   layer.graph.add(op, {x.name}, layer.value(op));
   return {layer.value(op), x.shape};
 }
 
 Value export_relu(LayerContext& layer, const Value& x) {
-  return unary(layer, x, "Relu");
+  return unary_node(layer, x, "Relu");
 }
 Value export_sigmoid(LayerContext& layer, const Value& x) {
-  return unary(layer, x, "Sigmoid");
+  return unary_node(layer, x, "Sigmoid");
 }
 Value export_tanh(LayerContext& layer, const Value& x) {
-  return unary(layer, x, "Tanh");
+  return unary_node(layer, x, "Tanh");
 }
 
 Value export_leaky_relu(LayerContext& layer, const Value& x) {

@@ -12,7 +12,7 @@
 namespace lathe {
 namespace {
 
-const AdamOptions& validated(const AdamOptions& o, bool decoupled) {
+const AdamOptions& validated_adam(const AdamOptions& o, bool decoupled) {
   const std::string who = decoupled ? "adamw" : "adam";
   detail::require_value(o.learning_rate > 0, who, "learning rate", "positive", o.learning_rate);
   detail::require_value(o.beta1 >= 0 && o.beta1 < 1, who, "beta1", "in [0, 1)", o.beta1);
@@ -73,7 +73,7 @@ struct AdamStep {
 }  // namespace
 
 Adam::Adam(std::vector<NamedTensor> parameters, const AdamOptions& options, bool decoupled)
-    : Optimizer(std::move(parameters), validated(options, decoupled).learning_rate),
+    : Optimizer(std::move(parameters), validated_adam(options, decoupled).learning_rate),
       options_(options),
       decoupled_(decoupled) {
   // Created up front so that state() is complete and load_state can check a fresh optimizer.

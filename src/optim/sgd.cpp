@@ -10,7 +10,7 @@
 namespace lathe {
 namespace {
 
-const SGDOptions& validated(const SGDOptions& o) {
+const SGDOptions& validated_sgd(const SGDOptions& o) {
   detail::require_value(o.learning_rate > 0, "sgd", "learning rate", "positive", o.learning_rate);
   detail::require_value(o.momentum >= 0, "sgd", "momentum", "non-negative", o.momentum);
   detail::require_value(o.dampening >= 0 && o.dampening <= 1, "sgd", "dampening", "in [0, 1]",
@@ -26,7 +26,7 @@ const SGDOptions& validated(const SGDOptions& o) {
 }  // namespace
 
 SGD::SGD(std::vector<NamedTensor> parameters, const SGDOptions& options)
-    : Optimizer(std::move(parameters), validated(options).learning_rate), options_(options) {
+    : Optimizer(std::move(parameters), validated_sgd(options).learning_rate), options_(options) {
   // Created up front so that state() is complete and load_state can check a fresh optimizer.
   if (options_.momentum != 0)
     for (std::size_t i = 0; i < parameters_.size(); ++i) buffer("momentum_buffer", i);

@@ -204,10 +204,6 @@ class GenerateRequestSax {
   std::optional<RequestError> error_;
 };
 
-[[noreturn]] void bad_request(const std::string& message) {
-  throw RequestError(400, message);
-}
-
 }  // namespace
 
 GenerateRequest parse_generate_request(std::string_view body, const GenerateLimits& limits) {

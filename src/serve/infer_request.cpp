@@ -461,10 +461,6 @@ class InferRequestSax {
   std::optional<RequestError> error_;
 };
 
-[[noreturn]] void bad_request(const std::string& message) {
-  throw RequestError(400, message);
-}
-
 // The product of `shape`, or nullopt when it overflows int64 or exceeds `limit`.
 std::optional<std::int64_t> element_count(const std::vector<std::int64_t>& shape,
                                           std::int64_t limit) {

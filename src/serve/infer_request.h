@@ -59,6 +59,10 @@ class RequestError : public Error {
   int status_;
 };
 
+[[noreturn]] inline void bad_request(const std::string& message) {
+  throw RequestError(400, message);
+}
+
 // Datatypes accepted for the input (all converted to float32): FP32, FP64, INT64, INT32, UINT8.
 // `data` may be flat or nested; its values, flattened in order, must number exactly the product
 // of `shape`, which is [N, input_shape...] or [N, features] with N >= 1. A model with columns

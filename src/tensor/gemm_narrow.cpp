@@ -19,7 +19,7 @@ namespace lathe::detail {
 #ifdef __AVX512F__
 namespace {
 
-constexpr std::int64_t kLanes = 16;
+constexpr std::int64_t kNarrowLanes = 16;
 constexpr std::int64_t kMaxColumns = 128;
 constexpr std::int64_t kMaxShortK = 128;
 constexpr std::int64_t kMaxNarrowK = 1024;
@@ -40,17 +40,18 @@ void tile(std::int64_t k, const float* a, std::int64_t lda, const float* b, std:
   __m512 acc[R][V];
   for (std::int64_t r = 0; r < R; ++r)
     for (std::int64_t v = 0; v < V; ++v)
-      acc[r][v] = add_to_c ? _mm512_loadu_ps(c + r * ldc + v * kLanes) : _mm512_setzero_ps();
+      acc[r][v] = add_to_c ? _mm512_loadu_ps(c + r * ldc + v * kNarrowLanes) : _mm512_setzero_ps();
   for (std::int64_t q = 0; q < k; ++q) {
     __m512 row[V];
-    for (std::int64_t v = 0; v < V; ++v) row[v] = _mm512_loadu_ps(b + q * ldb + v * kLanes);
+    for (std::int64_t v = 0; v < V; ++v) row[v] = _mm512_loadu_ps(b + q * ldb + v * kNarrowLanes);
     for (std::int64_t r = 0; r < R; ++r) {
       const __m512 x = _mm512_set1_ps(*a_at<kTransposedA>(a, lda, r, q));
       for (std::int64_t v = 0; v < V; ++v) acc[r][v] = _mm512_fmadd_ps(x, row[v], acc[r][v]);
     }
   }
   for (std::int64_t r = 0; r < R; ++r)
-    for (std::int64_t v = 0; v < V; ++v) _mm512_storeu_ps(c + r * ldc + v * kLanes, acc[r][v]);
+    for (std::int64_t v = 0; v < V; ++v)
+      _mm512_storeu_ps(c + r * ldc + v * kNarrowLanes, acc[r][v]);
 }
 
 // All rows of C for one block of V vectors of columns.
@@ -75,9 +76,9 @@ void narrow_product(std::int64_t m, std::int64_t n, std::int64_t k, const float*
                     std::int64_t lda, const float* b, std::int64_t ldb, bool add_to_c, float* c,
                     std::int64_t ldc) {
   std::int64_t j = 0;
-  for (; j + kVectors * kLanes <= n; j += kVectors * kLanes)
+  for (; j + kVectors * kNarrowLanes <= n; j += kVectors * kNarrowLanes)
     column_block<kTransposedA, kVectors>(m, k, a, lda, b + j, ldb, add_to_c, c + j, ldc);
-  switch ((n - j) / kLanes) {
+  switch ((n - j) / kNarrowLanes) {
     case 3:
       column_block<kTransposedA, 3>(m, k, a, lda, b + j, ldb, add_to_c, c + j, ldc);
       break;
@@ -93,7 +94,7 @@ void narrow_product(std::int64_t m, std::int64_t n, std::int64_t k, const float*
 }
 
 bool narrow(std::int64_t n) {
-  return n % kLanes == 0 && n > 0 && n <= kMaxColumns;
+  return n % kNarrowLanes == 0 && n > 0 && n <= kMaxColumns;
 }
 
 }  // namespace

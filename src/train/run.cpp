@@ -19,6 +19,7 @@
 #include "lathe/table.h"
 #include "src/io/file_bytes.h"
 #include "src/tensor/blas.h"
+#include "src/train/unix_time.h"
 
 namespace lathe {
 namespace {
@@ -248,10 +249,6 @@ Sources make_sources(const RunConfig& config, const PreparedData& data,
   return s;
 }
 
-double unix_time() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 // status.json in the run folder: what `lathe board` shows of a run, rewritten atomically at the
 // start (running, with the process id and host, which the board checks) and at the end
 // (finished, failed with the error, or stopped).
@@ -263,12 +260,12 @@ class RunStatus {
     status_ = {{"status", "running"},
                {"pid", static_cast<std::int64_t>(::getpid())},
                {"host", std::string(host.data())},
-               {"started", unix_time()}};
+               {"started", detail::unix_time()}};
     write();
   }
   void finish(const std::string& status, const std::string& message = {}) {
     status_["status"] = status;
-    status_["finished"] = unix_time();
+    status_["finished"] = detail::unix_time();
     if (!message.empty()) status_["message"] = message;
     write();
   }
@@ -370,7 +367,7 @@ void finish_examples(const RunConfig& config, PreparedData& out, TensorDataset t
 }
 
 // Names for a message: the first 20, then how many in all.
-std::string listed(const std::vector<std::string>& names) {
+std::string first_names(const std::vector<std::string>& names) {
   constexpr std::size_t kShown = 20;
   if (names.size() <= kShown) return fmt::format("{}", fmt::join(names, ", "));
   return fmt::format("{}, ... ({} in all)", fmt::join(names.begin(), names.begin() + kShown, ", "),
@@ -423,7 +420,7 @@ PreparedData prepare_table(const RunConfig& config) {
   finish_examples(config, out, all.subset(split.train), all.subset(split.validation),
                   all.subset(split.test), info);
   out.features = fmt::format("{} encodes to {} features per row: {}", d.path.filename().string(),
-                             encoding.width(), listed(encoding.feature_names()));
+                             encoding.width(), first_names(encoding.feature_names()));
   if (out.task == Task::Classification) {
     out.task_info["classes"] = encoding.classes();
     out.summary +=
@@ -561,7 +558,7 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& conso
     options.step_hook.every = t.sample_every;
     options.step_hook.run = [&, language_model](std::int64_t steps) {
       const nlohmann::json line = {{"step", steps},
-                                   {"time", unix_time()},
+                                   {"time", detail::unix_time()},
                                    {"text", sample_text(*language_model, data, t.seed)}};
       std::ofstream(t.output_dir / "samples.jsonl", std::ios::app | std::ios::binary)
           << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"

@@ -16,16 +16,13 @@
 #include "lathe/train.h"
 #include "src/train/progress.h"
 #include "src/train/sharded_model.h"
+#include "src/train/unix_time.h"
 
 namespace lathe {
 namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-double unix_time() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 // What a batch counts toward throughput: its tokens for a language model, else its examples.
@@ -236,7 +233,7 @@ TrainingRecord Trainer::evaluate_now(BatchSource* validation, BatchSource* train
     record.validation = evaluate(model_, loss, task_, *validation, evaluation_pass);
   }
   record.seconds = span_train_seconds_ + seconds_since(started);
-  record.time = unix_time();
+  record.time = detail::unix_time();
   span_loss_sum_ = span_rows_ = span_items_ = span_train_seconds_ = 0;
   return record;
 }
@@ -386,7 +383,7 @@ void Trainer::append_train_log(std::int64_t step, double epoch, double loss) con
                                {"epoch", epoch},
                                {"loss", loss},
                                {"learning_rate", optimizer_.learning_rate()},
-                               {"time", unix_time()}};
+                               {"time", detail::unix_time()}};
   // One write of a whole line, so a reader sees whole lines, or a last one still incomplete.
   std::ofstream file(train_log_path(options_.output_dir), std::ios::app | std::ios::binary);
   file << line.dump() + "\n" << std::flush;

@@ -19,7 +19,7 @@ struct AxisView {
   Index outer = 1, extent = 1, inner = 1;
 };
 
-Index product(const Shape& shape, std::size_t begin, std::size_t end) {
+Index extent_product(const Shape& shape, std::size_t begin, std::size_t end) {
   Index n = 1;
   for (std::size_t d = begin; d < end; ++d) n *= shape[d];
   return n;
@@ -27,7 +27,7 @@ Index product(const Shape& shape, std::size_t begin, std::size_t end) {
 
 AxisView axis_view(const Shape& shape, Index axis) {
   const auto a = static_cast<std::size_t>(axis);
-  return {product(shape, 0, a), shape[a], product(shape, a + 1, shape.size())};
+  return {extent_product(shape, 0, a), shape[a], extent_product(shape, a + 1, shape.size())};
 }
 
 // `i` as an index into an axis of `extent`, negative counting from the end; fails when out of
@@ -183,8 +183,8 @@ std::vector<OnnxValue> gather_nd(const OpContext& ctx) {
         fmt::format("the last dimension of indices {} must be in 1..{}", shape_str(is), r - b));
   Shape out(is.begin(), is.end() - 1);
   out.insert(out.end(), ds.begin() + b + m, ds.end());
-  const Index batches = product(ds, 0, b), per_batch = product(ds, b, b + m);
-  const Index tuples = product(is, b, q - 1), inner = product(ds, b + m, r);
+  const Index batches = extent_product(ds, 0, b), per_batch = extent_product(ds, b, b + m);
+  const Index tuples = extent_product(is, b, q - 1), inner = extent_product(ds, b + m, r);
   const Index* p = index_data(ctx, indices, "indices");
   std::vector<Index> rows = index_list(ctx, Shape(is.begin(), is.end() - 1));
   for (Index batch = 0; batch < batches; ++batch)
@@ -292,7 +292,7 @@ std::vector<OnnxValue> scatter_nd(const OpContext& ctx) {
   if (updates.shape() != expected)
     ctx.fail(fmt::format("updates {} must have shape {}", shape_str(updates.shape()),
                          shape_str(expected)));
-  const Index tuples = product(is, 0, q - 1), inner = product(ds, k, r);
+  const Index tuples = extent_product(is, 0, q - 1), inner = extent_product(ds, k, r);
   const Index* p = index_data(ctx, indices, "indices");
   Tensor out = copy_of(ctx, data);
   visit_storage(out, [&](auto tag) {
@@ -328,8 +328,8 @@ std::vector<OnnxValue> one_hot(const OpContext& ctx) {
   out.insert(out.begin() + axis, depth);
   Tensor result = new_tensor(ctx, out, values.type);
   const std::vector<double> where = as_doubles(indices);
-  const Index outer = product(is, 0, static_cast<std::size_t>(axis));
-  const Index inner = product(is, static_cast<std::size_t>(axis), is.size());
+  const Index outer = extent_product(is, 0, static_cast<std::size_t>(axis));
+  const Index inner = extent_product(is, static_cast<std::size_t>(axis), is.size());
   visit_storage(result, [&](auto tag) {
     using T = decltype(tag);
     const T off = values.tensor.data<T>()[0], on = values.tensor.data<T>()[1];
@@ -624,8 +624,8 @@ std::vector<OnnxValue> hardmax(const OpContext& ctx) {
   AxisView view;
   if (ctx.opset() < 13) {  // the input coerced to 2-D at axis
     const Index axis = resolve_axis(ctx, ctx.attr_int("axis", 1), rank);
-    view = {product(xs, 0, static_cast<std::size_t>(axis)),
-            product(xs, static_cast<std::size_t>(axis), xs.size()), 1};
+    view = {extent_product(xs, 0, static_cast<std::size_t>(axis)),
+            extent_product(xs, static_cast<std::size_t>(axis), xs.size()), 1};
   } else {
     view = axis_view(xs, resolve_axis(ctx, ctx.attr_int("axis", -1), rank));
   }
