@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "bench/bench_util.h"
+#include "bench/fma_peak.h"
 #include "lathe/lathe.h"
 #include "src/tensor/blas.h"
 
@@ -165,8 +166,13 @@ int main(int argc, char** argv) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data<float>(), n,
                     b.data<float>(), n, 0.0f, c.data<float>(), n);
       };
-      const auto r = bench::compare(sgemm, sgemm, 7, 0.2);
-      out["gflops"] = 2.0 * n * n * n / std::min(r.candidate_seconds, r.reference_seconds) / 1e9;
+      const auto r = bench::compare([&] { Tensor product = matmul(a, b); }, sgemm, 7, 0.2);
+      out["gflops"] = 2.0 * n * n * n / r.reference_seconds / 1e9;
+      out["matmul_gflops"] = 2.0 * n * n * n / r.candidate_seconds / 1e9;
+      const bench::FmaPeak peak = bench::measure_fma_peak();
+      out["fma_isa"] = peak.isa;
+      out["fma_gflops_one_core"] = peak.one_core_gflops;
+      out["fma_gflops_all_cores"] = peak.all_cores_gflops;
       out["blas_core"] = detail::blas_kernels().core;
       out["blas_chosen_by_lathe"] = detail::blas_kernels().chosen_by_lathe;
     } else if (workload == "gpt_iter") {

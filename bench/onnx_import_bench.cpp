@@ -3,7 +3,10 @@
 // rounds on the same Fashion-MNIST test images (bench_util.h), at batch 1 and batch 1000, and the
 // medians are printed with their ratio.
 //
-//   build/release/bench/onnx_import_bench BUNDLE [IMAGES.idx.gz] [--rounds N]
+//   build/release/bench/onnx_import_bench BUNDLE [IMAGES.idx.gz] [--rounds N] [--json]
+//
+// --json prints one JSON line per batch size instead of the table (bench/ort_compare.sh reads
+// the native Predictor's figures from it).
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -21,6 +24,8 @@ int main(int argc, char** argv) {
   app.add_option("bundle", bundle, "a classifier bundle (e.g. the main job's)")->required();
   app.add_option("images", images, "IDX images to predict on");
   app.add_option("--rounds", rounds, "alternating rounds; medians are reported");
+  bool json = false;
+  app.add_flag("--json", json, "one JSON line per batch size instead of the table");
   CLI11_PARSE(app, argc, argv);
   try {
     using namespace lathe;
@@ -30,13 +35,20 @@ int main(int argc, char** argv) {
     const Predictor imported(import_onnx(onnx_path));
     std::filesystem::remove(onnx_path);
     const Tensor all = read_idx(images).to(DType::Float32);
-    fmt::print("{:<12} {:>14} {:>14} {:>8}  target: imported at least as fast\n", "batch",
-               "native s/call", "imported", "ratio");
+    if (!json)
+      fmt::print("{:<12} {:>14} {:>14} {:>8}  target: imported at least as fast\n", "batch",
+                 "native s/call", "imported", "ratio");
     for (const std::int64_t batch : {std::int64_t{1}, std::int64_t{1000}}) {
       const Tensor x = slice(all, 0, 0, batch);
       const auto r = bench::compare([&] { Tensor y = imported.predict(x); },
                                     [&] { Tensor y = native.predict(x); }, rounds, 0.2);
       const double ratio = r.reference_seconds / r.candidate_seconds;
+      if (json) {
+        fmt::print(R"({{"side": "lathe", "batch": {}, "seconds": {}, "imported_seconds": {}}})"
+                   "\n",
+                   batch, r.reference_seconds, r.candidate_seconds);
+        continue;
+      }
       fmt::print("{:<12} {:>14.3e} {:>14.3e} {:>7.2f}x  {}\n", batch, r.reference_seconds,
                  r.candidate_seconds, ratio, ratio >= 1.0 ? "met" : "not met");
     }
