@@ -28,8 +28,13 @@ std::string default_model_name(const std::filesystem::path& bundle_path);
 
 struct ServeOptions {
   std::string host = "127.0.0.1";
-  int port = 8000;        // 0: an ephemeral port, see InferenceServer::port()
-  int http_threads = 32;  // each open keep-alive connection holds one while it is open
+  int port = 8000;  // 0: an ephemeral port, see InferenceServer::port()
+  // Every open connection has an HTTP thread of its own while it is open: http_threads wait from
+  // the start, and more are started while connections outnumber them, up to max_connections, so
+  // clients that connect and then stall do not keep others waiting. Connections beyond
+  // max_connections wait for one to close.
+  int http_threads = 32;
+  int max_connections = 4096;
 
   // Dynamic batching, per model: requests queued together run as one forward of up to
   // max_batch_size examples. A worker that finds a request waits up to max_queue_delay for more

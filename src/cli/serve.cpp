@@ -68,7 +68,13 @@ void add_serve_command(CLI::App& app) {
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
   cmd->add_option("--threads", s.http_threads,
-                  "HTTP worker threads; each open keep-alive connection holds one")
+                  "HTTP threads started up front; each open connection holds one, and more are "
+                  "started as connections need them, up to --max-connections")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-connections", s.max_connections,
+                  "most connections served at once, each on its own thread; more wait for one "
+                  "to close")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_option("--max-batch-size", s.max_batch_size,

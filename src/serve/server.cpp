@@ -11,6 +11,7 @@
 
 #include "lathe/error.h"
 #include "lathe/serve.h"
+#include "src/serve/connection_threads.h"
 #include "src/serve/routes.h"
 #include "src/tensor/blas.h"
 
@@ -38,6 +39,8 @@ void check_options(const ServeOptions& o) {
   };
   require(o.port >= 0 && o.port <= 65535, fmt::format("port {} is not in 0..65535", o.port));
   require(o.http_threads >= 1, "--threads must be at least 1");
+  require(o.max_connections >= o.http_threads,
+          "--max-connections must be at least --threads (the threads that wait from the start)");
   require(o.max_batch_size >= 1, "--max-batch-size must be at least 1");
   require(o.max_queue_delay.count() >= 0, "--max-queue-delay-us must be 0 or more");
   require(o.max_queue >= 1, "--max-queue must be at least 1");
@@ -69,7 +72,7 @@ std::string default_model_name(const std::filesystem::path& bundle_path) {
 
 struct InferenceServer::Impl {
   serve::ServerState state;
-  httplib::Server http;
+  serve::HttpServer http;
   std::thread listener;
   int port = -1;
   std::unique_ptr<PeriodicThread> watcher;
@@ -141,10 +144,11 @@ int InferenceServer::start() {
   std::lock_guard lock(impl_->lifecycle_mutex);
   if (impl_->stopped) throw Error("serve: the server was stopped");
   if (impl_->port >= 0) return impl_->port;
-  httplib::Server& http = impl_->http;
+  serve::HttpServer& http = impl_->http;
   const ServeOptions& o = impl_->state.options;
-  const int threads = o.http_threads;
-  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http.new_task_queue = [warm = o.http_threads, most = o.max_connections] {
+    return new serve::ConnectionThreads(warm, most);
+  };
   http.set_payload_max_length(o.max_body_bytes);
   http.set_tcp_nodelay(true);
   http.set_keep_alive_max_count(1000);
@@ -157,6 +161,7 @@ int InferenceServer::start() {
         fmt::format("serve: cannot listen on {}:{} (address in use, or not an address of "
                     "this machine)",
                     o.host, o.port));
+  http.widen_accept_queue();
   Impl* impl = impl_.get();
   if (o.blas_threads > 0 && detail::blas_threads() != o.blas_threads) {
     impl_->previous_blas_threads = detail::blas_threads();
