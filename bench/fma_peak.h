@@ -65,9 +65,8 @@ inline double timed(bool avx512, int threads) {
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::thread> workers;
   for (int t = 0; t < threads; ++t)
-    workers.emplace_back([&] {
-      sink = avx512 ? loop_avx512(kIterations) : loop_avx2(kIterations);
-    });
+    workers.emplace_back(
+        [&] { sink = avx512 ? loop_avx512(kIterations) : loop_avx2(kIterations); });
   for (std::thread& worker : workers) worker.join();
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
