@@ -5,17 +5,21 @@
 //   mlp_bench seed_epoch|wide_steps|infer_batch1|infer_batch1_int8|infer_batch1000|sgemm_peak
 //             [--data DIR]
 //   mlp_bench gpt_iter [--corpus PATH] [--iters N]
+//   mlp_bench attention [--context T] [--form default|kept|blocked]
 #include <cblas.h>
 #include <fmt/format.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <cstdio>
 #include <sstream>
 
 #include "bench/bench_util.h"
 #include "bench/fma_peak.h"
 #include "lathe/lathe.h"
+#include "src/ops/attention_blocked.h"
 #include "src/tensor/blas.h"
 
 using namespace lathe;
@@ -96,6 +100,45 @@ double gpt_training_flops(const GPTConfig& c, std::int64_t batch) {
   return 3 * (static_cast<double>(c.n_layer) * per_block + head);
 }
 
+// Resident memory now, in MB (/proc/self/statm).
+double current_rss_mb() {
+  long pages = 0, resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1 << 20);
+}
+
+// One forward and backward of causal attention alone at torch_gpt.py's width (128, 4 heads,
+// batch 12) and context `time`: milliseconds per iteration (median) and how far the peak RSS
+// rose above the RSS before the first iteration. `form`: "default" (causal_attention), "kept"
+// (the probabilities kept at any context) or "blocked" (blocks of kAttentionBlock).
+nlohmann::json attention_iterations(std::int64_t time, const std::string& form) {
+  Generator g(5);
+  Tensor qkv = Tensor::randn({12, time, 3 * 128}, g);
+  qkv.requires_grad_();
+  const Tensor weights = Tensor::randn({12, time, 128}, g);
+  const auto attend = [&] {
+    if (form == "kept") return detail::causal_attention_keeping_probabilities(qkv, 4);
+    if (form == "blocked") return detail::causal_attention_blocked(qkv, 4, detail::kAttentionBlock);
+    return causal_attention(qkv, 4);
+  };
+  const double rss_before = current_rss_mb();
+  std::vector<double> ms;
+  const double start = now();
+  while (ms.size() < 5 || (now() - start < 2.0 && ms.size() < 200)) {
+    const double t0 = now();
+    sum(mul(attend(), weights)).backward();
+    qkv.zero_grad();
+    ms.push_back((now() - t0) * 1000);
+  }
+  return {{"context", time},
+          {"form", form},
+          {"ms_per_iter", bench::median(ms)},
+          {"peak_rss_growth_mb", peak_rss_mb() - rss_before}};
+}
+
 // ../shared/reference/torch_gpt.py's default shape and loop, through lathe's own trainer.
 nlohmann::json gpt_iterations(const std::string& corpus_path, std::int64_t iterations) {
   const std::string corpus = read_text_corpus(corpus_path);
@@ -143,7 +186,8 @@ int main(int argc, char** argv) {
   app.add_option("workload", workload)
       ->required()
       ->check(CLI::IsMember({"seed_epoch", "wide_steps", "cnn_epoch", "infer_batch1",
-                             "infer_batch1_int8", "infer_batch1000", "sgemm_peak", "gpt_iter"}));
+                             "infer_batch1_int8", "infer_batch1000", "sgemm_peak", "gpt_iter",
+                             "attention"}));
   app.add_option("--data", data, "Fashion-MNIST folder");
   app.add_option("--epochs", epochs, "epochs for seed_epoch (their mean is reported)");
   std::int64_t cnn_steps = 0;
@@ -153,6 +197,11 @@ int main(int argc, char** argv) {
   app.add_option("--corpus", corpus, "gpt_iter: a text file or a folder of .txt files");
   std::int64_t gpt_iters = 100;
   app.add_option("--iters", gpt_iters, "gpt_iter: training iterations to time");
+  std::int64_t attention_context = 64;
+  app.add_option("--context", attention_context, "attention: the context length T");
+  std::string attention_form = "default";
+  app.add_option("--form", attention_form, "attention: default, kept or blocked")
+      ->check(CLI::IsMember({"default", "kept", "blocked"}));
   CLI11_PARSE(app, argc, argv);
   try {
     manual_seed(0);
@@ -175,6 +224,8 @@ int main(int argc, char** argv) {
       out["fma_gflops_all_cores"] = peak.all_cores_gflops;
       out["blas_core"] = detail::blas_kernels().core;
       out["blas_chosen_by_lathe"] = detail::blas_kernels().chosen_by_lathe;
+    } else if (workload == "attention") {
+      out.update(attention_iterations(attention_context, attention_form));
     } else if (workload == "gpt_iter") {
       out.update(gpt_iterations(corpus, gpt_iters));
     } else if (workload == "seed_epoch" || workload == "wide_steps") {

@@ -10,8 +10,9 @@
 # each here, so 0 leaves the CNN out; GPT_RUNS (default 3) of GPT_ITERS (default 100) training
 # iterations of the character GPT of torch_gpt.py (its default shape) on the SOTU corpus, PyTorch
 # at 1 and 2 threads. REPEATS 0 measures the sgemm peak once and leaves the MLP workloads out
-# (bash bench/run.sh 0 0 3 100: the GPT alone). Then bench/ort_compare.sh: lathe against ONNX
-# Runtime on the exported MLP and CNN. Needs Debian's python3-torch (scripts/setup.sh --torch).
+# (bash bench/run.sh 0 0 3 100: the GPT alone). Then bench/ort_compare.sh (lathe against ONNX
+# Runtime on the exported MLP and CNN) and bench/attention_memory.sh 1 (attention's time and
+# memory against context length). Needs Debian's python3-torch (scripts/setup.sh --torch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeats="${1:-3}"
@@ -60,3 +61,5 @@ done
 /usr/bin/python3 bench/report.py "$results"
 echo
 bash bench/ort_compare.sh
+echo
+bash bench/attention_memory.sh 1

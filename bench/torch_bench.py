@@ -9,7 +9,7 @@ workload per process, one JSON line. Needs Debian's python3-torch (/usr/bin/pyth
 gpt_iter runs bench/torch_gpt.py (a verbatim copy of ../shared/reference/torch_gpt.py) as it is,
 with estimates only at the start and the end (its ms/iter excludes them), and reads its summary.
 """
-import argparse, contextlib, gzip, io, json, os, re, resource, runpy, struct, sys, time
+import argparse, math, contextlib, gzip, io, json, os, re, resource, runpy, struct, sys, time
 import numpy as np
 import torch, torch.nn as nn
 
@@ -49,12 +49,13 @@ def train_steps(model, opt, X, Y, batch, steps):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('workload', choices=['seed_epoch', 'wide_steps', 'cnn_epoch', 'infer_batch1', 'infer_batch1_int8', 'infer_batch1000', 'gpt_iter'])
+    ap.add_argument('workload', choices=['seed_epoch', 'wide_steps', 'cnn_epoch', 'infer_batch1', 'infer_batch1_int8', 'infer_batch1000', 'gpt_iter', 'attention'])
     ap.add_argument('--corpus', help='gpt_iter: the text file')
     ap.add_argument('--steps', type=int, default=0, help='cnn_epoch: stop after this many steps (0: the whole epoch)')
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--data', default='/usr/share/datasets/fashion-mnist')
     ap.add_argument('--epochs', type=int, default=1)
+    ap.add_argument('--context', type=int, default=64, help='attention: the context length T')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -69,6 +70,30 @@ def main():
         summary = log.getvalue().strip().splitlines()[-1]
         out['ms_per_iter'] = float(re.search(r'ms_per_iter=([0-9.]+)', summary).group(1))
         out['val_loss'] = float(re.search(r'val_loss=([0-9.]+)', summary).group(1))
+    elif a.workload == 'attention':
+        # torch_gpt.py's attention alone (width 128, 4 heads, batch 12), forward and backward.
+        B, T, C, H = 12, a.context, 128, 4
+        qkv = torch.randn(B, T, 3 * C, requires_grad=True)
+        weights = torch.randn(B, T, C)
+        mask = torch.tril(torch.ones(T, T, dtype=torch.bool))
+        def iteration():
+            q, k, v = qkv.split(C, dim=2)
+            q, k, v = (t.view(B, T, H, C // H).transpose(1, 2) for t in (q, k, v))
+            att = (q @ k.transpose(-2, -1)) / math.sqrt(C // H)
+            att = att.masked_fill(~mask, float('-inf')).softmax(-1)
+            y = (att @ v).transpose(1, 2).reshape(B, T, C)
+            (y * weights).sum().backward()
+            qkv.grad = None
+        with open('/proc/self/statm') as f:
+            rss_before = int(f.read().split()[1]) * resource.getpagesize() / 2**20
+        times, start = [], time.time()
+        while len(times) < 5 or (time.time() - start < 2.0 and len(times) < 200):
+            t0 = time.time()
+            iteration()
+            times.append((time.time() - t0) * 1000)
+        out['context'] = T
+        out['ms_per_iter'] = sorted(times)[len(times) // 2]
+        out['peak_rss_growth_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss_before
     elif a.workload == 'cnn_epoch':
         X = ((torch.from_numpy(read_idx(os.path.join(a.data, 'train-images-idx3-ubyte.gz')).copy())
               .float() / 255.0 - 0.5) / 0.5).unsqueeze(1)

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "src/ops/attention_blocked.h"
 #include "tests/gradcheck.h"
 
 namespace lathe::testing {
@@ -267,6 +268,18 @@ std::vector<GradcheckCase> table() {
       {"causal_attention 1 head of width 3, T 6",
        Op::CausalAttention,
        {{{2, 6, 9}}},
+       [](const Ts& x) { return causal_attention(x[0], 1); }},
+      {"causal_attention in blocks of 2, 2 heads, B 2, T 5",
+       Op::CausalAttention,
+       {{{2, 5, 12}}},
+       [](const Ts& x) { return detail::causal_attention_blocked(x[0], 2, 2); }},
+      {"causal_attention in blocks of 3, 1 head of width 3, T 7",
+       Op::CausalAttention,
+       {{{1, 7, 9}}},
+       [](const Ts& x) { return detail::causal_attention_blocked(x[0], 1, 3); }},
+      {"causal_attention of 70 positions (blocked by default), 1 head of width 2",
+       Op::CausalAttention,
+       {{{1, 70, 6}}},
        [](const Ts& x) { return causal_attention(x[0], 1); }},
       {"sum all", Op::Sum, {{{3, 4}}}, [](const Ts& x) { return sum(x[0]); }},
       {"sum axis 1", Op::Sum, {{{3, 4}}}, [](const Ts& x) { return sum(x[0], {1}); }},

@@ -2,7 +2,9 @@
 // of the packed [B, T, 3C] / [B, T, C] rows, so no transposes or head splits are materialized.
 // Per (batch, head): S = Q K^T / sqrt(d) (BLAS), a masked softmax of each row, O = P V (BLAS).
 // The probabilities P ([B, H, T, T], O(T^2)) are kept for backward, which is four more GEMMs
-// and one pass over P: no step is O(T^3) beyond the products themselves.
+// and one pass over P: no step is O(T^3) beyond the products themselves. Contexts longer than
+// one block (kAttentionBlock) run the blocked form of attention_blocked.cpp instead, whose
+// memory grows linearly with T.
 #include <fmt/format.h>
 
 #include <cmath>
@@ -12,36 +14,13 @@
 #include "lathe/autograd.h"
 #include "lathe/ops.h"
 #include "lathe/parallel.h"
+#include "src/ops/attention_blocked.h"
 #include "src/ops/fast_math.h"
 #include "src/tensor/blas.h"
 #include "src/tensor/dispatch.h"
 
 namespace lathe {
 namespace {
-
-struct Geometry {
-  std::int64_t batch, time, width, heads, head_width;
-  std::int64_t qkv_row() const { return 3 * width; }
-  // Offsets of head h of batch b's first query, key and value, and of its output slice.
-  std::int64_t query(std::int64_t b, std::int64_t h) const {
-    return b * time * qkv_row() + h * head_width;
-  }
-  std::int64_t output(std::int64_t b, std::int64_t h) const {
-    return b * time * width + h * head_width;
-  }
-};
-
-Geometry check_geometry(const Tensor& qkv, std::int64_t n_head) {
-  detail::require_floating("causal_attention", qkv);
-  if (qkv.dim() != 3 || qkv.size(2) % 3 != 0)
-    throw Error(
-        fmt::format("causal_attention: qkv must be [B, T, 3C], got {}", shape_str(qkv.shape())));
-  const std::int64_t width = qkv.size(2) / 3;
-  if (n_head < 1 || width % n_head != 0)
-    throw Error(fmt::format("causal_attention: {} heads do not divide the width {} of qkv {}",
-                            n_head, width, shape_str(qkv.shape())));
-  return {qkv.size(0), qkv.size(1), width, n_head, width / n_head};
-}
 
 // exp of a value <= 0: lathe's vectorizable one in float, libm's in double (gradient checks).
 inline float exp_nonpositive(float x) {
@@ -69,8 +48,30 @@ void causal_softmax_rows(T* scores, std::int64_t time) {
 
 }  // namespace
 
+namespace detail {
+
+AttentionGeometry attention_geometry(const Tensor& qkv, std::int64_t n_head) {
+  require_floating("causal_attention", qkv);
+  if (qkv.dim() != 3 || qkv.size(2) % 3 != 0)
+    throw Error(
+        fmt::format("causal_attention: qkv must be [B, T, 3C], got {}", shape_str(qkv.shape())));
+  const std::int64_t width = qkv.size(2) / 3;
+  if (n_head < 1 || width % n_head != 0)
+    throw Error(fmt::format("causal_attention: {} heads do not divide the width {} of qkv {}",
+                            n_head, width, shape_str(qkv.shape())));
+  return {qkv.size(0), qkv.size(1), width, n_head, width / n_head};
+}
+
+}  // namespace detail
+
 Tensor causal_attention(const Tensor& qkv, std::int64_t n_head) {
-  const Geometry g = check_geometry(qkv, n_head);
+  if (qkv.dim() == 3 && qkv.size(1) > detail::kAttentionBlock)
+    return detail::causal_attention_blocked(qkv, n_head, detail::kAttentionBlock);
+  return detail::causal_attention_keeping_probabilities(qkv, n_head);
+}
+
+Tensor detail::causal_attention_keeping_probabilities(const Tensor& qkv, std::int64_t n_head) {
+  const detail::AttentionGeometry g = detail::attention_geometry(qkv, n_head);
   const std::int64_t tasks = g.batch * g.heads, T2 = g.time * g.time;
   Tensor out = Tensor::empty({g.batch, g.time, g.width}, qkv.dtype());
   Tensor probabilities = Tensor::empty({g.batch, g.heads, g.time, g.time}, qkv.dtype());
