@@ -159,7 +159,9 @@ Tensor Tensor::from_indices(const std::vector<std::int64_t>& values, const Shape
   if (static_cast<std::int64_t>(values.size()) != t.numel())
     throw Error(fmt::format("tensor from_indices: {} values given for shape {} ({} elements)",
                             values.size(), shape_str(shape), t.numel()));
-  std::memcpy(t.data<std::int64_t>(), values.data(), values.size() * sizeof(std::int64_t));
+  // An empty vector's data() may be null, which memcpy may not be given even for 0 bytes.
+  if (!values.empty())
+    std::memcpy(t.data<std::int64_t>(), values.data(), values.size() * sizeof(std::int64_t));
   return t;
 }
 
