@@ -22,6 +22,10 @@ fail() {
 
 "$lathe" train "$source_dir/examples/house_prices/config.toml" --set trainer.epochs=1 \
   --set "trainer.output_dir=$work/run" >/dev/null || fail "training the bundle"
+"$lathe" serve "$work/run/model.safetensors" --threads 8 --max-connections 4 2>"$work/refused" &&
+  fail "--max-connections below --threads was accepted"
+grep -q "max-connections must be at least --threads" "$work/refused" ||
+  fail "unclear refusal: $(cat "$work/refused")"
 start_lathe_serve "$work" "$lathe" "$work/run/model.safetensors" --name houses --no-watch ||
   fail "the server did not start"
 cat >"$work/body.json" <<'JSON'

@@ -87,9 +87,4 @@ void ConnectionThreads::shutdown() {
     if (thread.joinable()) thread.join();
 }
 
-int ConnectionThreads::threads() const {
-  std::lock_guard lock(mutex_);
-  return static_cast<int>(threads_.size() - ended_.size());
-}
-
 }  // namespace lathe::serve

@@ -28,15 +28,13 @@ class ConnectionThreads : public httplib::TaskQueue {
   // Waits for the running tasks (httplib has shut their sockets down) and joins every thread.
   void shutdown() override;
 
-  int threads() const;  // started and not yet ended
-
  private:
   using Handle = std::list<std::thread>::iterator;
   void work(Handle self, bool warm);
   void join_ended();  // with mutex_ held
 
   const int warm_, max_threads_;
-  mutable std::mutex mutex_;
+  std::mutex mutex_;
   std::condition_variable task_ready_;
   std::deque<std::function<void()>> tasks_;
   std::list<std::thread> threads_;
