@@ -110,6 +110,27 @@ double current_rss_mb() {
   return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1 << 20);
 }
 
+// Starts a new peak-RSS measurement: the kernel's high-water mark (VmHWM) is reset to the RSS
+// now (/proc/self/clear_refs, Linux 4.0+), so data loaded before is not counted as training's.
+void reset_peak_rss() {
+  if (FILE* f = std::fopen("/proc/self/clear_refs", "w")) {
+    std::fputs("5", f);
+    std::fclose(f);
+  }
+}
+
+// The high-water mark of the RSS since reset_peak_rss, in MB (/proc/self/status, VmHWM).
+double peak_rss_since_reset_mb() {
+  double kb = 0;
+  if (FILE* f = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "VmHWM: %lf kB", &kb) == 1) break;
+    std::fclose(f);
+  }
+  return kb / 1024;
+}
+
 // One forward and backward of causal attention alone at torch_gpt.py's width (128, 4 heads,
 // batch 12) and context `time`: milliseconds per iteration (median) and how far the peak RSS
 // rose above the RSS before the first iteration. `form`: "default" (causal_attention), "kept"
@@ -197,6 +218,9 @@ int main(int argc, char** argv) {
   app.add_option("--corpus", corpus, "gpt_iter: a text file or a folder of .txt files");
   std::int64_t gpt_iters = 100;
   app.add_option("--iters", gpt_iters, "gpt_iter: training iterations to time");
+  std::int64_t wide_width = 1024, wide_batch = 256;
+  app.add_option("--width", wide_width, "wide_steps: the two hidden layers' width");
+  app.add_option("--batch", wide_batch, "wide_steps: the batch size");
   std::int64_t attention_context = 64;
   app.add_option("--context", attention_context, "attention: the context length T");
   std::string attention_form = "default";
@@ -230,14 +254,16 @@ int main(int argc, char** argv) {
       out.update(gpt_iterations(corpus, gpt_iters));
     } else if (workload == "seed_epoch" || workload == "wide_steps") {
       const bool seed = workload == "seed_epoch";
-      const std::vector<std::int64_t> widths = seed
-                                                   ? std::vector<std::int64_t>{784, 128, 64, 10}
-                                                   : std::vector<std::int64_t>{784, 1024, 1024, 10};
-      const std::int64_t batch = seed ? 64 : 256;
+      const std::vector<std::int64_t> widths =
+          seed ? std::vector<std::int64_t>{784, 128, 64, 10}
+               : std::vector<std::int64_t>{784, wide_width, wide_width, 10};
+      const std::int64_t batch = seed ? 64 : wide_batch;
       const Preprocessing normalize = Preprocessing::normalize(1.0 / 255, 0.5, 0.5);
       auto train = std::make_shared<TensorDataset>(
           reshape(normalize.apply(read_idx(data + "/train-images-idx3-ubyte.gz")), {-1, 784}),
           read_idx_labels(data + "/train-labels-idx1-ubyte.gz"));
+      const double rss_before = current_rss_mb();
+      reset_peak_rss();
       auto model = mlp(widths, g);
       Adam optimizer(model->named_parameters(), {.learning_rate = 1e-3});
       DataLoader loader(train, {.batch_size = batch, .shuffle = true, .seed = 0});
@@ -250,6 +276,9 @@ int main(int argc, char** argv) {
       out["seconds"] = seconds;  // per epoch (seed) or for `steps` steps (wide)
       out["steps"] = steps;
       out["flops"] = training_flops(widths, batch) * static_cast<double>(steps);
+      out["width"] = widths[1];
+      out["batch"] = batch;
+      out["peak_rss_growth_mb"] = peak_rss_since_reset_mb() - rss_before;
     } else if (workload == "cnn_epoch") {
       const Preprocessing normalize = Preprocessing::normalize(1.0 / 255, 0.5, 0.5);
       auto train = std::make_shared<TensorDataset>(

@@ -101,5 +101,5 @@ for name, where in [
         ('issue 28.3: attention memory linear in context', 'below, from bench/attention_memory.sh'),
         ('issue 28.4: bf16 training >= 1.4x float32', 'NOT met: not built'),
         ('issue 28.5: 25k req/s, p99 <= 5 ms, no starving', 'not measured here: bash bench/serve_load.sh'),
-        ('issue 28.8: cost plots', 'NOT met: not built')]:
+        ('issue 28.8: cost plots', 'bash bench/cost_curves.sh (docs/cost_*.svg)')]:
     print(f"  {name:<46} {where}")

@@ -56,6 +56,8 @@ def main():
     ap.add_argument('--data', default='/usr/share/datasets/fashion-mnist')
     ap.add_argument('--epochs', type=int, default=1)
     ap.add_argument('--context', type=int, default=64, help='attention: the context length T')
+    ap.add_argument('--width', type=int, default=1024, help="wide_steps: the hidden layers' width")
+    ap.add_argument('--batch', type=int, default=256, help='wide_steps: the batch size')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -108,11 +110,15 @@ def main():
         out['steps'] = steps
     elif a.workload in ('seed_epoch', 'wide_steps'):
         seed = a.workload == 'seed_epoch'
-        widths = [784, 128, 64, 10] if seed else [784, 1024, 1024, 10]
-        batch = 64 if seed else 256
+        widths = [784, 128, 64, 10] if seed else [784, a.width, a.width, 10]
+        batch = 64 if seed else a.batch
         X = ((torch.from_numpy(read_idx(os.path.join(a.data, 'train-images-idx3-ubyte.gz')).copy())
               .float() / 255.0 - 0.5) / 0.5).reshape(-1, 784)
         Y = torch.from_numpy(read_idx(os.path.join(a.data, 'train-labels-idx1-ubyte.gz')).astype(np.int64))
+        with open('/proc/self/statm') as f:
+            rss_before = int(f.read().split()[1]) * resource.getpagesize() / 2**20
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')  # the peak RSS (VmHWM) starts again from here
         model = mlp(widths)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         steps = (len(Y) + batch - 1) // batch if seed else 60
@@ -122,6 +128,10 @@ def main():
             train_steps(model, opt, X, Y, batch, steps)
         out['seconds'] = (time.time() - t0) / (a.epochs if seed else 1)
         out['steps'] = steps
+        out['width'], out['batch'] = widths[1], batch
+        with open('/proc/self/status') as f:
+            hwm = next(int(l.split()[1]) for l in f if l.startswith('VmHWM:'))
+        out['peak_rss_growth_mb'] = hwm / 1024 - rss_before
     else:
         batch = 1000 if a.workload == 'infer_batch1000' else 1
         model = mlp([784, 128, 64, 10]).eval()
