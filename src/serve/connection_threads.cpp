@@ -13,9 +13,9 @@ constexpr std::chrono::seconds kIdleLifetime{10};
 }  // namespace
 
 ConnectionThreads::ConnectionThreads(int warm, int max_threads)
-    : warm_(warm), max_threads_(max_threads < warm ? warm : max_threads) {
+    : max_threads_(max_threads < warm ? warm : max_threads) {
   std::lock_guard lock(mutex_);
-  for (int i = 0; i < warm_; ++i) {
+  for (int i = 0; i < warm; ++i) {
     threads_.emplace_back();
     const Handle self = std::prev(threads_.end());
     *self = std::thread([this, self] { work(self, /*warm=*/true); });
@@ -81,10 +81,12 @@ void ConnectionThreads::shutdown() {
     stopping_ = true;
     task_ready_.notify_all();
     all.splice(all.end(), threads_);
-    ended_.clear();
   }
   for (std::thread& thread : all)
     if (thread.joinable()) thread.join();
+  // The joined threads listed themselves as ended, with handles into `all`, which goes now.
+  std::lock_guard lock(mutex_);
+  ended_.clear();
 }
 
 }  // namespace lathe::serve

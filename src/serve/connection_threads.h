@@ -6,7 +6,8 @@
 // waiting 20 s and more. Here every connection gets a thread of its own: `warm` threads wait from
 // the start, and more are started while connections outnumber them, up to `max_threads`. A
 // started thread that finds no connection for 10 s ends. Connections beyond `max_threads` wait
-// for a thread as before.
+// for a thread as before. HttpServer, below, widens httplib's queue of connections not yet
+// accepted.
 #include <httplib.h>
 #include <sys/socket.h>
 
@@ -33,7 +34,7 @@ class ConnectionThreads : public httplib::TaskQueue {
   void work(Handle self, bool warm);
   void join_ended();  // with mutex_ held
 
-  const int warm_, max_threads_;
+  const int max_threads_;
   std::mutex mutex_;
   std::condition_variable task_ready_;
   std::deque<std::function<void()>> tasks_;
