@@ -146,6 +146,7 @@ nlohmann::json attention_iterations(std::int64_t time, const std::string& form) 
     return causal_attention(qkv, 4);
   };
   const double rss_before = current_rss_mb();
+  reset_peak_rss();
   std::vector<double> ms;
   const double start = now();
   while (ms.size() < 5 || (now() - start < 2.0 && ms.size() < 200)) {
@@ -157,7 +158,7 @@ nlohmann::json attention_iterations(std::int64_t time, const std::string& form) 
   return {{"context", time},
           {"form", form},
           {"ms_per_iter", bench::median(ms)},
-          {"peak_rss_growth_mb", peak_rss_mb() - rss_before}};
+          {"peak_rss_growth_mb", peak_rss_since_reset_mb() - rss_before}};
 }
 
 // ../shared/reference/torch_gpt.py's default shape and loop, through lathe's own trainer.
