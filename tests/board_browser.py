@@ -25,6 +25,7 @@ import tempfile
 import time
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
@@ -151,6 +152,22 @@ def main():
         driver.get(url)
         inspect = lambda: driver.execute_script('return window.board && window.board.inspect()')
 
+        def texts(selector):
+            # Read in one script: the board redraws its table while it polls, so an element
+            # found first and read later can be gone by then.
+            return driver.execute_script(
+                'return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText)',
+                selector)
+
+        def click(selector):
+            # Found and clicked again if the table was redrawn between the two.
+            for _ in range(20):
+                try:
+                    return driver.find_element(By.CSS_SELECTOR, selector).click()
+                except StaleElementReferenceException:
+                    time.sleep(0.05)
+            fail(f'{selector} was redrawn under every click')
+
         def drawn(chart, run, kind='smoothed'):
             state = inspect()
             for s in (state or {}).get('charts', {}).get(chart, []):
@@ -188,14 +205,13 @@ def main():
                 fail(f'{chart} draws {runs_drawn}')
         ok('two runs overlay in every chart, one colour each')
 
-        toggle = driver.find_element(By.CSS_SELECTOR, f'input.toggle[data-run="{run_b}"]')
-        toggle.click()
+        click(f'input.toggle[data-run="{run_b}"]')
         state = inspect()
         if any(s['run'] == run_b for c in state['charts'].values() for s in c):
             fail('run B still drawn after toggling it off')
         if not drawn('train_loss_log', run_a):
             fail('run A went with run B')
-        driver.find_element(By.CSS_SELECTOR, f'input.toggle[data-run="{run_b}"]').click()
+        click(f'input.toggle[data-run="{run_b}"]')
         wait_for('run B back', lambda: drawn('train_loss_log', run_b), timeout=10)
         ok('toggling run B hides it from every chart, and back')
 
@@ -223,7 +239,7 @@ def main():
            f'0.6 -> {smoothed["sum"]:.3f}, 0.95 -> {heavy["sum"]:.3f})')
 
         expected = ['optimizer.lr', 'optimizer.type', 'trainer.epochs']
-        headers = [th.text for th in driver.find_elements(By.CSS_SELECTOR, '#runs th.hparam')]
+        headers = texts('#runs th.hparam')
         if headers != expected:
             fail(f'hparams columns {headers}, expected {expected}')
         ok(f'hparams table shows exactly the keys that differ: {headers}')
@@ -264,8 +280,8 @@ def main():
         with open(f'{runs}/{run_a}/metrics.jsonl', 'a') as f:
             f.write('this is not json\n{"step": 99, "epo')
         row = f'#runs tbody tr[data-run="{run_a}"]'
-        note = wait_for('the skipped-line note', lambda: ' '.join(
-            e.text for e in driver.find_elements(By.CSS_SELECTOR, row + ' .warn')), timeout=10)
+        note = wait_for('the skipped-line note', lambda: ' '.join(texts(row + ' .warn')),
+                        timeout=10)
         if 'malformed line of metrics.jsonl skipped' not in note or 'incomplete' not in note:
             fail(f'note: {note!r}')
         ok(f'malformed and half-written lines skipped and shown: {note!r}')
@@ -276,16 +292,15 @@ def main():
         if code != 130:
             fail(f'lathe train after SIGINT exited {code}, not 130')
         status = f'#runs tbody tr[data-run="{run_b}"] .state'
-        shown = wait_for('run B shown stopped', lambda: ' '.join(
-            e.text for e in driver.find_elements(By.CSS_SELECTOR, status)).startswith('stopped') and
-            driver.find_element(By.CSS_SELECTOR, status).text, timeout=10)
+        shown = wait_for('run B shown stopped', lambda: next(
+            (t for t in texts(status) if t.startswith('stopped')), None), timeout=10)
         ok('SIGINT: the running run is shown ' + repr(shown.replace('\n', ': ')))
 
         # Hover over the middle of a chart: the values under the cursor, of the runs that reach it
         # (run A stopped far to the left).
         plot = driver.find_element(By.CSS_SELECTOR, '[data-panel="val_accuracy"] .u-over')
         webdriver.ActionChains(driver).move_to_element(plot).perform()
-        values = driver.find_element(By.CSS_SELECTOR, '[data-panel="val_accuracy"] .values').text
+        values = ' '.join(texts('[data-panel="val_accuracy"] .values'))
         if run_b not in values or run_a in values or '%' not in values:
             fail(f'values under the cursor: {values!r}')
         ok(f'values under the cursor: {values!r}')
