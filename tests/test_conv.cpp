@@ -112,6 +112,40 @@ TEST(Conv2d, ErrorsNameTheProblem) {
             "conv2d: bias [3] does not match 2 output channels");
 }
 
+// Float32's 2x2 pool has a vector form (where the CPU has one); float64 runs the scalar chain.
+// Both must pick the same element of every window: the first maximum, or the first NaN. Values
+// are small integers, so ties are common, and widths cover partial vectors, whole ones, both, and
+// an odd width (its last column is outside every window).
+TEST(MaxPool2d, Float32TwoByTwoPicksWhatTheScalarFormPicks) {
+  Generator g(5);
+  for (const std::int64_t width : {2, 14, 28, 32, 33, 50, 80}) {
+    const Shape shape{2, 3, 6, width};
+    std::vector<double> values = Tensor::randn(shape, g, DType::Float64).to_vector();
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      values[i] = std::round(values[i] * 1.5);
+      if (i % 37 == 5 || i % 53 == 0) values[i] = std::nan("");
+    }
+    const Tensor exact = Tensor::from_vector(values, shape, DType::Float64).requires_grad_();
+    const Tensor single = exact.detach().to(DType::Float32).requires_grad_();
+    const Pool2dOptions options{{2, 2}, {2, 2}, {0, 0}};
+    const Tensor exact_out = max_pool2d(exact, options), single_out = max_pool2d(single, options);
+    const std::vector<double> a = exact_out.to_vector(), b = single_out.to_vector();
+    ASSERT_EQ(a.size(), b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      if (std::isnan(a[i]))
+        EXPECT_TRUE(std::isnan(b[i])) << "width " << width << " output " << i;
+      else
+        EXPECT_EQ(a[i], b[i]) << "width " << width << " output " << i;
+    }
+    // Distinct upstream values show, in the input gradient, which element each window chose.
+    std::vector<double> upstream(a.size());
+    for (std::size_t i = 0; i < upstream.size(); ++i) upstream[i] = static_cast<double>(i + 1);
+    exact_out.backward(Tensor::from_vector(upstream, exact_out.shape(), DType::Float64));
+    single_out.backward(Tensor::from_vector(upstream, single_out.shape(), DType::Float32));
+    EXPECT_EQ(exact.grad().to_vector(), single.grad().to_vector()) << "width " << width;
+  }
+}
+
 TEST(Pool2d, ErrorsNameTheProblem) {
   const Tensor x = Tensor::zeros({1, 1, 3, 3});
   EXPECT_EQ(error_of([&] {

@@ -11,6 +11,20 @@
 
 namespace lathe::detail {
 
+// The sum of one row, as eight partial sums in T that the compiler vectorises (one running sum
+// waits on each addition: 4x slower on the CNN's planes). Out of line: see normalization.cpp.
+template <class T>
+[[gnu::noinline]] double row_sum(const T* x, std::int64_t n) {
+  T acc[8] = {};
+  std::int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int k = 0; k < 8; ++k) acc[k] += x[j + k];
+  double sum = 0;
+  for (int k = 0; k < 8; ++k) sum += acc[k];
+  for (; j < n; ++j) sum += x[j];
+  return sum;
+}
+
 // out[i] = f(a[i]) for a floating tensor; returns a new tensor of a's shape and dtype.
 template <class F>
 Tensor map_unary(const char* op, const Tensor& a, F f) {
