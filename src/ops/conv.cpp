@@ -148,7 +148,12 @@ void col2im(const ConvGeometry& g, std::int64_t group, const T* dcols, T* dimage
       if (iy < 0 || iy >= g.h) continue;
       T* dst = plane + iy * g.w;
       const T* src = row + y * g.ow;
-      for (std::int64_t x0 = lo; x0 < hi; ++x0) dst[x0 * o.stride[1] + offset] += src[x0];
+      if (o.stride[1] == 1) {  // contiguous, so the compiler vectorises it
+        T* shifted = dst + offset;
+        for (std::int64_t x0 = lo; x0 < hi; ++x0) shifted[x0] += src[x0];
+      } else {
+        for (std::int64_t x0 = lo; x0 < hi; ++x0) dst[x0 * o.stride[1] + offset] += src[x0];
+      }
     }
   }
 }
