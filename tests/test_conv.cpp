@@ -82,6 +82,48 @@ TEST(Conv2d, Float32MatchesFloat64) {
   for (std::size_t i = 0; i < exact.size(); ++i) EXPECT_NEAR(single[i], exact[i], 1e-4);
 }
 
+// A convolution whose output is as wide as its input (stride 1, "same" padding) runs conv.cpp's
+// same-width path; the same product on an input padded by hand with zeros (padding 0, so the
+// output is narrower than the input) runs the general one. Values and gradients must agree.
+TEST(Conv2d, SameWidthPathMatchesExplicitPadding) {
+  struct Case {
+    Shape input, weight;
+    std::array<std::int64_t, 2> padding, dilation;
+    std::int64_t groups;
+  };
+  for (const Case& c : {Case{{3, 4, 7, 9}, {6, 4, 3, 3}, {1, 1}, {1, 1}, 1},
+                        Case{{2, 2, 3, 2}, {3, 2, 5, 5}, {2, 2}, {1, 1}, 1},
+                        Case{{2, 4, 6, 8}, {4, 2, 3, 3}, {2, 2}, {2, 2}, 2}}) {
+    Generator g(3);
+    const Tensor x = Tensor::randn(c.input, g, DType::Float64).requires_grad_();
+    const Tensor w = Tensor::randn(c.weight, g, DType::Float64).requires_grad_();
+    const auto [n, ch, h, width] = std::array{c.input[0], c.input[1], c.input[2], c.input[3]};
+    const std::int64_t ph = c.padding[0], pw = c.padding[1];
+    const Shape padded_shape{n, ch, h + 2 * ph, width + 2 * pw};
+    std::vector<double> padded(static_cast<std::size_t>(n * ch * (h + 2 * ph) * (width + 2 * pw)));
+    const std::vector<double> xs = x.to_vector();
+    for (std::int64_t plane = 0; plane < n * ch; ++plane)
+      for (std::int64_t y = 0; y < h; ++y)
+        for (std::int64_t col = 0; col < width; ++col)
+          padded[static_cast<std::size_t>((plane * (h + 2 * ph) + y + ph) * (width + 2 * pw) +
+                                          col + pw)] =
+              xs[static_cast<std::size_t>((plane * h + y) * width + col)];
+    const Tensor xp = Tensor::from_vector(padded, padded_shape, DType::Float64);
+    const Tensor wp = w.detach().clone().requires_grad_();
+    const Tensor same = conv2d(x, w, Tensor(), {{1, 1}, c.padding, c.dilation, c.groups});
+    const Tensor general = conv2d(xp, wp, Tensor(), {{1, 1}, {0, 0}, c.dilation, c.groups});
+    ASSERT_EQ(same.shape(), general.shape());
+    ASSERT_EQ(same.size(3), width);
+    const std::vector<double> a = same.to_vector(), b = general.to_vector();
+    for (std::size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-12) << i;
+    const Tensor upstream = Tensor::randn(same.shape(), g, DType::Float64);
+    same.backward(upstream);
+    general.backward(upstream);
+    const std::vector<double> dw = w.grad().to_vector(), dwp = wp.grad().to_vector();
+    for (std::size_t i = 0; i < dw.size(); ++i) EXPECT_NEAR(dw[i], dwp[i], 1e-11) << i;
+  }
+}
+
 TEST(Conv2d, ErrorsNameTheProblem) {
   const Tensor x = Tensor::zeros({1, 4, 5, 5});
   EXPECT_EQ(error_of([&] {

@@ -101,10 +101,86 @@ std::pair<std::int64_t, std::int64_t> valid_columns(const ConvGeometry& g, std::
   return {std::min(lo, g.ow), std::max(std::min(lo, g.ow), hi)};
 }
 
+// The output rows [lo, hi) whose kernel tap i reads inside the input (the rest read the padding).
+std::pair<std::int64_t, std::int64_t> valid_rows(const ConvGeometry& g, std::int64_t i) {
+  const auto& o = g.options;
+  const std::int64_t offset = i * o.dilation[0] - o.padding[0];  // iy = y * stride + offset
+  const std::int64_t lo = offset >= 0 ? 0 : (-offset + o.stride[0] - 1) / o.stride[0];
+  const std::int64_t hi =
+      g.h - offset <= 0 ? 0 : std::min(g.oh, (g.h - offset + o.stride[0] - 1) / o.stride[0]);
+  return {std::min(lo, g.oh), std::max(std::min(lo, g.oh), hi)};
+}
+
+// Stride 1 with the output as wide as the input ("same" padding, the CNNs' 3x3 with padding 1):
+// one tap's valid output rows read one contiguous run of the input plane, shifted, in which
+// only the first and last columns of each row wrapped into the neighbouring input row. So each
+// row of the columns is one copy (or, in col2im, one vectorised addition) and a few fixes, not a
+// library call per 14-pixel row.
+bool same_width_unit_stride(const ConvGeometry& g) {
+  return g.options.stride == std::array<std::int64_t, 2>{1, 1} && g.ow == g.w;
+}
+
+// Calls f(r, in, out_begin, rows, lo, hi) for each row r of the columns in a same-width,
+// unit-stride convolution: `rows` output rows starting at out_begin read the input from `in` on
+// (`in` is where output column 0 of the first row reads, possibly outside the plane, so only
+// in[lo..] to the run's end minus (ow - hi) may be touched), columns [lo, hi) valid.
+template <class T, class F>
+void for_each_same_width_run(const ConvGeometry& g, std::int64_t group, T* image, F f) {
+  const auto& o = g.options;
+  for (std::int64_t r = 0; r < g.patch(); ++r) {
+    const std::int64_t c = group * g.cg + r / (g.kh * g.kw);
+    const std::int64_t i = r / g.kw % g.kh, j = r % g.kw;
+    const auto [y_lo, y_hi] = valid_rows(g, i);
+    const auto [x_lo, x_hi] = valid_columns(g, j);
+    const std::int64_t iy = y_lo - o.padding[0] + i * o.dilation[0];
+    T* in = image + c * g.h * g.w + iy * g.w + j * o.dilation[1] - o.padding[1];
+    f(r, in, y_lo, y_hi - y_lo, x_lo, x_hi);
+  }
+}
+
+template <class T>
+void im2col_same_width(const ConvGeometry& g, std::int64_t group, const T* image, T* cols) {
+  const std::int64_t w = g.ow;
+  for_each_same_width_run(g, group, image, [&](std::int64_t r, const T* in, std::int64_t y0,
+                                               std::int64_t rows, std::int64_t lo,
+                                               std::int64_t hi) {
+    T* row = cols + r * g.pixels();
+    std::fill(row, row + y0 * w, T(0));
+    T* run = row + y0 * w;
+    const std::int64_t length = rows * w;
+    if (rows > 0 && hi > lo) std::copy(in + lo, in + length - (w - hi), run + lo);
+    for (std::int64_t y = 0; y < rows; ++y) {
+      std::fill(run + y * w, run + y * w + lo, T(0));
+      std::fill(run + y * w + hi, run + (y + 1) * w, T(0));
+    }
+    std::fill(run + length, row + g.pixels(), T(0));
+  });
+}
+
+// The adjoint: the wrapped columns of the run are cleared in dcols (a scratch buffer) first, so
+// that the one addition over the run adds nothing where the tap read padding.
+template <class T>
+void col2im_same_width(const ConvGeometry& g, std::int64_t group, T* dcols, T* dimage) {
+  const std::int64_t w = g.ow;
+  for_each_same_width_run(g, group, dimage, [&](std::int64_t r, T* in, std::int64_t y0,
+                                                std::int64_t rows, std::int64_t lo,
+                                                std::int64_t hi) {
+    if (rows == 0 || hi <= lo) return;
+    T* run = dcols + r * g.pixels() + y0 * w;
+    for (std::int64_t y = 0; y < rows; ++y) {
+      std::fill(run + y * w, run + y * w + lo, T(0));
+      std::fill(run + y * w + hi, run + (y + 1) * w, T(0));
+    }
+    const std::int64_t end = rows * w - (w - hi);
+    for (std::int64_t k = lo; k < end; ++k) in[k] += run[k];
+  });
+}
+
 // cols[r, p] for one image and r = (c, i, j) within group `group`: the input pixel that kernel
 // tap (i, j) of output pixel p reads, or 0 in the padding.
 template <class T>
 void im2col(const ConvGeometry& g, std::int64_t group, const T* image, T* cols) {
+  if (same_width_unit_stride(g)) return im2col_same_width(g, group, image, cols);
   const auto& o = g.options;
   for (std::int64_t r = 0; r < g.patch(); ++r) {
     const std::int64_t c = group * g.cg + r / (g.kh * g.kw);
@@ -132,9 +208,11 @@ void im2col(const ConvGeometry& g, std::int64_t group, const T* image, T* cols) 
   }
 }
 
-// The adjoint of im2col for one image: dimage[c, iy, ix] += dcols[r, p].
+// The adjoint of im2col for one image: dimage[c, iy, ix] += dcols[r, p]. dcols is scratch, and
+// may be changed.
 template <class T>
-void col2im(const ConvGeometry& g, std::int64_t group, const T* dcols, T* dimage) {
+void col2im(const ConvGeometry& g, std::int64_t group, T* dcols, T* dimage) {
+  if (same_width_unit_stride(g)) return col2im_same_width(g, group, dcols, dimage);
   const auto& o = g.options;
   for (std::int64_t r = 0; r < g.patch(); ++r) {
     const std::int64_t c = group * g.cg + r / (g.kh * g.kw);
