@@ -11,16 +11,21 @@
 
 namespace lathe::detail {
 
-// The sum of one row, as eight partial sums in T that the compiler vectorises (one running sum
-// waits on each addition: 4x slower on the CNN's planes). Out of line: see normalization.cpp.
+// Partial sums a row reduction keeps: 32 floats are two AVX-512 vectors (four AVX2 ones), so
+// additions in flight do not wait on one another. With 8 (one running vector) the CNN's batch
+// norm forward and backward on [64, 32, 28, 28] took 2.1-2.5 ms instead of 1.7-1.8.
+inline constexpr int kPartialSums = 32;
+
+// The sum of one row, in kPartialSums partial sums that the compiler vectorises. Out of line: see
+// normalization.cpp.
 template <class T>
 [[gnu::noinline]] double row_sum(const T* x, std::int64_t n) {
-  T acc[8] = {};
+  T acc[kPartialSums] = {};
   std::int64_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int k = 0; k < 8; ++k) acc[k] += x[j + k];
+  for (; j + kPartialSums <= n; j += kPartialSums)
+    for (int k = 0; k < kPartialSums; ++k) acc[k] += x[j + k];
   double sum = 0;
-  for (int k = 0; k < 8; ++k) sum += acc[k];
+  for (int k = 0; k < kPartialSums; ++k) sum += acc[k];
   for (; j < n; ++j) sum += x[j];
   return sum;
 }
