@@ -258,6 +258,18 @@ std::vector<GradcheckCase> table() {
          const Tensor running_var = Tensor::from_vector({2.0, 0.5, 1.5}, {3}, DType::Float64);
          return batch_norm(x[0], running_mean, running_var, x[1], x[2], false);
        }},
+      {"batch_norm_relu training [N,C,H,W], rows of 40 (vectors and a tail)",
+       Op::BatchNormRelu,
+       {{{3, 2, 5, 8}}, {{2}}, {{2}}},
+       [](const Ts& x) { return batch_norm_relu(x[0], Tensor(), Tensor(), x[1], x[2], true); }},
+      {"batch_norm_relu eval with running statistics",
+       Op::BatchNormRelu,
+       {{{4, 3, 2, 2}}, {{3}}, {{3}}},
+       [](const Ts& x) {
+         const Tensor running_mean = Tensor::from_vector({0.5, -1.0, 0.25}, {3}, DType::Float64);
+         const Tensor running_var = Tensor::from_vector({2.0, 0.5, 1.5}, {3}, DType::Float64);
+         return batch_norm_relu(x[0], running_mean, running_var, x[1], x[2], false);
+       }},
       {"layer_norm [4,6] with weight and bias",
        Op::LayerNorm,
        {{{4, 6}}, {{6}}, {{6}}},

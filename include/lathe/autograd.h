@@ -34,6 +34,7 @@ namespace lathe {
   X(MaxPool2d, "max_pool2d") \
   X(AvgPool2d, "avg_pool2d") \
   X(BatchNorm, "batch_norm") \
+  X(BatchNormRelu, "batch_norm_relu") \
   X(LayerNorm, "layer_norm") \
   X(CausalAttention, "causal_attention") \
   X(Sum, "sum") \

@@ -216,10 +216,14 @@ class BatchNorm : public Module {
  public:
   BatchNorm(int spatial_dims, std::int64_t features, double eps, double momentum);
   Tensor forward(const Tensor& input) override;
+  // relu(forward(input)) in one op (batch_norm_relu); Sequential calls it for a batch norm
+  // followed by a relu layer.
+  Tensor forward_then_relu(const Tensor& input);
   std::string type() const override { return spatial_dims_ == 2 ? "batch_norm2d" : "batch_norm1d"; }
   nlohmann::json spec() const override;
 
  private:
+  void check_input(const Tensor& input) const;
   int spatial_dims_;
   std::int64_t features_;
   double eps_, momentum_;
@@ -254,7 +258,8 @@ class Activation : public Module {
   nlohmann::json spec_;
 };
 
-// Runs its children in order; they are named "0", "1", ...
+// Runs its children in order; they are named "0", "1", ... A batch norm followed by a relu runs
+// as one op (BatchNorm::forward_then_relu): the same values and gradients, one pass fewer.
 class Sequential : public Module {
  public:
   Sequential() = default;

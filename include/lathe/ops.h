@@ -68,6 +68,12 @@ Tensor avg_pool2d(const Tensor& input, const Pool2dOptions& options);  // paddin
 Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, double momentum = 0.1,
                   double eps = 1e-5);
+// relu(batch_norm(...)) with the ReLU applied in batch norm's passes, forward and backward:
+// the same values and gradients without a pass of its own over the tensor (Sequential fuses a
+// batch norm layer followed by a relu layer into it).
+Tensor batch_norm_relu(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
+                       const Tensor& weight, const Tensor& bias, bool training,
+                       double momentum = 0.1, double eps = 1e-5);
 
 // Layer normalization over the last axis (src/ops/layer_norm.cpp), as F.layer_norm with
 // normalized_shape [C]: biased variance; weight and bias [C] may be undefined.

@@ -98,7 +98,7 @@ BatchNorm::BatchNorm(int spatial_dims, std::int64_t features, double eps, double
   running_var_ = register_buffer("running_var", Tensor::ones({features}));
 }
 
-Tensor BatchNorm::forward(const Tensor& input) {
+void BatchNorm::check_input(const Tensor& input) const {
   const bool shape_ok =
       spatial_dims_ == 2 ? input.dim() == 4 : input.dim() == 2 || input.dim() == 3;
   if (!shape_ok || input.size(1) != features_)
@@ -106,8 +106,18 @@ Tensor BatchNorm::forward(const Tensor& input) {
         "{}({}): input of shape {} is not {}", type(), features_, shape_str(input.shape()),
         spatial_dims_ == 2 ? fmt::format("[N, {}, H, W]", features_)
                            : fmt::format("[N, {}] or [N, {}, L]", features_, features_)));
+}
+
+Tensor BatchNorm::forward(const Tensor& input) {
+  check_input(input);
   return batch_norm(input, running_mean_, running_var_, weight_, bias_, is_training(), momentum_,
                     eps_);
+}
+
+Tensor BatchNorm::forward_then_relu(const Tensor& input) {
+  check_input(input);
+  return batch_norm_relu(input, running_mean_, running_var_, weight_, bias_, is_training(),
+                         momentum_, eps_);
 }
 
 nlohmann::json BatchNorm::spec() const {

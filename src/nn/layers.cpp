@@ -117,8 +117,21 @@ void Sequential::append(std::shared_ptr<Module> layer) {
 }
 
 Tensor Sequential::forward(const Tensor& input) {
+  const auto& layers = children();
+  const auto is_relu = [&](std::size_t i) {
+    return i < layers.size() && dynamic_cast<const Activation*>(layers[i].second.get()) &&
+           layers[i].second->type() == "relu";
+  };
   Tensor x = input;
-  for (const auto& [name, layer] : children()) x = layer->forward(x);
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    auto* norm = dynamic_cast<BatchNorm*>(layers[i].second.get());
+    if (norm && is_relu(i + 1)) {
+      x = norm->forward_then_relu(x);
+      ++i;
+    } else {
+      x = layers[i].second->forward(x);
+    }
+  }
   return x;
 }
 

@@ -48,34 +48,59 @@ template <class T>
   return sum;
 }
 
-// sum_j g[j] and sum_j g[j] * (x[j] - center) in one pass over g (batch norm's backward).
-template <class T>
-[[gnu::noinline]] std::pair<double, double> row_sum_and_dot_centered(const T* g, const T* x,
-                                                                     double center,
+// The gradient that reaches batch norm's output: g itself, or, where a ReLU followed it
+// (batch_norm_relu), g where the output y is positive and 0 elsewhere.
+template <bool kRelu, class T>
+T reaching(const T* g, const T* y, std::int64_t j) {
+  if constexpr (kRelu)
+    return y[j] > 0 ? g[j] : T(0);
+  else
+    return g[j];
+}
+
+// sum_j g[j] and sum_j g[j] * (x[j] - center) in one pass over g (batch norm's backward), g as
+// `reaching` gives it.
+template <bool kRelu, class T>
+[[gnu::noinline]] std::pair<double, double> row_sum_and_dot_centered(const T* g, const T* y,
+                                                                     const T* x, double center,
                                                                      std::int64_t n) {
   const T c = static_cast<T>(center);
   T sums[detail::kPartialSums] = {}, dots[detail::kPartialSums] = {};
   std::int64_t j = 0;
   for (; j + detail::kPartialSums <= n; j += detail::kPartialSums)
     for (int k = 0; k < detail::kPartialSums; ++k) {
-      sums[k] += g[j + k];
-      dots[k] += g[j + k] * (x[j + k] - c);
+      const T gk = reaching<kRelu>(g, y, j + k);
+      sums[k] += gk;
+      dots[k] += gk * (x[j + k] - c);
     }
   double sum = 0, dot = 0;
   for (int k = 0; k < detail::kPartialSums; ++k) sum += sums[k], dot += dots[k];
-  for (; j < n; ++j) sum += g[j], dot += g[j] * (x[j] - c);
+  for (; j < n; ++j) {
+    const T gj = reaching<kRelu>(g, y, j);
+    sum += gj, dot += gj * (x[j] - c);
+  }
   return {sum, dot};
 }
 
-// out = k_a a + k_b b + k_1 (b may be null when k_b is 0).
+// dx = k_g g + k_x x + k_1, g as `reaching` gives it.
+template <bool kRelu, class T>
+void input_gradient_row(const T* g, const T* y, const T* x, T* dx, std::int64_t n, double k_g,
+                        double k_x, double k_1) {
+  const T kg = static_cast<T>(k_g), kx = static_cast<T>(k_x), k1 = static_cast<T>(k_1);
+  for (std::int64_t j = 0; j < n; ++j) dx[j] = reaching<kRelu>(g, y, j) * kg + x[j] * kx + k1;
+}
+
+// out = scale x + shift, then max(out, 0) where a ReLU follows (NaN becomes 0, as relu does).
 template <class T>
-void affine_row(const T* a, const T* b, T* out, std::int64_t n, double k_a, double k_b,
-                double k_1) {
-  const T ka = static_cast<T>(k_a), kb = static_cast<T>(k_b), k1 = static_cast<T>(k_1);
-  if (b == nullptr || k_b == 0) {
-    for (std::int64_t j = 0; j < n; ++j) out[j] = a[j] * ka + k1;
+void normalize_row(const T* x, T* out, std::int64_t n, double scale, double shift, bool relu) {
+  const T k = static_cast<T>(scale), b = static_cast<T>(shift);
+  if (relu) {
+    for (std::int64_t j = 0; j < n; ++j) {
+      const T v = x[j] * k + b;
+      out[j] = v > 0 ? v : T(0);
+    }
   } else {
-    for (std::int64_t j = 0; j < n; ++j) out[j] = a[j] * ka + b[j] * kb + k1;
+    for (std::int64_t j = 0; j < n; ++j) out[j] = x[j] * k + b;
   }
 }
 
@@ -87,6 +112,7 @@ struct BatchNormArgs {
   const T *weight, *bias;
   bool training;
   double momentum, eps;
+  bool relu;  // batch_norm_relu: a ReLU follows, applied in the same pass
 };
 
 // Channel by channel, channels split over the pool: normalizes with the batch's statistics
@@ -124,8 +150,8 @@ void batch_norm_forward_channels(const T* x, const Layout& l, const BatchNormArg
       const double beta = a.bias ? a.bias[ch] : 0.0;
       const double scale = gamma * inverse_std;
       for (std::int64_t i = 0; i < l.n; ++i)
-        affine_row<T>(x + l.at(i, ch, 0), nullptr, y + l.at(i, ch, 0), l.s, scale, 0.0,
-                      beta - mean * scale);
+        normalize_row(x + l.at(i, ch, 0), y + l.at(i, ch, 0), l.s, scale, beta - mean * scale,
+                      a.relu);
     }
   });
 }
@@ -133,16 +159,18 @@ void batch_norm_forward_channels(const T* x, const Layout& l, const BatchNormArg
 // The gradients channel by channel, channels split over the pool (dx, dw, db may each be null).
 // dx = k_g g + k_x x + k_1, expanded from gamma istd (g - sum_g / m - xhat sum_g_xhat / m) with
 // xhat = (x - mean) istd; in evaluation the statistics are constants and dx = gamma istd g.
-template <class T>
-void batch_norm_backward_channels(const T* x, const T* g, const T* w, const Layout& l,
+// With kRelu, g is first masked by the forward's output y (batch_norm_relu).
+template <bool kRelu, class T>
+void batch_norm_backward_channels(const T* x, const T* y, const T* g, const T* w, const Layout& l,
                                   const Statistics& stats, bool training, T* dx, T* dw, T* db) {
   parallel_for(l.c, 1, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t ch = begin; ch < end; ++ch) {
       const double mean = stats.mean[ch], inverse_std = stats.inverse_std[ch];
       double sum_g = 0, sum_g_centered = 0;
       for (std::int64_t i = 0; i < l.n; ++i) {
+        const std::int64_t row = l.at(i, ch, 0);
         const auto [sum, dot] =
-            row_sum_and_dot_centered(g + l.at(i, ch, 0), x + l.at(i, ch, 0), mean, l.s);
+            row_sum_and_dot_centered<kRelu>(g + row, kRelu ? y + row : y, x + row, mean, l.s);
         sum_g += sum;
         sum_g_centered += dot;
       }
@@ -155,8 +183,11 @@ void batch_norm_backward_channels(const T* x, const T* g, const T* w, const Layo
       const double k_g = gamma * inverse_std;
       const double k_x = training ? -k_g * inverse_std * sum_g_xhat / m : 0.0;
       const double k_1 = training ? -k_g * sum_g / m - k_x * mean : 0.0;
-      for (std::int64_t i = 0; i < l.n; ++i)
-        affine_row(g + l.at(i, ch, 0), x + l.at(i, ch, 0), dx + l.at(i, ch, 0), l.s, k_g, k_x, k_1);
+      for (std::int64_t i = 0; i < l.n; ++i) {
+        const std::int64_t row = l.at(i, ch, 0);
+        input_gradient_row<kRelu>(g + row, kRelu ? y + row : y, x + row, dx + row, l.s, k_g, k_x,
+                                  k_1);
+      }
     }
   });
 }
@@ -195,9 +226,11 @@ Layout checked_layout(const Tensor& input, const Tensor& running_mean, const Ten
 
 }  // namespace
 
-Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
-                  const Tensor& weight, const Tensor& bias, bool training, double momentum,
-                  double eps) {
+namespace {
+
+Tensor batch_norm_maybe_relu(const Tensor& input, const Tensor& running_mean,
+                             const Tensor& running_var, const Tensor& weight, const Tensor& bias,
+                             bool training, double momentum, double eps, bool relu) {
   const Layout l =
       checked_layout(input, running_mean, running_var, weight, bias, training, momentum, eps);
   auto stats = std::make_shared<Statistics>();
@@ -212,25 +245,45 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
                                 .bias = detail::data_or_null<T>(bias),
                                 .training = training,
                                 .momentum = momentum,
-                                .eps = eps};
+                                .eps = eps,
+                                .relu = relu};
     batch_norm_forward_channels(input.data<T>(), l, args, out.data<T>(), *stats);
   });
   if (!should_record({&input, &weight, &bias})) return out;
   return record(
-      Op::BatchNorm, out, {input, weight, bias},
-      [l, stats, training, x = input.detach(), w = weight.defined() ? weight.detach() : Tensor()](
-          const Tensor& g, const std::vector<bool>& needs) {
+      relu ? Op::BatchNormRelu : Op::BatchNorm, out, {input, weight, bias},
+      [l, stats, training, relu, x = input.detach(), y = relu ? out.detach() : Tensor(),
+       w = weight.defined() ? weight.detach() : Tensor()](const Tensor& g,
+                                                          const std::vector<bool>& needs) {
         Tensor dx = needs[0] ? Tensor::empty(x.shape(), x.dtype()) : Tensor();
         Tensor dw = needs[1] ? Tensor::empty({l.c}, x.dtype()) : Tensor();
         Tensor db = needs[2] ? Tensor::empty({l.c}, x.dtype()) : Tensor();
         detail::dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
           using T = decltype(tag);
-          batch_norm_backward_channels(x.data<T>(), g.data<T>(), detail::data_or_null<T>(w), l,
-                                       *stats, training, detail::data_or_null<T>(dx),
-                                       detail::data_or_null<T>(dw), detail::data_or_null<T>(db));
+          const auto backward = relu ? batch_norm_backward_channels<true, T>
+                                     : batch_norm_backward_channels<false, T>;
+          backward(x.data<T>(), detail::data_or_null<T>(y), g.data<T>(),
+                   detail::data_or_null<T>(w), l, *stats, training, detail::data_or_null<T>(dx),
+                   detail::data_or_null<T>(dw), detail::data_or_null<T>(db));
         });
         return std::vector<Tensor>{dx, dw, db};
       });
+}
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
+                  const Tensor& weight, const Tensor& bias, bool training, double momentum,
+                  double eps) {
+  return batch_norm_maybe_relu(input, running_mean, running_var, weight, bias, training, momentum,
+                               eps, false);
+}
+
+Tensor batch_norm_relu(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
+                       const Tensor& weight, const Tensor& bias, bool training, double momentum,
+                       double eps) {
+  return batch_norm_maybe_relu(input, running_mean, running_var, weight, bias, training, momentum,
+                               eps, true);
 }
 
 }  // namespace lathe
