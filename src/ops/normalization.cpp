@@ -52,10 +52,11 @@ template <class T>
 // (batch_norm_relu), g where the output y is positive and 0 elsewhere.
 template <bool kRelu, class T>
 T reaching(const T* g, const T* y, std::int64_t j) {
+  const T value = g[j];  // read either way, so the select vectorises as a blend
   if constexpr (kRelu)
-    return y[j] > 0 ? g[j] : T(0);
+    return y[j] > 0 ? value : T(0);
   else
-    return g[j];
+    return value;
 }
 
 // sum_j g[j] and sum_j g[j] * (x[j] - center) in one pass over g (batch norm's backward), g as
