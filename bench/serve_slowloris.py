@@ -1,28 +1,33 @@
 #!/usr/bin/python3
-"""Normal requests to `lathe serve` while many clients hold connections open and send nothing
-useful (a "slowloris"): half send part of a request head and stop, half send a whole head that
-announces a body and then trickle one byte of it every second. Then REQUESTS normal infer
-requests, one connection each, are timed. Prints their latencies and exits 1 if any failed or
-if the slowest took more than --budget-ms.
+"""Normal requests to `lathe serve` (or `lathe board`) while many clients hold connections open
+and send nothing useful (a "slowloris"): half send part of a request head and stop, half send a
+whole head that announces a body and then trickle one byte of it every second. Then REQUESTS
+normal requests, one connection each, are timed. Prints their latencies and exits 1 if any
+failed or if the slowest took more than --budget-ms.
 
   serve_slowloris.py URL MODEL BODY_FILE [--stalled N] [--requests M] [--budget-ms B]
+  serve_slowloris.py URL --get PATH [--stalled N] [--requests M] [--budget-ms B]
 
 URL is the server's base (http://127.0.0.1:PORT), MODEL the served model's name, BODY_FILE a
-valid infer request body. Used by tests/cli_serve_slowloris.sh (300 stalled clients) and by
+valid infer request body; with --get the normal requests are GETs of PATH instead. Used by
+tests/cli_serve_slowloris.sh (300 stalled clients), tests/cli_board_slowloris.sh and
 bench/serve_load.sh (1,000, the target of issue 28 item 5: 50 ms)."""
 import argparse, http.client, json, select, socket, statistics, sys, threading, time, urllib.parse
 
 parser = argparse.ArgumentParser()
 parser.add_argument('url')
-parser.add_argument('model')
-parser.add_argument('body_file')
+parser.add_argument('model', nargs='?')
+parser.add_argument('body_file', nargs='?')
+parser.add_argument('--get', metavar='PATH', help='time GETs of PATH instead of infer requests')
 parser.add_argument('--stalled', type=int, default=1000)
 parser.add_argument('--requests', type=int, default=200)
 parser.add_argument('--budget-ms', type=float, default=50)
 args = parser.parse_args()
 target = urllib.parse.urlparse(args.url)
-body = open(args.body_file, 'rb').read()
-path = f'/v2/models/{args.model}/infer'
+if args.get is None and (args.model is None or args.body_file is None):
+    parser.error('give MODEL and BODY_FILE, or --get PATH')
+body = None if args.get else open(args.body_file, 'rb').read()
+path = args.get or f'/v2/models/{args.model}/infer'
 
 stalled = []
 for i in range(args.stalled):
@@ -51,7 +56,10 @@ for _ in range(args.requests):
     try:
         connection = http.client.HTTPConnection(target.hostname, target.port,
                                                 timeout=max(1.0, 2 * args.budget_ms / 1000))
-        connection.request('POST', path, body, {'Content-Type': 'application/json'})
+        if body is None:
+            connection.request('GET', path)
+        else:
+            connection.request('POST', path, body, {'Content-Type': 'application/json'})
         response = connection.getresponse()
         response.read()
         connection.close()

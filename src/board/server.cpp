@@ -15,6 +15,7 @@
 #include "lathe/error.h"
 #include "src/board/assets.h"
 #include "src/board/runs.h"
+#include "src/http/connection_threads.h"
 
 namespace lathe {
 namespace {
@@ -84,7 +85,7 @@ struct BoardServer::Impl {
   BoardOptions options;
   board::RunsFolder runs;
   std::size_t runs_found = 0;
-  httplib::Server http;
+  http::HttpServer http;
   std::thread listener;
   std::atomic<bool> listener_done{false};
   std::mutex lifecycle;
@@ -152,6 +153,8 @@ BoardServer::BoardServer(const std::filesystem::path& runs_dir, BoardOptions opt
   if (options.port < 0 || options.port > 65535)
     throw Error(fmt::format("board: port {} is not in 0..65535", options.port));
   if (options.http_threads < 1) throw Error("board: --threads must be at least 1");
+  if (options.max_connections < options.http_threads)
+    throw Error("board: max_connections must be at least http_threads");
   impl_ = std::make_unique<Impl>(runs_dir, std::move(options));
   impl_->runs_found = impl_->runs.refresh();
   impl_->runs.prepare_answers();
@@ -167,8 +170,11 @@ int BoardServer::start() {
   if (impl_->stopped) throw Error("board: the server was stopped");
   if (impl_->port >= 0) return impl_->port;
   const BoardOptions& o = impl_->options;
-  const int threads = o.http_threads;
-  impl_->http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // A thread per connection (src/http/connection_threads.h): a fixed pool of 8 was held by any
+  // 8 clients that connected and sent nothing.
+  impl_->http.new_task_queue = [warm = o.http_threads, most = o.max_connections] {
+    return new http::ConnectionThreads(warm, most);
+  };
   const int port =
       o.port == 0
           ? impl_->http.bind_to_any_port(o.host)
@@ -179,6 +185,7 @@ int BoardServer::start() {
         "board: cannot listen on {}:{} (port in use, or not an address of this machine); "
         "choose another with --port",
         o.host, o.port));
+  impl_->http.widen_accept_queue();
   Impl* impl = impl_.get();
   impl_->listener = std::thread([impl] {
     impl->http.listen_after_bind();

@@ -11,7 +11,7 @@
 
 #include "lathe/error.h"
 #include "lathe/serve.h"
-#include "src/serve/connection_threads.h"
+#include "src/http/connection_threads.h"
 #include "src/serve/routes.h"
 #include "src/tensor/blas.h"
 
@@ -72,7 +72,7 @@ std::string default_model_name(const std::filesystem::path& bundle_path) {
 
 struct InferenceServer::Impl {
   serve::ServerState state;
-  serve::HttpServer http;
+  http::HttpServer http;
   std::thread listener;
   int port = -1;
   std::unique_ptr<PeriodicThread> watcher;
@@ -144,10 +144,10 @@ int InferenceServer::start() {
   std::lock_guard lock(impl_->lifecycle_mutex);
   if (impl_->stopped) throw Error("serve: the server was stopped");
   if (impl_->port >= 0) return impl_->port;
-  serve::HttpServer& http = impl_->http;
+  http::HttpServer& http = impl_->http;
   const ServeOptions& o = impl_->state.options;
   http.new_task_queue = [warm = o.http_threads, most = o.max_connections] {
-    return new serve::ConnectionThreads(warm, most);
+    return new http::ConnectionThreads(warm, most);
   };
   http.set_payload_max_length(o.max_body_bytes);
   http.set_tcp_nodelay(true);
