@@ -27,9 +27,10 @@ packages=(
   python3-sklearn python3-pandas                    # the tabular reference (examples/penguins)
 )
 command -v npm >/dev/null || packages+=(npm)
-# --torch: also PyTorch, the reference that bench/run.sh measures against, and matplotlib for
-# bench/cost_curves.sh's plots (neither is needed to build or test lathe).
-[ "${1:-}" = "--torch" ] && packages+=(python3-torch python3-matplotlib)
+# --torch: also PyTorch, the reference that bench/run.sh measures against, matplotlib for
+# bench/cost_curves.sh's plots and fortunes, bench/gpt_quality.sh's second English corpus (none
+# is needed to build or test lathe).
+[ "${1:-}" = "--torch" ] && packages+=(python3-torch python3-matplotlib fortunes)
 
 missing=()
 for package in "${packages[@]}"; do
