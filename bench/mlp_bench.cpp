@@ -14,6 +14,7 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <sstream>
 
 #include "bench/bench_util.h"
@@ -21,6 +22,7 @@
 #include "lathe/lathe.h"
 #include "src/ops/attention_blocked.h"
 #include "src/tensor/blas.h"
+#include "src/tensor/gemm_bf16.h"
 
 using namespace lathe;
 
@@ -227,11 +229,21 @@ int main(int argc, char** argv) {
   std::string attention_form = "default";
   app.add_option("--form", attention_form, "attention: default, kept or blocked")
       ->check(CLI::IsMember({"default", "kept", "blocked"}));
+  std::string precision = "float32";
+  app.add_option("--precision", precision,
+                 "seed_epoch, wide_steps, cnn_epoch, gpt_iter: float32, or bf16 products "
+                 "(AVX512_BF16; [trainer] precision = \"bf16\")")
+      ->check(CLI::IsMember({"float32", "bf16"}));
   CLI11_PARSE(app, argc, argv);
   try {
     manual_seed(0);
     Generator g(0);
     nlohmann::json out = {{"side", "lathe"}, {"workload", workload}};
+    std::optional<detail::BFloat16Products> bf16_products;
+    if (precision == "bf16") {
+      bf16_products.emplace();
+      out["precision"] = "bf16";
+    }
     if (workload == "sgemm_peak") {
       const std::int64_t n = 1024;
       const Tensor a = Tensor::randn({n, n}, g), b = Tensor::randn({n, n}, g);

@@ -98,7 +98,7 @@ TEST(Config, ErrorsNameFileLineKeyAndAllowedValues) {
   EXPECT_EQ(error_of([&] { load_run_config(variant(dir, 26, "epoch = 3")); }),
             p + ":26: unknown key 'epoch' in [trainer]; allowed: epochs, batch_size, "
                 "eval_batch_size, log_every, output_dir, seed, early_stopping_patience, "
-                "clip_grad_norm, shuffle, drop_last, progress, iterations, eval_every, "
+                "clip_grad_norm, shuffle, drop_last, progress, precision, iterations, eval_every, "
                 "eval_iters, gradient_accumulation, shards, sample_every");
   EXPECT_EQ(error_of([&] { load_run_config(variant(dir, 26, "epochs = \"three\"")); }),
             p + ":26: trainer.epochs must be an integer");
@@ -132,7 +132,7 @@ TEST(Config, OverrideErrorsSayTheyCameFromSet) {
       error_of([&] { load_run_config(path, {"trainer.epoch=3"}); }),
       "--set: unknown key 'epoch' in [trainer]; allowed: epochs, batch_size, eval_batch_size, "
       "log_every, output_dir, seed, early_stopping_patience, clip_grad_norm, shuffle, "
-      "drop_last, progress, iterations, eval_every, eval_iters, gradient_accumulation, "
+      "drop_last, progress, precision, iterations, eval_every, eval_iters, gradient_accumulation, "
       "shards, sample_every");
   EXPECT_EQ(error_of([&] { load_run_config(path, {"trainer.epochs"}); }),
             "--set trainer.epochs: expected key=value, e.g. --set trainer.epochs=2");

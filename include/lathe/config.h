@@ -93,6 +93,7 @@ struct TrainerConfig {
   bool shuffle = true;
   bool drop_last = false;
   std::string progress = "auto";  // "auto", "always", "never"
+  std::string precision = "float32";  // "float32", "bf16" (TrainerOptions::bf16_products)
   // > 0: train for this many optimizer steps instead of epochs (text data: 2000 when not set).
   std::int64_t iterations = 0;
   // With iterations: steps between evaluations (text data: 250 when not set); 0: at the end of

@@ -91,6 +91,11 @@ struct TrainerOptions {
   std::filesystem::path output_dir;          // empty: no checkpoint, metrics or plot
   std::int64_t early_stopping_patience = 0;  // evaluations without a better validation loss
   double clip_grad_norm = 0;                 // 0: off
+  // Mixed precision: during fit(), every float32 product (linear layers, attention, convolutions)
+  // is computed from bf16-rounded operands on the CPU's bf16 dot-product instruction; weights,
+  // gradients and optimizer state stay float32. fit() refuses it on a CPU without AVX512_BF16
+  // (lathe train falls back to float32 with a note instead). Evaluation after fit() is float32.
+  bool bf16_products = false;
   bool resume = false;                       // continue from output_dir/checkpoint.safetensors
   enum class Progress { Auto, Always, Never } progress = Progress::Auto;  // Auto: when a TTY
   nlohmann::json run_identity;   // stored in checkpoints; resume refuses a different one

@@ -541,6 +541,7 @@ TrainerConfig read_trainer(Section& trainer, const DataConfig& d, const std::str
   t.shuffle = trainer.boolean("shuffle", true);
   t.drop_last = trainer.boolean("drop_last", false);
   t.progress = trainer.string("progress", "auto");
+  t.precision = trainer.string("precision", t.precision);
   // Text is an endless stream of windows: it trains for iterations, evaluated every 250 steps,
   // unless told otherwise.
   const bool text_data = d.format == "text";
@@ -702,6 +703,7 @@ nlohmann::json RunConfig::to_json() const {
         {"shuffle", trainer.shuffle},
         {"drop_last", trainer.drop_last},
         {"progress", trainer.progress},
+        {"precision", trainer.precision},
         {"iterations", trainer.iterations},
         {"eval_every", trainer.eval_every},
         {"eval_iters", trainer.eval_iters},

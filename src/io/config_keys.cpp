@@ -171,6 +171,9 @@ std::vector<ConfigKey> build_table() {
       key("trainer", "drop_last", B, "false", "drop a short last batch"),
       choice("trainer", "progress", {"auto", "always", "never"}, "\"auto\"",
              "the progress bar (auto: when the output is a terminal)"),
+      choice("trainer", "precision", {"float32", "bf16"}, "\"float32\"",
+             "bf16: products from bf16-rounded operands on the CPU's AVX512_BF16 instruction, "
+             "float32 weights and optimizer state (float32, with a note, on a CPU without it)"),
       at_least(key("trainer", "iterations", I, "2000 for text data, else 0",
                    "optimizer steps to train for instead of epochs (0: epochs)"),
                0),

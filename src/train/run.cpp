@@ -19,6 +19,7 @@
 #include "lathe/table.h"
 #include "src/io/file_bytes.h"
 #include "src/tensor/blas.h"
+#include "src/tensor/gemm_bf16.h"
 #include "src/train/unix_time.h"
 
 namespace lathe {
@@ -551,6 +552,13 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& conso
 
   TrainerOptions options = trainer_options(config, processes, resume);
   options.run_identity = run_identity(config, data);
+  if (t.precision == "bf16") {
+    options.bf16_products = detail::bf16_products_supported();
+    out << (options.bf16_products
+                ? "Precision: bf16 products (AVX512_BF16), float32 weights and optimizer state\n"
+                : "Note: trainer.precision = \"bf16\" needs a CPU with AVX512_BF16, which this "
+                  "one lacks; training in float32\n");
+  }
   // A stop asked of one process alone would leave the others waiting in a collective.
   if (!processes.distributed()) options.stop_requested = stop_requested;
   auto* language_model = dynamic_cast<CausalLanguageModel*>(model.get());

@@ -16,6 +16,7 @@
 #include "lathe/train.h"
 #include "src/train/progress.h"
 #include "src/train/sharded_model.h"
+#include "src/tensor/gemm_bf16.h"
 #include "src/train/unix_time.h"
 
 namespace lathe {
@@ -273,6 +274,14 @@ const std::vector<TrainingRecord>& Trainer::fit(BatchSource& train, BatchSource*
       sharded_ = std::make_unique<detail::ShardedModel>(model_, shards);
   }
   batches_per_epoch_ = train.batches_per_epoch();
+  std::optional<detail::BFloat16Products> bf16_products;
+  if (options_.bf16_products) {
+    if (!detail::bf16_products_supported())
+      throw Error(
+          "trainer: bf16 products need a CPU with AVX512_BF16 (and a build made for one); this "
+          "one has none: train in float32");
+    bf16_products.emplace();
+  }
   Position position;
   if (options_.resume) load_checkpoint(position, train);
   if (options_.processes && options_.processes->distributed()) {
