@@ -320,6 +320,11 @@ void conv_backward(const ConvGeometry& g, const T* x, const T* w, const T* grad,
 struct PoolGeometry {
   std::int64_t planes, h, w, oh, ow;
   Pool2dOptions options;
+  // Planes per pool thread at least: a batch-1 image's few planes run on the caller, where the
+  // hand-off to a worker cost more than the pooling.
+  std::int64_t plane_grain() const {
+    return std::max<std::int64_t>(1, detail::kParallelGrain / std::max<std::int64_t>(1, h * w));
+  }
 };
 
 PoolGeometry pool_geometry(const char* op, const Tensor& input, const Pool2dOptions& options) {
@@ -354,7 +359,7 @@ Shape pooled_shape(const Tensor& input, const PoolGeometry& g) {
 template <class F>
 void for_each_window(const PoolGeometry& g, F f) {
   const auto& o = g.options;
-  parallel_for(g.planes, 1, [&](std::int64_t begin, std::int64_t end) {
+  parallel_for(g.planes, g.plane_grain(), [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t plane = begin; plane < end; ++plane)
       for (std::int64_t y = 0; y < g.oh; ++y)
         for (std::int64_t x = 0; x < g.ow; ++x) {
@@ -536,7 +541,7 @@ Tensor max_pool2d(const Tensor& input, const Pool2dOptions& options) {
     const T* x = input.data<T>();
     T* y = out.data<T>();
     std::int64_t* from = Tensor(argmax).data<std::int64_t>();
-    parallel_for(g.planes, 1, [&](std::int64_t begin, std::int64_t end) {
+    parallel_for(g.planes, g.plane_grain(), [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t plane = begin; plane < end; ++plane)
         max_pool_plane(g, x + plane * g.h * g.w, y + plane * g.oh * g.ow,
                        from + plane * g.oh * g.ow);
@@ -552,7 +557,7 @@ Tensor max_pool2d(const Tensor& input, const Pool2dOptions& options) {
                     T* gx = dx.data<T>();
                     const std::int64_t per_plane = g.oh * g.ow;
                     const std::int64_t* from = argmax.data<std::int64_t>();
-                    parallel_for(g.planes, 1, [&](std::int64_t begin, std::int64_t end) {
+                    parallel_for(g.planes, g.plane_grain(), [&](std::int64_t begin, std::int64_t end) {
                       for (std::int64_t plane = begin; plane < end; ++plane)
                         for (std::int64_t o = 0; o < per_plane; ++o)
                           gx[plane * g.h * g.w + from[plane * per_plane + o]] +=

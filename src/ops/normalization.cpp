@@ -2,6 +2,7 @@
 // batch and every axis after the channels.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <utility>
@@ -22,6 +23,11 @@ struct Layout {
     return (i * c + ch) * s + j;
   }
   std::int64_t count() const { return n * s; }  // values per channel
+  // Channels per pool thread at least: a batch-1 image's channels run on the caller, where the
+  // hand-off to a worker cost more than normalizing them.
+  std::int64_t channel_grain() const {
+    return std::max<std::int64_t>(1, detail::kParallelGrain / std::max<std::int64_t>(1, count()));
+  }
 };
 
 // Per channel: the statistics used to normalize (batch or running) as mean and 1/sqrt(var+eps).
@@ -123,7 +129,7 @@ struct BatchNormArgs {
 template <class T>
 void batch_norm_forward_channels(const T* x, const Layout& l, const BatchNormArgs<T>& a, T* y,
                                  Statistics& stats) {
-  parallel_for(l.c, 1, [&](std::int64_t begin, std::int64_t end) {
+  parallel_for(l.c, l.channel_grain(), [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t ch = begin; ch < end; ++ch) {
       double mean, var;
       if (a.training) {
@@ -164,7 +170,7 @@ void batch_norm_forward_channels(const T* x, const Layout& l, const BatchNormArg
 template <bool kRelu, class T>
 void batch_norm_backward_channels(const T* x, const T* y, const T* g, const T* w, const Layout& l,
                                   const Statistics& stats, bool training, T* dx, T* dw, T* db) {
-  parallel_for(l.c, 1, [&](std::int64_t begin, std::int64_t end) {
+  parallel_for(l.c, l.channel_grain(), [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t ch = begin; ch < end; ++ch) {
       const double mean = stats.mean[ch], inverse_std = stats.inverse_std[ch];
       double sum_g = 0, sum_g_centered = 0;
