@@ -261,6 +261,7 @@ int main(int argc, char** argv) {
       out["fma_gflops_all_cores"] = peak.all_cores_gflops;
       out["blas_core"] = detail::blas_kernels().core;
       out["blas_chosen_by_lathe"] = detail::blas_kernels().chosen_by_lathe;
+      out["bf16_supported"] = detail::bf16_products_supported();
     } else if (workload == "attention") {
       out.update(attention_iterations(attention_context, attention_form));
     } else if (workload == "gpt_iter") {

@@ -12,7 +12,9 @@
 # at 1 and 2 threads. REPEATS 0 measures the sgemm peak once and leaves the MLP workloads out
 # (bash bench/run.sh 0 0 3 100: the GPT alone). Then bench/ort_compare.sh (lathe against ONNX
 # Runtime on the exported MLP and CNN) and bench/attention_memory.sh 1 (attention's time and
-# memory against context length). Needs Debian's python3-torch (scripts/setup.sh --torch).
+# memory against context length). Where the CPU has AVX512_BF16, the seed MLP epoch and the GPT
+# iteration also run with bf16 products ([trainer] precision = "bf16"), against lathe's own
+# float32. Needs Debian's python3-torch (scripts/setup.sh --torch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeats="${1:-3}"
@@ -41,12 +43,14 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
   [ -z "$core" ] || torch_env=(env "OPENBLAS_CORETYPE=$core")
 fi
 torch() { run "${torch_env[@]}" /usr/bin/python3 bench/torch_bench.py "$@"; }
+bf16=$(/usr/bin/python3 -c 'import json, sys; print(int(json.loads(sys.argv[1])["bf16_supported"]))' "$peak_line")
 for ((r = 0; r < repeats; r++)); do
   run "$bench" sgemm_peak
   for workload in seed_epoch wide_steps infer_batch1 infer_batch1_int8 infer_batch1000; do
     run "$bench" "$workload"
     for threads in 1 2; do torch "$workload" --threads "$threads"; done
   done
+  if [ "$bf16" = 1 ]; then run "$bench" seed_epoch --precision bf16; fi
 done
 for ((r = 0; r < cnn_runs; r++)); do
   run "$bench" cnn_epoch
@@ -54,6 +58,7 @@ for ((r = 0; r < cnn_runs; r++)); do
 done
 for ((r = 0; r < gpt_runs; r++)); do
   run "$bench" gpt_iter --corpus "$corpus" --iters "$gpt_iters"
+  if [ "$bf16" = 1 ]; then run "$bench" gpt_iter --corpus "$corpus" --iters "$gpt_iters" --precision bf16; fi
   for threads in 1 2; do
     torch gpt_iter --corpus "$corpus" --steps "$gpt_iters" --threads "$threads"
   done
