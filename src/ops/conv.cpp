@@ -90,25 +90,25 @@ ConvGeometry conv_geometry(const Tensor& input, const Tensor& weight, const Tens
   return g;
 }
 
-// The output columns [lo, hi) whose kernel tap j reads inside the input row (the rest read the
-// padding).
-std::pair<std::int64_t, std::int64_t> valid_columns(const ConvGeometry& g, std::int64_t j) {
+// Along one axis (0: rows, 1: columns), the outputs [lo, hi) whose kernel tap `tap` reads inside
+// the input (the rest read the padding).
+std::pair<std::int64_t, std::int64_t> valid_outputs(const ConvGeometry& g, int axis,
+                                                    std::int64_t tap) {
   const auto& o = g.options;
-  const std::int64_t offset = j * o.dilation[1] - o.padding[1];  // ix = x0 * stride + offset
-  const std::int64_t lo = offset >= 0 ? 0 : (-offset + o.stride[1] - 1) / o.stride[1];
-  const std::int64_t hi =
-      g.w - offset <= 0 ? 0 : std::min(g.ow, (g.w - offset + o.stride[1] - 1) / o.stride[1]);
-  return {std::min(lo, g.ow), std::max(std::min(lo, g.ow), hi)};
+  const std::int64_t in = axis == 0 ? g.h : g.w, out = axis == 0 ? g.oh : g.ow;
+  const std::int64_t stride = o.stride[axis];
+  const std::int64_t offset = tap * o.dilation[axis] - o.padding[axis];  // in = out*stride + offset
+  const std::int64_t lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+  const std::int64_t hi = in - offset <= 0 ? 0 : std::min(out, (in - offset + stride - 1) / stride);
+  return {std::min(lo, out), std::max(std::min(lo, out), hi)};
 }
 
-// The output rows [lo, hi) whose kernel tap i reads inside the input (the rest read the padding).
+std::pair<std::int64_t, std::int64_t> valid_columns(const ConvGeometry& g, std::int64_t j) {
+  return valid_outputs(g, 1, j);
+}
+
 std::pair<std::int64_t, std::int64_t> valid_rows(const ConvGeometry& g, std::int64_t i) {
-  const auto& o = g.options;
-  const std::int64_t offset = i * o.dilation[0] - o.padding[0];  // iy = y * stride + offset
-  const std::int64_t lo = offset >= 0 ? 0 : (-offset + o.stride[0] - 1) / o.stride[0];
-  const std::int64_t hi =
-      g.h - offset <= 0 ? 0 : std::min(g.oh, (g.h - offset + o.stride[0] - 1) / o.stride[0]);
-  return {std::min(lo, g.oh), std::max(std::min(lo, g.oh), hi)};
+  return valid_outputs(g, 0, i);
 }
 
 // Stride 1 with the output as wide as the input ("same" padding, the CNNs' 3x3 with padding 1):
@@ -120,12 +120,12 @@ bool same_width_unit_stride(const ConvGeometry& g) {
   return g.options.stride == std::array<std::int64_t, 2>{1, 1} && g.ow == g.w;
 }
 
-// Calls f(r, in, out_begin, rows, lo, hi) for each row r of the columns in a same-width,
-// unit-stride convolution: `rows` output rows starting at out_begin read the input from `in` on
-// (`in` is where output column 0 of the first row reads, possibly outside the plane, so only
-// in[lo..] to the run's end minus (ow - hi) may be touched), columns [lo, hi) valid.
-template <class T, class F>
-void for_each_same_width_run(const ConvGeometry& g, std::int64_t group, T* image, F f) {
+// Calls f(r, start, out_begin, rows, lo, hi) for each row r of the columns in a same-width,
+// unit-stride convolution: `rows` output rows starting at out_begin read the image from index
+// `start` on (where output column 0 of the first row reads, possibly outside the plane, so only
+// indices start + lo to the run's end minus (ow - hi) may be read), columns [lo, hi) valid.
+template <class F>
+void for_each_same_width_run(const ConvGeometry& g, std::int64_t group, F f) {
   const auto& o = g.options;
   for (std::int64_t r = 0; r < g.patch(); ++r) {
     const std::int64_t c = group * g.cg + r / (g.kh * g.kw);
@@ -133,22 +133,22 @@ void for_each_same_width_run(const ConvGeometry& g, std::int64_t group, T* image
     const auto [y_lo, y_hi] = valid_rows(g, i);
     const auto [x_lo, x_hi] = valid_columns(g, j);
     const std::int64_t iy = y_lo - o.padding[0] + i * o.dilation[0];
-    T* in = image + c * g.h * g.w + iy * g.w + j * o.dilation[1] - o.padding[1];
-    f(r, in, y_lo, y_hi - y_lo, x_lo, x_hi);
+    f(r, c * g.h * g.w + iy * g.w + j * o.dilation[1] - o.padding[1], y_lo, y_hi - y_lo, x_lo,
+      x_hi);
   }
 }
 
 template <class T>
 void im2col_same_width(const ConvGeometry& g, std::int64_t group, const T* image, T* cols) {
   const std::int64_t w = g.ow;
-  for_each_same_width_run(g, group, image, [&](std::int64_t r, const T* in, std::int64_t y0,
-                                               std::int64_t rows, std::int64_t lo,
-                                               std::int64_t hi) {
+  for_each_same_width_run(g, group, [&](std::int64_t r, std::int64_t start, std::int64_t y0,
+                                        std::int64_t rows, std::int64_t lo, std::int64_t hi) {
     T* row = cols + r * g.pixels();
     std::fill(row, row + y0 * w, T(0));
     T* run = row + y0 * w;
     const std::int64_t length = rows * w;
-    if (rows > 0 && hi > lo) std::copy(in + lo, in + length - (w - hi), run + lo);
+    if (rows > 0 && hi > lo)
+      std::copy(image + (start + lo), image + (start + length - (w - hi)), run + lo);
     for (std::int64_t y = 0; y < rows; ++y) {
       std::fill(run + y * w, run + y * w + lo, T(0));
       std::fill(run + y * w + hi, run + (y + 1) * w, T(0));
@@ -162,9 +162,8 @@ void im2col_same_width(const ConvGeometry& g, std::int64_t group, const T* image
 template <class T>
 void col2im_same_width(const ConvGeometry& g, std::int64_t group, T* dcols, T* dimage) {
   const std::int64_t w = g.ow;
-  for_each_same_width_run(g, group, dimage, [&](std::int64_t r, T* in, std::int64_t y0,
-                                                std::int64_t rows, std::int64_t lo,
-                                                std::int64_t hi) {
+  for_each_same_width_run(g, group, [&](std::int64_t r, std::int64_t start, std::int64_t y0,
+                                        std::int64_t rows, std::int64_t lo, std::int64_t hi) {
     if (rows == 0 || hi <= lo) return;
     T* run = dcols + r * g.pixels() + y0 * w;
     for (std::int64_t y = 0; y < rows; ++y) {
@@ -172,7 +171,8 @@ void col2im_same_width(const ConvGeometry& g, std::int64_t group, T* dcols, T* d
       std::fill(run + y * w + hi, run + (y + 1) * w, T(0));
     }
     const std::int64_t end = rows * w - (w - hi);
-    for (std::int64_t k = lo; k < end; ++k) in[k] += run[k];
+    T* in = dimage + (start + lo);  // the run's first valid element
+    for (std::int64_t k = 0; k < end - lo; ++k) in[k] += run[lo + k];
   });
 }
 

@@ -89,12 +89,17 @@ template <bool kRelu, class T>
   return {sum, dot};
 }
 
-// dx = k_g g + k_x x + k_1, g as `reaching` gives it.
+// dx = k_g g + k_x x + k_1, g as `reaching` gives it. In evaluation k_x is 0 and x is not read,
+// so an infinite input does not turn its gradient into NaN.
 template <bool kRelu, class T>
 void input_gradient_row(const T* g, const T* y, const T* x, T* dx, std::int64_t n, double k_g,
                         double k_x, double k_1) {
   const T kg = static_cast<T>(k_g), kx = static_cast<T>(k_x), k1 = static_cast<T>(k_1);
-  for (std::int64_t j = 0; j < n; ++j) dx[j] = reaching<kRelu>(g, y, j) * kg + x[j] * kx + k1;
+  if (k_x == 0) {
+    for (std::int64_t j = 0; j < n; ++j) dx[j] = reaching<kRelu>(g, y, j) * kg + k1;
+  } else {
+    for (std::int64_t j = 0; j < n; ++j) dx[j] = reaching<kRelu>(g, y, j) * kg + x[j] * kx + k1;
+  }
 }
 
 // out = scale x + shift, then max(out, 0) where a ReLU follows (NaN becomes 0, as relu does).
