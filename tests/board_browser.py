@@ -212,7 +212,7 @@ def main():
         if not drawn('train_loss_log', run_a):
             fail('run A went with run B')
         click(f'input.toggle[data-run="{run_b}"]')
-        wait_for('run B back', lambda: drawn('train_loss_log', run_b), timeout=10)
+        wait_for('run B back', lambda: drawn('train_loss_log', run_b), timeout=30)
         ok('toggling run B hides it from every chart, and back')
 
         def set_smoothing(value):
@@ -256,10 +256,10 @@ def main():
             fail('nothing drawn on a log scale')
         driver.find_element(By.ID, 'log-scale').click()
         driver.find_element(By.ID, 'filter').send_keys('adam')
-        wait_for('the filter', lambda: not drawn('train_loss_log', run_b), timeout=5)
+        wait_for('the filter', lambda: not drawn('train_loss_log', run_b), timeout=30)
         driver.find_element(By.ID, 'filter').clear()
         driver.execute_script("document.getElementById('filter').dispatchEvent(new Event('input'))")
-        wait_for('the filter cleared', lambda: drawn('train_loss_log', run_b), timeout=5)
+        wait_for('the filter cleared', lambda: drawn('train_loss_log', run_b), timeout=30)
         ok('x axis by step, epoch and wall time, log-scale y, filter by name')
 
         # Zoom: drag across a chart to show that range of steps, double-click to see all again.
@@ -281,7 +281,7 @@ def main():
             f.write('this is not json\n{"step": 99, "epo')
         row = f'#runs tbody tr[data-run="{run_a}"]'
         note = wait_for('the skipped-line note', lambda: ' '.join(texts(row + ' .warn')),
-                        timeout=10)
+                        timeout=30)
         if 'malformed line of metrics.jsonl skipped' not in note or 'incomplete' not in note:
             fail(f'note: {note!r}')
         ok(f'malformed and half-written lines skipped and shown: {note!r}')
@@ -293,7 +293,7 @@ def main():
             fail(f'lathe train after SIGINT exited {code}, not 130')
         status = f'#runs tbody tr[data-run="{run_b}"] .state'
         shown = wait_for('run B shown stopped', lambda: next(
-            (t for t in texts(status) if t.startswith('stopped')), None), timeout=10)
+            (t for t in texts(status) if t.startswith('stopped')), None), timeout=30)
         ok('SIGINT: the running run is shown ' + repr(shown.replace('\n', ': ')))
 
         # Hover over the middle of a chart: the values under the cursor, of the runs that reach it

@@ -115,6 +115,7 @@ void interleave_rows(const float* r0, const float* r1, std::int64_t count, std::
 void pack_b(bool tb, std::int64_t n, std::int64_t k, const float* b, std::int64_t ldb,
             std::uint32_t* out) {
   const std::int64_t pairs = (k + 1) / 2, panels = (n + kLanes - 1) / kLanes;
+  if (pairs == 0) return;  // an empty summed axis: nothing to pack (and `out` may be null)
   std::memset(out, 0, static_cast<std::size_t>(panels * pairs * kLanes) * sizeof(std::uint32_t));
   if (!tb) {  // row t of op(B) is b + t * ldb
     for (std::int64_t p = 0; p < panels; ++p) {
