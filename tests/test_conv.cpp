@@ -105,8 +105,8 @@ TEST(Conv2d, SameWidthPathMatchesExplicitPadding) {
     for (std::int64_t plane = 0; plane < n * ch; ++plane)
       for (std::int64_t y = 0; y < h; ++y)
         for (std::int64_t col = 0; col < width; ++col)
-          padded[static_cast<std::size_t>((plane * (h + 2 * ph) + y + ph) * (width + 2 * pw) +
-                                          col + pw)] =
+          padded[static_cast<std::size_t>((plane * (h + 2 * ph) + y + ph) * (width + 2 * pw) + col +
+                                          pw)] =
               xs[static_cast<std::size_t>((plane * h + y) * width + col)];
     const Tensor xp = Tensor::from_vector(padded, padded_shape, DType::Float64);
     const Tensor wp = w.detach().clone().requires_grad_();

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <sstream>
 #include <vector>
 
 #include "lathe/lathe.h"
@@ -18,8 +19,8 @@ using detail::round_to_bf16;
 
 TEST(RoundToBf16, RoundsToNearestEven) {
   EXPECT_EQ(round_to_bf16(1.0f), 1.0f);
-  EXPECT_EQ(round_to_bf16(1.0f + 0x1p-8f), 1.0f);                 // halfway: to the even 1.0
-  EXPECT_EQ(round_to_bf16(1.0f + 3 * 0x1p-8f), 1.0f + 0x1p-6f);   // halfway: to the even 1+2^-6
+  EXPECT_EQ(round_to_bf16(1.0f + 0x1p-8f), 1.0f);                // halfway: to the even 1.0
+  EXPECT_EQ(round_to_bf16(1.0f + 3 * 0x1p-8f), 1.0f + 0x1p-6f);  // halfway: to the even 1+2^-6
   EXPECT_EQ(round_to_bf16(1.0f + 0x1p-8f + 0x1p-20f), 1.0f + 0x1p-7f);  // above halfway
   EXPECT_EQ(round_to_bf16(-2.5f), -2.5f);
   EXPECT_TRUE(std::isnan(round_to_bf16(std::nanf(""))));
@@ -77,12 +78,12 @@ TEST_P(Bf16Gemm, MatchesFloat64OnRoundedOperands) {
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Bf16Gemm,
                          ::testing::Values(Bf16Case{false, false, 13, 70, 37, 1, 0},
-                                         Bf16Case{true, false, 7, 64, 128, 1, 0},
-                                         Bf16Case{false, true, 6, 17, 5, 0.5f, 1},
-                                         Bf16Case{true, true, 25, 33, 1, 1, 0.25f},
-                                         Bf16Case{false, false, 1, 1, 300, -2, 0},
-                                         Bf16Case{true, false, 64, 128, 784, 1, 1},
-                                         Bf16Case{false, true, 40, 200, 0, 1, 0.5f}));
+                                           Bf16Case{true, false, 7, 64, 128, 1, 0},
+                                           Bf16Case{false, true, 6, 17, 5, 0.5f, 1},
+                                           Bf16Case{true, true, 25, 33, 1, 1, 0.25f},
+                                           Bf16Case{false, false, 1, 1, 300, -2, 0},
+                                           Bf16Case{true, false, 64, 128, 784, 1, 1},
+                                           Bf16Case{false, true, 40, 200, 0, 1, 0.5f}));
 
 // While a BFloat16Products lives, the float32 products of ops take the bf16 path (the result
 // equals gemm_bf16's); before and after, they are float32 (and differ from it).
@@ -91,8 +92,8 @@ TEST(Bf16Products, ScopeSwitchesEveryFloat32Product) {
   Generator g(8);
   const Tensor x = Tensor::randn({96, 200}, g), w = Tensor::randn({200, 80}, g);
   std::vector<float> bf16(96 * 80);
-  ASSERT_TRUE(detail::gemm_bf16(false, false, 96, 80, 200, 1, x.data<float>(), 200,
-                                w.data<float>(), 80, 0, bf16.data(), 80));
+  ASSERT_TRUE(detail::gemm_bf16(false, false, 96, 80, 200, 1, x.data<float>(), 200, w.data<float>(),
+                                80, 0, bf16.data(), 80));
   const std::vector<double> expected(bf16.begin(), bf16.end());
   const std::vector<double> before = matmul(x, w).to_vector();
   std::vector<double> during;
@@ -105,6 +106,45 @@ TEST(Bf16Products, ScopeSwitchesEveryFloat32Product) {
   EXPECT_EQ(during, expected);
   EXPECT_NE(before, expected);
   EXPECT_EQ(matmul(x, w).to_vector(), before);
+}
+
+// TrainerOptions::bf16_products: the same model trained from the same start with bf16 products
+// and with float32 learns as well, ends with different weights (the products did change), and
+// fit() leaves float32 products behind it.
+TEST(Bf16Training, LearnsLikeFloat32AndEndsWithFit) {
+  if (!detail::bf16_products_supported()) GTEST_SKIP() << "this CPU has no AVX512_BF16";
+  Generator data(3);
+  Tensor x = Tensor::randn({512, 8}, data);
+  std::vector<std::int64_t> labels(512);
+  for (std::int64_t i = 0; i < 512; ++i) {
+    labels[static_cast<std::size_t>(i)] = static_cast<std::int64_t>(data.below(4));
+    x.set({i, labels[static_cast<std::size_t>(i)]},
+          x.at({i, labels[static_cast<std::size_t>(i)]}) + 3);
+  }
+  const auto examples = std::make_shared<TensorDataset>(x, Tensor::from_indices(labels, {512}));
+  const nlohmann::json spec = nlohmann::json::parse(
+      R"([{"type":"linear","in":8,"out":64},{"type":"relu"},{"type":"linear","in":64,"out":4}])");
+  std::vector<std::vector<double>> weights;
+  for (const bool bf16 : {false, true}) {
+    Generator init(1);
+    auto model = make_sequential(spec, init);
+    Adam adam(model->named_parameters(), {.learning_rate = 1e-2});
+    DataLoader loader(examples, {.batch_size = 64, .seed = 2});
+    std::ostringstream log;
+    Trainer trainer(
+        *model, adam, [](const Tensor& p, const Tensor& t) { return cross_entropy(p, t); },
+        Task::Classification,
+        {.epochs = 5,
+         .log_every = 0,
+         .bf16_products = bf16,
+         .progress = TrainerOptions::Progress::Never},
+        nullptr, log);
+    trainer.fit(loader, &loader);
+    EXPECT_FALSE(detail::bf16_products_enabled());
+    EXPECT_GT(trainer.history().back().validation.accuracy, 0.95) << "bf16 " << bf16;
+    weights.push_back(model->state_dict().at("0.weight").to_vector());
+  }
+  EXPECT_NE(weights[0], weights[1]);
 }
 
 }  // namespace

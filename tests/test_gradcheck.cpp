@@ -177,15 +177,21 @@ std::vector<GradcheckCase> table() {
       {"conv2d 3x3 padding 1 (same width)",
        Op::Conv2d,
        {{{2, 3, 5, 6}}, {{4, 3, 3, 3}}, {{4}}},
-       [](const Ts& x) { return conv2d(x[0], x[1], x[2], {{1, 1}, {1, 1}, {1, 1}, 1}); }},
+       [](const Ts& x) {
+         return conv2d(x[0], x[1], x[2], {{1, 1}, {1, 1}, {1, 1}, 1});
+       }},
       {"conv2d same width: 5x5 kernel, padding 2, on a 3-wide input",
        Op::Conv2d,
        {{{1, 2, 4, 3}}, {{2, 2, 5, 5}}, {{2}}},
-       [](const Ts& x) { return conv2d(x[0], x[1], x[2], {{1, 1}, {2, 2}, {1, 1}, 1}); }},
+       [](const Ts& x) {
+         return conv2d(x[0], x[1], x[2], {{1, 1}, {2, 2}, {1, 1}, 1});
+       }},
       {"conv2d same width: dilation 2, padding (1,2), groups 2",
        Op::Conv2d,
        {{{2, 4, 6, 5}}, {{4, 2, 2, 3}}, {{4}}},
-       [](const Ts& x) { return conv2d(x[0], x[1], x[2], {{1, 1}, {1, 2}, {2, 2}, 2}); }},
+       [](const Ts& x) {
+         return conv2d(x[0], x[1], x[2], {{1, 1}, {1, 2}, {2, 2}, 2});
+       }},
       {"conv2d 3x2 kernel, stride (2,1), padding (1,2)",
        Op::Conv2d,
        {{{2, 2, 7, 6}}, {{3, 2, 3, 2}}, {{3}}},

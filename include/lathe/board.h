@@ -13,8 +13,8 @@ namespace lathe {
 struct BoardOptions {
   std::string host = "127.0.0.1";  // loopback: only this machine can see the runs
   int port = 6006;                 // 0: an ephemeral port, see BoardServer::port()
-  int http_threads = 8;         // connection threads started up front
-  int max_connections = 1024;   // answered at once, a thread each; more wait for one
+  int http_threads = 8;            // connection threads started up front
+  int max_connections = 1024;      // answered at once, a thread each; more wait for one
 };
 
 class BoardServer {

@@ -92,7 +92,7 @@ struct TrainerConfig {
   double clip_grad_norm = 0;
   bool shuffle = true;
   bool drop_last = false;
-  std::string progress = "auto";  // "auto", "always", "never"
+  std::string progress = "auto";      // "auto", "always", "never"
   std::string precision = "float32";  // "float32", "bf16" (TrainerOptions::bf16_products)
   // > 0: train for this many optimizer steps instead of epochs (text data: 2000 when not set).
   std::int64_t iterations = 0;

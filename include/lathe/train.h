@@ -96,7 +96,7 @@ struct TrainerOptions {
   // gradients and optimizer state stay float32. fit() refuses it on a CPU without AVX512_BF16
   // (lathe train falls back to float32 with a note instead). Evaluation after fit() is float32.
   bool bf16_products = false;
-  bool resume = false;                       // continue from output_dir/checkpoint.safetensors
+  bool resume = false;  // continue from output_dir/checkpoint.safetensors
   enum class Progress { Auto, Always, Never } progress = Progress::Auto;  // Auto: when a TTY
   nlohmann::json run_identity;   // stored in checkpoints; resume refuses a different one
   LossFunction evaluation_loss;  // the validation loss; empty: the training loss

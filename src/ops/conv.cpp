@@ -141,8 +141,8 @@ void for_each_same_width_run(const ConvGeometry& g, std::int64_t group, F f) {
 template <class T>
 void im2col_same_width(const ConvGeometry& g, std::int64_t group, const T* image, T* cols) {
   const std::int64_t w = g.ow;
-  for_each_same_width_run(g, group, [&](std::int64_t r, std::int64_t start, std::int64_t y0,
-                                        std::int64_t rows, std::int64_t lo, std::int64_t hi) {
+  const auto copy_run = [&](std::int64_t r, std::int64_t start, std::int64_t y0, std::int64_t rows,
+                            std::int64_t lo, std::int64_t hi) {
     T* row = cols + r * g.pixels();
     std::fill(row, row + y0 * w, T(0));
     T* run = row + y0 * w;
@@ -154,7 +154,8 @@ void im2col_same_width(const ConvGeometry& g, std::int64_t group, const T* image
       std::fill(run + y * w + hi, run + (y + 1) * w, T(0));
     }
     std::fill(run + length, row + g.pixels(), T(0));
-  });
+  };
+  for_each_same_width_run(g, group, copy_run);
 }
 
 // The adjoint: the wrapped columns of the run are cleared in dcols (a scratch buffer) first, so
@@ -162,8 +163,8 @@ void im2col_same_width(const ConvGeometry& g, std::int64_t group, const T* image
 template <class T>
 void col2im_same_width(const ConvGeometry& g, std::int64_t group, T* dcols, T* dimage) {
   const std::int64_t w = g.ow;
-  for_each_same_width_run(g, group, [&](std::int64_t r, std::int64_t start, std::int64_t y0,
-                                        std::int64_t rows, std::int64_t lo, std::int64_t hi) {
+  const auto add_run = [&](std::int64_t r, std::int64_t start, std::int64_t y0, std::int64_t rows,
+                           std::int64_t lo, std::int64_t hi) {
     if (rows == 0 || hi <= lo) return;
     T* run = dcols + r * g.pixels() + y0 * w;
     for (std::int64_t y = 0; y < rows; ++y) {
@@ -173,7 +174,8 @@ void col2im_same_width(const ConvGeometry& g, std::int64_t group, T* dcols, T* d
     const std::int64_t end = rows * w - (w - hi);
     T* in = dimage + (start + lo);  // the run's first valid element
     for (std::int64_t k = 0; k < end - lo; ++k) in[k] += run[lo + k];
-  });
+  };
+  for_each_same_width_run(g, group, add_run);
 }
 
 // cols[r, p] for one image and r = (c, i, j) within group `group`: the input pixel that kernel
@@ -386,12 +388,13 @@ void keep_max(T& value, std::int64_t& at, T v, std::int64_t v_at) {
 }
 
 // One output row of a 2x2, stride-2 max pool, 16 outputs at a time; returns where the caller's
-// scalar loop goes on (0 where there is no vector form, the row's end where there is). Each window is a tournament (each input row's
-// pair, then the two winners) that picks what keep_max's chain picks: the first maximum, or the
-// first NaN. `top` is the window row's offset in the plane, for `from`.
+// scalar loop goes on (0 where there is no vector form, the row's end where there is). Each window
+// is a tournament (each input row's pair, then the two winners) that picks what keep_max's chain
+// picks: the first maximum, or the first NaN. `top` is the window row's offset in the plane, for
+// `from`.
 template <class T>
-std::int64_t max_pool_row_2x2_simd(const T*, const T*, std::int64_t, std::int64_t, std::int64_t,
-                                   T*, std::int64_t*) {
+std::int64_t max_pool_row_2x2_simd(const T*, const T*, std::int64_t, std::int64_t, std::int64_t, T*,
+                                   std::int64_t*) {
   return 0;
 }
 
@@ -548,24 +551,24 @@ Tensor max_pool2d(const Tensor& input, const Pool2dOptions& options) {
     });
   });
   if (!should_record({&input})) return out;
-  return record(Op::MaxPool2d, out, {input},
-                [g, argmax, shape = input.shape()](const Tensor& grad, const std::vector<bool>&) {
-                  Tensor dx = Tensor::zeros(shape, grad.dtype());
-                  detail::dispatch_floating(grad.dtype(), "max_pool2d", [&](auto tag) {
-                    using T = decltype(tag);
-                    const T* gy = grad.data<T>();
-                    T* gx = dx.data<T>();
-                    const std::int64_t per_plane = g.oh * g.ow;
-                    const std::int64_t* from = argmax.data<std::int64_t>();
-                    parallel_for(g.planes, g.plane_grain(), [&](std::int64_t begin, std::int64_t end) {
-                      for (std::int64_t plane = begin; plane < end; ++plane)
-                        for (std::int64_t o = 0; o < per_plane; ++o)
-                          gx[plane * g.h * g.w + from[plane * per_plane + o]] +=
-                              gy[plane * per_plane + o];
-                    });
-                  });
-                  return std::vector<Tensor>{dx};
-                });
+  return record(
+      Op::MaxPool2d, out, {input},
+      [g, argmax, shape = input.shape()](const Tensor& grad, const std::vector<bool>&) {
+        Tensor dx = Tensor::zeros(shape, grad.dtype());
+        detail::dispatch_floating(grad.dtype(), "max_pool2d", [&](auto tag) {
+          using T = decltype(tag);
+          const T* gy = grad.data<T>();
+          T* gx = dx.data<T>();
+          const std::int64_t per_plane = g.oh * g.ow;
+          const std::int64_t* from = argmax.data<std::int64_t>();
+          parallel_for(g.planes, g.plane_grain(), [&](std::int64_t begin, std::int64_t end) {
+            for (std::int64_t plane = begin; plane < end; ++plane)
+              for (std::int64_t o = 0; o < per_plane; ++o)
+                gx[plane * g.h * g.w + from[plane * per_plane + o]] += gy[plane * per_plane + o];
+          });
+        });
+        return std::vector<Tensor>{dx};
+      });
 }
 
 // Divides by the whole window, padding included (PyTorch's count_include_pad = true).

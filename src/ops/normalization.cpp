@@ -262,24 +262,24 @@ Tensor batch_norm_maybe_relu(const Tensor& input, const Tensor& running_mean,
     batch_norm_forward_channels(input.data<T>(), l, args, out.data<T>(), *stats);
   });
   if (!should_record({&input, &weight, &bias})) return out;
-  return record(
-      relu ? Op::BatchNormRelu : Op::BatchNorm, out, {input, weight, bias},
-      [l, stats, training, relu, x = input.detach(), y = relu ? out.detach() : Tensor(),
-       w = weight.defined() ? weight.detach() : Tensor()](const Tensor& g,
-                                                          const std::vector<bool>& needs) {
-        Tensor dx = needs[0] ? Tensor::empty(x.shape(), x.dtype()) : Tensor();
-        Tensor dw = needs[1] ? Tensor::empty({l.c}, x.dtype()) : Tensor();
-        Tensor db = needs[2] ? Tensor::empty({l.c}, x.dtype()) : Tensor();
-        detail::dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
-          using T = decltype(tag);
-          const auto backward = relu ? batch_norm_backward_channels<true, T>
-                                     : batch_norm_backward_channels<false, T>;
-          backward(x.data<T>(), detail::data_or_null<T>(y), g.data<T>(),
-                   detail::data_or_null<T>(w), l, *stats, training, detail::data_or_null<T>(dx),
-                   detail::data_or_null<T>(dw), detail::data_or_null<T>(db));
-        });
-        return std::vector<Tensor>{dx, dw, db};
-      });
+  auto backward = [l, stats, training, relu, x = input.detach(), y = relu ? out.detach() : Tensor(),
+                   w = weight.defined() ? weight.detach() : Tensor()](
+                      const Tensor& g, const std::vector<bool>& needs) {
+    Tensor dx = needs[0] ? Tensor::empty(x.shape(), x.dtype()) : Tensor();
+    Tensor dw = needs[1] ? Tensor::empty({l.c}, x.dtype()) : Tensor();
+    Tensor db = needs[2] ? Tensor::empty({l.c}, x.dtype()) : Tensor();
+    detail::dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
+      using T = decltype(tag);
+      const auto channels =
+          relu ? batch_norm_backward_channels<true, T> : batch_norm_backward_channels<false, T>;
+      channels(x.data<T>(), detail::data_or_null<T>(y), g.data<T>(), detail::data_or_null<T>(w), l,
+               *stats, training, detail::data_or_null<T>(dx), detail::data_or_null<T>(dw),
+               detail::data_or_null<T>(db));
+    });
+    return std::vector<Tensor>{dx, dw, db};
+  };
+  return record(relu ? Op::BatchNormRelu : Op::BatchNorm, out, {input, weight, bias},
+                std::move(backward));
 }
 
 }  // namespace

@@ -63,8 +63,7 @@ void blas_gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k,
                const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta,
                float* c, std::int64_t ldc, bool own_kernels = true) {
   // Mixed-precision training: every float32 product from bf16-rounded operands.
-  if (bf16_products_enabled() &&
-      gemm_bf16(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
+  if (bf16_products_enabled() && gemm_bf16(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
     return;
   // A narrow output (a linear layer stored [in, out]: the weight gradient x^T g at a small batch,
   // the forward x W): lathe's own kernels where they apply, since OpenBLAS's packing dominates.

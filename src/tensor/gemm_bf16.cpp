@@ -50,7 +50,8 @@ bool bf16_products_enabled() {
 
 float round_to_bf16(float x) {
   std::uint32_t bits = std::bit_cast<std::uint32_t>(x);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) return std::bit_cast<float>((bits | 0x00400000u) & 0xffff0000u);
+  if ((bits & 0x7fffffffu) > 0x7f800000u)
+    return std::bit_cast<float>((bits | 0x00400000u) & 0xffff0000u);
   bits += 0x7fffu + ((bits >> 16) & 1u);  // to nearest, ties to even
   return std::bit_cast<float>(bits & 0xffff0000u);
 }
@@ -64,8 +65,7 @@ float round_to_bf16(float x) {
 #endif
 namespace {
 
-constexpr std::int64_t kLanes = 16;      // float32 sums per vector; columns per panel of B
-constexpr std::int64_t kPanelValues = 32;  // bf16 per pair step of a panel: 16 columns x 2
+constexpr std::int64_t kLanes = 16;  // float32 sums per vector; columns per panel of B
 constexpr std::int64_t kTileRows = 6;
 constexpr std::int64_t kTileVectors = 4;
 
@@ -78,7 +78,8 @@ __mmask16 first_lanes(std::int64_t count) {
 
 // 16 floats (the first `count`) of a row, rounded to bf16.
 __m256i row_to_bf16(const float* x, std::int64_t count) {
-  return reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(first_lanes(count), x)));
+  return reinterpret_cast<__m256i>(
+      _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(first_lanes(count), x)));
 }
 
 // One row of `count` values as bf16 pairs: word q holds values 2q (low half) and 2q + 1.
@@ -87,9 +88,9 @@ void row_to_pairs(const float* x, std::int64_t count, std::uint32_t* words) {
   for (; t < count; t += 2 * kLanes) {
     const std::int64_t left = count - t;
     const __m512 low = _mm512_maskz_loadu_ps(first_lanes(left), x + t);
-    const __m512 high =
-        left > kLanes ? _mm512_maskz_loadu_ps(first_lanes(left - kLanes), x + t + kLanes)
-                      : _mm512_setzero_ps();
+    const __m512 high = left > kLanes
+                            ? _mm512_maskz_loadu_ps(first_lanes(left - kLanes), x + t + kLanes)
+                            : _mm512_setzero_ps();
     const __m512i pairs = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(high, low));
     const std::int64_t words_here = std::min<std::int64_t>(kLanes, (left + 1) / 2);
     _mm512_mask_storeu_epi32(words + t / 2, first_lanes(words_here), pairs);
@@ -104,8 +105,9 @@ void interleave_rows(const float* r0, const float* r1, std::int64_t count, std::
     const __m256i h0 = row_to_bf16(r0 + i, here);
     const __m256i h1 = r1 ? row_to_bf16(r1 + i, here) : _mm256_setzero_si256();
     const __m256i lo = _mm256_unpacklo_epi16(h0, h1), hi = _mm256_unpackhi_epi16(h0, h1);
-    const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_permute2x128_si256(lo, hi, 0x20)),
-                                            _mm256_permute2x128_si256(lo, hi, 0x31), 1);
+    const __m512i both =
+        _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_permute2x128_si256(lo, hi, 0x20)),
+                           _mm256_permute2x128_si256(lo, hi, 0x31), 1);
     _mm512_mask_storeu_epi32(words + i, first_lanes(here), both);
   }
 }

@@ -14,9 +14,9 @@
 #include "lathe/io.h"
 #include "lathe/parallel.h"
 #include "lathe/train.h"
+#include "src/tensor/gemm_bf16.h"
 #include "src/train/progress.h"
 #include "src/train/sharded_model.h"
-#include "src/tensor/gemm_bf16.h"
 #include "src/train/unix_time.h"
 
 namespace lathe {
