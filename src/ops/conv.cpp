@@ -322,11 +322,7 @@ void conv_backward(const ConvGeometry& g, const T* x, const T* w, const T* grad,
 struct PoolGeometry {
   std::int64_t planes, h, w, oh, ow;
   Pool2dOptions options;
-  // Planes per pool thread at least: a batch-1 image's few planes run on the caller, where the
-  // hand-off to a worker cost more than the pooling.
-  std::int64_t plane_grain() const {
-    return std::max<std::int64_t>(1, detail::kParallelGrain / std::max<std::int64_t>(1, h * w));
-  }
+  std::int64_t plane_grain() const { return detail::grain_for(h * w); }
 };
 
 PoolGeometry pool_geometry(const char* op, const Tensor& input, const Pool2dOptions& options) {

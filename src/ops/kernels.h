@@ -30,6 +30,13 @@ template <class T>
   return sum;
 }
 
+// The grain of a parallel_for over items of `values_per_item` values each (image planes,
+// channels): at least kParallelGrain values per worker, so a small input (a batch-1 image) runs
+// on the caller, where the hand-off to a worker cost more than the work.
+inline std::int64_t grain_for(std::int64_t values_per_item) {
+  return std::max<std::int64_t>(1, kParallelGrain / std::max<std::int64_t>(1, values_per_item));
+}
+
 // out[i] = f(a[i]) for a floating tensor; returns a new tensor of a's shape and dtype.
 template <class F>
 Tensor map_unary(const char* op, const Tensor& a, F f) {

@@ -23,11 +23,7 @@ struct Layout {
     return (i * c + ch) * s + j;
   }
   std::int64_t count() const { return n * s; }  // values per channel
-  // Channels per pool thread at least: a batch-1 image's channels run on the caller, where the
-  // hand-off to a worker cost more than normalizing them.
-  std::int64_t channel_grain() const {
-    return std::max<std::int64_t>(1, detail::kParallelGrain / std::max<std::int64_t>(1, count()));
-  }
+  std::int64_t channel_grain() const { return detail::grain_for(count()); }
 };
 
 // Per channel: the statistics used to normalize (batch or running) as mean and 1/sqrt(var+eps).
