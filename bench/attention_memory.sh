@@ -13,6 +13,8 @@ cd "$(dirname "$0")/.."
 repeats="${1:-3}"
 bench=./build/release/bench/mlp_bench
 [ -x "$bench" ] || bash scripts/build.sh release >/dev/null
+. bench/lib.sh
+need_torch
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 for ((r = 0; r < repeats; r++)); do

@@ -15,6 +15,8 @@ cd "$(dirname "$0")/.."
 out_dir="${1:-docs}"
 bench=./build/release/bench/mlp_bench
 [ -x "$bench" ] || bash scripts/build.sh release >/dev/null
+. bench/lib.sh
+need_torch
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 both() {  # both ARGS...: lathe's mlp_bench, then torch_bench.py at 1 and 2 threads

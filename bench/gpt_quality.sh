@@ -19,8 +19,8 @@ seeds="${2:-5}"
 iters="${3:-2000}"
 lathe=./build/release/src/lathe
 [ -x "$lathe" ] || bash scripts/build.sh release >/dev/null
-/usr/bin/python3 -c 'import torch' 2>/dev/null ||
-  { echo "PyTorch is missing: run bash scripts/setup.sh --torch" >&2; exit 1; }
+. bench/lib.sh
+need_torch
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

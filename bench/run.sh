@@ -23,8 +23,8 @@ gpt_runs="${3:-3}"
 gpt_iters="${4:-100}"
 bench=./build/release/bench/mlp_bench
 [ -x "$bench" ] || bash scripts/build.sh release >/dev/null
-/usr/bin/python3 -c 'import torch' 2>/dev/null ||
-  { echo "PyTorch is missing: run bash scripts/setup.sh --torch" >&2; exit 1; }
+. bench/lib.sh
+need_torch
 
 results=$(mktemp)
 corpus=$(mktemp)  # the SOTU addresses as the one file torch_gpt.py reads
