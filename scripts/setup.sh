@@ -14,6 +14,7 @@ packages=(
   libdeflate-dev                                    # .gz files read whole, 2x faster than zlib
   libgtest-dev                                      # the test suite
   libcpp-httplib-dev                                # lathe serve (HTTP/1.1)
+  libsimdjson-dev                                   # lathe serve: the JSON of infer requests
   libstb-dev                                        # PNG/JPEG decoding in lathe predict
   libprotobuf-dev protobuf-compiler libonnx-dev     # lathe export (ONNX ModelProto)
   python3-onnx                                      # onnx.checker in the export tests

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 
@@ -90,6 +91,9 @@ TEST(InferRequest, ConvertsIntegerDatatypes) {
       9223372036854775807.0f);
   EXPECT_EQ(parse(request("[1,4]", "[1e-300,0,0,0.5]", "FP64")).data,
             (std::vector<float>{0, 0, 0, 0.5f}));
+  // Integers beyond 64 bits are read as doubles, as nlohmann reads them; 1e-400 is 0.
+  EXPECT_EQ(parse(request("[1,4]", "[99999999999999999999,-9223372036854775809,1e-400,-0]")).data,
+            (std::vector<float>{1e20f, -9223372036854775808.0f, 0, 0}));
 }
 
 TEST(InferRequest, RejectsValuesOutsideTheirDatatype) {
@@ -125,6 +129,8 @@ TEST(InferRequest, RejectsShapesThatDoNotFitTheModel) {
   EXPECT_REJECTED(request("[1,\"4\"]", "[1,2,3,4]"), "shape[1] is a string");
   EXPECT_REJECTED(request("[1,[4]]", "[1,2,3,4]"), "shape[1] is an array");
   EXPECT_REJECTED(request("[1,18446744073709551615]", "[1]"), "beyond any tensor size");
+  EXPECT_REJECTED(request("[1,18446744073709551616 ]", "[1]"),
+                  "shape[1] is 18446744073709551616; dimensions are non-negative integers");
 }
 
 TEST(InferRequest, RejectsElementCountsThatOverflowOrExceedTheLimit) {
@@ -169,6 +175,10 @@ TEST(InferRequest, RejectsMalformedJson) {
   EXPECT_REJECTED(request("[1,4]", "[1,2,3,NaN]"), "malformed JSON");
   EXPECT_REJECTED("{\"id\":\"\xff\xfe\"}", "malformed JSON");
   EXPECT_REJECTED("{\"id\":\"" + std::string(100000, 'a'), "malformed JSON");
+  EXPECT_REJECTED(request("[1,4]", "[1,2,3,4]") + " {}", "malformed JSON at byte");
+  EXPECT_REJECTED(request("[1,4]", "[1,2,3,4]").substr(0, 60), "malformed JSON at byte 61");
+  EXPECT_REJECTED(R"({"id":tru})", "malformed JSON at byte");
+  EXPECT_REJECTED(request("[1,4]", "[1,2,nul,4]"), "malformed JSON at byte");
   // The token echoed in a message is cut short.
   EXPECT_LT(rejection("{\"inputs\":" + std::string(100000, 'x')).size(), 300u);
 }
@@ -242,7 +252,7 @@ TEST(InferRequest, RejectsDuplicateKeys) {
 // by JSON punctuation. Whatever the body, the parser returns or throws RequestError (a 400).
 TEST(InferRequest, MutatedBodiesOnlyEverThrowRequestError) {
   const std::vector<std::string> seeds{
-      request("[2,2,2]", "[[[1,2],[3,4]],[[5,6],[7,8]]]"),
+      request("[2,2,2]", "[[[1,2],[3,4]],[[5,6],[7,8]]]"), request("[1,4]", "[0.5,-1.25e2,3.0,-7]"),
       R"({"id":"a","inputs":[{"name":"input","shape":[1,4],"datatype":"UINT8","data":[1,2,3,4],)"
       R"("parameters":{"x":[{}]}}],"outputs":[{"name":"class_index"}],"parameters":{}})"};
   const std::string punctuation = "[]{}\",:-.0123456789eE\\ \xff\xc3";
@@ -267,12 +277,32 @@ TEST(InferRequest, MutatedBodiesOnlyEverThrowRequestError) {
           body.insert(at, 1, punctuation[random() % punctuation.size()]);
       }
     }
+    // nlohmann's verdict is the reference: a body is accepted only when nlohmann accepts it, and
+    // called malformed only when nlohmann says so; its values are the numbers nlohmann reads.
+    const bool valid_json = nlohmann::json::accept(body);
     try {
-      parse(body);
+      const InferRequest r = parse(body);
       ++accepted;
+      ASSERT_TRUE(valid_json) << "accepted malformed JSON: " << body;
+      std::vector<float> expected;
+      std::vector<nlohmann::json> pending{nlohmann::json::parse(body)["inputs"][0]["data"]};
+      while (!pending.empty()) {  // flattened depth first, in order
+        nlohmann::json value = std::move(pending.back());
+        pending.pop_back();
+        if (value.is_array())
+          for (auto it = value.rbegin(); it != value.rend(); ++it) pending.push_back(*it);
+        else
+          expected.push_back(value.get<float>());
+      }
+      ASSERT_EQ(r.data, expected) << body;
     } catch (const RequestError& e) {
       ASSERT_EQ(e.status(), 400);
-      ASSERT_FALSE(std::string(e.what()).empty());
+      const std::string message = e.what();
+      ASSERT_FALSE(message.empty());
+      // Malformed JSON may be refused for a problem the walk met before the malformed part.
+      if (valid_json) {
+        ASSERT_NE(message.rfind("malformed JSON", 0), 0u) << message << ": " << body;
+      }
     }
   }
   EXPECT_GT(accepted, 0);  // some mutations (in numbers, say) stay valid

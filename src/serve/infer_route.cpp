@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <iterator>
+#include <mutex>
 
 #include "src/serve/http_support.h"
 #include "src/serve/infer_request.h"
@@ -99,6 +100,12 @@ void handle_infer(ServerState& state, const Request& req, Response& res,
 
   InferRequest request;
   try {
+    // The JSON reader's index takes 4 bytes per byte of body besides a padded copy: bodies
+    // beyond 8 MB are read one at a time, so that many at once cannot multiply the memory the
+    // bodies themselves take by five.
+    static std::mutex large_bodies;
+    std::unique_lock one_large_body(large_bodies, std::defer_lock);
+    if (body.size() > (std::size_t{8} << 20)) one_large_body.lock();
     const RequestLimits limits{state.options.max_json_depth, state.options.max_elements};
     request = parse_infer_request(body, inference->signature_for_requests(), limits);
   } catch (const RequestError& e) {

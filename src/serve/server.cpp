@@ -46,8 +46,9 @@ void check_options(const ServeOptions& o) {
   require(o.max_queue >= 1, "--max-queue must be at least 1");
   require(o.max_body_bytes >= 1, "--max-body-bytes must be at least 1");
   require(o.request_timeout.count() >= 1, "--request-timeout-ms must be at least 1");
-  // The request itself nests 4 deep: {"inputs": [{"data": [...]}]}.
-  require(o.max_json_depth >= 4, "--max-json-depth must be at least 4");
+  // The request itself nests 4 deep: {"inputs": [{"data": [...]}]}. The infer body's reader
+  // recurses once per level (a few hundred bytes of an HTTP thread's stack each).
+  require(o.max_json_depth >= 4 && o.max_json_depth <= 1000, "--max-json-depth must be in 4..1000");
   require(o.max_elements >= 1, "--max-elements must be at least 1");
   require(o.max_generate_tokens >= 1, "--max-generate-tokens must be at least 1");
   require(o.watch_interval.count() >= 1, "the watch interval must be at least 1 ms");
