@@ -166,6 +166,36 @@ TEST(Parallel, TheCallerRunsTheFirstChunk) {
   set_num_threads(threads);
 }
 
+// In a SerialRegion the calling thread runs whole ranges and products itself; other threads
+// and the thread after the region still split.
+TEST(Parallel, ASerialRegionKeepsItsThreadsWorkToItself) {
+  const int threads = num_threads();
+  set_num_threads(3);
+  auto calls_on_this_thread_only = [] {
+    int calls = 0;
+    bool all_here = true;
+    parallel_for(300, 1, [&](std::int64_t begin, std::int64_t end) {
+      ++calls;
+      all_here = all_here && begin == 0 && end == 300;
+    });
+    return calls == 1 && all_here;
+  };
+  EXPECT_FALSE(in_parallel_region());
+  {
+    SerialRegion serial;
+    EXPECT_TRUE(in_parallel_region());
+    { SerialRegion nested; }
+    EXPECT_TRUE(in_parallel_region()) << "a nested region ended the outer one";
+    EXPECT_TRUE(calls_on_this_thread_only());
+    bool other_thread_splits = false;
+    std::thread([&] { other_thread_splits = !calls_on_this_thread_only(); }).join();
+    EXPECT_TRUE(other_thread_splits);
+  }
+  EXPECT_FALSE(in_parallel_region());
+  EXPECT_FALSE(calls_on_this_thread_only());
+  set_num_threads(threads);
+}
+
 // Waits up to a second for `task` to finish without the caller's help.
 bool finishes_on_its_own(const IdleTask& task) {
   for (int i = 0; i < 1000 && !task.done(); ++i)

@@ -42,8 +42,24 @@ class IdleTask {
   std::shared_ptr<detail::IdleTaskState> state_;
 };
 
-// Whether the calling thread is running a parallel_for body (where nested calls run inline).
+// Whether the calling thread is running a parallel_for body (where nested calls run inline), or
+// is inside a SerialRegion.
 bool in_parallel_region();
+
+// While one lives, the calling thread's parallel_for calls and matrix products run on it alone,
+// as inside a parallel region. For a thread that works beside others busy with work of their own
+// (lathe serve's model workers beside the HTTP threads), where handing half of a small kernel to
+// a pool thread costs more than it saves. Other threads are not affected.
+class SerialRegion {
+ public:
+  SerialRegion();
+  ~SerialRegion();
+  SerialRegion(const SerialRegion&) = delete;
+  SerialRegion& operator=(const SerialRegion&) = delete;
+
+ private:
+  bool outer_;  // the thread's state before
+};
 
 // Hardware threads of this machine (at least 1).
 int hardware_threads();

@@ -109,6 +109,9 @@ void add_serve_command(CLI::App& app) {
                   "OpenBLAS threads while serving; 0 keeps OpenBLAS's default (all cores)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  cmd->add_flag("--parallel-forward", s.parallel_forward,
+                "split one batch's forward over lathe's kernel pool (all cores); off, each "
+                "model's worker runs its batches alone, which serves more requests under load");
   add_precision_option(cmd, options->precision);
   cmd->add_option("--api-key", s.api_key,
                   "require 'Authorization: Bearer KEY' or 'X-API-Key: KEY' (health endpoints "

@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <cstring>
 #include <exception>
+#include <optional>
+
+#include "lathe/parallel.h"
 
 namespace lathe::serve {
 namespace {
@@ -80,6 +83,8 @@ void Batcher::update_depth_locked() {
 }
 
 void Batcher::run() {
+  std::optional<SerialRegion> on_this_thread_only;
+  if (!options_.parallel_forward) on_this_thread_only.emplace();
   for (;;) {
     const std::vector<std::shared_ptr<InferenceJob>> batch = next_batch();
     if (batch.empty()) return;  // stopping

@@ -130,7 +130,7 @@ InferenceServer::InferenceServer(std::vector<ServedBundle> bundles, ServeOptions
     entry.batcher = std::make_unique<Batcher>(
         bundle.name,
         BatchingOptions{state.options.max_batch_size, state.options.max_queue_delay,
-                        state.options.max_queue},
+                        state.options.max_queue, state.options.parallel_forward},
         state.metrics, state.log);
     state.models.emplace(bundle.name, std::move(entry));
   }

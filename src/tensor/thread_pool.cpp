@@ -244,6 +244,12 @@ bool in_parallel_region() {
   return t_inside_parallel_region;
 }
 
+SerialRegion::SerialRegion() : outer_(std::exchange(t_inside_parallel_region, true)) {}
+
+SerialRegion::~SerialRegion() {
+  t_inside_parallel_region = outer_;
+}
+
 int hardware_threads() {
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
