@@ -1,5 +1,6 @@
 // parse_infer_request: the JSON body of an Open Inference Protocol v2 infer request, checked
 // against a model whose examples are 2x2 (4 features).
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -178,6 +179,10 @@ TEST(InferRequest, RejectsMalformedJson) {
   EXPECT_REJECTED(request("[1,4]", "[1,2,3,4]") + " {}", "malformed JSON at byte");
   EXPECT_REJECTED(request("[1,4]", "[1,2,3,4]").substr(0, 60), "malformed JSON at byte 61");
   EXPECT_REJECTED(R"({"id":tru})", "malformed JSON at byte");
+  // nlohmann took a NUL byte for the end of the text and accepted what came before it.
+  const std::string before_nul = request("[1,4]", "[1,2,3,4]");
+  EXPECT_REJECTED(before_nul + std::string("\0x", 2),
+                  fmt::format("malformed JSON at byte {}: a NUL byte", before_nul.size() + 1));
   EXPECT_REJECTED(request("[1,4]", "[1,2,nul,4]"), "malformed JSON at byte");
   // The token echoed in a message is cut short.
   EXPECT_LT(rejection("{\"inputs\":" + std::string(100000, 'x')).size(), 300u);

@@ -72,8 +72,9 @@ struct ServeOptions {
 
   // Whether one batch's forward may be split over lathe's kernel pool (all cores, or
   // LATHE_NUM_THREADS). Off, each model's worker runs its batches on its own thread: under load
-  // the HTTP threads need the other cores, and the 784-128-64-10 MLP served 8-14% more requests
-  // per CPU second so (docs/deploy/serve.md). On for large models with few concurrent clients.
+  // the HTTP threads need the other cores, and the 784-128-64-10 MLP served a median 10% more
+  // requests so, in 6 of 7 alternating runs (docs/deploy/serve.md). On for large models with
+  // few concurrent clients.
   bool parallel_forward = false;
 
   // How classifiers and regression models run (lathe::InferencePrecision; int8 refuses a model

@@ -149,6 +149,9 @@ RequestError malformed(std::string_view body, std::size_t max_depth, simdjson::e
   FirstProblem first(max_depth);
   nlohmann::json::sax_parse(body.begin(), body.end(), &first);
   if (first.message) return RequestError(400, *first.message);
+  // nlohmann ends the text at a NUL byte, so "{...}\0..." passes it.
+  if (const std::size_t nul = body.find('\0'); nul != std::string_view::npos)
+    return RequestError(400, fmt::format("malformed JSON at byte {}: a NUL byte", nul + 1));
   return RequestError(400, fmt::format("malformed JSON: {}", simdjson::error_message(code)));
 }
 
