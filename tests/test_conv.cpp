@@ -179,6 +179,14 @@ TEST(MaxPool2d, Float32TwoByTwoPicksWhatTheScalarFormPicks) {
       else
         EXPECT_EQ(a[i], b[i]) << "width " << width << " output " << i;
     }
+    // Without a backward pass (inference) the pool writes no positions; the maxima are the same.
+    const std::vector<double> inferred = max_pool2d(single.detach(), options).to_vector();
+    for (std::size_t i = 0; i < b.size(); ++i) {
+      if (std::isnan(b[i]))
+        EXPECT_TRUE(std::isnan(inferred[i])) << "width " << width << " output " << i;
+      else
+        EXPECT_EQ(inferred[i], b[i]) << "width " << width << " output " << i;
+    }
     // Distinct upstream values show, in the input gradient, which element each window chose.
     std::vector<double> upstream(a.size());
     for (std::size_t i = 0; i < upstream.size(); ++i) upstream[i] = static_cast<double>(i + 1);

@@ -387,7 +387,7 @@ void keep_max(T& value, std::int64_t& at, T v, std::int64_t v_at) {
 // scalar loop goes on (0 where there is no vector form, the row's end where there is). Each window
 // is a tournament (each input row's pair, then the two winners) that picks what keep_max's chain
 // picks: the first maximum, or the first NaN. `top` is the window row's offset in the plane, for
-// `from`.
+// `from` (nullptr: not wanted).
 template <class T>
 std::int64_t max_pool_row_2x2_simd(const T*, const T*, std::int64_t, std::int64_t, std::int64_t, T*,
                                    std::int64_t*) {
@@ -437,6 +437,7 @@ std::int64_t max_pool_row_2x2_simd(const float* r0, const float* r1, std::int64_
     const __m512 lower = _mm512_mask_blend_ps(right_bottom, c, d);
     const __mmask16 bottom = replaces(upper, lower);
     _mm512_mask_storeu_ps(out + x, outputs, _mm512_mask_blend_ps(bottom, upper, lower));
+    if (!from) continue;
     // Where in the plane: top + 2 (x + lane) + (bottom ? w + right_bottom : right_top).
     const __m512i in_top = _mm512_maskz_mov_epi32(right_top, one);
     const __m512i in_bottom = _mm512_mask_add_epi32(below, right_bottom, below, one);
@@ -454,7 +455,8 @@ std::int64_t max_pool_row_2x2_simd(const float* r0, const float* r1, std::int64_
 #pragma GCC diagnostic pop
 #endif
 
-// One plane's maxima and, for the backward pass, where each came from.
+// One plane's maxima and, for the backward pass, where each came from (`from` nullptr: no
+// backward pass, as in inference, where writing the int64 positions took half the pool's time).
 template <class T>
 void max_pool_plane(const PoolGeometry& g, const T* in, T* out, std::int64_t* from) {
   const auto& o = g.options;
@@ -467,7 +469,8 @@ void max_pool_plane(const PoolGeometry& g, const T* in, T* out, std::int64_t* fr
     for (std::int64_t y = 0; y < oh; ++y) {
       const T* r0 = in + 2 * y * w;
       const T* r1 = r0 + w;
-      std::int64_t x = max_pool_row_2x2_simd(r0, r1, w, ow, 2 * y * w, out + y * ow, from + y * ow);
+      std::int64_t x = max_pool_row_2x2_simd(r0, r1, w, ow, 2 * y * w, out + y * ow,
+                                             from ? from + y * ow : nullptr);
       for (; x < ow; ++x) {
         std::int64_t best = 2 * y * w + 2 * x;
         T value = r0[2 * x];
@@ -475,7 +478,7 @@ void max_pool_plane(const PoolGeometry& g, const T* in, T* out, std::int64_t* fr
         keep_max(value, best, r1[2 * x], 2 * y * w + w + 2 * x);
         keep_max(value, best, r1[2 * x + 1], 2 * y * w + w + 2 * x + 1);
         out[y * ow + x] = value;
-        from[y * ow + x] = best;
+        if (from) from[y * ow + x] = best;
       }
     }
     return;
@@ -492,7 +495,7 @@ void max_pool_plane(const PoolGeometry& g, const T* in, T* out, std::int64_t* fr
         for (std::int64_t ix = xlo; ix < xhi; ++ix)
           keep_max(value, best, in[iy * g.w + ix], iy * g.w + ix);
       out[y * g.ow + x] = value;
-      from[y * g.ow + x] = best;
+      if (from) from[y * g.ow + x] = best;
     }
   }
 }
@@ -532,21 +535,22 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias,
 Tensor max_pool2d(const Tensor& input, const Pool2dOptions& options) {
   const PoolGeometry g = pool_geometry("max_pool2d", input, options);
   Tensor out = Tensor::empty(pooled_shape(input, g), input.dtype());
-  // Where each output's maximum came from, as an index into its input plane (a tensor, so its
-  // memory comes from the storage cache).
-  const Tensor argmax = Tensor::empty(out.shape(), DType::Int64);
+  const bool recorded = should_record({&input});
+  // Where each output's maximum came from, as an index into its input plane, for the backward
+  // pass (a tensor, so its memory comes from the storage cache).
+  const Tensor argmax = recorded ? Tensor::empty(out.shape(), DType::Int64) : Tensor();
   detail::dispatch_floating(input.dtype(), "max_pool2d", [&](auto tag) {
     using T = decltype(tag);
     const T* x = input.data<T>();
     T* y = out.data<T>();
-    std::int64_t* from = Tensor(argmax).data<std::int64_t>();
+    std::int64_t* from = recorded ? Tensor(argmax).data<std::int64_t>() : nullptr;
     parallel_for(g.planes, g.plane_grain(), [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t plane = begin; plane < end; ++plane)
         max_pool_plane(g, x + plane * g.h * g.w, y + plane * g.oh * g.ow,
-                       from + plane * g.oh * g.ow);
+                       from ? from + plane * g.oh * g.ow : nullptr);
     });
   });
-  if (!should_record({&input})) return out;
+  if (!recorded) return out;
   return record(
       Op::MaxPool2d, out, {input},
       [g, argmax, shape = input.shape()](const Tensor& grad, const std::vector<bool>&) {
