@@ -48,6 +48,33 @@ TEST(InferencePlan, MatchesTheModuleForOneExampleAndForBatches) {
   }
 }
 
+// The layers between linear ones run as one Sequential (batch norm and ReLU fused): the CNN's
+// shape, with running statistics that are not the identity.
+TEST(InferencePlan, ConvolutionalLayersBeforeTheLinearOnesGiveTheModulesOutputs) {
+  Generator g(7);
+  auto model = make_sequential(nlohmann::json::parse(R"([
+    {"type": "reshape", "shape": [1, 6, 6]},
+    {"type": "conv2d", "in": 1, "out": 4, "kernel_size": 3, "padding": 1},
+    {"type": "batch_norm2d", "features": 4}, {"type": "relu"},
+    {"type": "max_pool2d", "kernel_size": 2},
+    {"type": "flatten"},
+    {"type": "linear", "in": 36, "out": 8}, {"type": "relu"},
+    {"type": "linear", "in": 8, "out": 3}])"),
+                               g);
+  {
+    NoGradGuard no_grad;
+    model->forward(Tensor::randn({16, 36}, g) * 3.0 + 1.0);  // training mode: statistics
+  }
+  model->eval();
+  const std::optional<InferencePlan> plan = InferencePlan::compile(model);
+  ASSERT_TRUE(plan.has_value());
+  NoGradGuard no_grad;
+  for (const std::int64_t rows : {1, 5}) {
+    const Tensor x = Tensor::randn({rows, 36}, g);
+    expect_close(plan->forward(x), model->forward(x));
+  }
+}
+
 TEST(InferencePlan, SeedMlpOneExampleEqualsItsRowInABatch) {
   Generator g(4);
   auto model = make_sequential(nlohmann::json::parse(R"([
