@@ -64,7 +64,7 @@ class InferencePlan {
   static void run_linear(const FrozenLinear& layer, const float* in, std::int64_t rows, float* out);
   struct Step {
     std::optional<FrozenLinear> linear;
-    std::shared_ptr<Module> other;  // set when `linear` is not: a Sequential of the layers
+    std::shared_ptr<Sequential> other;  // set when `linear` is not: the layers up to the next one
   };
   std::vector<Step> steps_;
   InferencePrecision precision_ = InferencePrecision::Float32;

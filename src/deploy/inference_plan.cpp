@@ -113,7 +113,7 @@ std::optional<InferencePlan> InferencePlan::compile(const std::shared_ptr<Module
       // Layers between linear ones run as one Sequential, whose forward fuses batch norm and
       // the ReLU after it: one pass over the activations instead of two.
       if (!plan.steps_.empty() && !plan.steps_.back().linear)
-        std::static_pointer_cast<Sequential>(plan.steps_.back().other)->append(layer);
+        plan.steps_.back().other->append(layer);
       else
         plan.steps_.push_back({std::nullopt, std::make_shared<Sequential>(
                                                  std::vector<std::shared_ptr<Module>>{layer})});

@@ -44,28 +44,46 @@ T take(simdjson::simdjson_result<T>&& result) {
   return value;
 }
 
-// What a value is, for a message ("a string", "an array"). A scalar is read whole, so that a
-// malformed one ("tru") is reported as malformed JSON, not by its first character.
-const char* kind_of(od::value& value) {
-  switch (take(value.type())) {
+// A JSON type in a message: "a string", "an array".
+const char* type_words(od::json_type type) {
+  switch (type) {
     case od::json_type::array:
       return "an array";
     case od::json_type::object:
       return "an object";
     case od::json_type::number:
-      take(value.get_double());
       return "a number";
     case od::json_type::string:
-      take(value.get_string());
       return "a string";
     case od::json_type::boolean:
-      take(value.get_bool());
       return "a boolean";
     case od::json_type::null:
-      if (!take(value.is_null())) throw simdjson_error(simdjson::N_ATOM_ERROR);
       return "null";
   }
   return "a value";
+}
+
+// What a value is, for a message. A scalar is read whole, so that a malformed one ("tru") is
+// reported as malformed JSON, not by its first character.
+const char* kind_of(od::value& value) {
+  const od::json_type type = take(value.type());
+  switch (type) {
+    case od::json_type::number:
+      take(value.get_double());
+      break;
+    case od::json_type::string:
+      take(value.get_string());
+      break;
+    case od::json_type::boolean:
+      take(value.get_bool());
+      break;
+    case od::json_type::null:
+      if (!take(value.is_null())) throw simdjson_error(simdjson::N_ATOM_ERROR);
+      break;
+    default:
+      break;
+  }
+  return type_words(type);
 }
 
 // A JSON number as nlohmann reads it: an integer when written as one and within 64 bits, else
@@ -178,8 +196,7 @@ class RequestWalker {
     if (type != od::json_type::object) {
       if (!nlohmann::json::accept(body.begin(), body.end()))
         throw simdjson_error(simdjson::TAPE_ERROR);
-      fail(fmt::format("the body is {}; an inference request is a JSON object",
-                       root_scalar_kind(type)));
+      fail(fmt::format("the body is {}; an inference request is a JSON object", type_words(type)));
     }
     for (auto item : take(doc.get_object())) {
       od::field field = take(std::move(item));
@@ -199,19 +216,6 @@ class RequestWalker {
   enum class Where { Root, Input, Output };
 
   [[noreturn]] static void fail(const std::string& message) { throw RequestError(400, message); }
-
-  static const char* root_scalar_kind(od::json_type type) {
-    switch (type) {
-      case od::json_type::number:
-        return "a number";
-      case od::json_type::string:
-        return "a string";
-      case od::json_type::boolean:
-        return "a boolean";
-      default:
-        return "null";
-    }
-  }
 
   void enter(std::size_t level) const {
     if (level > limits_.max_depth) fail(too_deep_message(limits_.max_depth));
