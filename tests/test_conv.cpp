@@ -82,6 +82,51 @@ TEST(Conv2d, Float32MatchesFloat64) {
   for (std::size_t i = 0; i < exact.size(); ++i) EXPECT_NEAR(single[i], exact[i], 1e-4);
 }
 
+// float32 3x3 stride-1 convolutions with 8 or more channels run Winograd's F(2x2, 3x3)
+// (src/ops/conv_winograd.cpp); float64 runs im2col. Values and all three gradients must agree:
+// odd output sizes (partial tiles), padding 0, 1, 2 and uneven, and more images than one block.
+TEST(Conv2d, WinogradFloat32MatchesIm2colFloat64) {
+  struct Case {
+    Shape input, weight;
+    std::array<std::int64_t, 2> padding;
+  };
+  for (const Case& c :
+       {Case{{7, 8, 14, 14}, {16, 8, 3, 3}, {1, 1}}, Case{{3, 9, 7, 7}, {10, 9, 3, 3}, {1, 1}},
+        Case{{2, 8, 6, 9}, {8, 8, 3, 3}, {0, 0}}, Case{{2, 12, 5, 4}, {9, 12, 3, 3}, {2, 1}},
+        Case{{1, 8, 3, 3}, {8, 8, 3, 3}, {0, 1}}}) {
+    Generator g(5);
+    const Tensor x = Tensor::randn(c.input, g, DType::Float64).requires_grad_();
+    const Tensor w = Tensor::randn(c.weight, g, DType::Float64).requires_grad_();
+    const Tensor b = Tensor::randn({c.weight[0]}, g, DType::Float64).requires_grad_();
+    const Tensor x32 = x.detach().to(DType::Float32).requires_grad_();
+    const Tensor w32 = w.detach().to(DType::Float32).requires_grad_();
+    const Tensor b32 = b.detach().to(DType::Float32).requires_grad_();
+    const Conv2dOptions options{{1, 1}, c.padding, {1, 1}, 1};
+    const Tensor exact = conv2d(x, w, b, options), single = conv2d(x32, w32, b32, options);
+    ASSERT_EQ(exact.shape(), single.shape());
+    const Tensor upstream = Tensor::randn(exact.shape(), g, DType::Float64);
+    exact.backward(upstream);
+    single.backward(upstream.to(DType::Float32));
+    const auto expect_close = [&](const Tensor& a, const Tensor& e, double tolerance,
+                                  const char* what) {
+      const std::vector<double> av = a.to_vector(), ev = e.to_vector();
+      ASSERT_EQ(av.size(), ev.size()) << what;
+      // Rounding grows with the terms summed, not with their (cancelling) sum: relative to the
+      // values' root mean square.
+      double squares = 0;
+      for (double v : ev) squares += v * v;
+      const double scale = 1 + std::sqrt(squares / static_cast<double>(ev.size()));
+      for (std::size_t i = 0; i < av.size(); ++i)
+        ASSERT_NEAR(av[i], ev[i], tolerance * scale)
+            << what << " element " << i << " of " << shape_str(c.input);
+    };
+    expect_close(single, exact, 1e-5, "output");
+    expect_close(x32.grad(), x.grad(), 1e-5, "input gradient");
+    expect_close(w32.grad(), w.grad(), 1e-5, "weight gradient");
+    expect_close(b32.grad(), b.grad(), 1e-5, "bias gradient");
+  }
+}
+
 // A convolution whose output is as wide as its input (stride 1, "same" padding) runs conv.cpp's
 // same-width path; the same product on an input padded by hand with zeros (padding 0, so the
 // output is narrower than the input) runs the general one. Values and gradients must agree.

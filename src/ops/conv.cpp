@@ -5,13 +5,17 @@
 // output [Og, OH*OW] block, which starts as the bias. Images are spread over the kernel thread
 // pool. Backward recomputes the columns (cheaper in memory than keeping them) and uses two more
 // GEMMs per image: the weight gradient against the columns (summed per thread, then across
-// threads) and the column gradient, which col2im adds back into the input's shape.
+// threads) and the column gradient, which col2im adds back into the input's shape. float32 3x3
+// stride-1 convolutions with 8 or more channels on both sides run Winograd's F(2x2, 3x3)
+// instead (conv_winograd.cpp): 2.25x fewer multiply-adds, in products that span several images.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <bit>
 #include <limits>
 #include <mutex>
+#include <optional>
+#include <type_traits>
 
 #ifdef __AVX512F__
 #include <immintrin.h>
@@ -21,6 +25,7 @@
 #include "lathe/error.h"
 #include "lathe/ops.h"
 #include "lathe/parallel.h"
+#include "src/ops/conv_winograd.h"
 #include "src/ops/kernels.h"
 #include "src/tensor/blas.h"
 #include "src/tensor/dispatch.h"
@@ -238,6 +243,17 @@ void col2im(const ConvGeometry& g, std::int64_t group, T* dcols, T* dimage) {
   }
 }
 
+// The geometry as Winograd's F(2x2, 3x3) sees it, where it applies (float32 3x3, stride 1).
+template <class T>
+std::optional<detail::WinogradShape> winograd_shape(const ConvGeometry& g) {
+  const auto& o = g.options;
+  if (!std::is_same_v<T, float> ||
+      !detail::winograd_applies(g.kh, g.kw, o.stride[0], o.stride[1], o.dilation[0], o.dilation[1],
+                                g.groups, g.c, g.o))
+    return std::nullopt;
+  return detail::WinogradShape{g.n, g.c, g.h, g.w, g.o, o.padding[0], o.padding[1]};
+}
+
 // A scratch buffer from the storage cache: after the first step it costs no fresh pages.
 template <class T>
 Tensor scratch(std::int64_t elements) {
@@ -249,6 +265,9 @@ Tensor scratch(std::int64_t elements) {
 // threads on GEMMs this small spend more time handing off (and spinning) than computing.
 template <class T>
 void conv_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out) {
+  if constexpr (std::is_same_v<T, float>)
+    if (const auto shape = winograd_shape<T>(g))
+      return detail::winograd_forward(*shape, x, w, bias, out);
   detail::SingleThreadedBlas blas_on_each_pool_thread;
   parallel_for(g.n, 1, [&](std::int64_t begin, std::int64_t end) {
     Tensor cols_buffer = scratch<T>(g.patch() * g.pixels());
@@ -272,8 +291,23 @@ struct ConvGradients {
 };
 
 template <class T>
+void bias_gradient(const ConvGeometry& g, const T* grad, T* db) {
+  for (std::int64_t oc = 0; oc < g.o; ++oc) {
+    double sum = 0;
+    for (std::int64_t n = 0; n < g.n; ++n)
+      sum += detail::row_sum(grad + (n * g.o + oc) * g.pixels(), g.pixels());
+    db[oc] = static_cast<T>(sum);
+  }
+}
+
+template <class T>
 void conv_backward(const ConvGeometry& g, const T* x, const T* w, const T* grad,
                    const std::vector<bool>& needs, ConvGradients& out) {
+  if (needs[2]) bias_gradient(g, grad, out.bias.data<T>());
+  if constexpr (std::is_same_v<T, float>)
+    if (const auto shape = winograd_shape<T>(g))
+      return detail::winograd_backward(*shape, x, w, grad, needs[0] ? out.input.data<T>() : nullptr,
+                                       needs[1] ? out.weight.data<T>() : nullptr);
   detail::SingleThreadedBlas blas_on_each_pool_thread;
   std::mutex merge;
   if (needs[1]) std::fill_n(out.weight.data<T>(), out.weight.numel(), T(0));
@@ -306,15 +340,6 @@ void conv_backward(const ConvGeometry& g, const T* x, const T* w, const T* grad,
       for (std::int64_t i = 0; i < partial.numel(); ++i) total[i] += mine[i];
     }
   });
-  if (needs[2]) {
-    T* db = out.bias.data<T>();
-    for (std::int64_t oc = 0; oc < g.o; ++oc) {
-      double sum = 0;
-      for (std::int64_t n = 0; n < g.n; ++n)
-        sum += detail::row_sum(grad + (n * g.o + oc) * g.pixels(), g.pixels());
-      db[oc] = static_cast<T>(sum);
-    }
-  }
 }
 
 // ---- Pooling ----
