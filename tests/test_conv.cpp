@@ -3,6 +3,7 @@
 // their errors. Gradients are checked in tests/test_gradcheck.cpp.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 
@@ -124,6 +125,30 @@ TEST(Conv2d, WinogradFloat32MatchesIm2colFloat64) {
     expect_close(x32.grad(), x.grad(), 1e-5, "input gradient");
     expect_close(w32.grad(), w.grad(), 1e-5, "weight gradient");
     expect_close(b32.grad(), b.grad(), 1e-5, "bias gradient");
+  }
+}
+
+// conv2d_relu applies the relu as each image's output is written, on both paths (im2col for one
+// input channel, Winograd for 8); with gradients recorded it is conv2d then relu.
+TEST(Conv2d, ReluFusedEqualsReluOfConv) {
+  for (const std::int64_t channels : {1, 8}) {
+    Generator g(9);
+    const Tensor x = Tensor::randn({3, channels, 7, 6}, g);
+    const Tensor w = Tensor::randn({8, channels, 3, 3}, g);
+    const Tensor b = Tensor::randn({8}, g);
+    const Conv2dOptions options{{1, 1}, {1, 1}, {1, 1}, 1};
+    {
+      NoGradGuard no_grad;
+      const std::vector<double> fused = conv2d_relu(x, w, b, options).to_vector();
+      const std::vector<double> apart = relu(conv2d(x, w, b, options)).to_vector();
+      ASSERT_EQ(fused, apart) << channels << " channels";
+      EXPECT_TRUE(std::any_of(fused.begin(), fused.end(), [](double v) { return v == 0; }));
+    }
+    const Tensor wg = w.detach().clone().requires_grad_();
+    sum(conv2d_relu(x, wg, b, options)).backward();
+    const Tensor wr = w.detach().clone().requires_grad_();
+    sum(relu(conv2d(x, wr, b, options))).backward();
+    EXPECT_EQ(wg.grad().to_vector(), wr.grad().to_vector()) << channels << " channels";
   }
 }
 

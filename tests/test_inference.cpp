@@ -50,20 +50,34 @@ TEST(InferencePlan, MatchesTheModuleForOneExampleAndForBatches) {
 
 // The layers between linear ones run as one Sequential (batch norm and ReLU fused): the CNN's
 // shape, with running statistics that are not the identity.
+// The plan folds each conv2d with the batch norm and/or relu after it into one convolution
+// (src/deploy/conv_folding.cpp): every combination, on the im2col path (one input channel) and
+// on Winograd's (8 channels), with batch norm's statistics and affine parameters far from
+// identity, must give the module's outputs.
 TEST(InferencePlan, ConvolutionalLayersBeforeTheLinearOnesGiveTheModulesOutputs) {
   Generator g(7);
   auto model = make_sequential(nlohmann::json::parse(R"([
     {"type": "reshape", "shape": [1, 6, 6]},
-    {"type": "conv2d", "in": 1, "out": 4, "kernel_size": 3, "padding": 1},
-    {"type": "batch_norm2d", "features": 4}, {"type": "relu"},
+    {"type": "conv2d", "in": 1, "out": 8, "kernel_size": 3, "padding": 1},
+    {"type": "batch_norm2d", "features": 8}, {"type": "relu"},
+    {"type": "conv2d", "in": 8, "out": 8, "kernel_size": 3, "padding": 1, "bias": false},
+    {"type": "batch_norm2d", "features": 8},
+    {"type": "conv2d", "in": 8, "out": 8, "kernel_size": 3, "padding": 1}, {"type": "relu"},
     {"type": "max_pool2d", "kernel_size": 2},
+    {"type": "conv2d", "in": 8, "out": 4, "kernel_size": 1},
     {"type": "flatten"},
     {"type": "linear", "in": 36, "out": 8}, {"type": "relu"},
     {"type": "linear", "in": 8, "out": 3}])"),
                                g);
+  for (const NamedTensor& p : model->named_parameters()) {
+    Tensor live = p.tensor;  // shares the parameter's storage
+    const std::vector<double> values = (Tensor::randn(live.shape(), g) * 0.5 + 0.5).to_vector();
+    std::copy(values.begin(), values.end(), live.data<float>());
+  }
   {
     NoGradGuard no_grad;
-    model->forward(Tensor::randn({16, 36}, g) * 3.0 + 1.0);  // training mode: statistics
+    for (int i = 0; i < 3; ++i)  // training mode: running statistics away from 0 and 1
+      model->forward(Tensor::randn({16, 36}, g) * 3.0 + 1.0);
   }
   model->eval();
   const std::optional<InferencePlan> plan = InferencePlan::compile(model);

@@ -13,7 +13,10 @@
 // (`lathe eval --precision int8`) before deploying it so.
 //
 // The plan is a snapshot: later changes to the module's weights are not seen. Layers other than
-// linear (activations, flatten, dropout in eval mode) run through their own forward.
+// linear (activations, flatten, dropout in eval mode) run through their own forward, except that
+// a conv2d followed by batch_norm2d and/or relu becomes one convolution: batch norm's running
+// statistics and affine parameters folded into its weights and bias, the relu applied as it
+// writes its output (conv2d_relu), so neither makes a pass of its own over the activations.
 #include <memory>
 #include <optional>
 #include <string>

@@ -53,6 +53,11 @@ std::int64_t conv_output_size(std::int64_t in, std::int64_t kernel, std::int64_t
 // weight [O, C / groups, KH, KW], bias [O] if defined -> [N, O, OH, OW].
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(),
               const Conv2dOptions& options = {});
+// relu(conv2d(...)) with the ReLU applied as each image's output is written, one pass over the
+// output fewer (the inference plan folds conv + batch norm + relu into it). Where gradients are
+// recorded it is the two ops, conv2d then relu.
+Tensor conv2d_relu(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(),
+                   const Conv2dOptions& options = {});
 struct Pool2dOptions {
   std::array<std::int64_t, 2> kernel{2, 2};
   std::array<std::int64_t, 2> stride{2, 2};

@@ -8,6 +8,7 @@
 #include "lathe/error.h"
 #include "lathe/inference.h"
 #include "lathe/ops.h"
+#include "src/deploy/conv_folding.h"
 #include "src/deploy/int8_linear.h"
 #include "src/tensor/blas.h"
 
@@ -139,6 +140,12 @@ std::optional<InferencePlan> InferencePlan::compile(const std::shared_ptr<Module
     any_linear = true;
   }
   if (!any_linear) return std::nullopt;
+  for (Step& step : plan.steps_) {
+    if (!step.other) continue;
+    std::vector<std::shared_ptr<Module>> layers;
+    for (std::size_t i = 0; i < step.other->size(); ++i) layers.push_back(step.other->layer(i));
+    step.other = std::make_shared<Sequential>(detail::fold_convolutions(layers));
+  }
   // Quantized once relu is folded in, since the int8 layer applies it after its scales.
   if (precision == InferencePrecision::Int8)
     for (Step& step : plan.steps_) {

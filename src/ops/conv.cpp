@@ -264,10 +264,10 @@ Tensor scratch(std::int64_t elements) {
 // single-threaded BLAS, with its columns (one image: Cg*KH*KW x OH*OW) in cache. OpenBLAS's own
 // threads on GEMMs this small spend more time handing off (and spinning) than computing.
 template <class T>
-void conv_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out) {
+void conv_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, bool relu, T* out) {
   if constexpr (std::is_same_v<T, float>)
     if (const auto shape = winograd_shape<T>(g))
-      return detail::winograd_forward(*shape, x, w, bias, out);
+      return detail::winograd_forward(*shape, x, w, bias, relu, out);
   detail::SingleThreadedBlas blas_on_each_pool_thread;
   parallel_for(g.n, 1, [&](std::int64_t begin, std::int64_t end) {
     Tensor cols_buffer = scratch<T>(g.patch() * g.pixels());
@@ -281,6 +281,8 @@ void conv_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, 
         detail::gemm<T>(false, false, g.og, g.pixels(), g.patch(), T(1),
                         w + group * g.og * g.patch(), g.patch(), cols, g.pixels(), T(1), y,
                         g.pixels());
+        if (relu)  // while the block is in cache; NaN becomes 0, as relu does
+          for (std::int64_t i = 0; i < g.og * g.pixels(); ++i) y[i] = y[i] > 0 ? y[i] : T(0);
       }
     }
   });
@@ -532,15 +534,31 @@ std::int64_t conv_output_size(std::int64_t in, std::int64_t kernel, std::int64_t
   return (in + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
 }
 
-Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias,
-              const Conv2dOptions& options) {
-  const ConvGeometry g = conv_geometry(input, weight, bias, options);
+namespace {
+
+Tensor conv2d_forward(const ConvGeometry& g, const Tensor& input, const Tensor& weight,
+                      const Tensor& bias, bool relu) {
   Tensor out = Tensor::empty({g.n, g.o, g.oh, g.ow}, input.dtype());
   detail::dispatch_floating(input.dtype(), "conv2d", [&](auto tag) {
     using T = decltype(tag);
     conv_forward<T>(g, input.data<T>(), weight.data<T>(), bias.defined() ? bias.data<T>() : nullptr,
-                    out.data<T>());
+                    relu, out.data<T>());
   });
+  return out;
+}
+
+}  // namespace
+
+Tensor conv2d_relu(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                   const Conv2dOptions& options) {
+  if (should_record({&input, &weight, &bias})) return relu(conv2d(input, weight, bias, options));
+  return conv2d_forward(conv_geometry(input, weight, bias, options), input, weight, bias, true);
+}
+
+Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias,
+              const Conv2dOptions& options) {
+  const ConvGeometry g = conv_geometry(input, weight, bias, options);
+  Tensor out = conv2d_forward(g, input, weight, bias, false);
   if (!should_record({&input, &weight, &bias})) return out;
   return record(Op::Conv2d, out, {input, weight, bias},
                 [g, x = input.detach(), w = weight.detach()](const Tensor& grad,

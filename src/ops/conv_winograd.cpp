@@ -167,9 +167,10 @@ void transform_inputs(const Tiling& t, const float* x, std::int64_t first, std::
     }
 }
 
-// y for images [first, first + count) from M [16][O][tiles], plus the bias.
-void transform_outputs(const Tiling& t, const float* m, const float* bias, std::int64_t first,
-                       std::int64_t count, float* y) {
+// y for images [first, first + count) from M [16][O][tiles], plus the bias, then max(y, 0) where
+// `relu` (NaN becomes 0, as relu does).
+void transform_outputs(const Tiling& t, const float* m, const float* bias, bool relu,
+                       std::int64_t first, std::int64_t count, float* y) {
   const WinogradShape& s = t.s;
   const std::int64_t ld = stream_stride(count * t.per_image()), oh = s.oh(), ow = s.ow();
   SplitRows rows(2, t.tiles_x);  // one tile row's two output rows, even and odd columns
@@ -198,7 +199,12 @@ void transform_outputs(const Tiling& t, const float* m, const float* bias, std::
         }
         for (int r = 0; r < 2 && 2 * ty + r < oh; ++r) {
           float* row = plane + (2 * ty + r) * ow;
-          const float *even = rows.even(r), *odd = rows.odd(r);
+          float *even = rows.even(r), *odd = rows.odd(r);
+          if (relu)
+            for (std::int64_t j = 0; j < t.tiles_x; ++j) {
+              even[j] = even[j] > 0 ? even[j] : 0.0f;
+              odd[j] = odd[j] > 0 ? odd[j] : 0.0f;
+            }
           for (std::int64_t j = 0; j < ow / 2; ++j) row[2 * j] = even[j], row[2 * j + 1] = odd[j];
           if (ow % 2) row[ow - 1] = even[ow / 2];
         }
@@ -354,20 +360,29 @@ bool winograd_applies(std::int64_t kh, std::int64_t kw, std::int64_t stride_h,
 }
 
 void winograd_forward(const WinogradShape& s, const float* x, const float* w, const float* bias,
-                      float* y) {
+                      bool relu, float* y) {
   const Tiling t = tiling(s);
   const Tensor u_buffer = transformed_filters(s, w);
   const float* u = u_buffer.data<float>();
   SingleThreadedBlas blas_on_each_pool_thread;
+  // With fewer images than pool threads (batch-1 inference), the 16 products of the one block
+  // are what is shared out instead.
+  const bool split_points = s.n < num_threads() && !in_parallel_region();
   for_each_block(t, [&](std::int64_t first, std::int64_t count) {
     const std::int64_t tiles = count * t.per_image(), ld = stream_stride(tiles);
     Tensor v_buffer = scratch(kPoints * s.c * ld), m_buffer = scratch(kPoints * s.o * ld);
     float *v = v_buffer.data<float>(), *m = m_buffer.data<float>();
     transform_inputs(t, x, first, count, v);
-    for (int xi = 0; xi < kPoints; ++xi)
-      gemm<float>(false, false, s.o, tiles, s.c, 1.0f, u + xi * s.o * s.c, s.c, v + xi * s.c * ld,
-                  ld, 0.0f, m + xi * s.o * ld, ld);
-    transform_outputs(t, m, bias, first, count, y);
+    const auto products = [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t xi = begin; xi < end; ++xi)
+        gemm<float>(false, false, s.o, tiles, s.c, 1.0f, u + xi * s.o * s.c, s.c, v + xi * s.c * ld,
+                    ld, 0.0f, m + xi * s.o * ld, ld);
+    };
+    if (split_points)
+      parallel_for(kPoints, 1, products);
+    else
+      products(0, kPoints);
+    transform_outputs(t, m, bias, relu, first, count, y);
   });
 }
 

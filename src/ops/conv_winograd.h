@@ -26,9 +26,9 @@ bool winograd_applies(std::int64_t kh, std::int64_t kw, std::int64_t stride_h,
                       std::int64_t stride_w, std::int64_t dilation_h, std::int64_t dilation_w,
                       std::int64_t groups, std::int64_t c, std::int64_t o);
 
-// y [N, O, OH, OW] = conv(x, w) + bias (nullptr: none).
+// y [N, O, OH, OW] = conv(x, w) + bias (nullptr: none), then max(y, 0) where `relu`.
 void winograd_forward(const WinogradShape& s, const float* x, const float* w, const float* bias,
-                      float* y);
+                      bool relu, float* y);
 
 // dx (nullptr: not wanted) += the input gradient; dw (nullptr: not wanted) = the weight gradient.
 void winograd_backward(const WinogradShape& s, const float* x, const float* w, const float* dy,
