@@ -131,6 +131,7 @@ class Preprocessing {
   const std::vector<double>& std() const { return std_; }
 
  private:
+  Tensor normalized(const Tensor& inputs, Tensor out) const;  // out may be inputs itself
   double scale_ = 1.0;
   std::vector<double> mean_{0.0};  // one value, or one per feature
   std::vector<double> std_{1.0};

@@ -50,10 +50,24 @@ Preprocessing Preprocessing::standardize(const Tensor& training_inputs, double s
 }
 
 Tensor Preprocessing::apply(const Tensor& inputs) const {
-  return apply(inputs.to(DType::Float32));  // .to copies, even a float32 tensor
+  // A float32 input that is not ours to change is read once into the output, not copied first
+  // (at batch 1000 on the Fashion MLP the copy was a sixth of a Predictor call).
+  if (inputs.dtype() == DType::Float32) return normalized(inputs, Tensor::empty(inputs.shape()));
+  return apply(inputs.to(DType::Float32));
 }
 
 Tensor Preprocessing::apply(Tensor&& inputs) const {
+  const bool owned = inputs.dtype() == DType::Float32 && inputs.handle_count() == 1 &&
+                     inputs.impl()->storage.use_count() == 1;
+  if (owned) {
+    Tensor same = std::move(inputs);
+    return normalized(same, same);
+  }
+  return apply(static_cast<const Tensor&>(inputs));
+}
+
+// out = (inputs * scale - mean) / std per feature; out may be inputs itself.
+Tensor Preprocessing::normalized(const Tensor& inputs, Tensor out) const {
   if (inputs.dim() < 1)
     throw Error(fmt::format("preprocessing: input of shape {} has no batch axis",
                             shape_str(inputs.shape())));
@@ -62,18 +76,16 @@ Tensor Preprocessing::apply(Tensor&& inputs) const {
   if (n > 0 && mean_.size() != 1 && static_cast<std::int64_t>(mean_.size()) != features)
     throw Error(fmt::format("preprocessing: fitted on {} features, input {} has {}", mean_.size(),
                             shape_str(inputs.shape()), features));
-  const bool owned = inputs.dtype() == DType::Float32 && inputs.handle_count() == 1 &&
-                     inputs.impl()->storage.use_count() == 1;
-  Tensor out = owned ? std::move(inputs) : inputs.to(DType::Float32);
-  float* x = out.data<float>();
+  const float* x = inputs.data<float>();
+  float* y = out.data<float>();
   const std::int64_t grain =
       std::max<std::int64_t>(1, detail::kParallelGrain / std::max<std::int64_t>(features, 1));
   parallel_for(n, grain, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t i = begin; i < end; ++i)
       for (std::int64_t f = 0; f < features; ++f) {
         const std::size_t k = mean_.size() == 1 ? 0 : static_cast<std::size_t>(f);
-        float& v = x[i * features + f];
-        v = static_cast<float>((v * scale_ - mean_[k]) / std_[k]);
+        const float v = x[i * features + f];
+        y[i * features + f] = static_cast<float>((v * scale_ - mean_[k]) / std_[k]);
       }
   });
   return out;
