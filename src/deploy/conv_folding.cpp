@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "src/ops/frozen_conv.h"
+
 namespace lathe::detail {
 namespace {
 
@@ -11,16 +13,12 @@ namespace {
 class FoldedConv2d : public Module {
  public:
   FoldedConv2d(Tensor weight, Tensor bias, Conv2dOptions options, bool relu)
-      : weight_(std::move(weight)), bias_(std::move(bias)), options_(options), relu_(relu) {}
-  Tensor forward(const Tensor& input) override {
-    return relu_ ? conv2d_relu(input, weight_, bias_, options_)
-                 : conv2d(input, weight_, bias_, options_);
-  }
+      : conv_(std::move(weight), std::move(bias), options), relu_(relu) {}
+  Tensor forward(const Tensor& input) override { return conv_.forward(input, relu_); }
   std::string type() const override { return "folded_conv2d"; }
 
  private:
-  Tensor weight_, bias_;
-  Conv2dOptions options_;
+  FrozenConv2d conv_;
   bool relu_;
 };
 
@@ -83,8 +81,9 @@ std::vector<std::shared_ptr<Module>> fold_convolutions(
       folded.push_back(layers[i]);
       continue;
     }
-    const bool with_norm =
-        is_type(next(1), "batch_norm2d") && dynamic_cast<const BatchNorm*>(next(1).get());
+    // Only a batch norm in evaluation is a fixed scale and shift.
+    const bool with_norm = is_type(next(1), "batch_norm2d") &&
+                           dynamic_cast<const BatchNorm*>(next(1).get()) && !next(1)->is_training();
     const bool with_relu = is_type(next(with_norm ? 2 : 1), "relu");
     std::shared_ptr<Module> layer =
         with_norm || with_relu ? fold(*layers[i], with_norm ? next(1).get() : nullptr, with_relu)

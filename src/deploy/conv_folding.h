@@ -10,9 +10,9 @@
 
 namespace lathe::detail {
 
-// `layers` with every float32 conv2d followed by batch_norm2d and/or relu replaced by one folded
-// convolution. The folded layers hold copies of the weights, taken from the running statistics
-// as they are now; the model itself is not changed.
+// `layers` with every float32 conv2d followed by batch_norm2d (in evaluation mode) and/or relu
+// replaced by one folded convolution. The folded layers hold copies of the weights, taken from the
+// running statistics as they are now; the model itself is not changed.
 std::vector<std::shared_ptr<Module>> fold_convolutions(
     const std::vector<std::shared_ptr<Module>>& layers);
 

@@ -26,6 +26,7 @@
 #include "lathe/ops.h"
 #include "lathe/parallel.h"
 #include "src/ops/conv_winograd.h"
+#include "src/ops/frozen_conv.h"
 #include "src/ops/kernels.h"
 #include "src/tensor/blas.h"
 #include "src/tensor/dispatch.h"
@@ -266,8 +267,10 @@ Tensor scratch(std::int64_t elements) {
 template <class T>
 void conv_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, bool relu, T* out) {
   if constexpr (std::is_same_v<T, float>)
-    if (const auto shape = winograd_shape<T>(g))
-      return detail::winograd_forward(*shape, x, w, bias, relu, out);
+    if (const auto shape = winograd_shape<T>(g)) {
+      const Tensor filters = detail::winograd_filters(*shape, w);
+      return detail::winograd_forward(*shape, x, filters.data<float>(), bias, relu, out);
+    }
   detail::SingleThreadedBlas blas_on_each_pool_thread;
   parallel_for(g.n, 1, [&](std::int64_t begin, std::int64_t end) {
     Tensor cols_buffer = scratch<T>(g.patch() * g.pixels());
@@ -548,6 +551,30 @@ Tensor conv2d_forward(const ConvGeometry& g, const Tensor& input, const Tensor& 
 }
 
 }  // namespace
+
+namespace detail {
+
+FrozenConv2d::FrozenConv2d(Tensor weight, Tensor bias, Conv2dOptions options)
+    : weight_(std::move(weight)), bias_(std::move(bias)), options_(options) {
+  const auto& o = options_;
+  if (weight_.dtype() == DType::Float32 && weight_.dim() == 4 &&
+      winograd_applies(weight_.size(2), weight_.size(3), o.stride[0], o.stride[1], o.dilation[0],
+                       o.dilation[1], o.groups, weight_.size(1), weight_.size(0)))
+    filters_ =
+        winograd_filters({1, weight_.size(1), 3, 3, weight_.size(0), 0, 0}, weight_.data<float>());
+}
+
+Tensor FrozenConv2d::forward(const Tensor& input, bool relu) const {
+  const ConvGeometry g = conv_geometry(input, weight_, bias_, options_);
+  if (!filters_.defined() || input.dtype() != DType::Float32)
+    return conv2d_forward(g, input, weight_, bias_, relu);
+  Tensor out = Tensor::empty({g.n, g.o, g.oh, g.ow});
+  winograd_forward(*winograd_shape<float>(g), input.data<float>(), filters_.data<float>(),
+                   bias_.defined() ? bias_.data<float>() : nullptr, relu, out.data<float>());
+  return out;
+}
+
+}  // namespace detail
 
 Tensor conv2d_relu(const Tensor& input, const Tensor& weight, const Tensor& bias,
                    const Conv2dOptions& options) {

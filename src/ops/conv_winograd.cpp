@@ -359,11 +359,14 @@ bool winograd_applies(std::int64_t kh, std::int64_t kw, std::int64_t stride_h,
          dilation_w == 1 && groups == 1 && c >= kMinChannels && o >= kMinChannels;
 }
 
-void winograd_forward(const WinogradShape& s, const float* x, const float* w, const float* bias,
-                      bool relu, float* y) {
+Tensor winograd_filters(const WinogradShape& s, const float* w) {
+  return transformed_filters(s, w);
+}
+
+void winograd_forward(const WinogradShape& s, const float* x, const float* filters,
+                      const float* bias, bool relu, float* y) {
   const Tiling t = tiling(s);
-  const Tensor u_buffer = transformed_filters(s, w);
-  const float* u = u_buffer.data<float>();
+  const float* u = filters;
   SingleThreadedBlas blas_on_each_pool_thread;
   // With fewer images than pool threads (batch-1 inference), the 16 products of the one block
   // are what is shared out instead.

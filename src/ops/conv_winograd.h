@@ -9,6 +9,8 @@
 // the transposed weights, the weight gradient as one product summed over every tile.
 #include <cstdint>
 
+#include "lathe/tensor.h"
+
 namespace lathe::detail {
 
 struct WinogradShape {
@@ -26,9 +28,14 @@ bool winograd_applies(std::int64_t kh, std::int64_t kw, std::int64_t stride_h,
                       std::int64_t stride_w, std::int64_t dilation_h, std::int64_t dilation_w,
                       std::int64_t groups, std::int64_t c, std::int64_t o);
 
-// y [N, O, OH, OW] = conv(x, w) + bias (nullptr: none), then max(y, 0) where `relu`.
-void winograd_forward(const WinogradShape& s, const float* x, const float* w, const float* bias,
-                      bool relu, float* y);
+// The transformed filters U [16, O, C] of weights w [O, C, 3, 3], which winograd_forward takes:
+// computed at every call, or once for weights that never change (detail::FrozenConv2d).
+Tensor winograd_filters(const WinogradShape& s, const float* w);
+
+// y [N, O, OH, OW] = conv(x, w) + bias (nullptr: none), then max(y, 0) where `relu`; `filters`
+// is winograd_filters(s, w).
+void winograd_forward(const WinogradShape& s, const float* x, const float* filters,
+                      const float* bias, bool relu, float* y);
 
 // dx (nullptr: not wanted) += the input gradient; dw (nullptr: not wanted) = the weight gradient.
 void winograd_backward(const WinogradShape& s, const float* x, const float* w, const float* dy,
