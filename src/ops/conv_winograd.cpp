@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <functional>
 #include <mutex>
 
 #include "lathe/parallel.h"
@@ -130,14 +131,14 @@ std::int64_t stream_stride(std::int64_t tiles) {
   return tiles + kLanes;
 }
 
-// V [16][C][tiles] for images [first, first + count).
+// V [16][C][tiles] for images [first, first + count), input channels [c0, c1).
 void transform_inputs(const Tiling& t, const float* x, std::int64_t first, std::int64_t count,
-                      float* v) {
+                      std::int64_t c0, std::int64_t c1, float* v) {
   const WinogradShape& s = t.s;
   const std::int64_t ld = stream_stride(count * t.per_image());
   SplitRows split(2 * t.tiles_y + 2, t.tiles_x);
   for (std::int64_t n = 0; n < count; ++n)
-    for (std::int64_t ic = 0; ic < s.c; ++ic) {
+    for (std::int64_t ic = c0; ic < c1; ++ic) {
       split_plane(x + ((first + n) * s.c + ic) * s.h * s.w, s.h, s.w, -s.pad_h, -s.pad_w, split);
       for (std::int64_t ty = 0; ty < t.tiles_y; ++ty)
         for (std::int64_t j0 = 0; j0 < t.tiles_x; j0 += kLanes) {
@@ -167,15 +168,16 @@ void transform_inputs(const Tiling& t, const float* x, std::int64_t first, std::
     }
 }
 
-// y for images [first, first + count) from M [16][O][tiles], plus the bias, then max(y, 0) where
-// `relu` (NaN becomes 0, as relu does).
+// y for images [first, first + count), output channels [o0, o1), from M [16][O][tiles], plus the
+// bias, then max(y, 0) where `relu` (NaN becomes 0, as relu does).
 void transform_outputs(const Tiling& t, const float* m, const float* bias, bool relu,
-                       std::int64_t first, std::int64_t count, float* y) {
+                       std::int64_t first, std::int64_t count, std::int64_t o0, std::int64_t o1,
+                       float* y) {
   const WinogradShape& s = t.s;
   const std::int64_t ld = stream_stride(count * t.per_image()), oh = s.oh(), ow = s.ow();
   SplitRows rows(2, t.tiles_x);  // one tile row's two output rows, even and odd columns
   for (std::int64_t n = 0; n < count; ++n)
-    for (std::int64_t oc = 0; oc < s.o; ++oc) {
+    for (std::int64_t oc = o0; oc < o1; ++oc) {
       float* plane = y + ((first + n) * s.o + oc) * oh * ow;
       const float b = bias ? bias[oc] : 0.0f;
       for (std::int64_t ty = 0; ty < t.tiles_y; ++ty) {
@@ -368,24 +370,29 @@ void winograd_forward(const WinogradShape& s, const float* x, const float* filte
   const Tiling t = tiling(s);
   const float* u = filters;
   SingleThreadedBlas blas_on_each_pool_thread;
-  // With fewer images than pool threads (batch-1 inference), the 16 products of the one block
-  // are what is shared out instead.
-  const bool split_points = s.n < num_threads() && !in_parallel_region();
+  // With fewer images than pool threads (batch-1 inference), the one block's channels and 16
+  // products are what is shared out instead.
+  const bool split_block = s.n < num_threads() && !in_parallel_region();
+  const auto run = [&](std::int64_t n, const std::function<void(std::int64_t, std::int64_t)>& f) {
+    if (split_block)
+      parallel_for(n, 1, f);
+    else
+      f(0, n);
+  };
   for_each_block(t, [&](std::int64_t first, std::int64_t count) {
     const std::int64_t tiles = count * t.per_image(), ld = stream_stride(tiles);
     Tensor v_buffer = scratch(kPoints * s.c * ld), m_buffer = scratch(kPoints * s.o * ld);
     float *v = v_buffer.data<float>(), *m = m_buffer.data<float>();
-    transform_inputs(t, x, first, count, v);
-    const auto products = [&](std::int64_t begin, std::int64_t end) {
+    run(s.c,
+        [&](std::int64_t c0, std::int64_t c1) { transform_inputs(t, x, first, count, c0, c1, v); });
+    run(kPoints, [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t xi = begin; xi < end; ++xi)
         gemm<float>(false, false, s.o, tiles, s.c, 1.0f, u + xi * s.o * s.c, s.c, v + xi * s.c * ld,
                     ld, 0.0f, m + xi * s.o * ld, ld);
-    };
-    if (split_points)
-      parallel_for(kPoints, 1, products);
-    else
-      products(0, kPoints);
-    transform_outputs(t, m, bias, relu, first, count, y);
+    });
+    run(s.o, [&](std::int64_t o0, std::int64_t o1) {
+      transform_outputs(t, m, bias, relu, first, count, o0, o1, y);
+    });
   });
 }
 
@@ -407,7 +414,7 @@ void winograd_backward(const WinogradShape& s, const float* x, const float* w, c
       float *v = v_buffer.data<float>(), *dm = dm_buffer.data<float>();
       transform_output_gradients(t, dy, first, count, dm);
       if (dw) {
-        transform_inputs(t, x, first, count, v);
+        transform_inputs(t, x, first, count, 0, s.c, v);
         for (int xi = 0; xi < kPoints; ++xi)
           gemm<float>(false, true, s.o, s.c, tiles, 1.0f, dm + xi * s.o * ld, ld, v + xi * s.c * ld,
                       ld, 1.0f, du.data() + xi * s.o * s.c, s.c);
