@@ -85,7 +85,8 @@ TEST(Conv2d, Float32MatchesFloat64) {
 
 // float32 3x3 stride-1 convolutions with 8 or more channels run Winograd's F(2x2, 3x3)
 // (src/ops/conv_winograd.cpp); float64 runs im2col. Values and all three gradients must agree:
-// odd output sizes (partial tiles), padding 0, 1, 2 and uneven, and more images than one block.
+// odd output sizes (partial tiles), padding 0, 1, 2 and uneven, more images than one block, one
+// image (split over the pool), and rows of more tiles than one vector holds.
 TEST(Conv2d, WinogradFloat32MatchesIm2colFloat64) {
   struct Case {
     Shape input, weight;
@@ -94,7 +95,8 @@ TEST(Conv2d, WinogradFloat32MatchesIm2colFloat64) {
   for (const Case& c :
        {Case{{7, 8, 14, 14}, {16, 8, 3, 3}, {1, 1}}, Case{{3, 9, 7, 7}, {10, 9, 3, 3}, {1, 1}},
         Case{{2, 8, 6, 9}, {8, 8, 3, 3}, {0, 0}}, Case{{2, 12, 5, 4}, {9, 12, 3, 3}, {2, 1}},
-        Case{{1, 8, 3, 3}, {8, 8, 3, 3}, {0, 1}}}) {
+        Case{{1, 8, 3, 3}, {8, 8, 3, 3}, {0, 1}},
+        Case{{2, 8, 6, 37}, {8, 8, 3, 3}, {1, 1}}}) {  // 19 tiles a row: three vectors
     Generator g(5);
     const Tensor x = Tensor::randn(c.input, g, DType::Float64).requires_grad_();
     const Tensor w = Tensor::randn(c.weight, g, DType::Float64).requires_grad_();
