@@ -130,6 +130,27 @@ TEST(Conv2d, WinogradFloat32MatchesIm2colFloat64) {
   }
 }
 
+// Winograd's buffers are scratch from the storage cache, kLanes values longer per stream than
+// the tiles, and a tile row's last vector reads into that slack: whatever the slack held (here
+// NaN, left in the cache on purpose) must not reach the input gradient.
+TEST(Conv2d, WinogradInputGradientIgnoresStaleScratch) {
+  Generator g(11);
+  const Tensor x = Tensor::randn({1, 8, 14, 14}, g).requires_grad_();
+  const Tensor w = Tensor::randn({16, 8, 3, 3}, g);
+  const Tensor y = conv2d(x, w, Tensor(), {{1, 1}, {1, 1}, {1, 1}, 1});
+  {
+    // V's buffer: 16 points x 8 channels x (49 tiles + 8), returned to the cache full of NaN.
+    std::vector<Tensor> poisoned;
+    for (int i = 0; i < 4; ++i) poisoned.push_back(Tensor::full({16 * 8 * 57}, std::nan("")));
+  }
+  y.backward(Tensor::ones(y.shape()));
+  const Tensor x64 = x.detach().to(DType::Float64).requires_grad_();
+  const Tensor y64 = conv2d(x64, w.to(DType::Float64), Tensor(), {{1, 1}, {1, 1}, {1, 1}, 1});
+  y64.backward(Tensor::ones(y64.shape(), DType::Float64));
+  const std::vector<double> dx = x.grad().to_vector(), exact = x64.grad().to_vector();
+  for (std::size_t i = 0; i < dx.size(); ++i) ASSERT_NEAR(dx[i], exact[i], 1e-4) << "element " << i;
+}
+
 // conv2d_relu applies the relu as each image's output is written, on both paths (im2col for one
 // input channel, Winograd for 8); with gradients recorded it is conv2d then relu.
 TEST(Conv2d, ReluFusedEqualsReluOfConv) {

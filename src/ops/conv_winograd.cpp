@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cstring>
 #include <functional>
 #include <mutex>
@@ -71,10 +72,16 @@ void store(float* p, Lanes v) {
 void add_to(float* p, Lanes v) {
   store(p, load(p) + v);
 }
-Lanes lanes_below(std::int64_t n) {  // 1 in the first n lanes, 0 in the rest
-  Lanes mask;
-  for (int i = 0; i < kLanes; ++i) mask[i] = i < n ? 1.0f : 0.0f;
+// All bits set in the first n lanes, none in the rest: v & mask zeroes the rest, NaN included
+// (multiplying by 0 would keep a NaN).
+using LaneBits = std::int32_t __attribute__((vector_size(kLanes * sizeof(std::int32_t))));
+LaneBits lanes_below(std::int64_t n) {
+  LaneBits mask;
+  for (int i = 0; i < kLanes; ++i) mask[i] = i < n ? -1 : 0;
   return mask;
+}
+Lanes masked(Lanes v, LaneBits mask) {
+  return reinterpret_cast<Lanes>(reinterpret_cast<LaneBits>(v) & mask);
 }
 
 // A plane's rows split into even and odd columns, zero beyond the plane: row r, element j holds
@@ -256,8 +263,9 @@ void add_input_gradients(const Tiling& t, const float* dv, std::int64_t first, s
       std::fill(next.data.begin(), next.data.end(), 0.0f);
       for (std::int64_t ty = 0; ty < t.tiles_y; ++ty)
         for (std::int64_t j0 = 0; j0 < t.tiles_x; j0 += kLanes) {
-          // Lanes past the row's last tile read the next row's points: they must add nothing.
-          const Lanes valid = lanes_below(t.tiles_x - j0);
+          // Lanes past the row's last tile read the next row's points, or the stream's slack
+          // (stale scratch): they must add nothing.
+          const LaneBits valid = lanes_below(t.tiles_x - j0);
           const float* points = dv + ic * ld + n * t.per_image() + ty * t.tiles_x + j0;
           // B down each column l: (v0, v1 - v2 + v3, v1 + v2 - v0, -v3).
           Lanes c[4][4];  // [row][column]
@@ -271,10 +279,10 @@ void add_input_gradients(const Tiling& t, const float* dv, std::int64_t first, s
           for (int i = 0; i < 4; ++i) {
             const Lanes* q = c[i];
             const std::int64_t r = 2 * ty + i;
-            add_to(here.even(r) + j0, q[0] * valid);
-            add_to(here.odd(r) + j0, (q[1] - q[2] + q[3]) * valid);
-            add_to(next.even(r) + j0, (q[1] + q[2] - q[0]) * valid);
-            add_to(next.odd(r) + j0, -q[3] * valid);
+            add_to(here.even(r) + j0, masked(q[0], valid));
+            add_to(here.odd(r) + j0, masked(q[1] - q[2] + q[3], valid));
+            add_to(next.even(r) + j0, masked(q[1] + q[2] - q[0], valid));
+            add_to(next.odd(r) + j0, masked(-q[3], valid));
           }
         }
       float* plane = dx + ((first + n) * s.c + ic) * s.h * s.w;
