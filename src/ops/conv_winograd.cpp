@@ -55,11 +55,6 @@ Tiling tiling(const WinogradShape& s) {
 // tiles (stream_stride), so a tile row's last vector may be loaded and stored whole.
 constexpr int kLanes = 8;
 using Lanes = float __attribute__((vector_size(kLanes * sizeof(float))));
-// Built without AVX, GCC and clang warn that passing such a vector by value differs between ABIs;
-// these helpers never leave this file, so no other code sees that ABI. (Pushed and popped:
-// unity builds share a file's pragmas.)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
 
 Lanes load(const float* p) {
   Lanes v;
@@ -356,8 +351,6 @@ void for_each_block(const Tiling& t, F f) {
 Tensor scratch(std::int64_t elements) {
   return Tensor::empty({elements}, DType::Float32);
 }
-
-#pragma GCC diagnostic pop
 
 }  // namespace
 
