@@ -102,24 +102,29 @@ std::optional<InferencePlan> InferencePlan::compile(const std::shared_ptr<Module
   InferencePlan plan;
   plan.precision_ = precision;
   bool any_linear = false;
+  // The layers since the last linear one. They run as one Sequential, whose forward fuses batch
+  // norm and the ReLU after it, with each convolution and the batch norm and relu after it
+  // folded into one (conv_folding.h): fewer passes over the activations.
+  std::vector<std::shared_ptr<Module>> others;
+  const auto flush_others = [&] {
+    if (others.empty()) return;
+    plan.steps_.push_back(
+        {std::nullopt, std::make_shared<Sequential>(detail::fold_convolutions(others))});
+    others.clear();
+  };
   for (std::size_t i = 0; i < sequential->size(); ++i) {
     const std::shared_ptr<Module>& layer = sequential->layer(i);
     const auto* linear = dynamic_cast<const Linear*>(layer.get());
     if (linear == nullptr) {
-      if (layer->type() == "relu" && !plan.steps_.empty() && plan.steps_.back().linear &&
-          !plan.steps_.back().linear->relu_after) {
+      if (layer->type() == "relu" && others.empty() && !plan.steps_.empty() &&
+          plan.steps_.back().linear && !plan.steps_.back().linear->relu_after) {
         plan.steps_.back().linear->relu_after = true;
         continue;
       }
-      // Layers between linear ones run as one Sequential, whose forward fuses batch norm and
-      // the ReLU after it: one pass over the activations instead of two.
-      if (!plan.steps_.empty() && !plan.steps_.back().linear)
-        plan.steps_.back().other->append(layer);
-      else
-        plan.steps_.push_back({std::nullopt, std::make_shared<Sequential>(
-                                                 std::vector<std::shared_ptr<Module>>{layer})});
+      others.push_back(layer);
       continue;
     }
+    flush_others();
     const Tensor& weight = linear->weight();
     if (weight.dtype() != DType::Float32) return std::nullopt;
     const bool in_out = linear->layout() == WeightLayout::InOut;
@@ -140,12 +145,7 @@ std::optional<InferencePlan> InferencePlan::compile(const std::shared_ptr<Module
     any_linear = true;
   }
   if (!any_linear) return std::nullopt;
-  for (Step& step : plan.steps_) {
-    if (!step.other) continue;
-    std::vector<std::shared_ptr<Module>> layers;
-    for (std::size_t i = 0; i < step.other->size(); ++i) layers.push_back(step.other->layer(i));
-    step.other = std::make_shared<Sequential>(detail::fold_convolutions(layers));
-  }
+  flush_others();
   // Quantized once relu is folded in, since the int8 layer applies it after its scales.
   if (precision == InferencePrecision::Int8)
     for (Step& step : plan.steps_) {
