@@ -244,12 +244,11 @@ void col2im(const ConvGeometry& g, std::int64_t group, T* dcols, T* dimage) {
   }
 }
 
-// The geometry as Winograd's F(2x2, 3x3) sees it, where it applies (float32 3x3, stride 1).
-template <class T>
+// The geometry as Winograd's F(2x2, 3x3) sees it, where it applies (3x3, stride 1); the callers
+// ask only for float32 convolutions.
 std::optional<detail::WinogradShape> winograd_shape(const ConvGeometry& g) {
   const auto& o = g.options;
-  if (!std::is_same_v<T, float> ||
-      !detail::winograd_applies(g.kh, g.kw, o.stride[0], o.stride[1], o.dilation[0], o.dilation[1],
+  if (!detail::winograd_applies(g.kh, g.kw, o.stride[0], o.stride[1], o.dilation[0], o.dilation[1],
                                 g.groups, g.c, g.o))
     return std::nullopt;
   return detail::WinogradShape{g.n, g.c, g.h, g.w, g.o, o.padding[0], o.padding[1]};
@@ -267,7 +266,7 @@ Tensor scratch(std::int64_t elements) {
 template <class T>
 void conv_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, bool relu, T* out) {
   if constexpr (std::is_same_v<T, float>)
-    if (const auto shape = winograd_shape<T>(g)) {
+    if (const auto shape = winograd_shape(g)) {
       const Tensor filters = detail::winograd_filters(*shape, w);
       return detail::winograd_forward(*shape, x, filters.data<float>(), bias, relu, out);
     }
@@ -310,7 +309,7 @@ void conv_backward(const ConvGeometry& g, const T* x, const T* w, const T* grad,
                    const std::vector<bool>& needs, ConvGradients& out) {
   if (needs[2]) bias_gradient(g, grad, out.bias.data<T>());
   if constexpr (std::is_same_v<T, float>)
-    if (const auto shape = winograd_shape<T>(g))
+    if (const auto shape = winograd_shape(g))
       return detail::winograd_backward(*shape, x, w, grad, needs[0] ? out.input.data<T>() : nullptr,
                                        needs[1] ? out.weight.data<T>() : nullptr);
   detail::SingleThreadedBlas blas_on_each_pool_thread;
@@ -569,7 +568,7 @@ Tensor FrozenConv2d::forward(const Tensor& input, bool relu) const {
   if (!filters_.defined() || input.dtype() != DType::Float32)
     return conv2d_forward(g, input, weight_, bias_, relu);
   Tensor out = Tensor::empty({g.n, g.o, g.oh, g.ow});
-  winograd_forward(*winograd_shape<float>(g), input.data<float>(), filters_.data<float>(),
+  winograd_forward(*winograd_shape(g), input.data<float>(), filters_.data<float>(),
                    bias_.defined() ? bias_.data<float>() : nullptr, relu, out.data<float>());
   return out;
 }
