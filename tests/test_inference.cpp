@@ -48,6 +48,23 @@ TEST(InferencePlan, MatchesTheModuleForOneExampleAndForBatches) {
   }
 }
 
+// A layer with more than 2^18 weights (1100 x 250, its last tile partial) is shared out over
+// the thread pool by output columns for one example: the same values as the module's.
+TEST(InferencePlan, OneExampleThroughAWideLayerSharedOutByColumns) {
+  Generator g(5);
+  auto model = make_sequential(nlohmann::json::parse(R"([
+    {"type": "linear", "in": 12, "out": 1100}, {"type": "relu"},
+    {"type": "linear", "in": 1100, "out": 250}, {"type": "relu"},
+    {"type": "linear", "in": 250, "out": 10}])"),
+                               g);
+  model->eval();
+  const std::optional<InferencePlan> plan = InferencePlan::compile(model);
+  ASSERT_TRUE(plan.has_value());
+  NoGradGuard no_grad;
+  const Tensor x = Tensor::randn({1, 12}, g);
+  expect_close(plan->forward(x), model->forward(x));
+}
+
 // The layers between linear ones run as one Sequential (batch norm and ReLU fused): the CNN's
 // shape, with running statistics that are not the identity.
 // The plan folds each conv2d with the batch norm and/or relu after it into one convolution
