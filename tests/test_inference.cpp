@@ -32,6 +32,20 @@ void expect_close(const Tensor& actual, const Tensor& expected) {
     EXPECT_NEAR(a[i], e[i], 1e-5 * (1 + std::abs(e[i]))) << "element " << i;
 }
 
+// in -> hidden1 -> hidden2 -> 10, ReLU after the hidden layers, in evaluation mode.
+std::shared_ptr<Module> mlp_in_evaluation(std::int64_t in, std::int64_t hidden1,
+                                          std::int64_t hidden2, Generator& g) {
+  auto model = make_sequential(
+      nlohmann::json::array({{{"type", "linear"}, {"in", in}, {"out", hidden1}},
+                             {{"type", "relu"}},
+                             {{"type", "linear"}, {"in", hidden1}, {"out", hidden2}},
+                             {{"type", "relu"}},
+                             {{"type", "linear"}, {"in", hidden2}, {"out", 10}}}),
+      g);
+  model->eval();
+  return model;
+}
+
 TEST(InferencePlan, MatchesTheModuleForOneExampleAndForBatches) {
   Generator g(3);
   auto model = make_sequential(mixed_spec(), g);
@@ -52,12 +66,7 @@ TEST(InferencePlan, MatchesTheModuleForOneExampleAndForBatches) {
 // the thread pool by output columns for one example: the same values as the module's.
 TEST(InferencePlan, OneExampleThroughAWideLayerSharedOutByColumns) {
   Generator g(5);
-  auto model = make_sequential(nlohmann::json::parse(R"([
-    {"type": "linear", "in": 12, "out": 1100}, {"type": "relu"},
-    {"type": "linear", "in": 1100, "out": 250}, {"type": "relu"},
-    {"type": "linear", "in": 250, "out": 10}])"),
-                               g);
-  model->eval();
+  auto model = mlp_in_evaluation(12, 1100, 250, g);
   const std::optional<InferencePlan> plan = InferencePlan::compile(model);
   ASSERT_TRUE(plan.has_value());
   NoGradGuard no_grad;
@@ -108,12 +117,7 @@ TEST(InferencePlan, ConvolutionalLayersBeforeTheLinearOnesGiveTheModulesOutputs)
 
 TEST(InferencePlan, SeedMlpOneExampleEqualsItsRowInABatch) {
   Generator g(4);
-  auto model = make_sequential(nlohmann::json::parse(R"([
-    {"type": "linear", "in": 784, "out": 128}, {"type": "relu"},
-    {"type": "linear", "in": 128, "out": 64}, {"type": "relu"},
-    {"type": "linear", "in": 64, "out": 10}])"),
-                               g);
-  model->eval();
+  auto model = mlp_in_evaluation(784, 128, 64, g);
   const auto plan = InferencePlan::compile(model);
   ASSERT_TRUE(plan.has_value());
   const Tensor batch = Tensor::randn({5, 784}, g);
