@@ -17,13 +17,13 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <cstring>
 #include <functional>
 #include <mutex>
 
 #include "lathe/parallel.h"
 #include "lathe/tensor.h"
 #include "src/tensor/blas.h"
+#include "src/tensor/generic_vectors.h"
 
 namespace lathe::detail {
 namespace {
@@ -57,15 +57,10 @@ constexpr int kLanes = 8;
 using Lanes = float __attribute__((vector_size(kLanes * sizeof(float))));
 
 Lanes load(const float* p) {
-  Lanes v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-void store(float* p, Lanes v) {
-  std::memcpy(p, &v, sizeof v);
+  return load_unaligned<Lanes>(p);
 }
 void add_to(float* p, Lanes v) {
-  store(p, load(p) + v);
+  store_unaligned(p, load(p) + v);
 }
 // All bits set in the first n lanes, none in the rest: v & mask zeroes the rest, NaN included
 // (multiplying by 0 would keep a NaN).
@@ -161,10 +156,10 @@ void transform_inputs(const Tiling& t, const float* x, std::int64_t first, std::
           const std::int64_t at = n * t.per_image() + ty * t.tiles_x + j0;
           for (int k = 0; k < 4; ++k) {
             float* out = v + (4 * k * s.c + ic) * ld + at;
-            store(out, ze[k] - ze1[k]);
-            store(out + s.c * ld, zo[k] + ze1[k]);
-            store(out + 2 * s.c * ld, ze1[k] - zo[k]);
-            store(out + 3 * s.c * ld, zo[k] - zo1[k]);
+            store_unaligned(out, ze[k] - ze1[k]);
+            store_unaligned(out + s.c * ld, zo[k] + ze1[k]);
+            store_unaligned(out + 2 * s.c * ld, ze1[k] - zo[k]);
+            store_unaligned(out + 3 * s.c * ld, zo[k] - zo1[k]);
           }
         }
     }
@@ -197,8 +192,8 @@ void transform_outputs(const Tiling& t, const float* m, const float* bias, bool 
           const Lanes* both[2] = {top, bottom};
           for (int r = 0; r < 2; ++r) {
             const Lanes* q = both[r];
-            store(rows.even(r) + j0, q[0] + q[1] + q[2] + b);
-            store(rows.odd(r) + j0, q[1] - q[2] - q[3] + b);
+            store_unaligned(rows.even(r) + j0, q[0] + q[1] + q[2] + b);
+            store_unaligned(rows.odd(r) + j0, q[1] - q[2] - q[3] + b);
           }
         }
         for (int r = 0; r < 2 && 2 * ty + r < oh; ++r) {
@@ -234,10 +229,10 @@ void transform_output_gradients(const Tiling& t, const float* dy, std::int64_t f
           // and along each row.
           float* out = dm + oc * ld + n * t.per_image() + ty * t.tiles_x + j0;
           for (int i = 0; i < 4; ++i) {
-            store(out + 4 * i * s.o * ld, e[i]);
-            store(out + (4 * i + 1) * s.o * ld, e[i] + o[i]);
-            store(out + (4 * i + 2) * s.o * ld, e[i] - o[i]);
-            store(out + (4 * i + 3) * s.o * ld, -o[i]);
+            store_unaligned(out + 4 * i * s.o * ld, e[i]);
+            store_unaligned(out + (4 * i + 1) * s.o * ld, e[i] + o[i]);
+            store_unaligned(out + (4 * i + 2) * s.o * ld, e[i] - o[i]);
+            store_unaligned(out + (4 * i + 3) * s.o * ld, -o[i]);
           }
         }
     }
