@@ -307,30 +307,24 @@ void add_input_gradients(const Tiling& t, const float* dv, std::int64_t first, s
 // weight gradient G^T dU G is dw [O C][9] = dU^T K: two small GEMMs.
 constexpr float kG[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
 
-std::array<float, kPoints * 9> filter_transform_matrix() {
-  std::array<float, kPoints * 9> k{};
-  for (int i = 0; i < 4; ++i)
-    for (int j = 0; j < 4; ++j)
-      for (int a = 0; a < 3; ++a)
-        for (int b = 0; b < 3; ++b) k[(4 * i + j) * 9 + 3 * a + b] = kG[i][a] * kG[j][b];
-  return k;
-}
-
-// U [16][O][C] from w [O][C][3][3].
-Tensor transformed_filters(const WinogradShape& s, const float* w) {
-  static const std::array<float, kPoints* 9> k = filter_transform_matrix();
-  const std::int64_t pairs = s.o * s.c;
-  Tensor u = Tensor::empty({kPoints, s.o, s.c}, DType::Float32);
-  gemm<float>(false, true, kPoints, pairs, 9, 1.0f, k.data(), 9, w, 9, 0.0f, u.data<float>(),
-              pairs);
-  return u;
+// K [16][9], built once.
+const float* filter_transform_matrix() {
+  static const std::array<float, kPoints* 9> k = [] {
+    std::array<float, kPoints * 9> m{};
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 4; ++j)
+        for (int a = 0; a < 3; ++a)
+          for (int b = 0; b < 3; ++b) m[(4 * i + j) * 9 + 3 * a + b] = kG[i][a] * kG[j][b];
+    return m;
+  }();
+  return k.data();
 }
 
 // dw [O][C][3][3] from dU [16][O][C].
 void write_filter_gradients(const WinogradShape& s, const float* du, float* dw) {
-  static const std::array<float, kPoints* 9> k = filter_transform_matrix();
   const std::int64_t pairs = s.o * s.c;
-  gemm<float>(true, false, pairs, 9, kPoints, 1.0f, du, pairs, k.data(), 9, 0.0f, dw, 9);
+  gemm<float>(true, false, pairs, 9, kPoints, 1.0f, du, pairs, filter_transform_matrix(), 9, 0.0f,
+              dw, 9);
 }
 
 // Calls f(first, count) for consecutive blocks of images, the blocks of a thread's share in turn,
@@ -358,7 +352,11 @@ bool winograd_applies(std::int64_t kh, std::int64_t kw, std::int64_t stride_h,
 }
 
 Tensor winograd_filters(const WinogradShape& s, const float* w) {
-  return transformed_filters(s, w);
+  const std::int64_t pairs = s.o * s.c;
+  Tensor u = Tensor::empty({kPoints, s.o, s.c}, DType::Float32);
+  gemm<float>(false, true, kPoints, pairs, 9, 1.0f, filter_transform_matrix(), 9, w, 9, 0.0f,
+              u.data<float>(), pairs);
+  return u;
 }
 
 void winograd_forward(const WinogradShape& s, const float* x, const float* filters,
@@ -395,7 +393,7 @@ void winograd_forward(const WinogradShape& s, const float* x, const float* filte
 void winograd_backward(const WinogradShape& s, const float* x, const float* w, const float* dy,
                        float* dx, float* dw) {
   const Tiling t = tiling(s);
-  const Tensor u_buffer = transformed_filters(s, w);
+  const Tensor u_buffer = winograd_filters(s, w);
   const float* u = u_buffer.data<float>();
   std::vector<float> du_total(dw ? static_cast<std::size_t>(kPoints * s.o * s.c) : 0, 0.0f);
   std::mutex merge;
