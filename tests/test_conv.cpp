@@ -233,6 +233,11 @@ TEST(Conv2d, ErrorsNameTheProblem) {
             }),
             "conv2d: input [1,4,5,5] is smaller than the 7x7 kernel (dilation 1, padding 0)");
   EXPECT_EQ(error_of([&] {
+              conv2d(Tensor::zeros({1, 4, 6, 6}), Tensor::zeros({2, 4, 7, 7}), Tensor(),
+                     {.stride = {2, 2}});
+            }),
+            "conv2d: input [1,4,6,6] is smaller than the 7x7 kernel (dilation 1, padding 0)");
+  EXPECT_EQ(error_of([&] {
               conv2d(x, Tensor::zeros({2, 4, 3, 3}), Tensor(), {.stride = {0, 1}});
             }),
             "conv2d: stride must be at least 1, got (0, 1)");
@@ -295,6 +300,11 @@ TEST(Pool2d, ErrorsNameTheProblem) {
               max_pool2d(x, {{4, 4}, {1, 1}, {0, 0}});
             }),
             "max_pool2d: input [1,1,3,3] is smaller than the 4x4 window");
+  // One row short of the window, with a stride of 2: no output, not one read past the end.
+  EXPECT_EQ(error_of([&] {
+              max_pool2d(Tensor::zeros({1, 1, 1, 3}), {});
+            }),
+            "max_pool2d: input [1,1,1,3] is smaller than the 2x2 window");
   EXPECT_EQ(error_of([&] {
               avg_pool2d(x, {{2, 2}, {1, 1}, {2, 0}});
             }),

@@ -47,7 +47,7 @@ struct Conv2dOptions {
   std::int64_t groups = 1;
 };
 // Output length of a window sliding over `in` values: conv2d's OH and OW, and pooling's (dilation
-// 1).
+// 1); 0 where the window is longer than the padded input.
 std::int64_t conv_output_size(std::int64_t in, std::int64_t kernel, std::int64_t stride,
                               std::int64_t padding, std::int64_t dilation = 1);
 // weight [O, C / groups, KH, KW], bias [O] if defined -> [N, O, OH, OW].

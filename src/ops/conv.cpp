@@ -533,7 +533,10 @@ void max_pool_plane(const PoolGeometry& g, const T* in, T* out, std::int64_t* fr
 
 std::int64_t conv_output_size(std::int64_t in, std::int64_t kernel, std::int64_t stride,
                               std::int64_t padding, std::int64_t dilation) {
-  return (in + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
+  // Where the window does not fit, 0 (C++'s division truncates toward zero, so a short input
+  // with a stride of 2 or more would otherwise get one output, read from beyond its end).
+  const std::int64_t span = in + 2 * padding - dilation * (kernel - 1) - 1;
+  return span < 0 ? 0 : span / stride + 1;
 }
 
 namespace {
