@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "lathe/lathe.h"
+#include "src/ops/frozen_conv.h"
 #include "tests/test_support.h"
 
 namespace lathe {
@@ -128,6 +129,58 @@ TEST(Conv2d, WinogradFloat32MatchesIm2colFloat64) {
     expect_close(w32.grad(), w.grad(), 1e-5, "weight gradient");
     expect_close(b32.grad(), b.grad(), 1e-5, "bias gradient");
   }
+}
+
+// The inference plan's frozen convolutions apply relu and a 2x2 max pool as they write their
+// outputs: Winograd's (8 channels) exactly as conv2d_relu then max_pool2d (the same products,
+// the same maximum), the direct one-channel kernel within float rounding (its sums run in
+// another order than im2col's product). Even and odd output sizes (an odd last row or column is
+// left out of every window), padding 0 and 1, pooled rows narrower and wider than a vector, one
+// image (Winograd shares it out) and several, and a NaN in the image (relu makes it 0 before the
+// pool sees it). Without a whole window, the pool's own error.
+TEST(FrozenConv2d, ReluAndPoolAppliedAsItWritesEqualTheLayersApart) {
+  struct Case {
+    Shape input;
+    std::int64_t padding;
+  };
+  for (const std::int64_t channels : {1, 8}) {
+    for (const Case& c : {Case{{1, channels, 28, 28}, 1}, Case{{3, channels, 7, 9}, 1},
+                          Case{{2, channels, 6, 5}, 0}, Case{{1, channels, 4, 69}, 1},
+                          Case{{1, channels, 4, 4}, 0}}) {
+      Generator g(8);
+      std::vector<double> pixels = Tensor::randn(c.input, g).to_vector();
+      pixels[pixels.size() / 3] = std::nan("");
+      const Tensor x = Tensor::from_vector(pixels, c.input);
+      const Tensor w = Tensor::randn({16, channels, 3, 3}, g);
+      const Tensor b = Tensor::randn({16}, g);
+      const Conv2dOptions options{{1, 1}, {c.padding, c.padding}, {1, 1}, 1};
+      NoGradGuard no_grad;
+      const Tensor apart = max_pool2d(conv2d_relu(x, w, b, options), Pool2dOptions{});
+      const Tensor fused = detail::FrozenConv2d(w, b, options, {true, true}).forward(x);
+      ASSERT_EQ(fused.shape(), apart.shape()) << shape_str(c.input);
+      const std::vector<double> f = fused.to_vector(), a = apart.to_vector();
+      if (channels > 1) {
+        EXPECT_EQ(f, a) << shape_str(c.input);
+      }
+      for (std::size_t i = 0; i < f.size(); ++i)
+        ASSERT_NEAR(f[i], a[i], 1e-5 * (1 + std::abs(a[i])))
+            << "element " << i << " of " << shape_str(c.input);
+      const detail::FrozenConv2d relu_only(w, b, options, {true, false});
+      EXPECT_EQ(relu_only.forward(x).to_vector(), conv2d_relu(x, w, b, options).to_vector())
+          << shape_str(c.input);
+    }
+  }
+  Generator g(9);
+  const Tensor w = Tensor::randn({8, 8, 3, 3}, g);
+  EXPECT_EQ(
+      error_of([&] {
+        detail::FrozenConv2d(w, Tensor(), {}, {true, true}).forward(Tensor::zeros({1, 8, 3, 5}));
+      }),
+      "max_pool2d: input [1,8,1,3] is smaller than the 2x2 window");
+  EXPECT_EQ(error_of([&] {
+              detail::FrozenConv2d(w, Tensor(), {}, {false, true});
+            }),
+            "internal: a frozen convolution pools only after relu");
 }
 
 // Winograd's buffers are scratch from the storage cache, kLanes values longer per stream than

@@ -115,6 +115,38 @@ TEST(InferencePlan, ConvolutionalLayersBeforeTheLinearOnesGiveTheModulesOutputs)
   }
 }
 
+// A 2x2, stride-2 max pool after a folded convolution's relu is applied as the convolution
+// writes its outputs (src/ops/conv_epilogue.h), on the one-channel kernel and on Winograd's, with
+// odd sizes whose last row and column no window covers; a pool of another stride stays a layer.
+TEST(InferencePlan, MaxPoolsAfterFoldedConvolutionsGiveTheModulesOutputs) {
+  Generator g(12);
+  auto model = make_sequential(nlohmann::json::parse(R"([
+    {"type": "reshape", "shape": [1, 9, 9]},
+    {"type": "conv2d", "in": 1, "out": 8, "kernel_size": 3, "padding": 1},
+    {"type": "batch_norm2d", "features": 8}, {"type": "relu"},
+    {"type": "max_pool2d", "kernel_size": 2},
+    {"type": "conv2d", "in": 8, "out": 8, "kernel_size": 3, "padding": 1}, {"type": "relu"},
+    {"type": "max_pool2d", "kernel_size": 2, "stride": 1},
+    {"type": "conv2d", "in": 8, "out": 8, "kernel_size": 3, "padding": 1},
+    {"type": "batch_norm2d", "features": 8}, {"type": "relu"},
+    {"type": "max_pool2d", "kernel_size": 2},
+    {"type": "flatten"},
+    {"type": "linear", "in": 8, "out": 3}])"),
+                               g);
+  {
+    NoGradGuard no_grad;
+    for (int i = 0; i < 3; ++i) model->forward(Tensor::randn({16, 81}, g) * 2.0 + 0.5);
+  }
+  model->eval();
+  const std::optional<InferencePlan> plan = InferencePlan::compile(model);
+  ASSERT_TRUE(plan.has_value());
+  NoGradGuard no_grad;
+  for (const std::int64_t rows : {1, 4}) {
+    const Tensor x = Tensor::randn({rows, 81}, g);
+    expect_close(plan->forward(x), model->forward(x));
+  }
+}
+
 TEST(InferencePlan, SeedMlpOneExampleEqualsItsRowInABatch) {
   Generator g(4);
   auto model = mlp_in_evaluation(784, 128, 64, g);

@@ -9,17 +9,16 @@ namespace lathe::detail {
 namespace {
 
 // A convolution with a batch norm folded in: weight[o] * k[o] and (bias[o] - mean[o]) * k[o] +
-// beta[o], k = gamma / sqrt(var + eps), then relu where one followed.
+// beta[o], k = gamma / sqrt(var + eps), then relu and a 2x2 max pool where they followed.
 class FoldedConv2d : public Module {
  public:
-  FoldedConv2d(Tensor weight, Tensor bias, Conv2dOptions options, bool relu)
-      : conv_(std::move(weight), std::move(bias), options), relu_(relu) {}
-  Tensor forward(const Tensor& input) override { return conv_.forward(input, relu_); }
+  FoldedConv2d(Tensor weight, Tensor bias, Conv2dOptions options, ConvEpilogue epilogue)
+      : conv_(std::move(weight), std::move(bias), options, epilogue) {}
+  Tensor forward(const Tensor& input) override { return conv_.forward(input); }
   std::string type() const override { return "folded_conv2d"; }
 
  private:
   FrozenConv2d conv_;
-  bool relu_;
 };
 
 Conv2dOptions options_of(const nlohmann::json& spec) {
@@ -30,9 +29,9 @@ Conv2dOptions options_of(const nlohmann::json& spec) {
   return {pair("stride"), pair("padding"), pair("dilation"), spec.at("groups").get<std::int64_t>()};
 }
 
-// The folded layer for `conv`, `norm` (may be null) and whether a relu follows; null where the
-// convolution is not float32.
-std::shared_ptr<Module> fold(const Module& conv, const Module* norm, bool relu) {
+// The folded layer for `conv`, `norm` (may be null) and what follows; null where the convolution
+// is not float32.
+std::shared_ptr<Module> fold(const Module& conv, const Module* norm, ConvEpilogue epilogue) {
   const std::map<std::string, Tensor> conv_state = conv.state_dict();
   const Tensor& weight = conv_state.at("weight");
   if (weight.dtype() != DType::Float32) return nullptr;
@@ -61,11 +60,19 @@ std::shared_ptr<Module> fold(const Module& conv, const Module* norm, bool relu) 
     for (std::int64_t i = 0; i < per_output; ++i)
       fw[o * per_output + i] = static_cast<float>(w[o * per_output + i] * scale[o]);
   Tensor folded_bias = Tensor::from_vector(shift, {out});
-  return std::make_shared<FoldedConv2d>(folded_weight, folded_bias, options_of(conv.spec()), relu);
+  return std::make_shared<FoldedConv2d>(folded_weight, folded_bias, options_of(conv.spec()),
+                                        epilogue);
 }
 
 bool is_type(const std::shared_ptr<Module>& layer, const char* type) {
   return layer && layer->type() == type;
+}
+
+// A max_pool2d of 2x2 windows at stride 2 without padding, which ConvEpilogue can apply.
+bool is_pool_2x2(const std::shared_ptr<Module>& layer) {
+  if (!is_type(layer, "max_pool2d") || !dynamic_cast<const Pool2d*>(layer.get())) return false;
+  const nlohmann::json spec = layer->spec();
+  return spec.at("kernel_size") == 2 && spec.at("stride") == 2 && spec.at("padding") == 0;
 }
 
 }  // namespace
@@ -84,16 +91,19 @@ std::vector<std::shared_ptr<Module>> fold_convolutions(
     // Only a batch norm in evaluation is a fixed scale and shift.
     const bool with_norm = is_type(next(1), "batch_norm2d") &&
                            dynamic_cast<const BatchNorm*>(next(1).get()) && !next(1)->is_training();
-    const bool with_relu = is_type(next(with_norm ? 2 : 1), "relu");
+    const std::size_t relu_at = with_norm ? 2 : 1;
+    const bool with_relu = is_type(next(relu_at), "relu");
+    const bool with_pool = with_relu && is_pool_2x2(next(relu_at + 1));
     std::shared_ptr<Module> layer =
-        with_norm || with_relu ? fold(*layers[i], with_norm ? next(1).get() : nullptr, with_relu)
-                               : nullptr;
+        with_norm || with_relu
+            ? fold(*layers[i], with_norm ? next(1).get() : nullptr, {with_relu, with_pool})
+            : nullptr;
     if (!layer) {
       folded.push_back(layers[i]);
       continue;
     }
     folded.push_back(layer);
-    i += (with_norm ? 1 : 0) + (with_relu ? 1 : 0);
+    i += (with_norm ? 1 : 0) + (with_relu ? 1 : 0) + (with_pool ? 1 : 0);
   }
   return folded;
 }

@@ -25,6 +25,7 @@
 #include "lathe/error.h"
 #include "lathe/ops.h"
 #include "lathe/parallel.h"
+#include "src/ops/conv_one_channel.h"
 #include "src/ops/conv_winograd.h"
 #include "src/ops/frozen_conv.h"
 #include "src/ops/kernels.h"
@@ -254,6 +255,16 @@ std::optional<detail::WinogradShape> winograd_shape(const ConvGeometry& g) {
   return detail::WinogradShape{g.n, g.c, g.h, g.w, g.o, o.padding[0], o.padding[1]};
 }
 
+// The geometry as the one-channel kernel with its pool sees it, where it applies (3x3, stride 1,
+// one input channel); the callers ask only for float32 convolutions.
+std::optional<detail::OneChannelShape> one_channel_shape(const ConvGeometry& g) {
+  const auto& o = g.options;
+  if (!detail::one_channel_applies(g.c, g.kh, g.kw, o.stride[0], o.stride[1], o.dilation[0],
+                                   o.dilation[1], g.groups))
+    return std::nullopt;
+  return detail::OneChannelShape{g.n, g.h, g.w, g.o, o.padding[0], o.padding[1]};
+}
+
 // A scratch buffer from the storage cache: after the first step it costs no fresh pages.
 template <class T>
 Tensor scratch(std::int64_t elements) {
@@ -268,7 +279,7 @@ void conv_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, 
   if constexpr (std::is_same_v<T, float>)
     if (const auto shape = winograd_shape(g)) {
       const Tensor filters = detail::winograd_filters(*shape, w);
-      return detail::winograd_forward(*shape, x, filters.data<float>(), bias, relu, out);
+      return detail::winograd_forward(*shape, x, filters.data<float>(), bias, {relu}, out);
     }
   detail::SingleThreadedBlas blas_on_each_pool_thread;
   parallel_for(g.n, 1, [&](std::int64_t begin, std::int64_t end) {
@@ -556,8 +567,10 @@ Tensor conv2d_forward(const ConvGeometry& g, const Tensor& input, const Tensor& 
 
 namespace detail {
 
-FrozenConv2d::FrozenConv2d(Tensor weight, Tensor bias, Conv2dOptions options)
-    : weight_(std::move(weight)), bias_(std::move(bias)), options_(options) {
+FrozenConv2d::FrozenConv2d(Tensor weight, Tensor bias, Conv2dOptions options, ConvEpilogue epilogue)
+    : weight_(std::move(weight)), bias_(std::move(bias)), options_(options), epilogue_(epilogue) {
+  if (epilogue.max_pool && !epilogue.relu)
+    throw Error("internal: a frozen convolution pools only after relu");
   const auto& o = options_;
   if (weight_.dtype() == DType::Float32 && weight_.dim() == 4 &&
       winograd_applies(weight_.size(2), weight_.size(3), o.stride[0], o.stride[1], o.dilation[0],
@@ -566,14 +579,30 @@ FrozenConv2d::FrozenConv2d(Tensor weight, Tensor bias, Conv2dOptions options)
         winograd_filters({1, weight_.size(1), 3, 3, weight_.size(0), 0, 0}, weight_.data<float>());
 }
 
-Tensor FrozenConv2d::forward(const Tensor& input, bool relu) const {
+Tensor FrozenConv2d::forward(const Tensor& input) const {
   const ConvGeometry g = conv_geometry(input, weight_, bias_, options_);
-  if (!filters_.defined() || input.dtype() != DType::Float32)
-    return conv2d_forward(g, input, weight_, bias_, relu);
-  Tensor out = Tensor::empty({g.n, g.o, g.oh, g.ow});
-  winograd_forward(*winograd_shape(g), input.data<float>(), filters_.data<float>(),
-                   bias_.defined() ? bias_.data<float>() : nullptr, relu, out.data<float>());
-  return out;
+  const float* bias =
+      bias_.defined() && input.dtype() == DType::Float32 ? bias_.data<float>() : nullptr;
+  // A fused pool needs at least one window; below that, max_pool2d's own error.
+  const bool pool = epilogue_.max_pool, fits = !pool || (g.oh >= 2 && g.ow >= 2);
+  const Shape shape{g.n, g.o, pool ? g.oh / 2 : g.oh, pool ? g.ow / 2 : g.ow};
+  if (input.dtype() == DType::Float32 && fits) {
+    if (filters_.defined()) {
+      Tensor out = Tensor::empty(shape);
+      winograd_forward(*winograd_shape(g), input.data<float>(), filters_.data<float>(), bias,
+                       epilogue_, out.data<float>());
+      return out;
+    }
+    const auto one = pool ? one_channel_shape(g) : std::nullopt;
+    if (one) {
+      Tensor out = Tensor::empty(shape);
+      one_channel_relu_pool(*one, input.data<float>(), weight_.data<float>(), bias,
+                            out.data<float>());
+      return out;
+    }
+  }
+  Tensor out = conv2d_forward(g, input, weight_, bias_, epilogue_.relu);
+  return pool ? max_pool2d(out, Pool2dOptions{}) : out;
 }
 
 }  // namespace detail

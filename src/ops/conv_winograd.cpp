@@ -165,19 +165,31 @@ void transform_inputs(const Tiling& t, const float* x, std::int64_t first, std::
     }
 }
 
+Lanes relu(Lanes v) {
+  return v > 0 ? v : Lanes{};  // NaN compares false: 0
+}
+Lanes larger(Lanes a, Lanes b) {
+  return a > b ? a : b;
+}
+
 // y for images [first, first + count), output channels [o0, o1), from M [16][O][tiles], plus the
-// bias, then max(y, 0) where `relu` (NaN becomes 0, as relu does).
-void transform_outputs(const Tiling& t, const float* m, const float* bias, bool relu,
+// bias, then the epilogue. A 2x2 max pool's windows are the tiles themselves (tile tx covers
+// columns 2 tx and 2 tx + 1), so a pooled tile is the maximum of its four outputs.
+void transform_outputs(const Tiling& t, const float* m, const float* bias, ConvEpilogue epilogue,
                        std::int64_t first, std::int64_t count, std::int64_t o0, std::int64_t o1,
                        float* y) {
   const WinogradShape& s = t.s;
   const std::int64_t ld = stream_stride(count * t.per_image()), oh = s.oh(), ow = s.ow();
+  const bool pool = epilogue.max_pool;
+  // Pooling drops an odd last row or column, so only whole tiles are pooled.
+  const std::int64_t rows_out = pool ? oh / 2 : oh, columns_out = pool ? ow / 2 : ow;
+  const std::int64_t tile_rows = pool ? oh / 2 : t.tiles_y;
   SplitRows rows(2, t.tiles_x);  // one tile row's two output rows, even and odd columns
   for (std::int64_t n = 0; n < count; ++n)
     for (std::int64_t oc = o0; oc < o1; ++oc) {
-      float* plane = y + ((first + n) * s.o + oc) * oh * ow;
+      float* plane = y + ((first + n) * s.o + oc) * rows_out * columns_out;
       const float b = bias ? bias[oc] : 0.0f;
-      for (std::int64_t ty = 0; ty < t.tiles_y; ++ty) {
+      for (std::int64_t ty = 0; ty < tile_rows; ++ty) {
         for (std::int64_t j0 = 0; j0 < t.tiles_x; j0 += kLanes) {
           const float* points = m + oc * ld + n * t.per_image() + ty * t.tiles_x + j0;
           // A^T down each column l: (m0 + m1 + m2, m1 - m2 - m3).
@@ -190,20 +202,28 @@ void transform_outputs(const Tiling& t, const float* m, const float* bias, bool 
           }
           // and along each row.
           const Lanes* both[2] = {top, bottom};
+          Lanes even[2], odd[2];
           for (int r = 0; r < 2; ++r) {
             const Lanes* q = both[r];
-            store_unaligned(rows.even(r) + j0, q[0] + q[1] + q[2] + b);
-            store_unaligned(rows.odd(r) + j0, q[1] - q[2] - q[3] + b);
+            even[r] = q[0] + q[1] + q[2] + b, odd[r] = q[1] - q[2] - q[3] + b;
           }
+          if (pool) {
+            store_unaligned(rows.even(0) + j0, larger(larger(relu(even[0]), relu(odd[0])),
+                                                      larger(relu(even[1]), relu(odd[1]))));
+            continue;
+          }
+          for (int r = 0; r < 2; ++r) {
+            store_unaligned(rows.even(r) + j0, epilogue.relu ? relu(even[r]) : even[r]);
+            store_unaligned(rows.odd(r) + j0, epilogue.relu ? relu(odd[r]) : odd[r]);
+          }
+        }
+        if (pool) {
+          std::copy_n(rows.even(0), columns_out, plane + ty * columns_out);
+          continue;
         }
         for (int r = 0; r < 2 && 2 * ty + r < oh; ++r) {
           float* row = plane + (2 * ty + r) * ow;
-          float *even = rows.even(r), *odd = rows.odd(r);
-          if (relu)
-            for (std::int64_t j = 0; j < t.tiles_x; ++j) {
-              even[j] = even[j] > 0 ? even[j] : 0.0f;
-              odd[j] = odd[j] > 0 ? odd[j] : 0.0f;
-            }
+          const float *even = rows.even(r), *odd = rows.odd(r);
           for (std::int64_t j = 0; j < ow / 2; ++j) row[2 * j] = even[j], row[2 * j + 1] = odd[j];
           if (ow % 2) row[ow - 1] = even[ow / 2];
         }
@@ -360,7 +380,7 @@ Tensor winograd_filters(const WinogradShape& s, const float* w) {
 }
 
 void winograd_forward(const WinogradShape& s, const float* x, const float* filters,
-                      const float* bias, bool relu, float* y) {
+                      const float* bias, ConvEpilogue epilogue, float* y) {
   const Tiling t = tiling(s);
   const float* u = filters;
   SingleThreadedBlas blas_on_each_pool_thread;
@@ -385,7 +405,7 @@ void winograd_forward(const WinogradShape& s, const float* x, const float* filte
                     ld, 0.0f, m + xi * s.o * ld, ld);
     });
     run(s.o, [&](std::int64_t o0, std::int64_t o1) {
-      transform_outputs(t, m, bias, relu, first, count, o0, o1, y);
+      transform_outputs(t, m, bias, epilogue, first, count, o0, o1, y);
     });
   });
 }

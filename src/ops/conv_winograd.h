@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "lathe/tensor.h"
+#include "src/ops/conv_epilogue.h"
 
 namespace lathe::detail {
 
@@ -32,10 +33,10 @@ bool winograd_applies(std::int64_t kh, std::int64_t kw, std::int64_t stride_h,
 // computed at every call, or once for weights that never change (detail::FrozenConv2d).
 Tensor winograd_filters(const WinogradShape& s, const float* w);
 
-// y [N, O, OH, OW] = conv(x, w) + bias (nullptr: none), then max(y, 0) where `relu`; `filters`
-// is winograd_filters(s, w).
+// y [N, O, OH, OW] = conv(x, w) + bias (nullptr: none), then `epilogue` (with max_pool y is
+// [N, O, OH / 2, OW / 2]); `filters` is winograd_filters(s, w).
 void winograd_forward(const WinogradShape& s, const float* x, const float* filters,
-                      const float* bias, bool relu, float* y);
+                      const float* bias, ConvEpilogue epilogue, float* y);
 
 // dx (nullptr: not wanted) += the input gradient; dw (nullptr: not wanted) = the weight gradient.
 void winograd_backward(const WinogradShape& s, const float* x, const float* w, const float* dy,
