@@ -150,6 +150,11 @@ TEST(Preprocessing, NormalizeAndStandardizeAndJsonRoundTrip) {
   EXPECT_EQ(standardize.mean(), (std::vector<double>{3, 10}));
   EXPECT_NEAR(standardize.std()[0], std::sqrt(8.0 / 3), 1e-12);
   EXPECT_EQ(standardize.std()[1], 1) << "a constant feature keeps std 1";
+  const std::vector<double> standardized = standardize.apply(features).to_vector();
+  const double s0 = std::sqrt(8.0 / 3);
+  const std::vector<double> expected{-2 / s0, 0, 0, 0, 2 / s0, 0};  // each feature its own
+  for (std::size_t i = 0; i < expected.size(); ++i)
+    EXPECT_NEAR(standardized[i], expected[i], 1e-6) << "element " << i;
   const Preprocessing restored = Preprocessing::from_json(standardize.to_json());
   EXPECT_EQ(restored.apply(features).to_vector(), standardize.apply(features).to_vector());
   EXPECT_THROW(standardize.apply(Tensor::zeros({2, 3})), Error);
