@@ -16,7 +16,9 @@
 // linear (activations, flatten, dropout in eval mode) run through their own forward, except that
 // a conv2d followed by batch_norm2d and/or relu becomes one convolution: batch norm's running
 // statistics and affine parameters folded into its weights and bias, the relu applied as it
-// writes its output (conv2d_relu), so neither makes a pass of its own over the activations.
+// writes its output (conv2d_relu), so neither makes a pass of its own over the activations. A
+// max_pool2d of 2x2 windows at stride 2 after that relu is applied there too, and the
+// full-size output is never written.
 #include <memory>
 #include <optional>
 #include <string>
