@@ -74,6 +74,25 @@ TEST(InferencePlan, OneExampleThroughAWideLayerSharedOutByColumns) {
   expect_close(plan->forward(x), model->forward(x));
 }
 
+// Runs `model` in training mode on a few batches of `features` inputs, so batch norms' running
+// statistics move away from 0 and 1, then checks its plan in evaluation against the module itself
+// for one example and for a batch.
+void expect_plan_matches_the_module_after_training(const std::shared_ptr<Module>& model,
+                                                   std::int64_t features, Generator& g) {
+  {
+    NoGradGuard no_grad;
+    for (int i = 0; i < 3; ++i) model->forward(Tensor::randn({16, features}, g) * 3.0 + 1.0);
+  }
+  model->eval();
+  const std::optional<InferencePlan> plan = InferencePlan::compile(model);
+  ASSERT_TRUE(plan.has_value());
+  NoGradGuard no_grad;
+  for (const std::int64_t rows : {1, 5}) {
+    const Tensor x = Tensor::randn({rows, features}, g);
+    expect_close(plan->forward(x), model->forward(x));
+  }
+}
+
 // The layers between linear ones run as one Sequential (batch norm and ReLU fused): the CNN's
 // shape, with running statistics that are not the identity.
 // The plan folds each conv2d with the batch norm and/or relu after it into one convolution
@@ -100,19 +119,7 @@ TEST(InferencePlan, ConvolutionalLayersBeforeTheLinearOnesGiveTheModulesOutputs)
     const std::vector<double> values = (Tensor::randn(live.shape(), g) * 0.5 + 0.5).to_vector();
     std::copy(values.begin(), values.end(), live.data<float>());
   }
-  {
-    NoGradGuard no_grad;
-    for (int i = 0; i < 3; ++i)  // training mode: running statistics away from 0 and 1
-      model->forward(Tensor::randn({16, 36}, g) * 3.0 + 1.0);
-  }
-  model->eval();
-  const std::optional<InferencePlan> plan = InferencePlan::compile(model);
-  ASSERT_TRUE(plan.has_value());
-  NoGradGuard no_grad;
-  for (const std::int64_t rows : {1, 5}) {
-    const Tensor x = Tensor::randn({rows, 36}, g);
-    expect_close(plan->forward(x), model->forward(x));
-  }
+  expect_plan_matches_the_module_after_training(model, 36, g);
 }
 
 // A 2x2, stride-2 max pool after a folded convolution's relu is applied as the convolution
@@ -133,18 +140,7 @@ TEST(InferencePlan, MaxPoolsAfterFoldedConvolutionsGiveTheModulesOutputs) {
     {"type": "flatten"},
     {"type": "linear", "in": 8, "out": 3}])"),
                                g);
-  {
-    NoGradGuard no_grad;
-    for (int i = 0; i < 3; ++i) model->forward(Tensor::randn({16, 81}, g) * 2.0 + 0.5);
-  }
-  model->eval();
-  const std::optional<InferencePlan> plan = InferencePlan::compile(model);
-  ASSERT_TRUE(plan.has_value());
-  NoGradGuard no_grad;
-  for (const std::int64_t rows : {1, 4}) {
-    const Tensor x = Tensor::randn({rows, 81}, g);
-    expect_close(plan->forward(x), model->forward(x));
-  }
+  expect_plan_matches_the_module_after_training(model, 81, g);
 }
 
 TEST(InferencePlan, SeedMlpOneExampleEqualsItsRowInABatch) {
