@@ -16,6 +16,7 @@ const OpTable& op_table() {
     add_elementwise_ops(t);
     add_math_ops(t);
     add_shape_ops(t);
+    add_constant_ops(t);
     add_index_ops(t);
     add_reduce_ops(t);
     add_matmul_ops(t);

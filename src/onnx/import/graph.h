@@ -105,6 +105,7 @@ const OpTable& op_table();
 void add_elementwise_ops(OpTable& table);
 void add_math_ops(OpTable& table);
 void add_shape_ops(OpTable& table);
+void add_constant_ops(OpTable& table);
 void add_index_ops(OpTable& table);
 void add_reduce_ops(OpTable& table);
 void add_matmul_ops(OpTable& table);

@@ -1,6 +1,9 @@
 #pragma once
-// Internal: the loops the generic (non-autograd) kernels share: numpy broadcasting, index
-// iteration, allocation with the size limit checked.
+// Internal: what the kernels share: numpy broadcasting, index iteration, allocation with the size
+// limit checked, small constructors of values and tensors.
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <vector>
 
 #include "src/onnx/import/graph.h"
@@ -84,6 +87,43 @@ void for_each_index(const Shape& shape, F&& f) {
 inline Tensor new_tensor(const OpContext& ctx, const Shape& shape, OnnxType type) {
   ctx.check_size(shape, type);
   return Tensor::empty(shape, onnx_storage_dtype(type));
+}
+
+inline std::int64_t rank_of(const OnnxValue& v) {
+  return static_cast<std::int64_t>(v.shape().size());
+}
+
+// A value of in's type holding `tensor`.
+inline OnnxValue like(const OnnxValue& in, Tensor tensor) {
+  return make_value(std::move(tensor), in.type);
+}
+
+// An int64 1-D index tensor (Tensor::from_indices needs a non-empty vector for its memcpy).
+inline Tensor index_tensor(const std::vector<std::int64_t>& index) {
+  if (index.empty()) return Tensor::empty({0}, DType::Int64);
+  return Tensor::from_indices(index, {static_cast<std::int64_t>(index.size())});
+}
+
+// The one element of a 0-D or 1-element tensor, as a double.
+inline double scalar_double(const OpContext& ctx, const OnnxValue& v, const char* what) {
+  if (v.tensor.numel() != 1)
+    ctx.fail(fmt::format("{} must hold one value, got shape {}", what, shape_str(v.shape())));
+  return visit_storage(v.tensor, [&](auto tag) {
+    using T = decltype(tag);
+    return static_cast<double>(v.tensor.data<T>()[0]);
+  });
+}
+
+// A tensor of `shape` and `type` filled with the first element of `scalar` (same storage).
+inline Tensor filled(const OpContext& ctx, const Shape& shape, OnnxType type,
+                     const Tensor& scalar) {
+  Tensor out = new_tensor(ctx, shape, type);
+  visit_storage(out, [&](auto tag) {
+    using T = decltype(tag);
+    const T v = scalar.data<T>()[0];
+    std::fill_n(out.data<T>(), out.numel(), v);
+  });
+  return out;
 }
 
 }  // namespace lathe::onnx_detail
