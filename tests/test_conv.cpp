@@ -110,6 +110,12 @@ TEST(Conv2d, WinogradFloat32MatchesIm2colFloat64) {
     ASSERT_EQ(exact.shape(), single.shape());
     const Tensor upstream = Tensor::randn(exact.shape(), g, DType::Float64);
     exact.backward(upstream);
+    {
+      // The input gradient's storage comes uninitialized from the cache (Winograd writes every
+      // pixel): left full of NaN here, a pixel it missed would show.
+      std::vector<Tensor> poisoned;
+      for (int i = 0; i < 4; ++i) poisoned.push_back(Tensor::full({x32.numel()}, std::nan("")));
+    }
     single.backward(upstream.to(DType::Float32));
     const auto expect_close = [&](const Tensor& a, const Tensor& e, double tolerance,
                                   const char* what) {

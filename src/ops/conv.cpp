@@ -329,6 +329,8 @@ void conv_backward(const ConvGeometry& g, const T* x, const T* w, const T* grad,
                                        needs[1] ? out.weight.data<T>() : nullptr);
   detail::SingleThreadedBlas blas_on_each_pool_thread;
   std::mutex merge;
+  // col2im adds each image's column gradients into dx (Winograd's path writes it whole).
+  if (needs[0]) std::fill_n(out.input.data<T>(), out.input.numel(), T(0));
   if (needs[1]) std::fill_n(out.weight.data<T>(), out.weight.numel(), T(0));
   parallel_for(g.n, 1, [&](std::int64_t begin, std::int64_t end) {
     Tensor cols_buffer = scratch<T>(g.patch() * g.pixels());
@@ -626,7 +628,7 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias,
                 [g, x = input.detach(), w = weight.detach()](const Tensor& grad,
                                                              const std::vector<bool>& needs) {
                   ConvGradients result;
-                  if (needs[0]) result.input = Tensor::zeros(x.shape(), x.dtype());
+                  if (needs[0]) result.input = Tensor::empty(x.shape(), x.dtype());
                   if (needs[1]) result.weight = Tensor::empty(w.shape(), w.dtype());
                   if (needs[2]) result.bias = Tensor::empty({g.o}, w.dtype());
                   detail::dispatch_floating(x.dtype(), "conv2d", [&](auto tag) {

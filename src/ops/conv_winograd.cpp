@@ -258,12 +258,13 @@ void transform_output_gradients(const Tiling& t, const float* dy, std::int64_t f
     }
 }
 
-// dx += B dV B^T for every tile of images [first, first + count), dV [16][C][tiles]. The tiles
+// dx = B dV B^T for every tile of images [first, first + count), dV [16][C][tiles]. The tiles
 // of a plane are summed into split rows, then into dx: a tile's first two columns into `here`
 // at its own index, its last two into `next` at its own index (they belong to element tx + 1;
 // one more read-modify-write at tx + 1 would load what the one at tx had just stored).
-void add_input_gradients(const Tiling& t, const float* dv, std::int64_t first, std::int64_t count,
-                         float* dx) {
+// Every pixel of dx's planes is written (each lies in some tile), so dx needs no zeros first.
+void write_input_gradients(const Tiling& t, const float* dv, std::int64_t first, std::int64_t count,
+                           float* dx) {
   const WinogradShape& s = t.s;
   const std::int64_t ld = stream_stride(count * t.per_image());
   SplitRows here(2 * t.tiles_y + 2, t.tiles_x), next(2 * t.tiles_y + 2, t.tiles_x);
@@ -310,12 +311,12 @@ void add_input_gradients(const Tiling& t, const float* dv, std::int64_t first, s
         const auto [lo, hi] = inner_pairs(s.w, offset, here.width);
         const auto edge = [&](std::int64_t j) {
           const std::int64_t xe = 2 * j + offset, xo = xe + 1;
-          if (xe >= 0 && xe < s.w) row[xe] += even[j];
-          if (xo >= 0 && xo < s.w) row[xo] += odd[j];
+          if (xe >= 0 && xe < s.w) row[xe] = even[j];
+          if (xo >= 0 && xo < s.w) row[xo] = odd[j];
         };
         for (std::int64_t j = 0; j < lo; ++j) edge(j);
         float* __restrict to = row + offset;
-        for (std::int64_t j = lo; j < hi; ++j) to[2 * j] += even[j], to[2 * j + 1] += odd[j];
+        for (std::int64_t j = lo; j < hi; ++j) to[2 * j] = even[j], to[2 * j + 1] = odd[j];
         for (std::int64_t j = hi; j < here.width && 2 * j + offset < s.w; ++j) edge(j);
       }
     }
@@ -438,7 +439,7 @@ void winograd_backward(const WinogradShape& s, const float* x, const float* w, c
         for (int xi = 0; xi < kPoints; ++xi)
           gemm<float>(true, false, s.c, tiles, s.o, 1.0f, u + xi * s.o * s.c, s.c,
                       dm + xi * s.o * ld, ld, 0.0f, dv + xi * s.c * ld, ld);
-        add_input_gradients(t, dv, first, count, dx);
+        write_input_gradients(t, dv, first, count, dx);
       }
     }
     if (dw) {

@@ -38,7 +38,8 @@ Tensor winograd_filters(const WinogradShape& s, const float* w);
 void winograd_forward(const WinogradShape& s, const float* x, const float* filters,
                       const float* bias, ConvEpilogue epilogue, float* y);
 
-// dx (nullptr: not wanted) += the input gradient; dw (nullptr: not wanted) = the weight gradient.
+// dx (nullptr: not wanted) = the input gradient, dw (nullptr: not wanted) = the weight gradient;
+// neither needs zeros first.
 void winograd_backward(const WinogradShape& s, const float* x, const float* w, const float* dy,
                        float* dx, float* dw);
 
