@@ -3,11 +3,13 @@
 # scripts/setup.sh), the same exported bundle on both sides, in one run on this machine: the
 # Fashion MLP and CNN, batch 1 and batch 1000, ONNX Runtime at 1 and 2 threads.
 #
-#   bash bench/ort_compare.sh [ROUNDS] [TURNS]     (defaults 7 and 2; about 4 minutes)
+#   bash bench/ort_compare.sh [ROUNDS] [TURNS]     (defaults 7 and 3; about a minute)
 #
 # Each side runs ROUNDS alternating rounds in a process; per model, TURNS lathe processes and
-# TURNS ONNX Runtime processes take turns. The table gives the medians over the processes (with 2,
-# their mean), and each process's figures follow it.
+# TURNS ONNX Runtime processes take turns. The table gives the medians over the processes, and
+# each process's figures follow it. TURNS is odd by default: with 2, the "median" was the mean,
+# and one process caught in this machine's slow phase (two-thread batch-1 calls at twice their
+# time for tens of seconds, ONNX Runtime's as well; docs/PERFORMANCE.md) set a side's figure.
 #
 # lathe: Predictor::predict on Fashion-MNIST test images (bench/onnx_import_bench --json).
 # ONNX Runtime: InferenceSession.run from Node (bench/ort_bench.js), minus the time of a model
@@ -19,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-7}"
-turns="${2:-2}"
+turns="${2:-3}"
 lathe=./build/release/src/lathe
 bench=./build/release/bench/onnx_import_bench
 ort=third_party/npm/node_modules/onnxruntime-node
