@@ -143,6 +143,53 @@ TEST(InferencePlan, MaxPoolsAfterFoldedConvolutionsGiveTheModulesOutputs) {
   expect_plan_matches_the_module_after_training(model, 81, g);
 }
 
+// Predictor folds the bundle's preprocessing (x a + b per feature, or one a and b for all) into
+// the first linear layer when only reshaping layers come before it; the plan then takes the raw
+// inputs. Its outputs must be the module's on the mapped inputs. A convolution first, or an int8
+// plan, is refused and left unchanged.
+TEST(InferencePlan, FoldsTheInputMapIntoTheFirstLinearLayer) {
+  Generator g(13);
+  for (const bool per_feature : {false, true}) {
+    auto model = mlp_in_evaluation(12, 20, 16, g);
+    std::optional<InferencePlan> plan = InferencePlan::compile(model);
+    ASSERT_TRUE(plan.has_value());
+    const std::vector<double> a = per_feature
+                                      ? (Tensor::randn({12}, g, DType::Float64) + 2.0).to_vector()
+                                      : std::vector<double>{1.0 / 255};
+    const std::vector<double> b = per_feature ? Tensor::randn({12}, g, DType::Float64).to_vector()
+                                              : std::vector<double>{-0.5};
+    ASSERT_TRUE(plan->fold_input_affine(a, b));
+    NoGradGuard no_grad;
+    const Tensor raw = Tensor::randn({5, 12}, g) * 100.0 + 50.0;
+    const std::vector<double> values = raw.to_vector();
+    std::vector<double> mapped(values.size());
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      const std::size_t k = per_feature ? i % 12 : 0;
+      mapped[i] = values[i] * a[k] + b[k];
+    }
+    const Tensor expected = model->forward(Tensor::from_vector(mapped, {5, 12}));
+    expect_close(plan->forward(raw), expected);
+    expect_close(plan->forward(reshape(slice(raw, 0, 2, 3), {1, 12})),
+                 reshape(slice(expected, 0, 2, 3), {1, 10}));
+  }
+  auto convolutional = make_sequential(nlohmann::json::parse(R"([
+    {"type": "reshape", "shape": [1, 4, 4]},
+    {"type": "conv2d", "in": 1, "out": 2, "kernel_size": 3, "padding": 1},
+    {"type": "flatten"}, {"type": "linear", "in": 32, "out": 3}])"),
+                                       g);
+  convolutional->eval();
+  std::optional<InferencePlan> refused = InferencePlan::compile(convolutional);
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_FALSE(refused->fold_input_affine({2.0}, {1.0}));
+  const Tensor x = Tensor::randn({2, 16}, g);
+  NoGradGuard no_grad;
+  expect_close(refused->forward(x), convolutional->forward(x));
+  std::optional<InferencePlan> int8 =
+      InferencePlan::compile(mlp_in_evaluation(12, 20, 16, g), InferencePrecision::Int8);
+  ASSERT_TRUE(int8.has_value());
+  EXPECT_FALSE(int8->fold_input_affine({2.0}, {1.0}));
+}
+
 TEST(InferencePlan, SeedMlpOneExampleEqualsItsRowInABatch) {
   Generator g(4);
   auto model = mlp_in_evaluation(784, 128, 64, g);

@@ -130,6 +130,13 @@ class Preprocessing {
   const std::vector<double>& mean() const { return mean_; }
   const std::vector<double>& std() const { return std_; }
 
+  // The same map as x a + b: a = scale / std, b = -mean / std, one value each for all features or
+  // one per feature (as mean and std hold). apply computes it so, in double.
+  struct Affine {
+    std::vector<double> a, b;
+  };
+  Affine affine() const;
+
  private:
   Tensor normalized(const Tensor& inputs, Tensor out) const;  // out may be inputs itself
   double scale_ = 1.0;

@@ -53,6 +53,13 @@ class InferencePlan {
 
   InferencePrecision precision() const { return precision_; }
 
+  // Folds x -> x a + b (a and b one value for every input feature, or one per feature) into the
+  // first linear layer, where the input reaches it through layers that only reshape (flatten,
+  // reshape): W' = W diag(a), bias' = bias + W b, sums in double. Returns whether it did; from
+  // then on forward expects the inputs before that map. Float32 plans only (an int8 plan's
+  // weights are quantized already). The outputs differ from mapping first by float rounding.
+  bool fold_input_affine(const std::vector<double>& a, const std::vector<double>& b);
+
   // [N, features...] -> the model's output. Records no gradients. Safe to call from several
   // threads at once: it only reads the plan.
   Tensor forward(const Tensor& input) const;

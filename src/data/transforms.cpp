@@ -78,14 +78,13 @@ Tensor Preprocessing::normalized(const Tensor& inputs, Tensor out) const {
                             shape_str(inputs.shape()), features));
   const float* x = inputs.data<float>();
   float* y = out.data<float>();
-  // (v scale - mean) / std as v a + b, a = scale / std and b = -mean / std, still in double: a
-  // division per value was a tenth of a batch-1000 prediction of the seed MLP. Rounded to float
-  // the two agree (the exact value would have to lie within double rounding of a float's
-  // rounding boundary).
-  std::vector<double> a(mean_.size()), b(mean_.size());
-  for (std::size_t k = 0; k < mean_.size(); ++k)
-    a[k] = scale_ / std_[k], b[k] = -mean_[k] / std_[k];
-  const bool shared = mean_.size() == 1;
+  // (v scale - mean) / std as v a + b, still in double: a division per value was a tenth of a
+  // batch-1000 prediction of the seed MLP. Rounded to float the two agree (the exact value would
+  // have to lie within double rounding of a float's rounding boundary).
+  const Affine map = affine();
+  const std::vector<double>& a = map.a;
+  const std::vector<double>& b = map.b;
+  const bool shared = a.size() == 1;
   const std::int64_t grain =
       std::max<std::int64_t>(1, detail::kParallelGrain / std::max<std::int64_t>(features, 1));
   parallel_for(n, grain, [&](std::int64_t begin, std::int64_t end) {
@@ -101,6 +100,13 @@ Tensor Preprocessing::normalized(const Tensor& inputs, Tensor out) const {
     }
   });
   return out;
+}
+
+Preprocessing::Affine Preprocessing::affine() const {
+  Affine affine{std::vector<double>(mean_.size()), std::vector<double>(mean_.size())};
+  for (std::size_t k = 0; k < mean_.size(); ++k)
+    affine.a[k] = scale_ / std_[k], affine.b[k] = -mean_[k] / std_[k];
+  return affine;
 }
 
 nlohmann::json Preprocessing::to_json() const {

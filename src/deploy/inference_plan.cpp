@@ -179,6 +179,34 @@ InferencePlan InferencePlan::require(const std::shared_ptr<Module>& model,
   return std::move(*plan);
 }
 
+bool InferencePlan::fold_input_affine(const std::vector<double>& a, const std::vector<double>& b) {
+  if (precision_ != InferencePrecision::Float32 || steps_.empty() || a.size() != b.size())
+    return false;
+  std::size_t first = 0;
+  if (!steps_[0].linear) {
+    for (std::size_t i = 0; i < steps_[0].other->size(); ++i) {
+      const std::string type = steps_[0].other->layer(i)->type();
+      if (type != "flatten" && type != "reshape") return false;
+    }
+    first = 1;
+  }
+  if (first >= steps_.size() || !steps_[first].linear) return false;
+  FrozenLinear& layer = *steps_[first].linear;
+  const bool shared = a.size() == 1;
+  if (!shared && static_cast<std::int64_t>(a.size()) != layer.in) return false;
+  std::vector<double> shift(layer.bias.begin(), layer.bias.end());
+  for (std::int64_t j = 0; j < layer.in; ++j) {
+    const double aj = a[shared ? 0 : j], bj = b[shared ? 0 : j];
+    float* row = layer.weight_t.data() + j * layer.padded_out;
+    for (std::int64_t o = 0; o < layer.out; ++o) {
+      shift[o] += row[o] * bj;
+      row[o] = static_cast<float>(row[o] * aj);
+    }
+  }
+  std::copy(shift.begin(), shift.end(), layer.bias.begin());
+  return true;
+}
+
 void InferencePlan::run_linear(const FrozenLinear& layer, const float* in, std::int64_t rows,
                                float* out) {
   if (layer.int8) {

@@ -43,6 +43,10 @@ Predictor::Predictor(LoadedBundle bundle, InferencePrecision precision)
       plan_(precision == InferencePrecision::Float32
                 ? InferencePlan::compile(bundle_.model)
                 : InferencePlan::require(bundle_.model, precision)) {
+  if (plan_) {
+    const Preprocessing::Affine affine = bundle_.info.preprocessing.affine();
+    preprocessing_folded_ = plan_->fold_input_affine(affine.a, affine.b);
+  }
   const nlohmann::json& task = bundle_.info.task;
   const std::string where = "bundle";
   if (task.contains("task") && !task["task"].is_string())
@@ -104,7 +108,10 @@ Tensor Predictor::predict(const Tensor& raw_inputs) const {
   Shape batch_shape{raw_inputs.size(0)};
   batch_shape.insert(batch_shape.end(), input_shape_.begin(), input_shape_.end());
   NoGradGuard no_grad;
-  const Tensor inputs = bundle_.info.preprocessing.apply(reshape(raw_inputs, batch_shape));
+  const Tensor shaped = reshape(raw_inputs, batch_shape);
+  const Tensor inputs = !preprocessing_folded_ ? bundle_.info.preprocessing.apply(shaped)
+                        : shaped.dtype() == DType::Float32 ? shaped
+                                                           : shaped.to(DType::Float32);
   const Tensor outputs = plan_ ? plan_->forward(inputs) : bundle_.model->forward(inputs);
   return kind_ == PredictionKind::Classification ? softmax(outputs, -1) : outputs;
 }
