@@ -35,7 +35,7 @@ struct PaddedImage {
   }
 };
 
-// The 9 shifted vectors of input an output vector at column x0 of output row y reads: taps[3 ky +
+// The 9 shifted vectors of input an output vector at column x0 of output row y reads: at[3 ky +
 // kx] starts at padded row y + ky, column x0 + kx. Loaded once, they serve every output channel:
 // with the channels outermost, the loads (most of them split across two cache lines) bounded
 // the kernel.
