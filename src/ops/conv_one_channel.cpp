@@ -14,12 +14,6 @@ namespace {
 constexpr std::int64_t kWideLanes = 16;
 using Wide = float __attribute__((vector_size(kWideLanes * sizeof(float))));
 
-// max(v, so_far), where a NaN v compares false and loses. Started from 0, a chain of these is a
-// relu and a max pool at once: relu turns NaN into 0, which the start already holds.
-Wide keep_larger(Wide v, Wide so_far) {
-  return v > so_far ? v : so_far;
-}
-
 // An image with its zero padding, its rows wide enough that a vector of outputs at any column the
 // loops start one at, shifted by a tap (up to 2 columns), reads inside the row.
 struct PaddedImage {

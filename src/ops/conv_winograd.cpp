@@ -165,13 +165,6 @@ void transform_inputs(const Tiling& t, const float* x, std::int64_t first, std::
     }
 }
 
-Lanes relu(Lanes v) {
-  return v > 0 ? v : Lanes{};  // NaN compares false: 0
-}
-Lanes larger(Lanes a, Lanes b) {
-  return a > b ? a : b;
-}
-
 // y for images [first, first + count), output channels [o0, o1), from M [16][O][tiles], plus the
 // bias, then the epilogue. A 2x2 max pool's windows are the tiles themselves (tile tx covers
 // columns 2 tx and 2 tx + 1), so a pooled tile is the maximum of its four outputs.
@@ -208,13 +201,17 @@ void transform_outputs(const Tiling& t, const float* m, const float* bias, ConvE
             even[r] = q[0] + q[1] + q[2] + b, odd[r] = q[1] - q[2] - q[3] + b;
           }
           if (pool) {
-            store_unaligned(rows.even(0) + j0, larger(larger(relu(even[0]), relu(odd[0])),
-                                                      larger(relu(even[1]), relu(odd[1]))));
+            // Started from 0, the chain is the relu and the pool (NaN never wins).
+            Lanes pooled{};
+            for (int r = 0; r < 2; ++r) pooled = keep_larger(odd[r], keep_larger(even[r], pooled));
+            store_unaligned(rows.even(0) + j0, pooled);
             continue;
           }
           for (int r = 0; r < 2; ++r) {
-            store_unaligned(rows.even(r) + j0, epilogue.relu ? relu(even[r]) : even[r]);
-            store_unaligned(rows.odd(r) + j0, epilogue.relu ? relu(odd[r]) : odd[r]);
+            store_unaligned(rows.even(r) + j0,
+                            epilogue.relu ? keep_larger(even[r], Lanes{}) : even[r]);
+            store_unaligned(rows.odd(r) + j0,
+                            epilogue.relu ? keep_larger(odd[r], Lanes{}) : odd[r]);
           }
         }
         if (pool) {
