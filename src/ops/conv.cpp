@@ -1,4 +1,4 @@
-// 2-D convolution and pooling on NCHW tensors.
+// 2-D convolution on NCHW tensors (pooling is in pool.cpp).
 //
 // conv2d lowers each image and group to one GEMM: im2col writes the input patches as columns
 // [Cg*KH*KW, OH*OW], and the weights [Og, Cg*KH*KW] times the columns land directly in the
@@ -11,15 +11,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <bit>
-#include <limits>
 #include <mutex>
 #include <optional>
 #include <type_traits>
-
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
 
 #include "lathe/autograd.h"
 #include "lathe/error.h"
@@ -46,13 +40,6 @@ struct ConvGeometry {
   std::int64_t columns() const { return n * oh * ow; }
 };
 
-void require_positive_pair(const char* op, const char* what, const std::array<std::int64_t, 2>& v,
-                           std::int64_t minimum) {
-  if (v[0] < minimum || v[1] < minimum)
-    throw Error(
-        fmt::format("{}: {} must be at least {}, got ({}, {})", op, what, minimum, v[0], v[1]));
-}
-
 ConvGeometry conv_geometry(const Tensor& input, const Tensor& weight, const Tensor& bias,
                            const Conv2dOptions& options) {
   const char* op = "conv2d";
@@ -64,9 +51,9 @@ ConvGeometry conv_geometry(const Tensor& input, const Tensor& weight, const Tens
     throw Error(
         fmt::format("conv2d: input {} and weight {}: expected [N,C,H,W] and [O,C/groups,KH,KW]",
                     shape_str(input.shape()), shape_str(weight.shape())));
-  require_positive_pair(op, "stride", options.stride, 1);
-  require_positive_pair(op, "dilation", options.dilation, 1);
-  require_positive_pair(op, "padding", options.padding, 0);
+  detail::require_positive_pair(op, "stride", options.stride, 1);
+  detail::require_positive_pair(op, "dilation", options.dilation, 1);
+  detail::require_positive_pair(op, "padding", options.padding, 0);
   ConvGeometry g{};
   g.options = options;
   g.n = input.size(0), g.c = input.size(1), g.h = input.size(2), g.w = input.size(3);
@@ -363,189 +350,6 @@ void conv_backward(const ConvGeometry& g, const T* x, const T* w, const T* grad,
   });
 }
 
-// ---- Pooling ----
-
-struct PoolGeometry {
-  std::int64_t planes, h, w, oh, ow;
-  Pool2dOptions options;
-  std::int64_t plane_grain() const { return detail::grain_for(h * w); }
-};
-
-PoolGeometry pool_geometry(const char* op, const Tensor& input, const Pool2dOptions& options) {
-  detail::require_defined(op, input);
-  detail::require_floating(op, input);
-  if (input.dim() != 4)
-    throw Error(fmt::format("{}: input {} is not [N,C,H,W]", op, shape_str(input.shape())));
-  require_positive_pair(op, "kernel size", options.kernel, 1);
-  require_positive_pair(op, "stride", options.stride, 1);
-  require_positive_pair(op, "padding", options.padding, 0);
-  if (options.padding[0] * 2 > options.kernel[0] || options.padding[1] * 2 > options.kernel[1])
-    throw Error(fmt::format("{}: padding ({}, {}) must be at most half the kernel ({}, {})", op,
-                            options.padding[0], options.padding[1], options.kernel[0],
-                            options.kernel[1]));
-  PoolGeometry g{};
-  g.options = options;
-  g.planes = input.size(0) * input.size(1), g.h = input.size(2), g.w = input.size(3);
-  g.oh = conv_output_size(g.h, options.kernel[0], options.stride[0], options.padding[0], 1);
-  g.ow = conv_output_size(g.w, options.kernel[1], options.stride[1], options.padding[1], 1);
-  if (g.oh < 1 || g.ow < 1)
-    throw Error(fmt::format("{}: input {} is smaller than the {}x{} window", op,
-                            shape_str(input.shape()), options.kernel[0], options.kernel[1]));
-  return g;
-}
-
-Shape pooled_shape(const Tensor& input, const PoolGeometry& g) {
-  return {input.size(0), input.size(1), g.oh, g.ow};
-}
-
-// Calls f(out_index, iy, ix) for every input pixel inside output pixel out_index's window
-// (padding excluded), plane by plane in parallel; f gets the plane index too.
-template <class F>
-void for_each_window(const PoolGeometry& g, F f) {
-  const auto& o = g.options;
-  parallel_for(g.planes, g.plane_grain(), [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t plane = begin; plane < end; ++plane)
-      for (std::int64_t y = 0; y < g.oh; ++y)
-        for (std::int64_t x = 0; x < g.ow; ++x) {
-          const std::int64_t y0 = y * o.stride[0] - o.padding[0];
-          const std::int64_t x0 = x * o.stride[1] - o.padding[1];
-          f(plane, y * g.ow + x, std::max<std::int64_t>(y0, 0), std::min(y0 + o.kernel[0], g.h),
-            std::max<std::int64_t>(x0, 0), std::min(x0 + o.kernel[1], g.w));
-        }
-  });
-}
-
-// Keeps (value, at) when candidate v is not larger, without a branch: pooling compares image
-// data, which branch prediction cannot learn, and the compiler turns even ternaries into
-// branches here, so the selection is done on the bits. Padding never competes; a NaN wins, as in
-// PyTorch, so it propagates instead of hiding.
-template <class T>
-void keep_max(T& value, std::int64_t& at, T v, std::int64_t v_at) {
-  using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-  const bool take = (v > value) | ((v != v) & (value == value));  // larger, or the first NaN
-  const std::int64_t mask = -static_cast<std::int64_t>(take);
-  at = (v_at & mask) | (at & ~mask);
-  const Bits bits = static_cast<Bits>(mask);
-  value = std::bit_cast<T>((std::bit_cast<Bits>(v) & bits) | (std::bit_cast<Bits>(value) & ~bits));
-}
-
-// One output row of a 2x2, stride-2 max pool, 16 outputs at a time; returns where the caller's
-// scalar loop goes on (0 where there is no vector form, the row's end where there is). Each window
-// is a tournament (each input row's pair, then the two winners) that picks what keep_max's chain
-// picks: the first maximum, or the first NaN. `top` is the window row's offset in the plane, for
-// `from` (nullptr: not wanted).
-template <class T>
-std::int64_t max_pool_row_2x2_simd(const T*, const T*, std::int64_t, std::int64_t, std::int64_t, T*,
-                                   std::int64_t*) {
-  return 0;
-}
-
-#ifdef __AVX512F__
-// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*, which -Wmaybe-uninitialized reports
-// once they are inlined (pushed and popped: unity builds share this file's pragmas).
-#pragma GCC diagnostic push
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-// True where `second` replaces `first`: larger, or the first NaN.
-__mmask16 replaces(__m512 first, __m512 second) {
-  return _mm512_cmp_ps_mask(second, first, _CMP_GT_OQ) |
-         (_mm512_cmp_ps_mask(second, second, _CMP_UNORD_Q) &
-          _mm512_cmp_ps_mask(first, first, _CMP_ORD_Q));
-}
-
-template <>
-std::int64_t max_pool_row_2x2_simd(const float* r0, const float* r1, std::int64_t w,
-                                   std::int64_t ow, std::int64_t top, float* out,
-                                   std::int64_t* from) {
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-  const __m512i one = _mm512_set1_epi32(1), below = _mm512_set1_epi32(static_cast<int>(w));
-  if (w > std::numeric_limits<std::int32_t>::max() / 4) return 0;  // offsets are int32 lanes
-  const __m512i row_start = _mm512_set1_epi64(top);
-  for (std::int64_t x = 0; x < ow; x += 16) {
-    // The last vector of a row is partial (the CNN's rows are 14 and 7 outputs wide): masked
-    // loads read nothing beyond the row, and masked stores write nothing beyond it.
-    const std::int64_t n = std::min<std::int64_t>(16, ow - x);
-    const auto first_inputs = static_cast<__mmask16>(n >= 8 ? 0xFFFF : (1u << (2 * n)) - 1);
-    const auto last_inputs = static_cast<__mmask16>(n > 8 ? (1u << (2 * n - 16)) - 1 : 0);
-    const auto outputs = static_cast<__mmask16>((1u << n) - 1);
-    const __m512 lo0 = _mm512_maskz_loadu_ps(first_inputs, r0 + 2 * x);
-    const __m512 hi0 = _mm512_maskz_loadu_ps(last_inputs, r0 + 2 * x + 16);
-    const __m512 lo1 = _mm512_maskz_loadu_ps(first_inputs, r1 + 2 * x);
-    const __m512 hi1 = _mm512_maskz_loadu_ps(last_inputs, r1 + 2 * x + 16);
-    const __m512 a = _mm512_permutex2var_ps(lo0, even, hi0);
-    const __m512 b = _mm512_permutex2var_ps(lo0, odd, hi0);
-    const __m512 c = _mm512_permutex2var_ps(lo1, even, hi1);
-    const __m512 d = _mm512_permutex2var_ps(lo1, odd, hi1);
-    const __mmask16 right_top = replaces(a, b), right_bottom = replaces(c, d);
-    const __m512 upper = _mm512_mask_blend_ps(right_top, a, b);
-    const __m512 lower = _mm512_mask_blend_ps(right_bottom, c, d);
-    const __mmask16 bottom = replaces(upper, lower);
-    _mm512_mask_storeu_ps(out + x, outputs, _mm512_mask_blend_ps(bottom, upper, lower));
-    if (!from) continue;
-    // Where in the plane: top + 2 (x + lane) + (bottom ? w + right_bottom : right_top).
-    const __m512i in_top = _mm512_maskz_mov_epi32(right_top, one);
-    const __m512i in_bottom = _mm512_mask_add_epi32(below, right_bottom, below, one);
-    const __m512i offset = _mm512_add_epi32(_mm512_add_epi32(even, _mm512_set1_epi32(2 * x)),
-                                            _mm512_mask_blend_epi32(bottom, in_top, in_bottom));
-    const __m512i first8 = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(offset));
-    const __m512i last8 = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(offset, 1));
-    _mm512_mask_storeu_epi64(from + x, static_cast<__mmask8>(outputs),
-                             _mm512_add_epi64(first8, row_start));
-    _mm512_mask_storeu_epi64(from + x + 8, static_cast<__mmask8>(outputs >> 8),
-                             _mm512_add_epi64(last8, row_start));
-  }
-  return ow;
-}
-#pragma GCC diagnostic pop
-#endif
-
-// One plane's maxima and, for the backward pass, where each came from (`from` nullptr: no
-// backward pass, as in inference, where writing the int64 positions took half the pool's time).
-template <class T>
-void max_pool_plane(const PoolGeometry& g, const T* in, T* out, std::int64_t* from) {
-  const auto& o = g.options;
-  const bool two_by_two = o.kernel == std::array<std::int64_t, 2>{2, 2} &&
-                          o.stride == std::array<std::int64_t, 2>{2, 2} &&
-                          o.padding == std::array<std::int64_t, 2>{0, 0};
-  if (two_by_two) {  // the common case, with no clipping
-    // Locals, so the stores to `from` (int64) cannot alias them and force reloads.
-    const std::int64_t w = g.w, oh = g.oh, ow = g.ow;
-    for (std::int64_t y = 0; y < oh; ++y) {
-      const T* r0 = in + 2 * y * w;
-      const T* r1 = r0 + w;
-      std::int64_t x = max_pool_row_2x2_simd(r0, r1, w, ow, 2 * y * w, out + y * ow,
-                                             from ? from + y * ow : nullptr);
-      for (; x < ow; ++x) {
-        std::int64_t best = 2 * y * w + 2 * x;
-        T value = r0[2 * x];
-        keep_max(value, best, r0[2 * x + 1], best + 1);
-        keep_max(value, best, r1[2 * x], 2 * y * w + w + 2 * x);
-        keep_max(value, best, r1[2 * x + 1], 2 * y * w + w + 2 * x + 1);
-        out[y * ow + x] = value;
-        if (from) from[y * ow + x] = best;
-      }
-    }
-    return;
-  }
-  for (std::int64_t y = 0; y < g.oh; ++y) {
-    const std::int64_t y0 = y * o.stride[0] - o.padding[0];
-    const std::int64_t ylo = std::max<std::int64_t>(y0, 0), yhi = std::min(y0 + o.kernel[0], g.h);
-    for (std::int64_t x = 0; x < g.ow; ++x) {
-      const std::int64_t x0 = x * o.stride[1] - o.padding[1];
-      const std::int64_t xlo = std::max<std::int64_t>(x0, 0), xhi = std::min(x0 + o.kernel[1], g.w);
-      std::int64_t best = ylo * g.w + xlo;
-      T value = in[best];
-      for (std::int64_t iy = ylo; iy < yhi; ++iy)
-        for (std::int64_t ix = xlo; ix < xhi; ++ix)
-          keep_max(value, best, in[iy * g.w + ix], iy * g.w + ix);
-      out[y * g.ow + x] = value;
-      if (from) from[y * g.ow + x] = best;
-    }
-  }
-}
-
 }  // namespace
 
 std::int64_t conv_output_size(std::int64_t in, std::int64_t kernel, std::int64_t stride,
@@ -636,83 +440,6 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias,
                     conv_backward<T>(g, x.data<T>(), w.data<T>(), grad.data<T>(), needs, result);
                   });
                   return std::vector<Tensor>{result.input, result.weight, result.bias};
-                });
-}
-
-Tensor max_pool2d(const Tensor& input, const Pool2dOptions& options) {
-  const PoolGeometry g = pool_geometry("max_pool2d", input, options);
-  Tensor out = Tensor::empty(pooled_shape(input, g), input.dtype());
-  const bool recorded = should_record({&input});
-  // Where each output's maximum came from, as an index into its input plane, for the backward
-  // pass (a tensor, so its memory comes from the storage cache).
-  const Tensor argmax = recorded ? Tensor::empty(out.shape(), DType::Int64) : Tensor();
-  detail::dispatch_floating(input.dtype(), "max_pool2d", [&](auto tag) {
-    using T = decltype(tag);
-    const T* x = input.data<T>();
-    T* y = out.data<T>();
-    std::int64_t* from = recorded ? Tensor(argmax).data<std::int64_t>() : nullptr;
-    parallel_for(g.planes, g.plane_grain(), [&](std::int64_t begin, std::int64_t end) {
-      for (std::int64_t plane = begin; plane < end; ++plane)
-        max_pool_plane(g, x + plane * g.h * g.w, y + plane * g.oh * g.ow,
-                       from ? from + plane * g.oh * g.ow : nullptr);
-    });
-  });
-  if (!recorded) return out;
-  return record(
-      Op::MaxPool2d, out, {input},
-      [g, argmax, shape = input.shape()](const Tensor& grad, const std::vector<bool>&) {
-        Tensor dx = Tensor::zeros(shape, grad.dtype());
-        detail::dispatch_floating(grad.dtype(), "max_pool2d", [&](auto tag) {
-          using T = decltype(tag);
-          const T* gy = grad.data<T>();
-          T* gx = dx.data<T>();
-          const std::int64_t per_plane = g.oh * g.ow;
-          const std::int64_t* from = argmax.data<std::int64_t>();
-          parallel_for(g.planes, g.plane_grain(), [&](std::int64_t begin, std::int64_t end) {
-            for (std::int64_t plane = begin; plane < end; ++plane)
-              for (std::int64_t o = 0; o < per_plane; ++o)
-                gx[plane * g.h * g.w + from[plane * per_plane + o]] += gy[plane * per_plane + o];
-          });
-        });
-        return std::vector<Tensor>{dx};
-      });
-}
-
-// Divides by the whole window, padding included (PyTorch's count_include_pad = true).
-Tensor avg_pool2d(const Tensor& input, const Pool2dOptions& options) {
-  const PoolGeometry g = pool_geometry("avg_pool2d", input, options);
-  Tensor out = Tensor::empty(pooled_shape(input, g), input.dtype());
-  const double area = static_cast<double>(options.kernel[0] * options.kernel[1]);
-  detail::dispatch_floating(input.dtype(), "avg_pool2d", [&](auto tag) {
-    using T = decltype(tag);
-    const T* x = input.data<T>();
-    T* y = out.data<T>();
-    for_each_window(g, [&](std::int64_t plane, std::int64_t o, std::int64_t y0, std::int64_t y1,
-                           std::int64_t x0, std::int64_t x1) {
-      const T* in = x + plane * g.h * g.w;
-      T sum = 0;
-      for (std::int64_t iy = y0; iy < y1; ++iy)
-        for (std::int64_t ix = x0; ix < x1; ++ix) sum += in[iy * g.w + ix];
-      y[plane * g.oh * g.ow + o] = static_cast<T>(sum / area);
-    });
-  });
-  if (!should_record({&input})) return out;
-  return record(Op::AvgPool2d, out, {input},
-                [g, area, shape = input.shape()](const Tensor& grad, const std::vector<bool>&) {
-                  Tensor dx = Tensor::zeros(shape, grad.dtype());
-                  detail::dispatch_floating(grad.dtype(), "avg_pool2d", [&](auto tag) {
-                    using T = decltype(tag);
-                    const T* gy = grad.data<T>();
-                    T* gx = dx.data<T>();
-                    for_each_window(g, [&](std::int64_t plane, std::int64_t o, std::int64_t y0,
-                                           std::int64_t y1, std::int64_t x0, std::int64_t x1) {
-                      const T share = static_cast<T>(gy[plane * g.oh * g.ow + o] / area);
-                      T* in = gx + plane * g.h * g.w;
-                      for (std::int64_t iy = y0; iy < y1; ++iy)
-                        for (std::int64_t ix = x0; ix < x1; ++ix) in[iy * g.w + ix] += share;
-                    });
-                  });
-                  return std::vector<Tensor>{dx};
                 });
 }
 

@@ -1,10 +1,13 @@
 #pragma once
 // Internal: loops shared by the op files. Each takes generic lambdas so one definition serves
 // float and double, and splits the work over the kernel thread pool.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
 #include <vector>
 
+#include "lathe/error.h"
 #include "lathe/parallel.h"
 #include "lathe/tensor.h"
 #include "src/tensor/dispatch.h"
@@ -167,6 +170,15 @@ T* data_or_null(Tensor t) {
 // Where a normalization's per-feature tensors (weight, bias, running statistics) line up with its
 // input: layer_norm's features are the last axis, batch_norm's the channels (axis 1).
 enum class FeatureAxis { Last, Channels };
+
+// Both of a pair of window sizes (stride, padding ...) at least `minimum`: conv2d's and the
+// pools' option checks.
+inline void require_positive_pair(const char* op, const char* what,
+                                  const std::array<std::int64_t, 2>& v, std::int64_t minimum) {
+  if (v[0] < minimum || v[1] < minimum)
+    throw Error(
+        fmt::format("{}: {} must be at least {}, got ({}, {})", op, what, minimum, v[0], v[1]));
+}
 
 // Checks one optional per-feature tensor of a normalization: undefined passes, else it must have
 // the input's dtype and the shape [features]. The input must have the axis (the op checks first).
