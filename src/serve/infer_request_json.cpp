@@ -95,7 +95,7 @@ struct Number {
   double value = 0;  // of every kind
 };
 
-Number read_number(od::value& value) {
+[[gnu::always_inline]] inline Number read_number(od::value& value) {
   od::number number;
   // An integer beyond 64 bits is read as a double; a malformed number throws there.
   if (value.get_number().get(number) != simdjson::SUCCESS)
@@ -439,7 +439,7 @@ class RequestWalker {
                      kind_of(value), tabular_ ? "numbers, strings or nulls" : "numbers"));
   }
 
-  void data_number(const Number& number) {
+  [[gnu::always_inline]] void data_number(const Number& number) {
     InputTensor& tensor = current();
     switch (number.kind) {
       case Number::Kind::Negative:
