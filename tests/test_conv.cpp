@@ -353,6 +353,56 @@ TEST(MaxPool2d, Float32TwoByTwoPicksWhatTheScalarFormPicks) {
   }
 }
 
+// The pool's backward zeroes each plane of the input gradient just before it scatters into it
+// (the storage comes uninitialized): the chosen pixel of each window gets the window's gradient,
+// the other three 0, and pixels outside every window (an odd last row or column) 0, whatever the
+// storage held before (NaN, left in the cache on purpose). Checked against the windows read
+// here, in float32 (the vector forward) and float64 (the scalar one), with ties and NaN among the
+// inputs.
+TEST(MaxPool2d, BackwardWritesEveryPixel) {
+  Generator g(6);
+  for (const DType dtype : {DType::Float32, DType::Float64}) {
+    for (const Shape& shape : std::vector<Shape>{
+             {2, 3, 7, 7}, {1, 2, 6, 40}, {1, 1, 4, 64}, {3, 2, 5, 33}, {1, 1, 2, 2}}) {
+      std::vector<double> values = Tensor::randn(shape, g, DType::Float64).to_vector();
+      for (std::size_t i = 0; i < values.size(); ++i) {
+        values[i] = std::max(0.0, std::round(values[i] * 1.5));  // relu'd: many ties at 0
+        if (i % 41 == 7) values[i] = std::nan("");
+      }
+      const Tensor x = Tensor::from_vector(values, shape, dtype).requires_grad_();
+      const Tensor y = max_pool2d(x, {{2, 2}, {2, 2}, {0, 0}});
+      std::vector<double> upstream(static_cast<std::size_t>(y.numel()));
+      for (std::size_t i = 0; i < upstream.size(); ++i)
+        upstream[i] = (i % 2 ? -1.0 : 1.0) * static_cast<double>(i + 1);
+      {
+        std::vector<Tensor> poisoned;
+        for (int i = 0; i < 4; ++i) poisoned.push_back(Tensor::full(shape, std::nan(""), dtype));
+      }
+      y.backward(Tensor::from_vector(upstream, y.shape(), dtype));
+      const std::int64_t h = shape[2], w = shape[3], oh = h / 2, ow = w / 2;
+      std::vector<double> expected(values.size(), 0.0);
+      for (std::int64_t plane = 0; plane < shape[0] * shape[1]; ++plane)
+        for (std::int64_t oy = 0; oy < oh; ++oy)
+          for (std::int64_t ox = 0; ox < ow; ++ox) {
+            std::int64_t best = -1;
+            for (const std::int64_t at :
+                 {(2 * oy) * w + 2 * ox, (2 * oy) * w + 2 * ox + 1, (2 * oy + 1) * w + 2 * ox,
+                  (2 * oy + 1) * w + 2 * ox + 1}) {
+              const double v = values[plane * h * w + at];
+              if (best < 0) {
+                best = at;
+              } else {
+                const double kept = values[plane * h * w + best];
+                if (!std::isnan(kept) && (std::isnan(v) || v > kept)) best = at;
+              }
+            }
+            expected[plane * h * w + best] = upstream[(plane * oh + oy) * ow + ox];
+          }
+      EXPECT_EQ(x.grad().to_vector(), expected) << dtype_name(dtype) << " " << shape_str(shape);
+    }
+  }
+}
+
 TEST(Pool2d, ErrorsNameTheProblem) {
   const Tensor x = Tensor::zeros({1, 1, 3, 3});
   EXPECT_EQ(error_of([&] {

@@ -201,6 +201,30 @@ void max_pool_plane(const PoolGeometry& g, const T* in, T* out, std::int64_t* fr
   }
 }
 
+// max_pool2d's input gradient: zeros, and each output's gradient added where its maximum came
+// from. Each plane is zeroed just before its scatter, while it is in cache: zeroing the whole
+// tensor first made the scatter read it back from memory (1.3-1.5x as long on the CNN's pools).
+Tensor max_pool_backward(const PoolGeometry& g, const Tensor& argmax, const Tensor& grad,
+                         const Shape& input_shape) {
+  Tensor dx = Tensor::empty(input_shape, grad.dtype());
+  detail::dispatch_floating(grad.dtype(), "max_pool2d", [&](auto tag) {
+    using T = decltype(tag);
+    const T* gy = grad.data<T>();
+    T* gx = dx.data<T>();
+    const std::int64_t per_plane = g.oh * g.ow;
+    const std::int64_t* from = argmax.data<std::int64_t>();
+    parallel_for(g.planes, g.plane_grain(), [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t plane = begin; plane < end; ++plane) {
+        T* in = gx + plane * g.h * g.w;
+        std::fill(in, in + g.h * g.w, T(0));
+        for (std::int64_t o = 0; o < per_plane; ++o)
+          in[from[plane * per_plane + o]] += gy[plane * per_plane + o];
+      }
+    });
+  });
+  return dx;
+}
+
 }  // namespace
 
 Tensor max_pool2d(const Tensor& input, const Pool2dOptions& options) {
@@ -222,24 +246,10 @@ Tensor max_pool2d(const Tensor& input, const Pool2dOptions& options) {
     });
   });
   if (!recorded) return out;
-  return record(
-      Op::MaxPool2d, out, {input},
-      [g, argmax, shape = input.shape()](const Tensor& grad, const std::vector<bool>&) {
-        Tensor dx = Tensor::zeros(shape, grad.dtype());
-        detail::dispatch_floating(grad.dtype(), "max_pool2d", [&](auto tag) {
-          using T = decltype(tag);
-          const T* gy = grad.data<T>();
-          T* gx = dx.data<T>();
-          const std::int64_t per_plane = g.oh * g.ow;
-          const std::int64_t* from = argmax.data<std::int64_t>();
-          parallel_for(g.planes, g.plane_grain(), [&](std::int64_t begin, std::int64_t end) {
-            for (std::int64_t plane = begin; plane < end; ++plane)
-              for (std::int64_t o = 0; o < per_plane; ++o)
-                gx[plane * g.h * g.w + from[plane * per_plane + o]] += gy[plane * per_plane + o];
-          });
-        });
-        return std::vector<Tensor>{dx};
-      });
+  return record(Op::MaxPool2d, out, {input},
+                [g, argmax, shape = input.shape()](const Tensor& grad, const std::vector<bool>&) {
+                  return std::vector<Tensor>{max_pool_backward(g, argmax, grad, shape)};
+                });
 }
 
 // Divides by the whole window, padding included (PyTorch's count_include_pad = true).
