@@ -2,16 +2,18 @@
 # Load test of `lathe serve`: wrk posting batch-1 infer requests (one example of the bundle's
 # input shape) over keep-alive connections for a fixed time, once with dynamic batching and once
 # with --max-batch-size 1. Prints requests/s, p50/p99 latency, the mean batch the server ran
-# (from /metrics) and the count of non-2xx answers, which must be 0 (exit 1 otherwise). Then
-# 200 normal requests beside 1,000 connections held open by bench/serve_slowloris.py, and issue
-# 28's targets with met / not met.
+# (from /metrics) and the count of non-2xx answers, which must be 0 (exit 1 otherwise). The
+# batching case runs REPEATS times (a fresh server each) and issue 28's throughput target is
+# read from the medians: one 10 s window on a shared 2-vCPU machine can fall in a slow stretch.
+# Then 200 normal requests beside 1,000 connections held open by bench/serve_slowloris.py, and
+# issue 28's targets with met / not met.
 #
 #   bash bench/serve_load.sh [BUNDLE]
 #
 # BUNDLE defaults to runs/fashion_mlp/model.safetensors; this script trains nothing. Make one with
 #   ./build/release/src/lathe train examples/fashion_mlp/config.toml --set trainer.epochs=1
 # Environment: LATHE (the binary), DURATION (10s), CONNECTIONS (32), THREADS (wrk threads, 2),
-# SERVE_ARGS (extra arguments for both runs).
+# SERVE_ARGS (extra arguments for both runs), REPEATS (runs of the batching case, 3).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bundle="${1:-$root/runs/fashion_mlp/model.safetensors}"
@@ -19,6 +21,7 @@ lathe="${LATHE:-$root/build/release/src/lathe}"
 duration="${DURATION:-10s}"
 connections="${CONNECTIONS:-32}"
 threads="${THREADS:-2}"
+repeats="${REPEATS:-3}"
 read -r -a extra_args <<<"${SERVE_ARGS:-}"
 
 [ -x "$lathe" ] || { echo "no lathe binary at $lathe (cmake --build build/release)" >&2; exit 1; }
@@ -108,14 +111,24 @@ json.dump({"inputs": [{"name": "input", "shape": [1] + shape[1:], "datatype": "F
 total_bad=0
 echo "bundle: $bundle"
 echo "wrk: $threads threads, $connections connections, $duration, batch-1 requests; $(nproc) CPUs"
-run_case "batching (default)"
+for ((r = 1; r <= repeats; r++)); do run_case "batching (default), run $r"; done
 run_case "--max-batch-size 1" --max-batch-size 1
 printf '%-28s %9s %10s %10s %10s %10s %8s %8s\n' "server" "requests" "req/s" "p50 ms" \
   "p99 ms" "mean batch" "non-2xx" "sock err"
 cat "$work/rows"
-# Issue 28 item 5: the targets, and normal requests beside 1,000 held connections.
-awk 'NR == 1 { printf "target: >= 25000 req/s with p99 <= 5 ms, batching on: %s req/s, p99 %s ms: %s\n",
-  $3, $5, ($3 >= 25000 && $5 <= 5) ? "met" : "NOT met" }' FS='  +' <(sed -E 's/ {2,}/  /g' "$work/rows")
+# Issue 28 item 5: the targets (from the batching runs' medians of req/s and of p99), and normal
+# requests beside 1,000 held connections.
+head -n "$repeats" "$work/rows" | sed -E 's/ {2,}/\t/g' | awk -F '\t' '
+  function median(v, n,   i, j, t) {
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+    return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+  }
+  { rps[NR] = $3; p99[NR] = $5 }
+  END {
+    r = median(rps, NR); p = median(p99, NR)
+    printf "target: >= 25000 req/s with p99 <= 5 ms, batching on (median of %d runs): %.1f req/s, p99 %.3f ms: %s\n",
+      NR, r, p, (r >= 25000 && p <= 5) ? "met" : "NOT met"
+  }'
 start_lathe_serve "$work" "$lathe" "$bundle" --name bench --no-watch "${extra_args[@]}" || exit 1
 held=$(python3 "$root/bench/serve_slowloris.py" "$server_url" bench "$work/body.json" \
   --stalled 1000 --requests 200 --budget-ms 50) && verdict=met || verdict="NOT met"
