@@ -485,10 +485,19 @@ TEST(ImageLayers, BatchNormThenReluFusedEqualsTheTwoLayers) {
   for (auto* model : {static_cast<Module*>(fused.get()), norm.get()})
     for (auto& [name, p] : model->named_parameters())
       if (name.ends_with("weight")) p.copy_(weight);
-  for (const bool training : {true, false}) {
+  // The second input sits on the relu's edge: a quarter of each channel at 0.1 +- 0.5 and half
+  // at 0.1, about the channel's mean, where the normalized value is a rounding error of either
+  // sign. The fused backward recomputes that value to mask the gradient, and must decide every
+  // sign as the forward did.
+  std::vector<double> edge(4 * 3 * 5 * 8);
+  for (std::size_t i = 0; i < edge.size(); ++i)
+    edge[i] = 0.1 + (i % 4 == 0 ? -0.5 : i % 4 == 3 ? 0.5 : 0.0);
+  for (const auto& [training, on_edge] : {std::pair{true, false}, {false, false}, {true, true}}) {
     fused->train(training);
     norm->train(training);
-    const Tensor x = Tensor::randn({4, 3, 5, 8}, g).requires_grad_();
+    const Tensor x =
+        (on_edge ? Tensor::from_vector(edge, {4, 3, 5, 8}) : Tensor::randn({4, 3, 5, 8}, g))
+            .requires_grad_();
     const Tensor x_copy = x.detach().clone().requires_grad_();
     const Tensor a = fused->forward(x), b = relu_layer->forward(norm->forward(x_copy));
     EXPECT_EQ(a.to_vector(), b.to_vector());

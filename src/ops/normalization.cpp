@@ -26,10 +26,19 @@ struct Layout {
   std::int64_t channel_grain() const { return detail::grain_for(count()); }
 };
 
-// Per channel: the statistics used to normalize (batch or running) as mean and 1/sqrt(var+eps).
+// Per channel: the statistics used to normalize (batch or running) as mean and 1/sqrt(var+eps),
+// and the affine map the forward applied, y = scale x + shift, in the input's type
+// (batch_norm_relu's backward recomputes it to tell where the relu let the gradient through).
 struct Statistics {
-  std::vector<double> mean, inverse_std;
+  std::vector<double> mean, inverse_std, scale, shift;
 };
+
+// The normalized value, before the relu. The forward and batch_norm_relu's backward both compute
+// it with this one expression from the same scale and shift, so they agree on every sign.
+template <class T>
+[[gnu::always_inline]] inline T normalized(T x, T scale, T shift) {
+  return x * scale + shift;
+}
 
 // The row reductions stay out of line (noinline): inlined into the per-channel loops, GCC 12
 // added up the partial sums with scalar moves through general registers, and the training forward
@@ -51,12 +60,13 @@ template <class T>
 }
 
 // The gradient that reaches batch norm's output: g itself, or, where a ReLU followed it
-// (batch_norm_relu), g where the output y is positive and 0 elsewhere.
+// (batch_norm_relu), g where the output was positive and 0 elsewhere. The output is recomputed
+// from x rather than read: one stream of memory fewer in each backward pass.
 template <bool kRelu, class T>
-T reaching(const T* g, const T* y, std::int64_t j) {
+T reaching(const T* g, const T* x, std::int64_t j, T scale, T shift) {
   const T value = g[j];  // read either way, so the select vectorises as a blend
   if constexpr (kRelu)
-    return y[j] > 0 ? value : T(0);
+    return normalized(x[j], scale, shift) > 0 ? value : T(0);
   else
     return value;
 }
@@ -64,51 +74,51 @@ T reaching(const T* g, const T* y, std::int64_t j) {
 // sum_j g[j] and sum_j g[j] * (x[j] - center) in one pass over g (batch norm's backward), g as
 // `reaching` gives it.
 template <bool kRelu, class T>
-[[gnu::noinline]] std::pair<double, double> row_sum_and_dot_centered(const T* g, const T* y,
-                                                                     const T* x, double center,
-                                                                     std::int64_t n) {
+[[gnu::noinline]] std::pair<double, double> row_sum_and_dot_centered(const T* g, const T* x,
+                                                                     double center, T scale,
+                                                                     T shift, std::int64_t n) {
   const T c = static_cast<T>(center);
   T sums[detail::kPartialSums] = {}, dots[detail::kPartialSums] = {};
   std::int64_t j = 0;
   for (; j + detail::kPartialSums <= n; j += detail::kPartialSums)
     for (int k = 0; k < detail::kPartialSums; ++k) {
-      const T gk = reaching<kRelu>(g, y, j + k);
+      const T gk = reaching<kRelu>(g, x, j + k, scale, shift);
       sums[k] += gk;
       dots[k] += gk * (x[j + k] - c);
     }
   double sum = 0, dot = 0;
   for (int k = 0; k < detail::kPartialSums; ++k) sum += sums[k], dot += dots[k];
   for (; j < n; ++j) {
-    const T gj = reaching<kRelu>(g, y, j);
+    const T gj = reaching<kRelu>(g, x, j, scale, shift);
     sum += gj, dot += gj * (x[j] - c);
   }
   return {sum, dot};
 }
 
-// dx = k_g g + k_x x + k_1, g as `reaching` gives it. In evaluation k_x is 0 and x is not read,
-// so an infinite input does not turn its gradient into NaN.
+// dx = k_g g + k_x x + k_1, g as `reaching` gives it. In evaluation k_x is 0 and x enters only
+// the relu's mask, so an infinite input does not turn its gradient into NaN.
 template <bool kRelu, class T>
-void input_gradient_row(const T* g, const T* y, const T* x, T* dx, std::int64_t n, double k_g,
+void input_gradient_row(const T* g, const T* x, T* dx, std::int64_t n, T scale, T shift, double k_g,
                         double k_x, double k_1) {
   const T kg = static_cast<T>(k_g), kx = static_cast<T>(k_x), k1 = static_cast<T>(k_1);
   if (k_x == 0) {
-    for (std::int64_t j = 0; j < n; ++j) dx[j] = reaching<kRelu>(g, y, j) * kg + k1;
+    for (std::int64_t j = 0; j < n; ++j) dx[j] = reaching<kRelu>(g, x, j, scale, shift) * kg + k1;
   } else {
-    for (std::int64_t j = 0; j < n; ++j) dx[j] = reaching<kRelu>(g, y, j) * kg + x[j] * kx + k1;
+    for (std::int64_t j = 0; j < n; ++j)
+      dx[j] = reaching<kRelu>(g, x, j, scale, shift) * kg + x[j] * kx + k1;
   }
 }
 
 // out = scale x + shift, then max(out, 0) where a ReLU follows (NaN becomes 0, as relu does).
 template <class T>
-void normalize_row(const T* x, T* out, std::int64_t n, double scale, double shift, bool relu) {
-  const T k = static_cast<T>(scale), b = static_cast<T>(shift);
+void normalize_row(const T* x, T* out, std::int64_t n, T scale, T shift, bool relu) {
   if (relu) {
     for (std::int64_t j = 0; j < n; ++j) {
-      const T v = x[j] * k + b;
+      const T v = normalized(x[j], scale, shift);
       out[j] = v > 0 ? v : T(0);
     }
   } else {
-    for (std::int64_t j = 0; j < n; ++j) out[j] = x[j] * k + b;
+    for (std::int64_t j = 0; j < n; ++j) out[j] = normalized(x[j], scale, shift);
   }
 }
 
@@ -156,10 +166,12 @@ void batch_norm_forward_channels(const T* x, const Layout& l, const BatchNormArg
       stats.inverse_std[ch] = inverse_std;
       const double gamma = a.weight ? a.weight[ch] : 1.0;
       const double beta = a.bias ? a.bias[ch] : 0.0;
-      const double scale = gamma * inverse_std;
+      const T scale = static_cast<T>(gamma * inverse_std);
+      const T shift = static_cast<T>(beta - mean * (gamma * inverse_std));
+      stats.scale[ch] = scale;
+      stats.shift[ch] = shift;
       for (std::int64_t i = 0; i < l.n; ++i)
-        normalize_row(x + l.at(i, ch, 0), y + l.at(i, ch, 0), l.s, scale, beta - mean * scale,
-                      a.relu);
+        normalize_row(x + l.at(i, ch, 0), y + l.at(i, ch, 0), l.s, scale, shift, a.relu);
     }
   });
 }
@@ -167,18 +179,19 @@ void batch_norm_forward_channels(const T* x, const Layout& l, const BatchNormArg
 // The gradients channel by channel, channels split over the pool (dx, dw, db may each be null).
 // dx = k_g g + k_x x + k_1, expanded from gamma istd (g - sum_g / m - xhat sum_g_xhat / m) with
 // xhat = (x - mean) istd; in evaluation the statistics are constants and dx = gamma istd g.
-// With kRelu, g is first masked by the forward's output y (batch_norm_relu).
+// With kRelu, g is first masked where the forward's output was not positive (batch_norm_relu).
 template <bool kRelu, class T>
-void batch_norm_backward_channels(const T* x, const T* y, const T* g, const T* w, const Layout& l,
+void batch_norm_backward_channels(const T* x, const T* g, const T* w, const Layout& l,
                                   const Statistics& stats, bool training, T* dx, T* dw, T* db) {
   parallel_for(l.c, l.channel_grain(), [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t ch = begin; ch < end; ++ch) {
       const double mean = stats.mean[ch], inverse_std = stats.inverse_std[ch];
+      const T scale = static_cast<T>(stats.scale[ch]), shift = static_cast<T>(stats.shift[ch]);
       double sum_g = 0, sum_g_centered = 0;
       for (std::int64_t i = 0; i < l.n; ++i) {
         const std::int64_t row = l.at(i, ch, 0);
         const auto [sum, dot] =
-            row_sum_and_dot_centered<kRelu>(g + row, kRelu ? y + row : y, x + row, mean, l.s);
+            row_sum_and_dot_centered<kRelu>(g + row, x + row, mean, scale, shift, l.s);
         sum_g += sum;
         sum_g_centered += dot;
       }
@@ -193,8 +206,7 @@ void batch_norm_backward_channels(const T* x, const T* y, const T* g, const T* w
       const double k_1 = training ? -k_g * sum_g / m - k_x * mean : 0.0;
       for (std::int64_t i = 0; i < l.n; ++i) {
         const std::int64_t row = l.at(i, ch, 0);
-        input_gradient_row<kRelu>(g + row, kRelu ? y + row : y, x + row, dx + row, l.s, k_g, k_x,
-                                  k_1);
+        input_gradient_row<kRelu>(g + row, x + row, dx + row, l.s, scale, shift, k_g, k_x, k_1);
       }
     }
   });
@@ -244,6 +256,8 @@ Tensor batch_norm_maybe_relu(const Tensor& input, const Tensor& running_mean,
   auto stats = std::make_shared<Statistics>();
   stats->mean.resize(static_cast<std::size_t>(l.c));
   stats->inverse_std.resize(static_cast<std::size_t>(l.c));
+  stats->scale.resize(static_cast<std::size_t>(l.c));
+  stats->shift.resize(static_cast<std::size_t>(l.c));
   Tensor out = Tensor::empty(input.shape(), input.dtype());
   detail::dispatch_floating(input.dtype(), "batch_norm", [&](auto tag) {
     using T = decltype(tag);
@@ -258,7 +272,7 @@ Tensor batch_norm_maybe_relu(const Tensor& input, const Tensor& running_mean,
     batch_norm_forward_channels(input.data<T>(), l, args, out.data<T>(), *stats);
   });
   if (!should_record({&input, &weight, &bias})) return out;
-  auto backward = [l, stats, training, relu, x = input.detach(), y = relu ? out.detach() : Tensor(),
+  auto backward = [l, stats, training, relu, x = input.detach(),
                    w = weight.defined() ? weight.detach() : Tensor()](
                       const Tensor& g, const std::vector<bool>& needs) {
     Tensor dx = needs[0] ? Tensor::empty(x.shape(), x.dtype()) : Tensor();
@@ -268,8 +282,8 @@ Tensor batch_norm_maybe_relu(const Tensor& input, const Tensor& running_mean,
       using T = decltype(tag);
       const auto channels =
           relu ? batch_norm_backward_channels<true, T> : batch_norm_backward_channels<false, T>;
-      channels(x.data<T>(), detail::data_or_null<T>(y), g.data<T>(), detail::data_or_null<T>(w), l,
-               *stats, training, detail::data_or_null<T>(dx), detail::data_or_null<T>(dw),
+      channels(x.data<T>(), g.data<T>(), detail::data_or_null<T>(w), l, *stats, training,
+               detail::data_or_null<T>(dx), detail::data_or_null<T>(dw),
                detail::data_or_null<T>(db));
     });
     return std::vector<Tensor>{dx, dw, db};
