@@ -1,6 +1,7 @@
 // Convolution, pooling and batch norm: forward values against PyTorch 1.13
 // (tests/fixtures/conv_reference.json, written by tools/conv_reference.py), the image layers, and
 // their errors. Gradients are checked in tests/test_gradcheck.cpp.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -516,6 +517,64 @@ TEST(ImageLayers, BatchNormThenReluFusedEqualsTheTwoLayers) {
     fused->zero_grad();
     norm->zero_grad();
   }
+}
+
+// batch_norm_relu_max_pool2d against batch_norm_relu then max_pool2d, in float32 (the vector
+// pool): the same values, running statistics and gradients, bit for bit (the same kernels on the
+// same numbers). Odd sizes, pooled rows narrower and wider than a vector, training and
+// evaluation, and Sequential's fusion of the three layers.
+TEST(BatchNorm, ReluAndMaxPoolFusedEqualTheOpsApart) {
+  Generator g(12);
+  for (const Shape& shape : std::vector<Shape>{{4, 3, 28, 28}, {2, 5, 7, 9}, {3, 2, 6, 40}}) {
+    for (const bool training : {true, false}) {
+      const std::int64_t c = shape[1];
+      const Tensor w = Tensor::randn({c}, g).requires_grad_(),
+                   b = Tensor::randn({c}, g).requires_grad_();
+      const Tensor w2 = w.detach().clone().requires_grad_(),
+                   b2 = b.detach().clone().requires_grad_();
+      const Tensor mean = Tensor::randn({c}, g), var = Tensor::rand({c}, g) + 0.5;
+      const Tensor mean2 = mean.clone(), var2 = var.clone();
+      const Tensor x = Tensor::randn(shape, g).requires_grad_();
+      const Tensor x2 = x.detach().clone().requires_grad_();
+      const Tensor fused = batch_norm_relu_max_pool2d(x, mean, var, w, b, training);
+      const Tensor apart =
+          max_pool2d(batch_norm_relu(x2, mean2, var2, w2, b2, training), Pool2dOptions{});
+      const std::string what = shape_str(shape) + (training ? " training" : " eval");
+      ASSERT_EQ(fused.shape(), apart.shape()) << what;
+      EXPECT_EQ(fused.to_vector(), apart.to_vector()) << what;
+      EXPECT_EQ(mean.to_vector(), mean2.to_vector()) << what;
+      EXPECT_EQ(var.to_vector(), var2.to_vector()) << what;
+      const Tensor upstream = Tensor::randn(fused.shape(), g);
+      fused.backward(upstream);
+      apart.backward(upstream);
+      EXPECT_EQ(x.grad().to_vector(), x2.grad().to_vector()) << what;
+      EXPECT_EQ(w.grad().to_vector(), w2.grad().to_vector()) << what;
+      EXPECT_EQ(b.grad().to_vector(), b2.grad().to_vector()) << what;
+    }
+  }
+  // Sequential fuses a batch_norm2d, relu, max_pool2d (2x2, stride 2) run; a stride-1 pool after
+  // them stays a layer of its own. Both give what the layers give one by one.
+  for (const int stride : {2, 1}) {
+    const json specs = json::parse(fmt::format(
+        R"([{{"type": "batch_norm2d", "features": 3}}, {{"type": "relu"}},
+            {{"type": "max_pool2d", "kernel_size": 2, "stride": {}}}])",
+        stride));
+    auto fused = make_sequential(specs, g);
+    const Tensor x = Tensor::randn({2, 3, 8, 6}, g);
+    Tensor apart = x;
+    for (const json& spec : specs) apart = make_layer(spec, g)->forward(apart);
+    EXPECT_EQ(fused->forward(x).to_vector(), apart.to_vector()) << "stride " << stride;
+  }
+  EXPECT_EQ(error_of([&] {
+              batch_norm_relu_max_pool2d(Tensor::zeros({2, 3, 1, 4}), Tensor(), Tensor(), Tensor(),
+                                         Tensor(), true);
+            }),
+            "batch_norm_relu_max_pool2d: input [2,3,1,4] is smaller than the 2x2 window");
+  EXPECT_EQ(error_of([&] {
+              batch_norm_relu_max_pool2d(Tensor::zeros({2, 3, 4}), Tensor(), Tensor(), Tensor(),
+                                         Tensor(), true);
+            }),
+            "batch_norm_relu_max_pool2d: input [2,3,4] is not [N,C,H,W]");
 }
 
 TEST(ImageLayers, EvalUsesRunningStatisticsAndTrainUsesTheBatch) {

@@ -276,6 +276,20 @@ std::vector<GradcheckCase> table() {
          const Tensor running_var = Tensor::from_vector({2.0, 0.5, 1.5}, {3}, DType::Float64);
          return batch_norm_relu(x[0], running_mean, running_var, x[1], x[2], false);
        }},
+      {"batch_norm_relu_max_pool2d training, odd height and width",
+       Op::BatchNormReluMaxPool2d,
+       {{{3, 2, 5, 7}}, {{2}}, {{2}}},
+       [](const Ts& x) {
+         return batch_norm_relu_max_pool2d(x[0], Tensor(), Tensor(), x[1], x[2], true);
+       }},
+      {"batch_norm_relu_max_pool2d eval with running statistics",
+       Op::BatchNormReluMaxPool2d,
+       {{{2, 3, 4, 6}}, {{3}}, {{3}}},
+       [](const Ts& x) {
+         const Tensor running_mean = Tensor::from_vector({0.5, -1.0, 0.25}, {3}, DType::Float64);
+         const Tensor running_var = Tensor::from_vector({2.0, 0.5, 1.5}, {3}, DType::Float64);
+         return batch_norm_relu_max_pool2d(x[0], running_mean, running_var, x[1], x[2], false);
+       }},
       {"layer_norm [4,6] with weight and bias",
        Op::LayerNorm,
        {{{4, 6}}, {{6}}, {{6}}},

@@ -35,6 +35,7 @@ namespace lathe {
   X(AvgPool2d, "avg_pool2d") \
   X(BatchNorm, "batch_norm") \
   X(BatchNormRelu, "batch_norm_relu") \
+  X(BatchNormReluMaxPool2d, "batch_norm_relu_max_pool2d") \
   X(LayerNorm, "layer_norm") \
   X(CausalAttention, "causal_attention") \
   X(Sum, "sum") \

@@ -195,6 +195,10 @@ class Pool2d : public Module {
   Pool2d(Kind kind, std::int64_t kernel_size, std::int64_t stride, std::int64_t padding);
   Tensor forward(const Tensor& input) override;
   std::string type() const override { return kind_ == Kind::Max ? "max_pool2d" : "avg_pool2d"; }
+  // A max pool with a 2x2 window, stride 2 and no padding (what Sequential fuses into batch norm).
+  bool max_2x2() const {
+    return kind_ == Kind::Max && kernel_size_ == 2 && stride_ == 2 && padding_ == 0;
+  }
   nlohmann::json spec() const override;
 
  private:
@@ -219,6 +223,9 @@ class BatchNorm : public Module {
   // relu(forward(input)) in one op (batch_norm_relu); Sequential calls it for a batch norm
   // followed by a relu layer.
   Tensor forward_then_relu(const Tensor& input);
+  // max_pool2d(relu(forward(input))), 2x2 window, stride 2, in one op
+  // (batch_norm_relu_max_pool2d); Sequential calls it for batch_norm2d, relu, max_pool2d layers.
+  Tensor forward_relu_max_pool(const Tensor& input);
   std::string type() const override { return spatial_dims_ == 2 ? "batch_norm2d" : "batch_norm1d"; }
   nlohmann::json spec() const override;
 

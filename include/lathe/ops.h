@@ -79,6 +79,14 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
 Tensor batch_norm_relu(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
                        const Tensor& weight, const Tensor& bias, bool training,
                        double momentum = 0.1, double eps = 1e-5);
+// max_pool2d(batch_norm_relu(...)) with a 2x2 window, stride 2, input [N, C, H, W]: the same
+// values and gradients, bit for bit, with each plane normalized and pooled, and its gradient
+// unpooled, in cache; neither the normalized tensor nor its gradient is written out whole
+// (Sequential fuses a batch_norm2d, relu, max_pool2d (kernel 2, stride 2) run of layers into it).
+Tensor batch_norm_relu_max_pool2d(const Tensor& input, const Tensor& running_mean,
+                                  const Tensor& running_var, const Tensor& weight,
+                                  const Tensor& bias, bool training, double momentum = 0.1,
+                                  double eps = 1e-5);
 
 // Layer normalization over the last axis (src/ops/layer_norm.cpp), as F.layer_norm with
 // normalized_shape [C]: biased variance; weight and bias [C] may be undefined.

@@ -120,6 +120,14 @@ Tensor BatchNorm::forward_then_relu(const Tensor& input) {
                          momentum_, eps_);
 }
 
+Tensor BatchNorm::forward_relu_max_pool(const Tensor& input) {
+  check_input(input);
+  if (spatial_dims_ != 2)
+    throw Error(fmt::format("{}: a fused 2x2 max pool needs batch_norm2d", type()));
+  return batch_norm_relu_max_pool2d(input, running_mean_, running_var_, weight_, bias_,
+                                    is_training(), momentum_, eps_);
+}
+
 nlohmann::json BatchNorm::spec() const {
   return {{"type", type()}, {"features", features_}, {"eps", eps_}, {"momentum", momentum_}};
 }

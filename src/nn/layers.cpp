@@ -122,10 +122,18 @@ Tensor Sequential::forward(const Tensor& input) {
     return i < layers.size() && dynamic_cast<const Activation*>(layers[i].second.get()) &&
            layers[i].second->type() == "relu";
   };
+  const auto is_max_pool_2x2 = [&](std::size_t i) {
+    const auto* pool =
+        i < layers.size() ? dynamic_cast<const Pool2d*>(layers[i].second.get()) : nullptr;
+    return pool && pool->max_2x2();
+  };
   Tensor x = input;
   for (std::size_t i = 0; i < layers.size(); ++i) {
     auto* norm = dynamic_cast<BatchNorm*>(layers[i].second.get());
-    if (norm && is_relu(i + 1)) {
+    if (norm && is_relu(i + 1) && norm->type() == "batch_norm2d" && is_max_pool_2x2(i + 2)) {
+      x = norm->forward_relu_max_pool(x);
+      i += 2;
+    } else if (norm && is_relu(i + 1)) {
       x = norm->forward_then_relu(x);
       ++i;
     } else {

@@ -104,8 +104,9 @@ inline std::int64_t max_pool_row_2x2_simd(const float* r0, const float* r1, std:
 // its plane): the maxima, and where each came from as an offset in the plane (`from` nullptr:
 // not wanted).
 template <class T>
-void max_pool_row_2x2(const T* r0, const T* r1, std::int64_t w, std::int64_t ow, std::int64_t top,
-                      T* out, std::int64_t* from) {
+[[gnu::always_inline]] inline void max_pool_row_2x2(const T* r0, const T* r1, std::int64_t w,
+                                                    std::int64_t ow, std::int64_t top, T* out,
+                                                    std::int64_t* from) {
   for (std::int64_t x = max_pool_row_2x2_simd(r0, r1, w, ow, top, out, from); x < ow; ++x) {
     std::int64_t best = top + 2 * x;
     T value = r0[2 * x];
@@ -115,6 +116,15 @@ void max_pool_row_2x2(const T* r0, const T* r1, std::int64_t w, std::int64_t ow,
     out[x] = value;
     if (from) from[x] = best;
   }
+}
+
+// A whole [h, w] plane (an odd last row or column is in no window); `from` as above.
+template <class T>
+void max_pool_plane_2x2(const T* in, std::int64_t h, std::int64_t w, T* out, std::int64_t* from) {
+  const std::int64_t ow = w / 2;
+  for (std::int64_t y = 0; y < h / 2; ++y)
+    max_pool_row_2x2(in + 2 * y * w, in + (2 * y + 1) * w, w, ow, 2 * y * w, out + y * ow,
+                     from ? from + y * ow : nullptr);
 }
 
 }  // namespace lathe::detail

@@ -12,6 +12,7 @@
 #include "lathe/ops.h"
 #include "lathe/parallel.h"
 #include "src/ops/kernels.h"
+#include "src/ops/max_pool_rows.h"
 #include "src/tensor/dispatch.h"
 
 namespace lathe {
@@ -30,6 +31,8 @@ struct Layout {
 // and the affine map the forward applied, y = scale x + shift, in the input's type
 // (batch_norm_relu's backward recomputes it to tell where the relu let the gradient through).
 struct Statistics {
+  explicit Statistics(std::int64_t channels)
+      : mean(channels), inverse_std(channels), scale(channels), shift(channels) {}
   std::vector<double> mean, inverse_std, scale, shift;
 };
 
@@ -133,43 +136,49 @@ struct BatchNormArgs {
   bool relu;  // batch_norm_relu: a ReLU follows, applied in the same pass
 };
 
-// Channel by channel, channels split over the pool: normalizes with the batch's statistics
-// (training; the running ones are updated in place when given: biased variance to normalize,
-// unbiased in the running variance) or with the running ones, applies weight and bias, and keeps
-// mean and 1/std for backward.
+// Channel ch's statistics: the batch's (training; the running ones are updated in place when
+// given: biased variance to normalize, unbiased in the running variance) or the running ones,
+// kept in `stats` with the affine map they give with weight and bias.
+template <class T>
+void channel_statistics(const T* x, const Layout& l, const BatchNormArgs<T>& a, std::int64_t ch,
+                        Statistics& stats) {
+  double mean, var;
+  if (a.training) {
+    double sum = 0, squares = 0;
+    for (std::int64_t i = 0; i < l.n; ++i) sum += detail::row_sum(x + l.at(i, ch, 0), l.s);
+    mean = sum / static_cast<double>(l.count());
+    for (std::int64_t i = 0; i < l.n; ++i)
+      squares += row_dot_centered(x + l.at(i, ch, 0), x + l.at(i, ch, 0), mean, l.s);
+    var = squares / static_cast<double>(l.count());
+    if (a.running_mean && a.running_var) {
+      T* rm = a.running_mean;
+      T* rv = a.running_var;
+      const double unbiased = squares / static_cast<double>(l.count() - 1);
+      rm[ch] = static_cast<T>((1 - a.momentum) * rm[ch] + a.momentum * mean);
+      rv[ch] = static_cast<T>((1 - a.momentum) * rv[ch] + a.momentum * unbiased);
+    }
+  } else {
+    mean = a.running_mean[ch];
+    var = a.running_var[ch];
+  }
+  const double inverse_std = 1.0 / std::sqrt(var + a.eps);
+  stats.mean[ch] = mean;
+  stats.inverse_std[ch] = inverse_std;
+  const double gamma = a.weight ? a.weight[ch] : 1.0;
+  const double beta = a.bias ? a.bias[ch] : 0.0;
+  stats.scale[ch] = static_cast<T>(gamma * inverse_std);
+  stats.shift[ch] = static_cast<T>(beta - mean * (gamma * inverse_std));
+}
+
+// Channel by channel, channels split over the pool: normalizes, applies weight and bias (and the
+// relu), and keeps the statistics for backward.
 template <class T>
 void batch_norm_forward_channels(const T* x, const Layout& l, const BatchNormArgs<T>& a, T* y,
                                  Statistics& stats) {
   parallel_for(l.c, l.channel_grain(), [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t ch = begin; ch < end; ++ch) {
-      double mean, var;
-      if (a.training) {
-        double sum = 0, squares = 0;
-        for (std::int64_t i = 0; i < l.n; ++i) sum += detail::row_sum(x + l.at(i, ch, 0), l.s);
-        mean = sum / static_cast<double>(l.count());
-        for (std::int64_t i = 0; i < l.n; ++i)
-          squares += row_dot_centered(x + l.at(i, ch, 0), x + l.at(i, ch, 0), mean, l.s);
-        var = squares / static_cast<double>(l.count());
-        if (a.running_mean && a.running_var) {
-          T* rm = a.running_mean;
-          T* rv = a.running_var;
-          const double unbiased = squares / static_cast<double>(l.count() - 1);
-          rm[ch] = static_cast<T>((1 - a.momentum) * rm[ch] + a.momentum * mean);
-          rv[ch] = static_cast<T>((1 - a.momentum) * rv[ch] + a.momentum * unbiased);
-        }
-      } else {
-        mean = a.running_mean[ch];
-        var = a.running_var[ch];
-      }
-      const double inverse_std = 1.0 / std::sqrt(var + a.eps);
-      stats.mean[ch] = mean;
-      stats.inverse_std[ch] = inverse_std;
-      const double gamma = a.weight ? a.weight[ch] : 1.0;
-      const double beta = a.bias ? a.bias[ch] : 0.0;
-      const T scale = static_cast<T>(gamma * inverse_std);
-      const T shift = static_cast<T>(beta - mean * (gamma * inverse_std));
-      stats.scale[ch] = scale;
-      stats.shift[ch] = shift;
+      channel_statistics(x, l, a, ch, stats);
+      const T scale = static_cast<T>(stats.scale[ch]), shift = static_cast<T>(stats.shift[ch]);
       for (std::int64_t i = 0; i < l.n; ++i)
         normalize_row(x + l.at(i, ch, 0), y + l.at(i, ch, 0), l.s, scale, shift, a.relu);
     }
@@ -207,6 +216,75 @@ void batch_norm_backward_channels(const T* x, const T* g, const T* w, const Layo
       for (std::int64_t i = 0; i < l.n; ++i) {
         const std::int64_t row = l.at(i, ch, 0);
         input_gradient_row<kRelu>(g + row, x + row, dx + row, l.s, scale, shift, k_g, k_x, k_1);
+      }
+    }
+  });
+}
+
+// batch_norm_relu_max_pool2d's forward, channel by channel: each plane normalized and relu'd into
+// scratch by batch norm's own row kernel, then pooled by max_pool2d's, so the values and the
+// element picked in every window are the three ops'. The normalized tensor is never written out.
+// `from` (nullptr: no backward): where each maximum came from, as an offset in its plane.
+template <class T>
+void batch_norm_relu_pool_channels(const T* x, const Layout& l, std::int64_t w,
+                                   const BatchNormArgs<T>& a, T* out, std::int64_t* from,
+                                   Statistics& stats) {
+  const std::int64_t h = l.s / w, outputs = (h / 2) * (w / 2);
+  parallel_for(l.c, l.channel_grain(), [&](std::int64_t begin, std::int64_t end) {
+    std::vector<T> plane(static_cast<std::size_t>(l.s));
+    for (std::int64_t ch = begin; ch < end; ++ch) {
+      channel_statistics(x, l, a, ch, stats);
+      const T scale = static_cast<T>(stats.scale[ch]), shift = static_cast<T>(stats.shift[ch]);
+      for (std::int64_t i = 0; i < l.n; ++i) {
+        normalize_row(x + l.at(i, ch, 0), plane.data(), l.s, scale, shift, true);
+        const std::int64_t at = (i * l.c + ch) * outputs;
+        detail::max_pool_plane_2x2(plane.data(), h, w, out + at, from ? from + at : nullptr);
+      }
+    }
+  });
+}
+
+// batch_norm_relu_max_pool2d's gradients, channel by channel (dx, dw, db may each be null): each
+// pooled gradient is added into zeros where its maximum came from, as max_pool2d's backward does,
+// but into a scratch copy of the channel (its n planes stay in cache), and batch_norm_relu's own
+// kernels take it from there. The same sums in the same order as the three ops apart.
+template <class T>
+void batch_norm_relu_pool_backward_channels(const T* x, const T* g, const std::int64_t* from,
+                                            std::int64_t outputs, const T* w, const Layout& l,
+                                            const Statistics& stats, bool training, T* dx, T* dw,
+                                            T* db) {
+  parallel_for(l.c, l.channel_grain(), [&](std::int64_t begin, std::int64_t end) {
+    // From the storage cache: a vector this size (200 KB for the CNN's first pool) was mapped,
+    // faulted in and zeroed on every call.
+    Tensor scratch = Tensor::empty({l.n * l.s}, dtype_of<T>());
+    T* unpooled = scratch.data<T>();
+    for (std::int64_t ch = begin; ch < end; ++ch) {
+      const double mean = stats.mean[ch], inverse_std = stats.inverse_std[ch];
+      const T scale = static_cast<T>(stats.scale[ch]), shift = static_cast<T>(stats.shift[ch]);
+      double sum_g = 0, sum_g_centered = 0;
+      for (std::int64_t i = 0; i < l.n; ++i) {
+        T* plane = unpooled + i * l.s;
+        std::fill(plane, plane + l.s, T(0));
+        const std::int64_t at = (i * l.c + ch) * outputs;
+        for (std::int64_t o = 0; o < outputs; ++o) plane[from[at + o]] += g[at + o];
+        const auto [sum, dot] =
+            row_sum_and_dot_centered<true>(plane, x + l.at(i, ch, 0), mean, scale, shift, l.s);
+        sum_g += sum;
+        sum_g_centered += dot;
+      }
+      const double sum_g_xhat = sum_g_centered * inverse_std;
+      if (dw) dw[ch] = static_cast<T>(sum_g_xhat);
+      if (db) db[ch] = static_cast<T>(sum_g);
+      if (!dx) continue;
+      const double gamma = w ? w[ch] : 1.0;
+      const double m = static_cast<double>(l.count());
+      const double k_g = gamma * inverse_std;
+      const double k_x = training ? -k_g * inverse_std * sum_g_xhat / m : 0.0;
+      const double k_1 = training ? -k_g * sum_g / m - k_x * mean : 0.0;
+      for (std::int64_t i = 0; i < l.n; ++i) {
+        const std::int64_t row = l.at(i, ch, 0);
+        input_gradient_row<true>(unpooled + i * l.s, x + row, dx + row, l.s, scale, shift, k_g, k_x,
+                                 k_1);
       }
     }
   });
@@ -253,11 +331,7 @@ Tensor batch_norm_maybe_relu(const Tensor& input, const Tensor& running_mean,
                              bool training, double momentum, double eps, bool relu) {
   const Layout l =
       checked_layout(input, running_mean, running_var, weight, bias, training, momentum, eps);
-  auto stats = std::make_shared<Statistics>();
-  stats->mean.resize(static_cast<std::size_t>(l.c));
-  stats->inverse_std.resize(static_cast<std::size_t>(l.c));
-  stats->scale.resize(static_cast<std::size_t>(l.c));
-  stats->shift.resize(static_cast<std::size_t>(l.c));
+  auto stats = std::make_shared<Statistics>(l.c);
   Tensor out = Tensor::empty(input.shape(), input.dtype());
   detail::dispatch_floating(input.dtype(), "batch_norm", [&](auto tag) {
     using T = decltype(tag);
@@ -306,6 +380,55 @@ Tensor batch_norm_relu(const Tensor& input, const Tensor& running_mean, const Te
                        double eps) {
   return batch_norm_maybe_relu(input, running_mean, running_var, weight, bias, training, momentum,
                                eps, true);
+}
+
+Tensor batch_norm_relu_max_pool2d(const Tensor& input, const Tensor& running_mean,
+                                  const Tensor& running_var, const Tensor& weight,
+                                  const Tensor& bias, bool training, double momentum, double eps) {
+  const Layout l =
+      checked_layout(input, running_mean, running_var, weight, bias, training, momentum, eps);
+  if (input.dim() != 4)
+    throw Error(fmt::format("batch_norm_relu_max_pool2d: input {} is not [N,C,H,W]",
+                            shape_str(input.shape())));
+  const std::int64_t h = input.size(2), w = input.size(3);
+  if (h < 2 || w < 2)
+    throw Error(fmt::format("batch_norm_relu_max_pool2d: input {} is smaller than the 2x2 window",
+                            shape_str(input.shape())));
+  auto stats = std::make_shared<Statistics>(l.c);
+  Tensor out = Tensor::empty({l.n, l.c, h / 2, w / 2}, input.dtype());
+  const bool recorded = should_record({&input, &weight, &bias});
+  // Where each maximum came from, an offset in its plane, for backward.
+  const Tensor argmax = recorded ? Tensor::empty(out.shape(), DType::Int64) : Tensor();
+  detail::dispatch_floating(input.dtype(), "batch_norm_relu_max_pool2d", [&](auto tag) {
+    using T = decltype(tag);
+    const BatchNormArgs<T> args{.running_mean = detail::data_or_null<T>(running_mean),
+                                .running_var = detail::data_or_null<T>(running_var),
+                                .weight = detail::data_or_null<T>(weight),
+                                .bias = detail::data_or_null<T>(bias),
+                                .training = training,
+                                .momentum = momentum,
+                                .eps = eps,
+                                .relu = true};
+    batch_norm_relu_pool_channels(input.data<T>(), l, w, args, out.data<T>(),
+                                  recorded ? Tensor(argmax).data<std::int64_t>() : nullptr, *stats);
+  });
+  if (!recorded) return out;
+  auto backward = [l, stats, training, argmax, outputs = (h / 2) * (w / 2), x = input.detach(),
+                   w = weight.defined() ? weight.detach() : Tensor()](
+                      const Tensor& g, const std::vector<bool>& needs) {
+    Tensor dx = needs[0] ? Tensor::empty(x.shape(), x.dtype()) : Tensor();
+    Tensor dw = needs[1] ? Tensor::empty({l.c}, x.dtype()) : Tensor();
+    Tensor db = needs[2] ? Tensor::empty({l.c}, x.dtype()) : Tensor();
+    detail::dispatch_floating(x.dtype(), "batch_norm_relu_max_pool2d", [&](auto tag) {
+      using T = decltype(tag);
+      batch_norm_relu_pool_backward_channels(
+          x.data<T>(), g.data<T>(), argmax.data<std::int64_t>(), outputs,
+          detail::data_or_null<T>(w), l, *stats, training, detail::data_or_null<T>(dx),
+          detail::data_or_null<T>(dw), detail::data_or_null<T>(db));
+    });
+    return std::vector<Tensor>{dx, dw, db};
+  };
+  return record(Op::BatchNormReluMaxPool2d, out, {input, weight, bias}, std::move(backward));
 }
 
 }  // namespace lathe

@@ -76,11 +76,7 @@ void max_pool_plane(const PoolGeometry& g, const T* in, T* out, std::int64_t* fr
                           o.stride == std::array<std::int64_t, 2>{2, 2} &&
                           o.padding == std::array<std::int64_t, 2>{0, 0};
   if (two_by_two) {  // the common case, with no clipping
-    // Locals, so the stores to `from` (int64) cannot alias them and force reloads.
-    const std::int64_t w = g.w, oh = g.oh, ow = g.ow;
-    for (std::int64_t y = 0; y < oh; ++y)
-      detail::max_pool_row_2x2(in + 2 * y * w, in + (2 * y + 1) * w, w, ow, 2 * y * w, out + y * ow,
-                               from ? from + y * ow : nullptr);
+    detail::max_pool_plane_2x2(in, g.h, g.w, out, from);
     return;
   }
   for (std::int64_t y = 0; y < g.oh; ++y) {
