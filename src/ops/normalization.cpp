@@ -185,39 +185,48 @@ void batch_norm_forward_channels(const T* x, const Layout& l, const BatchNormArg
   });
 }
 
-// The gradients channel by channel, channels split over the pool (dx, dw, db may each be null).
-// dx = k_g g + k_x x + k_1, expanded from gamma istd (g - sum_g / m - xhat sum_g_xhat / m) with
-// xhat = (x - mean) istd; in evaluation the statistics are constants and dx = gamma istd g.
-// With kRelu, g is first masked where the forward's output was not positive (batch_norm_relu).
+// One channel's gradients (dx, dw, db may each be null), its upstream gradient row for image i
+// at g + i * g_stride. dx = k_g g + k_x x + k_1, expanded from gamma istd (g - sum_g / m - xhat
+// sum_g_xhat / m) with xhat = (x - mean) istd; in evaluation the statistics are constants and
+// dx = gamma istd g. With kRelu, g is first masked where the forward's output was not positive
+// (batch_norm_relu).
+template <bool kRelu, class T>
+void channel_backward(const T* x, const T* g, std::int64_t g_stride, const T* w, const Layout& l,
+                      const Statistics& stats, bool training, std::int64_t ch, T* dx, T* dw,
+                      T* db) {
+  const double mean = stats.mean[ch], inverse_std = stats.inverse_std[ch];
+  const T scale = static_cast<T>(stats.scale[ch]), shift = static_cast<T>(stats.shift[ch]);
+  double sum_g = 0, sum_g_centered = 0;
+  for (std::int64_t i = 0; i < l.n; ++i) {
+    const auto [sum, dot] = row_sum_and_dot_centered<kRelu>(g + i * g_stride, x + l.at(i, ch, 0),
+                                                            mean, scale, shift, l.s);
+    sum_g += sum;
+    sum_g_centered += dot;
+  }
+  const double sum_g_xhat = sum_g_centered * inverse_std;
+  if (dw) dw[ch] = static_cast<T>(sum_g_xhat);
+  if (db) db[ch] = static_cast<T>(sum_g);
+  if (!dx) return;
+  const double gamma = w ? w[ch] : 1.0;
+  const double m = static_cast<double>(l.count());
+  const double k_g = gamma * inverse_std;
+  const double k_x = training ? -k_g * inverse_std * sum_g_xhat / m : 0.0;
+  const double k_1 = training ? -k_g * sum_g / m - k_x * mean : 0.0;
+  for (std::int64_t i = 0; i < l.n; ++i) {
+    const std::int64_t row = l.at(i, ch, 0);
+    input_gradient_row<kRelu>(g + i * g_stride, x + row, dx + row, l.s, scale, shift, k_g, k_x,
+                              k_1);
+  }
+}
+
+// The gradients channel by channel, channels split over the pool.
 template <bool kRelu, class T>
 void batch_norm_backward_channels(const T* x, const T* g, const T* w, const Layout& l,
                                   const Statistics& stats, bool training, T* dx, T* dw, T* db) {
   parallel_for(l.c, l.channel_grain(), [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t ch = begin; ch < end; ++ch) {
-      const double mean = stats.mean[ch], inverse_std = stats.inverse_std[ch];
-      const T scale = static_cast<T>(stats.scale[ch]), shift = static_cast<T>(stats.shift[ch]);
-      double sum_g = 0, sum_g_centered = 0;
-      for (std::int64_t i = 0; i < l.n; ++i) {
-        const std::int64_t row = l.at(i, ch, 0);
-        const auto [sum, dot] =
-            row_sum_and_dot_centered<kRelu>(g + row, x + row, mean, scale, shift, l.s);
-        sum_g += sum;
-        sum_g_centered += dot;
-      }
-      const double sum_g_xhat = sum_g_centered * inverse_std;
-      if (dw) dw[ch] = static_cast<T>(sum_g_xhat);
-      if (db) db[ch] = static_cast<T>(sum_g);
-      if (!dx) continue;
-      const double gamma = w ? w[ch] : 1.0;
-      const double m = static_cast<double>(l.count());
-      const double k_g = gamma * inverse_std;
-      const double k_x = training ? -k_g * inverse_std * sum_g_xhat / m : 0.0;
-      const double k_1 = training ? -k_g * sum_g / m - k_x * mean : 0.0;
-      for (std::int64_t i = 0; i < l.n; ++i) {
-        const std::int64_t row = l.at(i, ch, 0);
-        input_gradient_row<kRelu>(g + row, x + row, dx + row, l.s, scale, shift, k_g, k_x, k_1);
-      }
-    }
+    for (std::int64_t ch = begin; ch < end; ++ch)
+      channel_backward<kRelu>(x, g + l.at(0, ch, 0), l.c * l.s, w, l, stats, training, ch, dx, dw,
+                              db);
   });
 }
 
@@ -244,10 +253,10 @@ void batch_norm_relu_pool_channels(const T* x, const Layout& l, std::int64_t w,
   });
 }
 
-// batch_norm_relu_max_pool2d's gradients, channel by channel (dx, dw, db may each be null): each
-// pooled gradient is added into zeros where its maximum came from, as max_pool2d's backward does,
-// but into a scratch copy of the channel (its n planes stay in cache), and batch_norm_relu's own
-// kernels take it from there. The same sums in the same order as the three ops apart.
+// batch_norm_relu_max_pool2d's gradients, channel by channel: each pooled gradient is added into
+// zeros where its maximum came from, as max_pool2d's backward does, but into a scratch copy of
+// the channel (its n planes stay in cache), and batch_norm_relu's own kernels take it from there.
+// The same sums in the same order as the three ops apart.
 template <class T>
 void batch_norm_relu_pool_backward_channels(const T* x, const T* g, const std::int64_t* from,
                                             std::int64_t outputs, const T* w, const Layout& l,
@@ -259,33 +268,13 @@ void batch_norm_relu_pool_backward_channels(const T* x, const T* g, const std::i
     Tensor scratch = Tensor::empty({l.n * l.s}, dtype_of<T>());
     T* unpooled = scratch.data<T>();
     for (std::int64_t ch = begin; ch < end; ++ch) {
-      const double mean = stats.mean[ch], inverse_std = stats.inverse_std[ch];
-      const T scale = static_cast<T>(stats.scale[ch]), shift = static_cast<T>(stats.shift[ch]);
-      double sum_g = 0, sum_g_centered = 0;
       for (std::int64_t i = 0; i < l.n; ++i) {
         T* plane = unpooled + i * l.s;
         std::fill(plane, plane + l.s, T(0));
         const std::int64_t at = (i * l.c + ch) * outputs;
         for (std::int64_t o = 0; o < outputs; ++o) plane[from[at + o]] += g[at + o];
-        const auto [sum, dot] =
-            row_sum_and_dot_centered<true>(plane, x + l.at(i, ch, 0), mean, scale, shift, l.s);
-        sum_g += sum;
-        sum_g_centered += dot;
       }
-      const double sum_g_xhat = sum_g_centered * inverse_std;
-      if (dw) dw[ch] = static_cast<T>(sum_g_xhat);
-      if (db) db[ch] = static_cast<T>(sum_g);
-      if (!dx) continue;
-      const double gamma = w ? w[ch] : 1.0;
-      const double m = static_cast<double>(l.count());
-      const double k_g = gamma * inverse_std;
-      const double k_x = training ? -k_g * inverse_std * sum_g_xhat / m : 0.0;
-      const double k_1 = training ? -k_g * sum_g / m - k_x * mean : 0.0;
-      for (std::int64_t i = 0; i < l.n; ++i) {
-        const std::int64_t row = l.at(i, ch, 0);
-        input_gradient_row<true>(unpooled + i * l.s, x + row, dx + row, l.s, scale, shift, k_g, k_x,
-                                 k_1);
-      }
+      channel_backward<true>(x, unpooled, l.s, w, l, stats, training, ch, dx, dw, db);
     }
   });
 }
