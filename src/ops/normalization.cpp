@@ -136,6 +136,20 @@ struct BatchNormArgs {
   bool relu;  // batch_norm_relu: a ReLU follows, applied in the same pass
 };
 
+template <class T>
+BatchNormArgs<T> batch_norm_args(const Tensor& running_mean, const Tensor& running_var,
+                                 const Tensor& weight, const Tensor& bias, bool training,
+                                 double momentum, double eps, bool relu) {
+  return {.running_mean = detail::data_or_null<T>(running_mean),
+          .running_var = detail::data_or_null<T>(running_var),
+          .weight = detail::data_or_null<T>(weight),
+          .bias = detail::data_or_null<T>(bias),
+          .training = training,
+          .momentum = momentum,
+          .eps = eps,
+          .relu = relu};
+}
+
 // Channel ch's statistics: the batch's (training; the running ones are updated in place when
 // given: biased variance to normalize, unbiased in the running variance) or the running ones,
 // kept in `stats` with the affine map they give with weight and bias.
@@ -324,14 +338,8 @@ Tensor batch_norm_maybe_relu(const Tensor& input, const Tensor& running_mean,
   Tensor out = Tensor::empty(input.shape(), input.dtype());
   detail::dispatch_floating(input.dtype(), "batch_norm", [&](auto tag) {
     using T = decltype(tag);
-    const BatchNormArgs<T> args{.running_mean = detail::data_or_null<T>(running_mean),
-                                .running_var = detail::data_or_null<T>(running_var),
-                                .weight = detail::data_or_null<T>(weight),
-                                .bias = detail::data_or_null<T>(bias),
-                                .training = training,
-                                .momentum = momentum,
-                                .eps = eps,
-                                .relu = relu};
+    const auto args =
+        batch_norm_args<T>(running_mean, running_var, weight, bias, training, momentum, eps, relu);
     batch_norm_forward_channels(input.data<T>(), l, args, out.data<T>(), *stats);
   });
   if (!should_record({&input, &weight, &bias})) return out;
@@ -390,14 +398,8 @@ Tensor batch_norm_relu_max_pool2d(const Tensor& input, const Tensor& running_mea
   const Tensor argmax = recorded ? Tensor::empty(out.shape(), DType::Int64) : Tensor();
   detail::dispatch_floating(input.dtype(), "batch_norm_relu_max_pool2d", [&](auto tag) {
     using T = decltype(tag);
-    const BatchNormArgs<T> args{.running_mean = detail::data_or_null<T>(running_mean),
-                                .running_var = detail::data_or_null<T>(running_var),
-                                .weight = detail::data_or_null<T>(weight),
-                                .bias = detail::data_or_null<T>(bias),
-                                .training = training,
-                                .momentum = momentum,
-                                .eps = eps,
-                                .relu = true};
+    const auto args =
+        batch_norm_args<T>(running_mean, running_var, weight, bias, training, momentum, eps, true);
     batch_norm_relu_pool_channels(input.data<T>(), l, w, args, out.data<T>(),
                                   recorded ? Tensor(argmax).data<std::int64_t>() : nullptr, *stats);
   });
