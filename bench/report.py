@@ -112,5 +112,6 @@ for name, where in [
         ('issue 28.3: attention memory linear in context', 'below, from bench/attention_memory.sh'),
         ('issue 28.4: bf16 quality (SOTU, Fashion MLP)', 'docs/PERFORMANCE.md (5 seeds; not re-run here)'),
         ('issue 28.5: 25k req/s, p99 <= 5 ms, no starving', 'below, from bench/serve_load.sh'),
+        ('issue 28.7: data ready in <= 0.3 s', 'below, from bench/data_ready.sh'),
         ('issue 28.8: cost plots', 'bash bench/cost_curves.sh (docs/cost_*.svg)')]:
     print(f"  {name:<46} {where}")

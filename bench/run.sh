@@ -12,8 +12,8 @@
 # at 1 and 2 threads. REPEATS 0 measures the sgemm peak once and leaves the MLP workloads out
 # (bash bench/run.sh 0 0 3 100: the GPT alone). Then bench/ort_compare.sh (lathe against ONNX
 # Runtime on the exported MLP and CNN), bench/attention_memory.sh 1 (attention's time and
-# memory against context length) and bench/serve_load.sh (lathe serve under wrk, and beside
-# 1,000 stalled connections). Where the CPU has AVX512_BF16, the seed MLP epoch and the GPT
+# memory against context length), bench/serve_load.sh (lathe serve under wrk, and beside
+# 1,000 stalled connections) and bench/data_ready.sh (the main job's time to its first batch). Where the CPU has AVX512_BF16, the seed MLP epoch and the GPT
 # iteration also run with bf16 products ([trainer] precision = "bf16"), against lathe's own
 # float32. Needs Debian's python3-torch (scripts/setup.sh --torch).
 set -euo pipefail
@@ -79,3 +79,5 @@ if [ ! -f "$serve_bundle" ]; then
   serve_bundle=$serve_dir/model.safetensors
 fi
 bash bench/serve_load.sh "$serve_bundle"
+echo
+bash bench/data_ready.sh
