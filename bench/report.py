@@ -82,6 +82,10 @@ for workload, key, unit in (('seed_epoch', 'seconds', 's/epoch'), ('gpt_iter', '
         ratios[workload + '_bf16'] = median(plain, key) / median(fast, key)
         print(f"{workload + '_bf16':<17} {median(fast, key):>8.3f} {unit:<7} against lathe float32 "
               f"{median(plain, key):.3f}: {ratios[workload + '_bf16']:.2f}x")
+# The GPT in bf16 against PyTorch's float32 reference (torch_gpt.py as it is), beside item 2's
+# float32 verdict: the ratio a user gets with [trainer] precision = "bf16".
+if by[('lathe', 'gpt_iter_bf16', None)] and 'gpt_iter' in ratios:
+    ratios['gpt_iter_bf16_vs_torch'] = ratios['gpt_iter'] * ratios['gpt_iter_bf16']
 # The targets of issues 5, 6 and 7, judged on this run's medians (only those it measured).
 targets = [
     ('issue 5: seed_epoch >= 5x PyTorch', ratios.get('seed_epoch'), lambda v: f'{v:.2f}x', 5),
@@ -93,6 +97,7 @@ targets = [
     ('issue 7: gpt_iter >= 2x PyTorch', ratios.get('gpt_iter'), lambda v: f'{v:.2f}x', 2),
     ('issue 28.0: matmul 1024^3 >= 70% of machine', matmul_rate / machine, lambda v: f'{100 * v:.0f}%', 0.7),
     ('issue 28.2: gpt_iter >= 3x PyTorch', ratios.get('gpt_iter'), lambda v: f'{v:.2f}x', 3),
+    ('  the same, lathe in bf16 (PyTorch float32)', ratios.get('gpt_iter_bf16_vs_torch'), lambda v: f'{v:.2f}x', 3),
     ('issue 28.6: cnn_epoch >= 3x PyTorch', ratios.get('cnn_epoch'), lambda v: f'{v:.2f}x', 3),
     ('issue 28.4: seed_epoch bf16 >= 1.4x float32', ratios.get('seed_epoch_bf16'), lambda v: f'{v:.2f}x', 1.4),
     ('issue 28.4: gpt_iter bf16 >= 1.4x float32', ratios.get('gpt_iter_bf16'), lambda v: f'{v:.2f}x', 1.4),
