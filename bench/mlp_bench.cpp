@@ -157,8 +157,11 @@ nlohmann::json attention_iterations(std::int64_t time, const std::string& form) 
     qkv.zero_grad();
     ms.push_back((now() - t0) * 1000);
   }
+  const bool kept =
+      form == "kept" || (form == "default" && detail::attention_keeps_probabilities(time));
   return {{"context", time},
           {"form", form},
+          {"runs", kept ? "kept" : "blocked"},  // the code path `form` took
           {"ms_per_iter", bench::median(ms)},
           {"peak_rss_growth_mb", peak_rss_since_reset_mb() - rss_before}};
 }

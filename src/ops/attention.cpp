@@ -65,7 +65,7 @@ AttentionGeometry attention_geometry(const Tensor& qkv, std::int64_t n_head) {
 }  // namespace detail
 
 Tensor causal_attention(const Tensor& qkv, std::int64_t n_head) {
-  if (qkv.dim() == 3 && qkv.size(1) > detail::kAttentionBlock)
+  if (qkv.dim() == 3 && !detail::attention_keeps_probabilities(qkv.size(1)))
     return detail::causal_attention_blocked(qkv, n_head, detail::kAttentionBlock);
   return detail::causal_attention_keeping_probabilities(qkv, n_head);
 }

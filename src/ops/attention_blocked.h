@@ -15,6 +15,11 @@ namespace lathe::detail {
 // backward needs no recomputation).
 constexpr std::int64_t kAttentionBlock = 64;
 
+// Whether causal_attention keeps the probabilities at context `time` (else it runs in blocks).
+inline bool attention_keeps_probabilities(std::int64_t time) {
+  return time <= kAttentionBlock;
+}
+
 struct AttentionGeometry {
   std::int64_t batch, time, width, heads, head_width;
   std::int64_t qkv_row() const { return 3 * width; }
