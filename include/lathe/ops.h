@@ -82,7 +82,8 @@ Tensor batch_norm_relu(const Tensor& input, const Tensor& running_mean, const Te
 // max_pool2d(batch_norm_relu(...)) with a 2x2 window, stride 2, input [N, C, H, W]: the same
 // values and gradients, bit for bit, with each plane normalized and pooled, and its gradient
 // unpooled, in cache; neither the normalized tensor nor its gradient is written out whole
-// (Sequential fuses a batch_norm2d, relu, max_pool2d (kernel 2, stride 2) run of layers into it).
+// (Sequential fuses a batch_norm2d, relu, max_pool2d (kernel 2, stride 2, no padding) run of
+// layers into it).
 Tensor batch_norm_relu_max_pool2d(const Tensor& input, const Tensor& running_mean,
                                   const Tensor& running_var, const Tensor& weight,
                                   const Tensor& bias, bool training, double momentum = 0.1,

@@ -2,9 +2,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <bit>
-#include <limits>
-#include <type_traits>
 
 #include "lathe/autograd.h"
 #include "lathe/error.h"
