@@ -13,9 +13,10 @@
 # (bash bench/run.sh 0 0 3 100: the GPT alone). Then bench/ort_compare.sh (lathe against ONNX
 # Runtime on the exported MLP and CNN), bench/attention_memory.sh 1 (attention's time and
 # memory against context length), bench/serve_load.sh (lathe serve under wrk, and beside
-# 1,000 stalled connections) and bench/data_ready.sh (the main job's time to its first batch). Where the CPU has AVX512_BF16, the seed MLP epoch and the GPT
-# iteration also run with bf16 products ([trainer] precision = "bf16"), against lathe's own
-# float32. Needs Debian's python3-torch (scripts/setup.sh --torch).
+# 1,000 stalled connections) and bench/data_ready.sh (the main job's time to its first batch).
+# Where the CPU has AVX512_BF16, the seed MLP epoch and the GPT iteration also run with bf16
+# products ([trainer] precision = "bf16"), against lathe's own float32. Needs Debian's
+# python3-torch (scripts/setup.sh --torch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeats="${1:-3}"

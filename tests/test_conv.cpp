@@ -552,18 +552,22 @@ TEST(BatchNorm, ReluAndMaxPoolFusedEqualTheOpsApart) {
       EXPECT_EQ(b.grad().to_vector(), b2.grad().to_vector()) << what;
     }
   }
-  // Sequential fuses a batch_norm2d, relu, max_pool2d (2x2, stride 2) run; a stride-1 pool after
-  // them stays a layer of its own. Both give what the layers give one by one.
+  // Sequential fuses a batch_norm2d, relu, max_pool2d (2x2, stride 2) run (its output's node is
+  // the fused op's); a stride-1 pool after them stays a layer of its own. Both give what the
+  // layers give one by one.
   for (const int stride : {2, 1}) {
     const json specs = json::parse(fmt::format(
         R"([{{"type": "batch_norm2d", "features": 3}}, {{"type": "relu"}},
             {{"type": "max_pool2d", "kernel_size": 2, "stride": {}}}])",
         stride));
     auto fused = make_sequential(specs, g);
-    const Tensor x = Tensor::randn({2, 3, 8, 6}, g);
+    const Tensor x = Tensor::randn({2, 3, 8, 6}, g).requires_grad_();
     Tensor apart = x;
     for (const json& spec : specs) apart = make_layer(spec, g)->forward(apart);
-    EXPECT_EQ(fused->forward(x).to_vector(), apart.to_vector()) << "stride " << stride;
+    const Tensor out = fused->forward(x);
+    EXPECT_EQ(out.to_vector(), apart.to_vector()) << "stride " << stride;
+    ASSERT_TRUE(out.grad_fn()) << "stride " << stride;
+    EXPECT_EQ(out.grad_fn()->op, stride == 2 ? Op::BatchNormReluMaxPool2d : Op::MaxPool2d);
   }
   EXPECT_EQ(error_of([&] {
               batch_norm_relu_max_pool2d(Tensor::zeros({2, 3, 1, 4}), Tensor(), Tensor(), Tensor(),
