@@ -70,9 +70,8 @@ bool is_type(const std::shared_ptr<Module>& layer, const char* type) {
 
 // A max_pool2d of 2x2 windows at stride 2 without padding, which ConvEpilogue can apply.
 bool is_pool_2x2(const std::shared_ptr<Module>& layer) {
-  if (!is_type(layer, "max_pool2d") || !dynamic_cast<const Pool2d*>(layer.get())) return false;
-  const nlohmann::json spec = layer->spec();
-  return spec.at("kernel_size") == 2 && spec.at("stride") == 2 && spec.at("padding") == 0;
+  const auto* pool = dynamic_cast<const Pool2d*>(layer.get());
+  return pool && pool->max_2x2();
 }
 
 }  // namespace
