@@ -2,10 +2,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
+#include <numeric>
 #include <set>
 #include <thread>
 
 #include "lathe/lathe.h"
+#include "tests/test_support.h"
 
 namespace lathe {
 namespace {
@@ -135,6 +138,110 @@ TEST(Split, DisjointSeededAndSized) {
   auto [other, other_held] = random_split(*data, 0.2, 10);
   EXPECT_NE(other_held.targets().to_vector(), held_out.targets().to_vector());
   EXPECT_THROW(random_split(*data, 1.0, 0), Error);
+}
+
+// ---- ByteImageDataset ----
+
+// n images of [2, 4] bytes cycling through every byte value, labelled 0..n-1.
+ByteImages byte_images(std::int64_t n, std::size_t offset = 3) {
+  auto storage = std::make_shared<std::vector<unsigned char>>(offset + n * 8, 0xee);
+  for (std::int64_t i = 0; i < n * 8; ++i)
+    (*storage)[offset + i] = static_cast<unsigned char>((i * 37 + i / 256) % 256);
+  return ByteImages{storage, offset, {n, 2, 4}};
+}
+
+Tensor labels(std::int64_t n) {
+  std::vector<std::int64_t> values(n);
+  std::iota(values.begin(), values.end(), 0);
+  return Tensor::from_indices(values, {n});
+}
+
+// The bytes as read_idx gives them: float32 values 0..255.
+Tensor as_floats(const ByteImages& images) {
+  const std::int64_t n = images.shape[0] * 8;
+  std::vector<double> values(images.storage->begin() + images.offset,
+                             images.storage->begin() + images.offset + n);
+  return Tensor::from_vector(values, images.shape);
+}
+
+std::vector<std::uint32_t> bits(const Tensor& t) {
+  std::vector<std::uint32_t> out(t.numel());
+  std::memcpy(out.data(), t.data<float>(), out.size() * 4);
+  return out;
+}
+
+// Batches equal, bit for bit, what the float path gives: the same rows of read_idx's tensor
+// through the same preprocessing, for a map shared by all features (a table lookup) and one per
+// feature. 5000 rows make a batch large enough to be split among the pool's threads.
+TEST(ByteImageDataset, BatchesEqualTheFloatPathBitForBit) {
+  const std::int64_t n = 5000;
+  const ByteImages images = byte_images(n);
+  const Tensor floats = as_floats(images);
+  const ByteImageDataset bytes(images, labels(n));
+  EXPECT_EQ(bytes.size(), n);
+  EXPECT_EQ(bytes.example_shape(), (Shape{2, 4}));
+  std::vector<std::int64_t> all(n), some{4999, 0, 17, 17, 256};
+  std::iota(all.begin(), all.end(), 0);
+  for (const Preprocessing& p :
+       {Preprocessing::none(), Preprocessing::normalize(1.0 / 255, 0.5, 0.5),
+        Preprocessing::normalize(0.00392156862745098, 0.2860, 0.3530),
+        Preprocessing::standardize(floats, 1.0 / 255)}) {
+    const ByteImageDataset mapped = bytes.with_preprocessing(p);
+    const TensorDataset reference(p.apply(floats), labels(n));
+    for (const auto* indices : {&all, &some}) {
+      const Batch got = mapped.get_batch(*indices), want = reference.get_batch(*indices);
+      EXPECT_EQ(got.inputs.shape(), want.inputs.shape());
+      EXPECT_EQ(bits(got.inputs), bits(want.inputs)) << p.to_json().dump();
+      EXPECT_EQ(got.targets.to_vector(), want.targets.to_vector());
+    }
+  }
+  EXPECT_EQ(bits(bytes.get_batch(some).inputs),
+            bits(TensorDataset(floats, labels(n)).get_batch(some).inputs))
+      << "the map is still none";
+}
+
+// Subsets and splits hold the rows a TensorDataset's would, and keep the preprocessing.
+TEST(ByteImageDataset, SubsetsAndSplitsPickTheRowsATensorDatasetWould) {
+  const std::int64_t n = 300;
+  const ByteImages images = byte_images(n);
+  const Preprocessing p = Preprocessing::normalize(1.0 / 255, 0.5, 0.5);
+  const ByteImageDataset bytes = ByteImageDataset(images, labels(n)).with_preprocessing(p);
+  const TensorDataset floats(p.apply(as_floats(images)), labels(n));
+  const auto [train, validation] = random_split(bytes, 0.25, 7);
+  const auto [float_train, float_validation] = random_split(floats, 0.25, 7);
+  ASSERT_EQ(train.size(), float_train.size());
+  ASSERT_EQ(validation.size(), float_validation.size());
+  std::vector<std::int64_t> rows(validation.size());
+  std::iota(rows.begin(), rows.end(), 0);
+  EXPECT_EQ(bits(validation.get_batch(rows).inputs), bits(float_validation.get_batch(rows).inputs));
+  EXPECT_EQ(validation.targets().to_vector(), float_validation.targets().to_vector());
+
+  const ByteImageDataset picked = train.subset({5, 0, 5});
+  const TensorDataset float_picked = float_train.subset({5, 0, 5});
+  EXPECT_EQ(bits(picked.get_batch({0, 1, 2}).inputs),
+            bits(float_picked.get_batch({0, 1, 2}).inputs));
+  EXPECT_EQ(picked.targets().to_vector(), float_picked.targets().to_vector());
+}
+
+TEST(ByteImageDataset, BadArgumentsAreErrors) {
+  const ByteImages images = byte_images(10);
+  const ByteImageDataset bytes(images, labels(10));
+  EXPECT_EQ(testing::error_of([&] {
+              bytes.get_batch({0, 10});
+            }),
+            "dataset: index 10 is out of range for 10 examples");
+  EXPECT_EQ(testing::error_of([&] { bytes.subset({-1}); }),
+            "dataset: index -1 is out of range for 10 examples");
+  EXPECT_EQ(testing::error_of([&] { ByteImageDataset(images, labels(9)); }),
+            "dataset: inputs [10,2,4] and targets [9] must have the same first axis");
+  ByteImages short_images = images;
+  short_images.shape = {11, 2, 4};
+  EXPECT_EQ(testing::error_of([&] { ByteImageDataset(short_images, labels(11)); }),
+            "byte images: shape [11,2,4] needs 88 bytes from byte 3, the storage has 83");
+  const Preprocessing three_features =
+      Preprocessing::standardize(Tensor::from_vector({1, 2, 3, 4, 5, 7}, {2, 3}));
+  EXPECT_EQ(testing::error_of([&] { bytes.with_preprocessing(three_features); }),
+            "preprocessing: fitted on 3 features, images [2,4] have 8");
 }
 
 TEST(Preprocessing, NormalizeAndStandardizeAndJsonRoundTrip) {

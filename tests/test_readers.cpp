@@ -11,6 +11,7 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -181,6 +182,38 @@ TEST(Idx, LabelsAreInt64) {
   write_bytes(dir / "floats", idx_bytes(0x0d, {1}, big_endian<float>({1.0f})));
   EXPECT_EQ(error_of([&] { read_idx_labels(dir / "floats"); }),
             dir / "floats" + ": labels must be integers, but the IDX element type is float32");
+}
+
+// uint8 files keep their bytes as stored (header skipped by the offset, not copied); every other
+// element type is left to read_idx; a bad file fails as read_idx says.
+TEST(Idx, BytesAreKeptAsStoredForUint8FilesOnly) {
+  TempDir dir;
+  const Bytes pixels{0, 1, 127, 128, 254, 255};
+  const Bytes file = idx_bytes(0x08, {2, 1, 3}, pixels);
+  write_bytes(dir / "raw", file);
+  write_gzip(dir / "packed", file);
+  for (const char* name : {"raw", "packed"}) {
+    const std::optional<ByteImages> images = read_idx_bytes(dir / name);
+    ASSERT_TRUE(images) << name;
+    EXPECT_EQ(images->shape, (Shape{2, 1, 3})) << name;
+    EXPECT_EQ(images->offset, 16u) << name;
+    ASSERT_EQ(images->storage->size(), file.size()) << name;
+    EXPECT_EQ(Bytes(images->storage->begin() + 16, images->storage->end()), pixels) << name;
+  }
+  write_bytes(dir / "i8", idx_bytes(0x09, {2}, {0x80, 0x7f}));
+  write_bytes(dir / "f32", idx_bytes(0x0d, {1}, big_endian<float>({1.5f})));
+  EXPECT_FALSE(read_idx_bytes(dir / "i8"));
+  EXPECT_FALSE(read_idx_bytes(dir / "f32"));
+
+  const std::string missing = dir / "missing";
+  EXPECT_EQ(error_of([&] { read_idx_bytes(missing); }),
+            missing + ": cannot open: No such file or directory");
+  const std::string short_file = dir / "short.gz";
+  write_gzip(short_file, idx_bytes(0x08, {3, 2}, Bytes(5, 1)));
+  EXPECT_EQ(error_of([&] { read_idx_bytes(short_file); }),
+            short_file +
+                ": truncated: header says 6 data bytes ([3,2] uint8), file has 5 (after "
+                "decompression)");
 }
 
 TEST(Idx, MalformedHeadersNameFileAndPosition) {

@@ -2,6 +2,8 @@
 // the house-prices example against the closed-form least-squares optimum.
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <numeric>
 #include <sstream>
 
 #include "lathe/lathe.h"
@@ -307,13 +309,44 @@ TEST(Training, CosineWarmupLongerThanAnEpochRunIsRefusedByName) {
                 ": schedule.warmup_steps 4 is more than the run's 3 steps (3 epochs of 1 batches)");
 }
 
+// The main job's uint8 images stay bytes, and every split batches exactly as the float path
+// would: read_idx's tensor, the same split, the same preprocessing.
+TEST(Training, FashionImagesStayBytesAndBatchAsTheFloatPathWould) {
+  TempDir dir;
+  const RunConfig config = load_run_config(LATHE_SOURCE_DIR "/examples/fashion_mlp/config.toml",
+                                           {"trainer.output_dir=" + dir.path().string()});
+  const PreparedData data = prepare_data(config);
+  const DataConfig& d = config.data;
+  const auto [train, validation] =
+      random_split(TensorDataset(read_idx(d.train_images), read_idx_labels(d.train_labels)),
+                   d.validation_fraction, d.seed + 1);
+  const TensorDataset test(read_idx(d.test_images), read_idx_labels(d.test_labels));
+  const std::pair<const Dataset*, const TensorDataset*> splits[] = {
+      {data.train.get(), &train}, {data.validation.get(), &validation}, {data.test.get(), &test}};
+  for (const auto& [prepared, reference] : splits) {
+    ASSERT_NE(dynamic_cast<const ByteImageDataset*>(prepared), nullptr);
+    ASSERT_EQ(prepared->size(), reference->size());
+    EXPECT_EQ(prepared->example_shape(), (Shape{28, 28}));
+    const std::vector<std::int64_t> rows{0, 1, reference->size() - 1, reference->size() / 3};
+    const Batch got = prepared->get_batch(rows);
+    const TensorDataset picked = reference->subset(rows);
+    const Tensor want = data.preprocessing.apply(picked.inputs());
+    ASSERT_EQ(got.inputs.shape(), want.shape());
+    EXPECT_EQ(0, std::memcmp(got.inputs.data<float>(), want.data<float>(), want.numel() * 4));
+    EXPECT_EQ(got.targets.to_vector(), picked.targets().to_vector());
+  }
+}
+
 TEST(Training, HousePricesReachTheLeastSquaresOptimum) {
   TempDir dir;
   const RunConfig config = load_run_config(LATHE_SOURCE_DIR "/examples/house_prices/config.toml",
                                            {"trainer.output_dir=" + dir.path().string()});
   const PreparedData data = prepare_data(config);
   ASSERT_EQ(data.train->size() + data.test->size(), 506);
-  const double optimum = least_squares_mse(data.train->inputs(), data.train->targets());
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(data.train->size()));
+  std::iota(rows.begin(), rows.end(), 0);
+  const Batch train = data.train->get_batch(rows);
+  const double optimum = least_squares_mse(train.inputs, train.targets);
   std::ostringstream log;
   const RunResult result = run_training(config, false, log);
   EXPECT_GE(result.train.loss, optimum * (1 - 1e-6)) << "nothing beats the least-squares optimum";

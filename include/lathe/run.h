@@ -19,8 +19,9 @@ namespace lathe {
 
 struct PreparedData {
   Task task = Task::Classification;
-  // Examples (tables, images): the three splits, preprocessed. Validation may be empty.
-  std::shared_ptr<TensorDataset> train, validation, test;
+  // Examples (tables, images): the three splits, preprocessed. Validation may be empty. uint8
+  // IDX images are a ByteImageDataset, converted batch by batch; the rest TensorDatasets.
+  std::shared_ptr<const Dataset> train, validation, test;
   Preprocessing preprocessing;
   // Text: the token stream (training and validation splits) and the tokenizer trained on it.
   std::shared_ptr<const TokenStream> tokens;

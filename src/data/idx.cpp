@@ -177,6 +177,16 @@ Tensor read_idx(const std::filesystem::path& path) {
   return parse_idx(detail::as_chars(detail::read_raw_file(path)), path.string());
 }
 
+std::optional<ByteImages> read_idx_bytes(const std::filesystem::path& path) {
+  std::vector<unsigned char> raw = detail::read_raw_file(path);
+  IdxFile idx = open_idx(detail::as_chars(raw), path.string());
+  if (idx.type.code != 0x08) return std::nullopt;
+  // The IDX bytes stay where they are, header and all: the decompressed buffer or the file's.
+  std::vector<unsigned char> storage = idx.inflated ? std::move(*idx.inflated) : std::move(raw);
+  return ByteImages{std::make_shared<const std::vector<unsigned char>>(std::move(storage)),
+                    idx.header_bytes, idx.shape};
+}
+
 Tensor read_idx_labels(const std::filesystem::path& path) {
   return parse_idx_labels(detail::as_chars(detail::read_raw_file(path)), path.string());
 }

@@ -92,11 +92,9 @@ Tensor Preprocessing::normalized(const Tensor& inputs, Tensor out) const {
       const float* from = x + i * features;
       float* to = y + i * features;
       if (shared)
-        for (std::int64_t f = 0; f < features; ++f)
-          to[f] = static_cast<float>(from[f] * a[0] + b[0]);
+        for (std::int64_t f = 0; f < features; ++f) to[f] = Affine::map(from[f], a[0], b[0]);
       else
-        for (std::int64_t f = 0; f < features; ++f)
-          to[f] = static_cast<float>(from[f] * a[f] + b[f]);
+        for (std::int64_t f = 0; f < features; ++f) to[f] = Affine::map(from[f], a[f], b[f]);
     }
   });
   return out;

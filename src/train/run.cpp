@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <numeric>
 #include <optional>
 #include <ostream>
 
@@ -25,19 +26,32 @@
 namespace lathe {
 namespace {
 
-std::shared_ptr<TensorDataset> share(TensorDataset dataset) {
-  return std::make_shared<TensorDataset>(std::move(dataset));
-}
-
-// Applies preprocessing to a dataset's inputs, keeping its targets; in place where the dataset
-// was the inputs' only holder.
-std::shared_ptr<TensorDataset> preprocessed(TensorDataset dataset, const Preprocessing& p) {
+// A dataset's examples through the preprocessing, the targets kept: float32 inputs in place
+// where the dataset was their only holder; images kept as bytes map each batch as it is drawn.
+std::shared_ptr<const Dataset> preprocessed(TensorDataset dataset, const Preprocessing& p) {
   Tensor targets = dataset.targets();
   return std::make_shared<TensorDataset>(p.apply(std::move(dataset).inputs()), std::move(targets));
 }
 
-Preprocessing fit_preprocessing(const PreprocessConfig& config, const Tensor& training_inputs) {
-  if (config.standardize) return Preprocessing::standardize(training_inputs, config.scale);
+std::shared_ptr<const Dataset> preprocessed(const ByteImageDataset& dataset,
+                                            const Preprocessing& p) {
+  return std::make_shared<ByteImageDataset>(dataset.with_preprocessing(p));
+}
+
+Tensor all_inputs(const TensorDataset& dataset) {
+  return dataset.inputs();
+}
+
+Tensor all_inputs(const ByteImageDataset& dataset) {
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(dataset.size()));
+  std::iota(rows.begin(), rows.end(), 0);
+  return dataset.get_batch(rows).inputs;
+}
+
+// Standardizing reads every training input as float32; normalizing reads none.
+template <class Examples>
+Preprocessing fit_preprocessing(const PreprocessConfig& config, const Examples& training) {
+  if (config.standardize) return Preprocessing::standardize(all_inputs(training), config.scale);
   return Preprocessing::normalize(config.scale, config.normalize_mean.value_or(0.0),
                                   config.normalize_std.value_or(1.0));
 }
@@ -240,7 +254,7 @@ Sources make_sources(const RunConfig& config, const PreparedData& data,
       data.train,
       DataLoaderOptions{t.batch_size, t.shuffle, t.drop_last, t.seed, prefetch, processes.rank(),
                         processes.size(), augmentation_for(config.augment)});
-  const auto evaluation = [&](const std::shared_ptr<TensorDataset>& dataset) {
+  const auto evaluation = [&](const std::shared_ptr<const Dataset>& dataset) {
     return std::make_unique<DataLoader>(
         dataset, DataLoaderOptions{t.eval_batch_size, false, false, 0, prefetch});
   };
@@ -350,17 +364,18 @@ RunResult train_test_and_save(const RunConfig& config, const PreparedData& data,
 
 // Preprocessing fitted on the training split and applied to the three splits; the task info
 // and the "Data:" line.
-void finish_examples(const RunConfig& config, PreparedData& out, TensorDataset train,
-                     TensorDataset validation, TensorDataset test, nlohmann::json& info) {
+template <class Examples>
+void finish_examples(const RunConfig& config, PreparedData& out, Examples train,
+                     Examples validation, Examples test, nlohmann::json& info) {
   const DataConfig& d = config.data;
-  out.preprocessing = fit_preprocessing(config.preprocess, train.inputs());
-  const Shape input_shape = train.inputs().shape();
+  out.preprocessing = fit_preprocessing(config.preprocess, train);
+  const Shape example_shape = train.example_shape();
   out.train = preprocessed(std::move(train), out.preprocessing);
   out.validation = preprocessed(std::move(validation), out.preprocessing);
   out.test = preprocessed(std::move(test), out.preprocessing);
   info["task"] = task_name(out.task);
   info["loss"] = config.loss;
-  info["input_shape"] = Shape(input_shape.begin() + 1, input_shape.end());
+  info["input_shape"] = example_shape;
   if (!d.class_names.empty()) info["classes"] = d.class_names;
   out.task_info = info;
   out.summary = fmt::format("Data: {} training, {} validation, {} test examples", out.train->size(),
@@ -468,30 +483,44 @@ void check_model_shapes(const RunConfig& config, const Shape& example) {
   }
 }
 
+// Examples with labels: the validation split drawn from the training examples, then finished.
+template <class Examples>
+void split_and_finish(const RunConfig& config, PreparedData& out, const Examples& train_all,
+                      Examples test, nlohmann::json& info) {
+  const DataConfig& d = config.data;
+  if (out.task == Task::Regression && train_all.targets().dtype() == DType::Int64)
+    throw Error(
+        "loss mse needs numeric targets, but the data gives class labels; use cross_entropy");
+  auto [train, validation] = random_split(train_all, d.validation_fraction, d.seed + 1);
+  finish_examples(config, out, std::move(train), std::move(validation), std::move(test), info);
+}
+
 PreparedData prepare_data(const RunConfig& config) {
   if (config.data.format == "text") return prepare_text(config);
   if (config.data.format == "csv") return prepare_table(config);
   const DataConfig& d = config.data;
   PreparedData out;
   out.task = config.loss == "mse" ? Task::Regression : Task::Classification;
-  TensorDataset train_all(Tensor::zeros({0}), Tensor::zeros({0}));
-  std::shared_ptr<TensorDataset> test;
   nlohmann::json info = {{"format", d.format}};
   if (d.format == "idx") {
-    train_all = TensorDataset(read_idx(d.train_images), read_idx_labels(d.train_labels));
-    test = share(TensorDataset(read_idx(d.test_images), read_idx_labels(d.test_labels)));
+    // uint8 images (MNIST's) stay bytes until batched; other element types are converted whole.
+    std::optional<ByteImages> train_images = read_idx_bytes(d.train_images);
+    std::optional<ByteImages> test_images =
+        train_images ? read_idx_bytes(d.test_images) : std::nullopt;
+    if (test_images)
+      split_and_finish(
+          config, out, ByteImageDataset(std::move(*train_images), read_idx_labels(d.train_labels)),
+          ByteImageDataset(std::move(*test_images), read_idx_labels(d.test_labels)), info);
+    else
+      split_and_finish(
+          config, out, TensorDataset(read_idx(d.train_images), read_idx_labels(d.train_labels)),
+          TensorDataset(read_idx(d.test_images), read_idx_labels(d.test_labels)), info);
   } else {
     const LabeledImages digits = read_mnist_json_digits(d.dir);
     auto [train_part, test_part] =
         random_split(TensorDataset(digits.images, digits.labels), d.test_fraction, d.seed);
-    train_all = std::move(train_part);
-    test = share(std::move(test_part));
+    split_and_finish(config, out, train_part, std::move(test_part), info);
   }
-  if (out.task == Task::Regression && train_all.targets().dtype() == DType::Int64)
-    throw Error(
-        "loss mse needs numeric targets, but the data gives class labels; use cross_entropy");
-  auto [train, validation] = random_split(train_all, d.validation_fraction, d.seed + 1);
-  finish_examples(config, out, std::move(train), std::move(validation), std::move(*test), info);
   return out;
 }
 
@@ -515,9 +544,8 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& conso
   const auto reading = std::chrono::steady_clock::now();
   const PreparedData data = prepare_data(config);
   if (data.train) {
-    const Shape& inputs = data.train->inputs().shape();
     try {
-      check_model_shapes(config, Shape(inputs.begin() + 1, inputs.end()));
+      check_model_shapes(config, data.train->example_shape());
     } catch (const Error& e) {
       if (data.features.empty()) throw;
       throw Error(fmt::format("{}; {}", e.what(), data.features));
