@@ -29,9 +29,9 @@ packages=(
 )
 command -v npm >/dev/null || packages+=(npm)
 # --torch: also PyTorch, the reference that bench/run.sh measures against, matplotlib for
-# bench/cost_curves.sh's plots and fortunes, bench/gpt_quality.sh's second English corpus (none
-# is needed to build or test lathe).
-[ "${1:-}" = "--torch" ] && packages+=(python3-torch python3-matplotlib fortunes)
+# bench/cost_curves.sh's plots, fortunes, bench/gpt_quality.sh's second English corpus, and
+# libmicrohttpd for bench/http_transport.sh (none is needed to build or test lathe).
+[ "${1:-}" = "--torch" ] && packages+=(python3-torch python3-matplotlib fortunes libmicrohttpd-dev)
 
 missing=()
 for package in "${packages[@]}"; do
