@@ -64,6 +64,15 @@ expect "CSV columns against the first layer" \
   "config\.toml:[0-9]+: model\.layers\[0\]: linear: the input has 13 features but 'in' is 4" \
   train "$houses" --set "trainer.output_dir=$work/run" --set model.layers.0.in=4
 
+# Bad arguments, any command: the same one line and exit status 1, saying what the flag wants.
+expect "misspelled flag" "^lathe: error: .*--sett; see lathe train --help$" \
+  train "$houses" --sett trainer.epochs=1
+expect "flag value out of range" \
+  "^lathe: error: --batch-size: must be more than 0, got 0; see lathe eval --help$" \
+  eval "$checkpoint" "$work/houses.csv" --batch-size 0
+expect "missing bundle" "^lathe: error: bundle: File does not exist: .*nope\.safetensors; see lathe serve" \
+  serve "$work/nope.safetensors" --port 0
+
 if [ "$failures" -ne 0 ]; then
   echo "$failures failures"
   exit 1

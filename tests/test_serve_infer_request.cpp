@@ -407,7 +407,8 @@ TEST(InferRequest, TableRequestErrorsNameTheField) {
             "inputs[1].data holds an object; it holds numbers, strings or nulls, flat or in "
             "nested arrays");
   EXPECT_EQ(table_rejection(R"({"inputs":[)" + bill + "," + island + "," + bill + "]}"),
-            "the request has more than 2 inputs; this model takes one per column");
+            "inputs[2]: the request has more than 2 inputs; this model takes one per column: "
+            "\"island\", \"bill\"");
   // A text column also takes numbers (a category like a year), as their text.
   EXPECT_EQ(table_rejection(with(bill, R"({"name":"island","shape":[1],"datatype":"INT64",)"
                                        R"("data":[2007]})")),

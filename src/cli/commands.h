@@ -2,7 +2,27 @@
 // One function per verb of the `lathe` command; main.cpp wires them to CLI11.
 #include <CLI/CLI.hpp>
 
+#include <string>
+
 namespace lathe::cli {
+
+// Checks for numeric options that say what they want when they refuse a value
+// ("--batch-size: must be more than 0, got 0"): CLI11's PositiveNumber and NonNegativeNumber
+// print a range up to the largest double, 309 digits long.
+inline CLI::Validator number_check(bool (*accepts)(double), const char* wanted,
+                                   const char* description) {
+  return CLI::Validator(
+      [accepts, wanted](std::string& text) -> std::string {
+        double value = 0;
+        if (!CLI::detail::lexical_cast(text, value)) return "'" + text + "' is not a number";
+        return accepts(value) ? std::string() : std::string(wanted) + ", got " + text;
+      },
+      description);
+}
+inline const CLI::Validator kPositive =
+    number_check([](double v) { return v > 0; }, "must be more than 0", "POSITIVE");
+inline const CLI::Validator kNonNegative =
+    number_check([](double v) { return v >= 0; }, "must be 0 or more", "NONNEGATIVE");
 
 // `--precision float32|int8` of the commands that run a classifier or regression model
 // (lathe::InferencePrecision; lathe::precision_from_name reads the value).

@@ -72,11 +72,9 @@ void add_demo_command(CLI::App& app) {
   auto options = std::make_shared<DemoOptions>();
   CLI::App* demo = app.add_subcommand(
       "demo", "Train a tiny MLP on generated 2-D points with the core autograd (a smoke test)");
-  demo->add_option("--steps", options->steps, "SGD steps")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+  demo->add_option("--steps", options->steps, "SGD steps")->check(kPositive)->capture_default_str();
   demo->add_option("--lr", options->learning_rate, "learning rate")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   demo->add_option("--seed", options->seed, "random seed")->capture_default_str();
   demo->add_option("--samples", options->samples, "points in each of train and test")

@@ -184,7 +184,7 @@ void add_eval_command(CLI::App& app) {
       ->required();
   eval->add_option("labels", options->labels_path, "IDX labels, after IDX images");
   eval->add_option("--batch-size", options->batch_size, "examples per batch")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   eval->add_option("--split", options->split,
                    "a model trained on a CSV file: evaluate only the rows training held out "

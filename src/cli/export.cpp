@@ -47,7 +47,9 @@ void add_export_command(CLI::App& app) {
                          "Export a saved model bundle to ONNX: a classifier or regression model "
                          "(raw inputs, preprocessing included), or a GPT language model (int64 "
                          "tokens [N, T] -> logits [N, T, vocab])");
-  command->add_option("bundle", options->bundle, "a model bundle written by lathe train")
+  command
+      ->add_option("bundle", options->bundle,
+                   "a model bundle written by lathe train or lathe import, or an .onnx file")
       ->required()
       ->check(CLI::ExistingFile);
   command->add_option("output", options->output, "the ONNX file to write (replaced atomically)")

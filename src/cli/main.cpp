@@ -65,8 +65,16 @@ int main(int argc, char** argv) {
     lathe::register_onnx_import();  // .onnx files load like bundles (docs/onnx_import.md)
     load_plugins_from_environment();
     app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code();  // a command's own exit status (130 after SIGINT), already explained
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version end the parse this way too; CLI11 prints what they ask for.
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);
+    // A bad argument is one line and exit status 1, as every other error.
+    const std::vector<CLI::App*> verbs = app.get_subcommands();
+    std::fprintf(stderr, "lathe: error: %s; see lathe %s--help\n", e.what(),
+                 verbs.empty() ? "" : (verbs.front()->get_name() + " ").c_str());
+    return 1;
   } catch (const lathe::Error& e) {
     fail_distributed_job(e.what(), 1);
     std::fprintf(stderr, "lathe: error: %s\n", e.what());

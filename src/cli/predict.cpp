@@ -83,7 +83,7 @@ void add_predict_command(CLI::App& app) {
   predict->add_option("-o,--output", options->output,
                       "write to this file (atomically) instead of standard output");
   predict->add_option("--batch-size", options->batch_size, "examples per forward pass")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   add_precision_option(predict, options->precision);
   predict->callback([options] { run_predict(*options); });

@@ -70,44 +70,44 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--threads", s.http_threads,
                   "HTTP threads started up front; each open connection holds one, and more are "
                   "started as connections need them, up to --max-connections")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   cmd->add_option("--max-connections", s.max_connections,
                   "most connections served at once, each on its own thread; more wait for one "
                   "to close")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   cmd->add_option("--max-batch-size", s.max_batch_size,
                   "most examples one forward runs (dynamic batching; 1 disables it)")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   cmd->add_option("--max-queue-delay-us", options->max_queue_delay_us,
                   "how long a batch waits for more requests; 0 runs what is queued at once")
-      ->check(CLI::NonNegativeNumber)
+      ->check(kNonNegative)
       ->capture_default_str();
   cmd->add_option("--max-queue", s.max_queue, "requests waiting per model; more are answered 503")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   cmd->add_option("--max-body-bytes", s.max_body_bytes, "largest request body (413 beyond)")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   cmd->add_option("--request-timeout-ms", options->request_timeout_ms,
                   "answer 504 when a request has no result by then")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   cmd->add_option("--max-json-depth", s.max_json_depth, "deepest JSON nesting accepted (400)")
       ->check(CLI::Range(4, 1000))
       ->capture_default_str();
   cmd->add_option("--max-elements", s.max_elements, "most tensor elements in one request (400)")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   cmd->add_option("--max-generate-tokens", s.max_generate_tokens,
                   "language models: the most tokens one generate request may ask for (400)")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   cmd->add_option("--blas-threads", s.blas_threads,
                   "OpenBLAS threads while serving; 0 keeps OpenBLAS's default (all cores)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(kNonNegative)
       ->capture_default_str();
   cmd->add_flag("--parallel-forward", s.parallel_forward,
                 "split one batch's forward over lathe's kernel pool (all cores); off, each "
@@ -117,11 +117,15 @@ void add_serve_command(CLI::App& app) {
                   "require 'Authorization: Bearer KEY' or 'X-API-Key: KEY' (health endpoints "
                   "stay open)")
       ->envname("LATHE_API_KEY");
-  cmd->add_flag("--watch,!--no-watch", s.watch,
-                "reload a bundle when its file changes (polls size, mtime, inode)")
-      ->capture_default_str();
+  // Two flags rather than CLI11's "--watch,!--no-watch", whose help shows {false}, the value
+  // --no-watch sets, where a reader looks for the default.
+  cmd->add_flag("--watch", s.watch,
+                "reload a bundle when its file changes (polls size, mtime, inode); the default");
+  cmd->add_flag_callback(
+      "--no-watch", [options] { options->serve.watch = false; },
+      "serve each bundle as loaded at start; changes need a restart");
   cmd->add_option("--watch-interval-ms", options->watch_interval_ms, "how often to poll")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   cmd->add_flag("--allow-signature-change", s.allow_signature_change,
                 "accept a reloaded bundle whose task, inputs or outputs differ from the version "

@@ -13,6 +13,13 @@
 #include <limits>
 
 namespace lathe::serve {
+
+std::string column_list(const ModelSignature& signature) {
+  std::vector<std::string> names;
+  for (const ColumnInput& column : signature.columns) names.push_back(json_quoted(column.name));
+  return fmt::format("{}", fmt::join(names, ", "));
+}
+
 namespace {
 
 enum class Datatype { FP32, FP64, INT64, INT32, UINT8 };
@@ -92,12 +99,6 @@ void add_requested_outputs(std::vector<std::string>& requested, const ModelSigna
         request.requested_outputs.end())
       request.requested_outputs.push_back(std::move(name));
   }
-}
-
-std::string column_list(const ModelSignature& signature) {
-  std::vector<std::string> names;
-  for (const ColumnInput& column : signature.columns) names.push_back(json_quoted(column.name));
-  return fmt::format("{}", fmt::join(names, ", "));
 }
 
 // Rows of a model with columns: one input per column, or one [N, columns] input of numbers when

@@ -63,6 +63,9 @@ class RequestError : public Error {
   throw RequestError(400, message);
 }
 
+// A model's columns as JSON strings, in order: "island", "bill".
+std::string column_list(const ModelSignature& signature);
+
 // Datatypes accepted for the input (all converted to float32): FP32, FP64, INT64, INT32, UINT8.
 // `data` may be flat or nested; its values, flattened in order, must number exactly the product
 // of `shape`, which is [N, input_shape...] or [N, features] with N >= 1. A model with columns

@@ -331,8 +331,9 @@ class RequestWalker {
         fail(fmt::format("the request has more than one input; this model takes one, {}",
                          json_quoted(signature_.input_name)));
       if (tabular_ && inputs_seen_ >= static_cast<int>(signature_.columns.size()))
-        fail(fmt::format("the request has more than {} inputs; this model takes one per column",
-                         signature_.columns.size()));
+        fail(fmt::format(
+            "inputs[{}]: the request has more than {} inputs; this model takes one per column: {}",
+            input_elements_ - 1, signature_.columns.size(), column_list(signature_)));
       if (inputs_seen_ >= 1) {
         out_.inputs.emplace_back();
         input_keys_ = 0;
