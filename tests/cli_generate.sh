@@ -74,7 +74,7 @@ expect_one_error "unknown character" "--prompt: character '日' (U+65E5) at byte
 expect_one_error "empty prompt" "--prompt is empty" "$lathe" generate "$bundle" --prompt ""
 expect_one_error "negative --max-tokens" "--max-tokens must be 0 or more, got -5" \
   "$lathe" generate "$bundle" --prompt "x" --max-tokens -5
-expect_one_error "negative --temperature" "--temperature must be a number >= 0" \
+expect_one_error "negative --temperature" "--temperature must be a finite number >= 0" \
   "$lathe" generate "$bundle" --prompt "x" --temperature -1
 expect_one_error "negative --seed" "--seed must be an integer" \
   "$lathe" generate "$bundle" --prompt "x" --seed -1

@@ -40,9 +40,15 @@ same() {
 }
 
 train 1 np1 --set trainer.epochs=2
-train 2 np2 --set trainer.epochs=2
+train 2 np2 --set trainer.epochs=2 --set trainer.progress=auto
 train 3 np3 --set trainer.epochs=2
 grep -q "^Distributed: 2 processes" "$work/np2.log" || { echo "FAIL: np2 did not run distributed"; failures=$((failures + 1)); }
+# A rank's stdout is a terminal of mpirun's making even though np2's log is a file: "auto" must
+# draw no progress bar into it.
+if grep -q $'\e' "$work/np2.log"; then
+  echo "FAIL: terminal escapes in the log of a run under mpirun"
+  failures=$((failures + 1))
+fi
 same "2 processes vs 1" np1 np2
 same "3 processes vs 1" np1 np3
 

@@ -241,7 +241,7 @@ TEST(GPTGenerate, BadRequestsAreErrors) {
   EXPECT_EQ(error_of([&] {
               generate(model, {1}, 3, {-1.0, 0, 0});
             }),
-            "generate: temperature must be a number >= 0, got -1");
+            "generate: temperature must be a finite number >= 0, got -1");
   EXPECT_EQ(error_of([&] {
               generate(model, {1}, 3, {1.0, -2, 0});
             }),

@@ -37,8 +37,8 @@ SamplingOptions sampling_options(const GenerateOptions& options) {
     throw Error(
         fmt::format("generate: --max-tokens must be 0 or more, got {}", options.max_tokens));
   if (!(options.temperature >= 0) || !std::isfinite(options.temperature))
-    throw Error(
-        fmt::format("generate: --temperature must be a number >= 0, got {}", options.temperature));
+    throw Error(fmt::format("generate: --temperature must be a finite number >= 0, got {}",
+                            options.temperature));
   if (options.top_k < 0)
     throw Error(fmt::format("generate: --top-k must be 0 or more, got {}", options.top_k));
   std::uint64_t seed = 0;

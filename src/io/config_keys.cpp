@@ -170,7 +170,7 @@ std::vector<ConfigKey> build_table() {
       key("trainer", "shuffle", B, "true", "a new order of the training data every epoch"),
       key("trainer", "drop_last", B, "false", "drop a short last batch"),
       choice("trainer", "progress", {"auto", "always", "never"}, "\"auto\"",
-             "the progress bar (auto: when the output is a terminal)"),
+             "the progress bar (auto: when the output is a terminal, and never under mpirun)"),
       choice("trainer", "precision", {"float32", "bf16"}, "\"float32\"",
              "bf16: products from bf16-rounded operands on the CPU's AVX512_BF16 instruction, "
              "float32 weights and optimizer state (float32, with a note, on a CPU without it)"),

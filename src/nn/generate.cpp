@@ -70,8 +70,8 @@ void check_request(const CausalLanguageModel& model, const std::vector<std::int6
   if (max_new_tokens < 0)
     throw Error(fmt::format("generate: max_new_tokens must be >= 0, got {}", max_new_tokens));
   if (!(options.temperature >= 0) || !std::isfinite(options.temperature))
-    throw Error(
-        fmt::format("generate: temperature must be a number >= 0, got {}", options.temperature));
+    throw Error(fmt::format("generate: temperature must be a finite number >= 0, got {}",
+                            options.temperature));
   if (options.top_k < 0)
     throw Error(fmt::format("generate: top_k must be >= 0, got {}", options.top_k));
 }

@@ -216,9 +216,12 @@ TrainerOptions trainer_options(const RunConfig& config, ProcessGroup& processes,
   options.clip_grad_norm = t.clip_grad_norm;
   options.resume = resume;
   options.processes = &processes;
-  options.progress = t.progress == "always"  ? TrainerOptions::Progress::Always
-                     : t.progress == "never" ? TrainerOptions::Progress::Never
-                                             : TrainerOptions::Progress::Auto;
+  // Under mpirun a rank's stdout is a terminal of mpirun's making even when mpirun's own output
+  // goes to a file, so "auto" draws no bar there.
+  options.progress = t.progress == "always" ? TrainerOptions::Progress::Always
+                     : t.progress == "never" || processes.distributed()
+                         ? TrainerOptions::Progress::Never
+                         : TrainerOptions::Progress::Auto;
   return options;
 }
 

@@ -206,8 +206,8 @@ std::shared_ptr<Graph> read_graph(const onnx::ModelProto& model,
     const std::string where = fmt::format("node '{}' ({})", node.name, node.op_type);
     if (!node.domain.empty())
       throw OnnxUnsupported(
-          fmt::format("{}: operator domain '{}' (lathe runs the default ONNX "
-                      "domain)",
+          fmt::format("{}: operators of domain '{}' are not supported; lathe runs the "
+                      "default ONNX domain",
                       where, node.domain));
     node.opset = graph->opset;
     if (node.opset < 1)
