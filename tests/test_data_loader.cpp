@@ -238,6 +238,13 @@ TEST(ByteImageDataset, BadArgumentsAreErrors) {
   short_images.shape = {11, 2, 4};
   EXPECT_EQ(testing::error_of([&] { ByteImageDataset(short_images, labels(11)); }),
             "byte images: shape [11,2,4] needs 88 bytes from byte 3, the storage has 83");
+  short_images.shape = {10, -2, -4};
+  EXPECT_EQ(testing::error_of([&] { ByteImageDataset(short_images, labels(10)); }),
+            "byte images: shape [10,-2,-4] has a negative size");
+  short_images.shape = {10, 1 << 30, 1 << 30, 1 << 30};
+  EXPECT_EQ(testing::error_of([&] { ByteImageDataset(short_images, labels(10)); }),
+            "byte images: shape [10,1073741824,1073741824,1073741824] has more elements than "
+            "int64 counts");
   const Preprocessing three_features =
       Preprocessing::standardize(Tensor::from_vector({1, 2, 3, 4, 5, 7}, {2, 3}));
   EXPECT_EQ(testing::error_of([&] { bytes.with_preprocessing(three_features); }),

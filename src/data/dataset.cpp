@@ -49,12 +49,16 @@ void check_same_length(const Shape& inputs, const Tensor& targets) {
                             shape_str(inputs), shape_str(targets.shape())));
 }
 
-// Elements of `shape`, or an error naming it where the count overflows.
+// Elements of `shape`, or an error naming it where a size is negative or the count overflows.
 std::int64_t checked_count(const Shape& shape) {
   std::int64_t count = 1;
-  for (const std::int64_t d : shape)
-    if (d < 0 || __builtin_mul_overflow(count, d, &count))
-      throw Error(fmt::format("byte images: shape {} has no element count", shape_str(shape)));
+  for (const std::int64_t d : shape) {
+    if (d < 0)
+      throw Error(fmt::format("byte images: shape {} has a negative size", shape_str(shape)));
+    if (__builtin_mul_overflow(count, d, &count))
+      throw Error(fmt::format("byte images: shape {} has more elements than int64 counts",
+                              shape_str(shape)));
+  }
   return count;
 }
 
