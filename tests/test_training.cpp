@@ -296,6 +296,47 @@ TEST(Training, RunFolderSaysHowTheRunStands) {
   EXPECT_EQ(status()["message"], diverged);
 }
 
+// A refused resume names what differs from the checkpoint's run and leaves the run folder as
+// it was: no config.json or status.json rewritten, none created where there is no checkpoint.
+TEST(Training, ARefusedResumeSaysWhatDiffersAndChangesNothing) {
+  TempDir dir;
+  const auto config = [&](std::vector<std::string> overrides) {
+    overrides.push_back("trainer.output_dir=" + dir.path().string());
+    overrides.push_back("trainer.epochs=2");
+    return load_run_config(LATHE_SOURCE_DIR "/examples/house_prices/config.toml", overrides);
+  };
+  std::ostringstream log;
+  run_training(config({}), false, log);
+  const std::string config_json = testing::read_file(dir.path() / "config.json");
+  const std::string status_json = testing::read_file(dir.path() / "status.json");
+  const std::string checkpoint = testing::read_file(Trainer::checkpoint_path(dir.path()));
+
+  const std::string refused =
+      error_of([&] { run_training(config({"trainer.batch_size=100"}), true, log); });
+  EXPECT_NE(refused.find("cannot resume: the checkpoint was written by a different model or data "
+                         "setup: batch_size: the checkpoint has 1000, this run 100; train into "
+                         "another trainer.output_dir"),
+            std::string::npos)
+      << refused;
+  const std::string two = error_of([&] {
+    run_training(config({"trainer.batch_size=100", "trainer.seed=3"}), true, log);
+  });
+  EXPECT_NE(two.find("batch_size: the checkpoint has 1000, this run 100; seed: the checkpoint has "
+                     "0, this run 3;"),
+            std::string::npos)
+      << two;
+  EXPECT_EQ(testing::read_file(dir.path() / "config.json"), config_json);
+  EXPECT_EQ(testing::read_file(dir.path() / "status.json"), status_json);
+  EXPECT_EQ(testing::read_file(Trainer::checkpoint_path(dir.path())), checkpoint);
+
+  TempDir empty;
+  RunConfig none = config({});
+  none.trainer.output_dir = empty.path() / "run";
+  EXPECT_EQ(error_of([&] { run_training(none, true, log); }),
+            "resume: no checkpoint at " + Trainer::checkpoint_path(empty.path() / "run").string());
+  EXPECT_FALSE(std::filesystem::exists(empty.path() / "run"));
+}
+
 // A run for epochs learns its step count from the data, so the warmup check waits for it.
 TEST(Training, CosineWarmupLongerThanAnEpochRunIsRefusedByName) {
   TempDir dir;

@@ -150,6 +150,11 @@ class Trainer {
   // Mean time of the training steps this process ran (not resumed ones), in milliseconds.
   double milliseconds_per_step() const;
 
+  // The checks a resume makes before it loads anything: the checkpoint exists and was written
+  // by this run's setup (options.run_identity) and optimizer; the same errors as fit(). A caller
+  // that writes to the run folder asks first, so a refused resume changes nothing there.
+  void check_resumable() const;
+
   static std::filesystem::path checkpoint_path(const std::filesystem::path& output_dir);
   // The training loss at every log line (log_every), one JSON object a line: step (steps taken
   // with the batch's), epoch (fractional when the pass's length is known), loss, learning_rate,

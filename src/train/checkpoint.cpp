@@ -3,9 +3,12 @@
 // safetensors file, replaced atomically at every evaluation point.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <string>
+#include <vector>
 
 #include "lathe/error.h"
 #include "lathe/io.h"
@@ -46,28 +49,80 @@ void write_checkpoint(const std::filesystem::path& path, const Module& model,
                    {{"format", "lathe.checkpoint/1"}, {"lathe.checkpoint", state.dump()}});
 }
 
-// Reads the checkpoint at `path`, refuses one from another run or optimizer, loads the model and
-// optimizer from it and hands its state to `restore`. Every error names the file.
-void read_checkpoint(const std::filesystem::path& path, Module& model, Optimizer& optimizer,
-                     const nlohmann::json& run_identity,
-                     const std::function<void(const nlohmann::json& state)>& restore) {
-  if (!std::filesystem::exists(path))
-    throw Error(fmt::format("resume: no checkpoint at {}", path.string()));
-  const SafetensorsContents contents = load_safetensors(path);
+// A JSON value for a message: at most 80 characters of it.
+std::string shown(const nlohmann::json& value) {
+  std::string text = value.dump();
+  return text.size() <= 80 ? text : text.substr(0, 77) + "...";
+}
+
+// What differs between the run a checkpoint was written by and this one, key by key
+// ("batch_size: the checkpoint has 64, this run 128"), the first three and how many in all.
+std::string run_differences(const nlohmann::json& checkpoint, const nlohmann::json& run) {
+  const nlohmann::json patch = nlohmann::json::diff(checkpoint, run);
+  std::vector<std::string> lines;
+  for (const nlohmann::json& change : patch) {
+    if (lines.size() == 3) break;
+    const nlohmann::json::json_pointer where(change.at("path").get<std::string>());
+    std::string key = where.to_string();  // "/data/seed", or "" for the whole value
+    std::replace(key.begin(), key.end(), '/', '.');
+    key = key.empty() ? "the setup" : key.substr(1);
+    const std::string op = change.at("op").get<std::string>();
+    if (op == "add")
+      lines.push_back(
+          fmt::format("{}: not in the checkpoint, this run {}", key, shown(change.at("value"))));
+    else if (op == "remove")
+      lines.push_back(
+          fmt::format("{}: the checkpoint has {}, not this run", key, shown(checkpoint[where])));
+    else
+      lines.push_back(fmt::format("{}: the checkpoint has {}, this run {}", key,
+                                  shown(checkpoint[where]), shown(change.at("value"))));
+  }
+  std::string text = fmt::format("{}", fmt::join(lines, "; "));
+  if (patch.size() > lines.size()) text += fmt::format(" ({} differences in all)", patch.size());
+  return text;
+}
+
+// The state of the checkpoint `contents` (read from `path`), once it is known to come from this
+// run's setup and optimizer. Every error names the file.
+nlohmann::json resumable_state(const std::filesystem::path& path,
+                               const SafetensorsContents& contents,
+                               const nlohmann::json& run_identity, const std::string& optimizer) {
   const auto found = contents.metadata.find("lathe.checkpoint");
   if (found == contents.metadata.end())
     throw Error(
         fmt::format("{}: not a lathe checkpoint (no 'lathe.checkpoint' metadata)", path.string()));
   try {
-    const nlohmann::json state = nlohmann::json::parse(found->second);
+    nlohmann::json state = nlohmann::json::parse(found->second);
     if (state.at("run") != run_identity)
-      throw Error(
-          fmt::format("the checkpoint was written by a different model or data setup; "
-                      "it has {} but this run is {}",
-                      state.at("run").dump(), run_identity.dump()));
-    if (state.at("optimizer").get<std::string>() != optimizer.name())
+      throw Error(fmt::format(
+          "the checkpoint was written by a different model or data setup: {}; train into "
+          "another trainer.output_dir, or resume with the checkpoint's settings",
+          run_differences(state.at("run"), run_identity)));
+    if (state.at("optimizer").get<std::string>() != optimizer)
       throw Error(fmt::format("the checkpoint used optimizer '{}', this run uses '{}'",
-                              state.at("optimizer").get<std::string>(), optimizer.name()));
+                              state.at("optimizer").get<std::string>(), optimizer));
+    return state;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("{}: malformed checkpoint state: {}", path.string(), e.what()));
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: cannot resume: {}", path.string(), e.what()));
+  }
+}
+
+SafetensorsContents load_checkpoint_file(const std::filesystem::path& path) {
+  if (!std::filesystem::exists(path))
+    throw Error(fmt::format("resume: no checkpoint at {}", path.string()));
+  return load_safetensors(path);
+}
+
+// Reads the checkpoint at `path`, refuses one from another run or optimizer, loads the model and
+// optimizer from it and hands its state to `restore`. Every error names the file.
+void read_checkpoint(const std::filesystem::path& path, Module& model, Optimizer& optimizer,
+                     const nlohmann::json& run_identity,
+                     const std::function<void(const nlohmann::json& state)>& restore) {
+  const SafetensorsContents contents = load_checkpoint_file(path);
+  const nlohmann::json state = resumable_state(path, contents, run_identity, optimizer.name());
+  try {
     model.load_state_dict(strip_prefix(contents.tensors, kModelPrefix));
     optimizer.load_state(strip_prefix(contents.tensors, kOptimizerPrefix));
     restore(state);
@@ -97,6 +152,11 @@ void Trainer::save_checkpoint(const Position& position, const BatchSource& train
                     {"stopped_early", stopped_early_},
                     {"generator", default_generator().state_json()}},
                    options_.run_identity);
+}
+
+void Trainer::check_resumable() const {
+  const auto path = checkpoint_path(options_.output_dir);
+  resumable_state(path, load_checkpoint_file(path), options_.run_identity, optimizer_.name());
 }
 
 void Trainer::load_checkpoint(Position& position, BatchSource&) {

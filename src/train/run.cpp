@@ -610,6 +610,8 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& conso
   options.evaluation_loss = loss;
   Trainer trainer(*model, *optimizer, loss_for(config.loss, config.label_smoothing), data.task,
                   options, make_schedule(config.schedule, config.optimizer.lr, total_steps), out);
+  // A refused resume leaves the run folder as it was.
+  if (resume) trainer.check_resumable();
   // The run folder says from here on what the run is and how it stands (rank 0 writes files).
   std::optional<RunStatus> status;
   if (processes.rank() == 0) {
