@@ -2,6 +2,7 @@
 // the house-prices example against the closed-form least-squares optimum.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <numeric>
 #include <sstream>
@@ -335,6 +336,33 @@ TEST(Training, ARefusedResumeSaysWhatDiffersAndChangesNothing) {
   EXPECT_EQ(error_of([&] { run_training(none, true, log); }),
             "resume: no checkpoint at " + Trainer::checkpoint_path(empty.path() / "run").string());
   EXPECT_FALSE(std::filesystem::exists(empty.path() / "run"));
+}
+
+// A run of examples for iterations: no training loss before the first step (none printed, none
+// in metrics.jsonl), the validation metric on every line, and the bundle counts iterations.
+TEST(Training, IterationRunsReportOnlyWhatWasMeasured) {
+  TempDir dir;
+  const RunConfig config = load_run_config(
+      LATHE_SOURCE_DIR "/examples/house_prices/config.toml",
+      {"trainer.output_dir=" + dir.path().string(), "trainer.iterations=4", "trainer.eval_every=2",
+       "trainer.batch_size=64", "data.validation_fraction=0.2"});
+  std::ostringstream log;
+  const RunResult result = run_training(config, false, log);
+  const std::string text = log.str();
+  EXPECT_NE(text.find("iter 0: val loss "), std::string::npos) << text;
+  EXPECT_EQ(text.find("iter 0: train loss"), std::string::npos) << text;
+  EXPECT_NE(text.find("iter 2: train loss "), std::string::npos) << text;
+  EXPECT_NE(text.find(", RMSE = "), std::string::npos) << text;
+  std::istringstream metrics(testing::read_file(dir.path() / "metrics.jsonl"));
+  std::string first;
+  std::getline(metrics, first);
+  EXPECT_FALSE(nlohmann::json::parse(first).contains("train_loss")) << first;
+  EXPECT_TRUE(std::isnan(result.history.front().train_loss));
+  EXPECT_FALSE(std::isnan(result.history.back().train_loss));
+  const nlohmann::json recorded = load_bundle(result.bundle_path).info.metrics;
+  EXPECT_EQ(recorded["iterations"], 4);
+  EXPECT_FALSE(recorded.contains("epochs"));
+  EXPECT_EQ(recorded["last_evaluation"]["step"], 4);
 }
 
 // A run for epochs learns its step count from the data, so the warmup check waits for it.

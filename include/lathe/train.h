@@ -57,7 +57,9 @@ EvaluationResult evaluate(const std::function<Tensor(const Tensor&)>& forward,
 struct TrainingRecord {
   std::int64_t step = 0;   // optimizer steps taken before it
   std::int64_t epoch = 0;  // the epoch it ends (epochs), or the pass of the data it is in
-  double train_loss = 0;   // mean over the span's batches, or the training-split estimate
+  // Mean over the span's batches, or the training-split estimate; NaN at step 0 without an
+  // estimate (no batch trained yet), and then left out of the JSON.
+  double train_loss = 0;
   bool has_validation = false;
   EvaluationResult validation;
   double learning_rate = 0;     // of the span's last step

@@ -161,9 +161,11 @@ std::vector<ConfigKey> build_table() {
       key("trainer", "output_dir", S, "\"runs/latest\"",
           "checkpoint, metrics.jsonl, curves.svg, config.json and the bundle"),
       at_least(key("trainer", "seed", I, "0", "initialization, shuffling, dropout"), 0),
-      at_least(key("trainer", "early_stopping_patience", I, "0",
-                   "evaluations without a better validation loss before stopping (0: off)"),
-               0),
+      at_least(
+          key("trainer", "early_stopping_patience", I, "0",
+              "evaluations without a better validation loss before stopping (0: off); the bundle "
+              "holds the last weights, not the best"),
+          0),
       at_least(key("trainer", "clip_grad_norm", N, "0",
                    "clip the gradients' global norm to this (0: off)"),
                0),

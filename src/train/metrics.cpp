@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <limits>
 
 #include "lathe/autograd.h"
 #include "lathe/error.h"
@@ -93,12 +94,12 @@ nlohmann::json TrainingRecord::to_json(Task task) const {
   nlohmann::json j = {
       {"step", step},
       {"epoch", epoch},
-      {"train_loss", train_loss},
       {"learning_rate", learning_rate},
       {"seconds", seconds},
       {"train_seconds", train_seconds},
       {task == Task::LanguageModel ? "tokens_per_second" : "examples_per_second", items_per_second},
       {"time", time}};
+  if (!std::isnan(train_loss)) j["train_loss"] = train_loss;
   if (has_validation) j["validation"] = validation.to_json(task);
   return j;
 }
@@ -108,7 +109,7 @@ TrainingRecord TrainingRecord::from_json(const nlohmann::json& j) {
   // Checkpoints from before steps were counted have no "step" (nor these throughput fields).
   r.step = j.value("step", std::int64_t{0});
   r.epoch = j.at("epoch").get<std::int64_t>();
-  r.train_loss = j.at("train_loss").get<double>();
+  r.train_loss = j.value("train_loss", std::numeric_limits<double>::quiet_NaN());
   r.learning_rate = j.at("learning_rate").get<double>();
   r.seconds = j.at("seconds").get<double>();
   r.train_seconds = j.value("train_seconds", 0.0);

@@ -87,7 +87,7 @@ std::string render_training_curves(const std::vector<TrainingRecord>& history, T
   Series metric{metric_title, "#2ca02c", {}};
   for (const TrainingRecord& r : history) {
     const auto x = static_cast<double>(by_step ? r.step : r.epoch);
-    train.points.emplace_back(x, r.train_loss);
+    if (!std::isnan(r.train_loss)) train.points.emplace_back(x, r.train_loss);
     if (!r.has_validation) continue;
     validation.points.emplace_back(x, r.validation.loss);
     metric.points.emplace_back(

@@ -349,9 +349,16 @@ RunResult train_test_and_save(const RunConfig& config, const PreparedData& data,
       out << fmt::format("Accuracy: {:.2f}%\n", 100 * result.test.accuracy);
     info.metrics["train"] = result.train.to_json(data.task);
     info.metrics["test"] = result.test.to_json(data.task);
+    // A run for iterations evaluates every eval_every steps: its history counts evaluations,
+    // not epochs.
+    const bool by_iterations = t.iterations > 0;
     if (!result.history.empty())
-      info.metrics["last_epoch"] = result.history.back().to_json(data.task);
-    info.metrics["epochs"] = result.history.size();
+      info.metrics[by_iterations ? "last_evaluation" : "last_epoch"] =
+          result.history.back().to_json(data.task);
+    if (by_iterations)
+      info.metrics["iterations"] = t.iterations;
+    else
+      info.metrics["epochs"] = result.history.size();
   }
   result.bundle_path = t.output_dir / "model.safetensors";
   std::filesystem::create_directories(t.output_dir);

@@ -221,7 +221,8 @@ TrainingRecord Trainer::evaluate_now(BatchSource* validation, BatchSource* train
   const std::vector<double> totals = summed({span_loss_sum_, span_rows_, span_items_});
   if (record.step > 0 && totals[1] == 0)
     throw Error("training: the training data yields no batches");
-  record.train_loss = totals[1] > 0 ? totals[0] / totals[1] : 0.0;
+  record.train_loss =
+      totals[1] > 0 ? totals[0] / totals[1] : std::numeric_limits<double>::quiet_NaN();
   record.train_seconds = span_train_seconds_;
   record.items_per_second = span_train_seconds_ > 0 ? totals[2] / span_train_seconds_ : 0.0;
   // Evaluation passes are numbered by the step (iterations) or the epoch they follow.
@@ -241,10 +242,14 @@ TrainingRecord Trainer::evaluate_now(BatchSource* validation, BatchSource* train
 
 void Trainer::report(const TrainingRecord& r) {
   if (by_iterations()) {
-    out_ << (r.has_validation ? fmt::format("iter {}: train loss {:.4f}, val loss {:.4f}\n", r.step,
-                                            r.train_loss, r.validation.loss)
-                              : fmt::format("iter {}: train loss {:.4f}\n", r.step, r.train_loss))
-         << std::flush;
+    // Before the first step there is no training loss, unless a train estimate measured one.
+    std::string line = fmt::format("iter {}:", r.step);
+    if (!std::isnan(r.train_loss)) line += fmt::format(" train loss {:.4f}", r.train_loss);
+    if (r.has_validation) {
+      line += fmt::format("{} val loss {:.4f}", line.back() == ':' ? "" : ",", r.validation.loss);
+      if (task_ != Task::LanguageModel) line += ", " + r.validation.describe(task_);
+    }
+    out_ << line << "\n" << std::flush;
     return;
   }
   if (r.has_validation)
