@@ -365,6 +365,25 @@ TEST(Training, IterationRunsReportOnlyWhatWasMeasured) {
   EXPECT_EQ(recorded["last_evaluation"]["step"], 4);
 }
 
+// A resume may change the optimizer's settings (a lower learning rate to go on with, say), and
+// says so; one with the checkpoint's settings says nothing.
+TEST(Training, AResumeWithOtherOptimizerSettingsSaysWhich) {
+  TempDir dir;
+  const auto config = [&](std::vector<std::string> overrides) {
+    overrides.push_back("trainer.output_dir=" + dir.path().string());
+    return load_run_config(LATHE_SOURCE_DIR "/examples/house_prices/config.toml", overrides);
+  };
+  std::ostringstream first, same, changed;
+  run_training(config({"trainer.epochs=2"}), false, first);
+  run_training(config({"trainer.epochs=3"}), true, same);
+  EXPECT_EQ(same.str().find("Note: resuming"), std::string::npos) << same.str();
+  run_training(config({"trainer.epochs=4", "optimizer.lr=0.05"}), true, changed);
+  EXPECT_NE(changed.str().find("Note: resuming with settings other than the checkpoint's: "
+                               "optimizer.lr: the checkpoint has 0.1, this run 0.05\n"),
+            std::string::npos)
+      << changed.str();
+}
+
 // A run for epochs learns its step count from the data, so the warmup check waits for it.
 TEST(Training, CosineWarmupLongerThanAnEpochRunIsRefusedByName) {
   TempDir dir;

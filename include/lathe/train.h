@@ -100,7 +100,10 @@ struct TrainerOptions {
   bool bf16_products = false;
   bool resume = false;  // continue from output_dir/checkpoint.safetensors
   enum class Progress { Auto, Always, Never } progress = Progress::Auto;  // Auto: when a TTY
-  nlohmann::json run_identity;   // stored in checkpoints; resume refuses a different one
+  nlohmann::json run_identity;  // stored in checkpoints; resume refuses a different one
+  // Also stored in checkpoints: settings a resume may change (lathe train: the optimizer's and
+  // the schedule's); a resume that changes them says which in a note.
+  nlohmann::json run_settings;
   LossFunction evaluation_loss;  // the validation loss; empty: the training loss
   // Data-parallel training across these processes (see distributed.h): the training source must
   // yield one shard per rank; gradients are summed after every step, losses are averaged over

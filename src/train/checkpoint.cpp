@@ -150,7 +150,8 @@ void Trainer::save_checkpoint(const Position& position, const BatchSource& train
                                                  : nlohmann::json(best_validation_loss_)},
                     {"epochs_without_improvement", evaluations_without_improvement_},
                     {"stopped_early", stopped_early_},
-                    {"generator", default_generator().state_json()}},
+                    {"generator", default_generator().state_json()},
+                    {"settings", options_.run_settings}},
                    options_.run_identity);
 }
 
@@ -175,6 +176,11 @@ void Trainer::load_checkpoint(Position& position, BatchSource&) {
             state.at("epochs_without_improvement").get<std::int64_t>();
         stopped_early_ = state.at("stopped_early").get<bool>();
         default_generator().set_state_json(state.at("generator"));
+        // Checkpoints from before settings were kept have none to compare.
+        const nlohmann::json settings = state.value("settings", options_.run_settings);
+        if (settings != options_.run_settings && writes_files())
+          out_ << fmt::format("Note: resuming with settings other than the checkpoint's: {}\n",
+                              run_differences(settings, options_.run_settings));
       });
   if (by_iterations())
     out_ << fmt::format("Resumed from {} at iteration {}\n", path.string(),

@@ -590,6 +590,8 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& conso
 
   TrainerOptions options = trainer_options(config, processes, resume);
   options.run_identity = run_identity(config, data);
+  const nlohmann::json resolved = config.to_json();
+  options.run_settings = {{"optimizer", resolved["optimizer"]}, {"schedule", resolved["schedule"]}};
   if (t.precision == "bf16") {
     options.bf16_products = detail::bf16_products_supported();
     out << (options.bf16_products
