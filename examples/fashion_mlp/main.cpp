@@ -5,6 +5,8 @@
 //   ./build/release/examples/fashion_mlp [epochs] [data_dir]
 #include <fmt/format.h>
 
+#include <filesystem>
+
 #include <string>
 
 #include "lathe/lathe.h"
@@ -94,8 +96,11 @@ int main(int argc, char** argv) {
 
     // Save the weights (a custom Module has no registry entry, so this is a plain safetensors
     // state_dict; `lathe train` saves a full bundle).
-    save_safetensors("fashion_mlp_weights.safetensors", model.state_dict());
-    fmt::print("Saved fashion_mlp_weights.safetensors\n");
+    // Under runs/ (which git ignores), not beside the sources when run from the repository.
+    const std::filesystem::path weights = "runs/fashion_mlp_weights.safetensors";
+    std::filesystem::create_directories(weights.parent_path());
+    save_safetensors(weights, model.state_dict());
+    fmt::print("Saved {}\n", weights.string());
   } catch (const Error& e) {
     fmt::print(stderr, "fashion_mlp: {}\n", e.what());
     return 1;
