@@ -6,7 +6,6 @@
 #include <fmt/format.h>
 
 #include <filesystem>
-
 #include <string>
 
 #include "lathe/lathe.h"
