@@ -41,9 +41,10 @@ cleanup() {
 trap cleanup EXIT
 
 # wrk's script: the same POST every time; one RESULT line at the end. No response() callback:
-# with one, wrk parses every answer's headers into a Lua table, CPU taken from the server on this
-# shared machine (3-4% of the throughput, 6 alternating pairs). The server's own /metrics count
-# the answers that were not 2xx; wrk counts those of status 400 and above and its socket errors.
+# with one, wrk parses every answer's headers into a Lua table, CPU taken from the server on
+# this shared machine (about 3% of the throughput, 6 alternating pairs). The server's own
+# /metrics count the answers that were not 2xx; wrk counts those of status 400 and above and its
+# socket errors.
 cat >"$work/post.lua" <<EOF
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
