@@ -56,21 +56,11 @@ import json
 data = [(i * 37 + 11) % 256 for i in range(784)]
 json.dump({"inputs": [{"name": "input", "shape": [1, 784], "datatype": "FP32", "data": data}]},
           open("'"$work"'/body.json", "w"))'
-cat >"$work/post.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local file = io.open("$work/body.json", "r")
-wrk.body = file:read("*a")
-file:close()
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("RESULT %.1f %.3f %d\n", summary.requests / (summary.duration / 1e6),
-    latency:percentile(99) / 1000, e.status + e.connect + e.read + e.write + e.timeout))
-end
-LUA
+export WRK_BODY="$work/body.json"  # what bench/wrk_post.lua posts
 
 measure() {  # PORT DURATION: prints "req/s p99_ms errors"
-  wrk -t2 -c32 -d "$2" -s "$work/post.lua" "http://127.0.0.1:$1/infer" | sed -n 's/^RESULT //p'
+  wrk -t2 -c32 -d "$2" -s "$root/bench/wrk_post.lua" "http://127.0.0.1:$1/infer" |
+    awk '/^RESULT / { print $3, $5, $6 + $7 }'
 }
 for name in httplib_server microhttpd_server; do
   port_var="port_$name"

@@ -40,25 +40,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# wrk's script: the same POST every time; one RESULT line at the end. No response() callback:
-# with one, wrk parses every answer's headers into a Lua table, CPU taken from the server on
-# this shared machine (about 3% of the throughput, 6 alternating pairs). The server's own
-# /metrics count the answers that were not 2xx; wrk counts those of status 400 and above and its
-# socket errors.
-cat >"$work/post.lua" <<EOF
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local file = io.open("$work/body.json", "r")
-wrk.body = file:read("*a")
-file:close()
-
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("RESULT %d %.1f %.3f %.3f %d %d\n", summary.requests,
-    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
-    latency:percentile(99) / 1000, e.status, e.connect + e.read + e.write + e.timeout))
-end
-EOF
+# wrk posts $work/body.json (bench/wrk_post.lua). The server's own /metrics count the answers
+# that were not 2xx; wrk counts those of status 400 and above and its socket errors.
+export WRK_BODY="$work/body.json"
 
 # Infer answers with a status other than 2xx between two /metrics texts (before, after).
 non_2xx_answers() {
@@ -85,10 +69,10 @@ data = [(i * 37 + 11) % 256 for i in range(n)]
 json.dump({"inputs": [{"name": "input", "shape": [1] + shape[1:], "datatype": "FP32",
                        "data": data}]}, sys.stdout)' >"$work/body.json"
   # Warm up (first requests allocate), then measure.
-  wrk -t "$threads" -c "$connections" -d 2s -s "$work/post.lua" "$url/v2/models/bench/infer" \
-    >/dev/null
+  wrk -t "$threads" -c "$connections" -d 2s -s "$root/bench/wrk_post.lua" \
+    "$url/v2/models/bench/infer" >/dev/null
   curl -s "$url/metrics" >"$work/metrics.before"
-  wrk -t "$threads" -c "$connections" -d "$duration" --latency -s "$work/post.lua" \
+  wrk -t "$threads" -c "$connections" -d "$duration" --latency -s "$root/bench/wrk_post.lua" \
     "$url/v2/models/bench/infer" >"$work/wrk.txt"
   curl -s "$url/metrics" >"$work/metrics.after"
   local before after
