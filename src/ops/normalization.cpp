@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <tuple>
 #include <utility>
 
 #include "lathe/autograd.h"
@@ -329,6 +330,15 @@ Layout checked_layout(const Tensor& input, const Tensor& running_mean, const Ten
 
 namespace {
 
+// The gradients a batch-norm backward writes, each only where asked: dx like x, dw and db one
+// per channel.
+std::tuple<Tensor, Tensor, Tensor> batch_norm_gradients(const Tensor& x, std::int64_t channels,
+                                                        const std::vector<bool>& needs) {
+  return {needs[0] ? Tensor::empty(x.shape(), x.dtype()) : Tensor(),
+          needs[1] ? Tensor::empty({channels}, x.dtype()) : Tensor(),
+          needs[2] ? Tensor::empty({channels}, x.dtype()) : Tensor()};
+}
+
 Tensor batch_norm_maybe_relu(const Tensor& input, const Tensor& running_mean,
                              const Tensor& running_var, const Tensor& weight, const Tensor& bias,
                              bool training, double momentum, double eps, bool relu) {
@@ -346,9 +356,8 @@ Tensor batch_norm_maybe_relu(const Tensor& input, const Tensor& running_mean,
   auto backward = [l, stats, training, relu, x = input.detach(),
                    w = weight.defined() ? weight.detach() : Tensor()](
                       const Tensor& g, const std::vector<bool>& needs) {
-    Tensor dx = needs[0] ? Tensor::empty(x.shape(), x.dtype()) : Tensor();
-    Tensor dw = needs[1] ? Tensor::empty({l.c}, x.dtype()) : Tensor();
-    Tensor db = needs[2] ? Tensor::empty({l.c}, x.dtype()) : Tensor();
+    Tensor dx, dw, db;
+    std::tie(dx, dw, db) = batch_norm_gradients(x, l.c, needs);
     detail::dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
       using T = decltype(tag);
       const auto channels =
@@ -407,9 +416,8 @@ Tensor batch_norm_relu_max_pool2d(const Tensor& input, const Tensor& running_mea
   auto backward = [l, stats, training, argmax, outputs = (h / 2) * (w / 2), x = input.detach(),
                    w = weight.defined() ? weight.detach() : Tensor()](
                       const Tensor& g, const std::vector<bool>& needs) {
-    Tensor dx = needs[0] ? Tensor::empty(x.shape(), x.dtype()) : Tensor();
-    Tensor dw = needs[1] ? Tensor::empty({l.c}, x.dtype()) : Tensor();
-    Tensor db = needs[2] ? Tensor::empty({l.c}, x.dtype()) : Tensor();
+    Tensor dx, dw, db;
+    std::tie(dx, dw, db) = batch_norm_gradients(x, l.c, needs);
     detail::dispatch_floating(x.dtype(), "batch_norm_relu_max_pool2d", [&](auto tag) {
       using T = decltype(tag);
       batch_norm_relu_pool_backward_channels(
