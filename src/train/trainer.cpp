@@ -8,6 +8,8 @@
 #include <limits>
 #include <optional>
 #include <ostream>
+#include <string>
+#include <vector>
 
 #include "lathe/autograd.h"
 #include "lathe/error.h"
@@ -243,13 +245,14 @@ TrainingRecord Trainer::evaluate_now(BatchSource* validation, BatchSource* train
 void Trainer::report(const TrainingRecord& r) {
   if (by_iterations()) {
     // Before the first step there is no training loss, unless a train estimate measured one.
-    std::string line = fmt::format("iter {}:", r.step);
-    if (!std::isnan(r.train_loss)) line += fmt::format(" train loss {:.4f}", r.train_loss);
+    std::vector<std::string> parts;
+    if (!std::isnan(r.train_loss)) parts.push_back(fmt::format("train loss {:.4f}", r.train_loss));
     if (r.has_validation) {
-      line += fmt::format("{} val loss {:.4f}", line.back() == ':' ? "" : ",", r.validation.loss);
-      if (task_ != Task::LanguageModel) line += ", " + r.validation.describe(task_);
+      parts.push_back(fmt::format("val loss {:.4f}", r.validation.loss));
+      if (task_ != Task::LanguageModel) parts.push_back(r.validation.describe(task_));
     }
-    out_ << line << "\n" << std::flush;
+    if (parts.empty()) parts.push_back("no loss measured yet");  // step 0, no validation
+    out_ << fmt::format("iter {}: {}\n", r.step, fmt::join(parts, ", ")) << std::flush;
     return;
   }
   if (r.has_validation)
