@@ -10,13 +10,13 @@
 #
 #   bash bench/http_transport.sh [ROUNDS]     (default 5; DURATION=4s)
 #
-# Needs libmicrohttpd-dev (bash scripts/setup.sh --torch installs it) besides the build's packages.
+# Builds two small servers with the packages scripts/setup.sh installs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 rounds="${1:-5}"
 duration="${DURATION:-4s}"
 [ -f /usr/include/microhttpd.h ] ||
-  { echo "libmicrohttpd-dev is not installed (bash scripts/setup.sh --torch)" >&2; exit 1; }
+  { echo "libmicrohttpd-dev is not installed (bash scripts/setup.sh)" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is not installed" >&2; exit 1; }
 
 work=$(mktemp -d)

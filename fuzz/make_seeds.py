@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import struct
+import zlib
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 
@@ -253,14 +254,29 @@ drop_last = true
     write(t, "bad_syntax.toml", "[data\nformat = \"csv\"\n")
 
 
+# ---- request bodies (fuzz_body_decoder: encoding byte, piece-size byte, body) ----
+
+def body_decoder_seeds():
+    t = "fuzz_body_decoder"
+    body = compact({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32",
+                                "data": [1, 2, 3, 4]}]}).encode()
+    write(t, "identity", bytes([0, 255]) + body)
+    write(t, "gzip_whole", bytes([1, 255]) + gzip.compress(body, mtime=0))
+    write(t, "gzip_bytewise", bytes([1, 0]) + gzip.compress(body, mtime=0))
+    write(t, "deflate", bytes([2, 16]) + zlib.compress(body))
+    write(t, "gzip_bomb", bytes([1, 255]) + gzip.compress(b"0" * (1 << 17), mtime=0))
+    write(t, "gzip_cut", bytes([1, 7]) + gzip.compress(body, mtime=0)[:20])
+
+
 def main():
-    for target in ("fuzz_safetensors", "fuzz_idx", "fuzz_csv", "fuzz_config"):
+    for target in ("fuzz_safetensors", "fuzz_idx", "fuzz_csv", "fuzz_config", "fuzz_body_decoder"):
         shutil.rmtree(os.path.join(ROOT, target), ignore_errors=True)
         os.makedirs(os.path.join(ROOT, target))
     safetensors_seeds()
     idx_seeds()
     csv_seeds()
     config_seeds()
+    body_decoder_seeds()
 
 
 if __name__ == "__main__":

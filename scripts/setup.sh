@@ -13,7 +13,8 @@ packages=(
   libtomlplusplus-dev nlohmann-json3-dev zlib1g-dev # configs, JSON (bundles, data), .gz files
   libdeflate-dev                                    # .gz files read whole, 2x faster than zlib
   libgtest-dev                                      # the test suite
-  libcpp-httplib-dev                                # lathe serve (HTTP/1.1)
+  libmicrohttpd-dev libbrotli-dev                   # lathe serve (HTTP/1.1, compressed bodies)
+  libcpp-httplib-dev                                # lathe board; the tests' HTTP client
   libsimdjson-dev                                   # lathe serve: the JSON of infer requests
   libstb-dev                                        # PNG/JPEG decoding in lathe predict
   libprotobuf-dev protobuf-compiler libonnx-dev     # lathe export (ONNX ModelProto)
@@ -29,9 +30,9 @@ packages=(
 )
 command -v npm >/dev/null || packages+=(npm)
 # --torch: also PyTorch, the reference that bench/run.sh measures against, matplotlib for
-# bench/cost_curves.sh's plots, fortunes, bench/gpt_quality.sh's second English corpus, and
-# libmicrohttpd for bench/http_transport.sh (none is needed to build or test lathe).
-[ "${1:-}" = "--torch" ] && packages+=(python3-torch python3-matplotlib fortunes libmicrohttpd-dev)
+# bench/cost_curves.sh's plots, and fortunes, bench/gpt_quality.sh's second English corpus (none
+# is needed to build or test lathe).
+[ "${1:-}" = "--torch" ] && packages+=(python3-torch python3-matplotlib fortunes)
 
 missing=()
 for package in "${packages[@]}"; do

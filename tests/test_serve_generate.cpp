@@ -109,7 +109,6 @@ class GenerateServeTest : public ::testing::Test {
   void start(ServeOptions options = {}) {
     options.host = "127.0.0.1";
     options.port = 0;
-    options.http_threads = std::max(options.http_threads, 16);
     options.log = [this](std::string_view line) {
       std::lock_guard lock(log_mutex_);
       log_ += std::string(line) + "\n";

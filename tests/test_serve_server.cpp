@@ -100,7 +100,6 @@ class ServeTest : public ::testing::Test {
   void start(ServeOptions options = {}, bool load = true) {
     options.host = "127.0.0.1";
     options.port = 0;
-    options.http_threads = std::max(options.http_threads, 16);
     options.log = [this](std::string_view line) {
       std::lock_guard lock(log_mutex_);
       log_ += std::string(line) + "\n";
@@ -400,6 +399,25 @@ TEST_F(ServeTest, BatchesConcurrentRequestsAndSplitsTheirRows) {
   EXPECT_TRUE(
       contains(server_->metrics_text(), "lathe_inference_exec_count_total{model=\"tiny\"} " +
                                             std::to_string(counters.execution_count)));
+}
+
+TEST_F(ServeTest, RequestsWaitingForTheirBatchHoldNoThread) {
+  // One HTTP thread, and a batch that closes only when 8 examples are queued (or after 60 s):
+  // the 8 requests make one batch only if each waits for its answer without holding the thread.
+  ServeOptions options;
+  options.http_threads = 1;
+  options.max_batch_size = 8;
+  options.max_queue_delay = 60s;
+  options.request_timeout = 90s;
+  start(options);
+  std::vector<std::future<int>> answers;
+  for (int i = 0; i < 8; ++i)
+    answers.push_back(std::async(std::launch::async, [this, i] {
+      auto res = post_infer(infer_body({1, 2, 3, 1.0 * i}, {1, 4}));
+      return res ? res->status : -1;
+    }));
+  for (auto& answer : answers) EXPECT_EQ(answer.get(), 200);
+  EXPECT_EQ(server_->counters("tiny").execution_count, 1);
 }
 
 TEST_F(ServeTest, ZeroQueueDelayRunsWhatIsQueuedAtOnce) {

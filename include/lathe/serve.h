@@ -29,11 +29,10 @@ std::string default_model_name(const std::filesystem::path& bundle_path);
 struct ServeOptions {
   std::string host = "127.0.0.1";
   int port = 8000;  // 0: an ephemeral port, see InferenceServer::port()
-  // Every open connection has an HTTP thread of its own while it is open: http_threads wait from
-  // the start, and more are started while connections outnumber them, up to max_connections, so
-  // clients that connect and then stall do not keep others waiting. Connections beyond
-  // max_connections wait for one to close.
-  int http_threads = 32;
+  // HTTP event threads (0: one per CPU). Each serves its share of the open connections without
+  // waiting on any of them: a request waiting for its batch or a client that stalls holds no
+  // thread. A connection beyond max_connections is closed as soon as it is accepted.
+  int http_threads = 0;
   int max_connections = 4096;
 
   // Dynamic batching, per model: requests queued together run as one forward of up to

@@ -68,13 +68,13 @@ void add_serve_command(CLI::App& app) {
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
   cmd->add_option("--threads", s.http_threads,
-                  "HTTP threads started up front; each open connection holds one, and more are "
-                  "started as connections need them, up to --max-connections")
-      ->check(kPositive)
+                  "HTTP event threads, each serving its share of the connections without "
+                  "waiting on any; 0: one per CPU")
+      ->check(kNonNegative)
       ->capture_default_str();
   cmd->add_option("--max-connections", s.max_connections,
-                  "most connections served at once, each on its own thread; more wait for one "
-                  "to close")
+                  "most connections open at once; a connection beyond them is closed as soon "
+                  "as it is accepted")
       ->check(kPositive)
       ->capture_default_str();
   cmd->add_option("--max-batch-size", s.max_batch_size,

@@ -1,7 +1,7 @@
 #pragma once
-// Internal: cpp-httplib's task queue for lathe's two servers, `lathe serve` (src/serve) and
-// `lathe board` (src/board); header-only, so that each library compiles it in and neither links
-// the other. httplib runs each accepted connection as
+// Internal: cpp-httplib's task queue for `lathe board` (src/board); header-only, so that the
+// board's library compiles it in without linking lathe_serve, whose transport is
+// src/http/event_server.h. httplib runs each accepted connection as
 // one task that reads its requests and answers them until the connection closes, so a fixed pool
 // of N threads is held by any N clients that connect and then send nothing, or trickle a byte
 // now and then (a "slowloris"): measured before this queue, 40 such clients kept a normal request

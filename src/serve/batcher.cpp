@@ -19,9 +19,9 @@ double seconds_between(Clock::time_point from, Clock::time_point to) {
 
 void answer(InferenceJob& job, JobResult result) {
   try {
-    job.result.set_value(std::move(result));
-  } catch (const std::future_error&) {
-    // Already answered; nothing to do.
+    job.answer(std::move(result));
+  } catch (...) {
+    // Answering failed (out of memory, say); the request's own guard answers 500.
   }
 }
 
@@ -101,8 +101,8 @@ std::vector<std::shared_ptr<InferenceJob>> Batcher::next_batch() {
   for (;;) {
     wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
     if (stopping_) return {};
-    // Requests whose clients gave up are dropped rather than computed.
-    while (!queue_.empty() && queue_.front()->abandoned.load()) {
+    // Requests already answered (timed out) are dropped rather than computed.
+    while (!queue_.empty() && queue_.front()->answered()) {
       queued_rows_ -= queue_.front()->rows;
       queue_.pop_front();
     }
@@ -122,7 +122,7 @@ std::vector<std::shared_ptr<InferenceJob>> Batcher::next_batch() {
     const auto model = queue_.front()->model;
     while (!queue_.empty()) {
       const auto& job = queue_.front();
-      if (!job->abandoned.load()) {
+      if (!job->answered()) {
         if (job->model != model) break;
         if (!batch.empty() && rows + job->rows > options_.max_batch_size) break;
         rows += job->rows;

@@ -9,7 +9,6 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -36,8 +35,19 @@ struct InferenceJob {
   std::vector<float> inputs;  // rows * its features()
   std::int64_t rows = 0;
   Clock::time_point enqueued;
-  std::atomic<bool> abandoned{false};  // the client's wait timed out: skip it
-  std::promise<JobResult> result;
+  // Gets the answer, once: from the batcher, or earlier from whoever gives up on it (a timeout).
+  std::function<void(JobResult)> on_answer;
+
+  // false when the job was answered already.
+  bool answer(JobResult result) {
+    if (answered_.exchange(true)) return false;
+    on_answer(std::move(result));
+    return true;
+  }
+  bool answered() const { return answered_.load(); }
+
+ private:
+  std::atomic<bool> answered_{false};
 };
 
 struct BatchingOptions {

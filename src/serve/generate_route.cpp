@@ -1,5 +1,6 @@
 // POST /v2/models/{name}/generate: text from a language model, whole or streamed as Server-Sent
-// Events, on the HTTP thread (generation only reads a model in eval mode; no batching).
+// Events, on a worker thread of its own (generation only reads a model in eval mode; no
+// batching).
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
@@ -10,9 +11,6 @@
 
 namespace lathe::serve {
 namespace {
-
-using httplib::Request;
-using httplib::Response;
 
 // One Server-Sent Event: "data: JSON\n\n".
 std::string sse_event(std::string_view json_text) {
@@ -29,13 +27,11 @@ std::string sse_done_event(std::string_view rest, std::int64_t tokens) {
                         json_string(rest), tokens));
 }
 
-// Streams the generation as Server-Sent Events from the HTTP thread (httplib calls this once the
-// headers are sent). A failed write means the client went away: the token callback returns
-// false and generation stops. Nothing may throw out of here: httplib calls content providers
-// outside its exception handling.
-bool stream_generation(ServerState& state, const std::shared_ptr<const ServedModel>& model,
+// Streams the generation as Server-Sent Events. A failed write means the client went away: the
+// token callback returns false and generation stops.
+void stream_generation(ServerState& state, const std::shared_ptr<const ServedModel>& model,
                        const std::vector<std::int64_t>& prompt, const GenerateRequest& request,
-                       httplib::DataSink& sink) {
+                       http::Stream& sink) {
   const std::string& name = model->name;
   const GenerationModel& language_model = *model->generation();
   std::int64_t count = 0;
@@ -46,57 +42,37 @@ bool stream_generation(ServerState& state, const std::shared_ptr<const ServedMod
     language_model.generate(prompt, request.max_tokens, sampling, [&](std::int64_t token) {
       ++count;
       const std::string text = utf8.push(language_model.tokenizer().token_bytes(token));
-      const std::string event =
-          sse_event(fmt::format(R"({{"text":{},"token":{}}})", json_string(text), token));
-      disconnected = !sink.write(event.data(), event.size());
+      disconnected = !sink.write(
+          sse_event(fmt::format(R"({{"text":{},"token":{}}})", json_string(text), token)));
       return !disconnected;
     });
-    if (!disconnected) {
-      const std::string event = sse_done_event(utf8.finish(), count);
-      disconnected = !sink.write(event.data(), event.size());
-    }
+    if (!disconnected) disconnected = !sink.write(sse_done_event(utf8.finish(), count));
   } catch (const std::exception& e) {
     state.log(fmt::format("internal error streaming from model '{}': {}", name, e.what()));
-    const std::string event = sse_event(fmt::format(R"({{"error":{}}})", json_string(e.what())));
     state.metrics.record_generate_failure(name, FailureReason::Internal, count);
-    sink.write(event.data(), event.size());
-    sink.done();
-    return true;
-  } catch (...) {
-    state.metrics.record_generate_failure(name, FailureReason::Internal, count);
-    return false;
+    sink.write(sse_event(fmt::format(R"({{"error":{}}})", json_string(e.what()))));
+    sink.close();
+    return;
   }
   if (disconnected) {
     state.metrics.record_generate_failure(name, FailureReason::ClientDisconnected, count);
-    return false;
+    sink.close();
+    return;
   }
   // Counted before the stream ends, so a client that has read the whole stream sees it counted.
   state.metrics.record_generate_success(name, count);
-  sink.done();
-  return true;
+  sink.close();
 }
 
-void handle_generate(ServerState& state, const Request& req, Response& res,
-                     const httplib::ContentReader& reader) {
-  const Clock::time_point arrived = Clock::now();
-  const ModelEntry* entry = nullptr;
-  std::shared_ptr<const ServedModel> model = find_model(state, req, res, &entry);
-  if (!model) {
-    if (entry)
-      state.metrics.record_generate_failure(entry->slot->name(), res.status == 503
-                                                                     ? FailureReason::NotReady
-                                                                     : FailureReason::BadRequest);
-    return;
-  }
-  const std::string& name = entry->slot->name();
+// Generates on a worker thread: the whole text in one answer, or streamed.
+void generate(ServerState& state, const std::string& name,
+              const std::shared_ptr<const ServedModel>& model, const std::string& body,
+              Clock::time_point arrived, const Reply& reply) {
   auto fail = [&](int status, FailureReason reason, std::string_view message,
                   std::int64_t tokens = 0) {
     state.metrics.record_generate_failure(name, reason, tokens);
-    send_error(res, status, message);
+    reply.send(error_response(status, message));
   };
-
-  const std::optional<std::string> body = read_body(state, req, reader, fail);
-  if (!body) return;
   const GenerationModel* language_model = model->generation();
   if (!language_model)
     return fail(
@@ -107,7 +83,7 @@ void handle_generate(ServerState& state, const Request& req, Response& res,
   GenerateRequest request;
   try {
     request = parse_generate_request(
-        *body, {state.options.max_generate_tokens, state.options.max_elements});
+        body, {state.options.max_generate_tokens, state.options.max_elements});
   } catch (const RequestError& e) {
     return fail(e.status(), FailureReason::BadRequest, e.what());
   }
@@ -119,14 +95,14 @@ void handle_generate(ServerState& state, const Request& req, Response& res,
   }
 
   if (request.stream) {
-    res.set_header("Cache-Control", "no-cache");
-    res.set_header("X-Accel-Buffering", "no");  // proxies: pass each event on at once
-    res.set_chunked_content_provider(
-        "text/event-stream", [&state, model, prompt = std::move(prompt),
-                              request = std::move(request)](std::size_t, httplib::DataSink& sink) {
-          return stream_generation(state, model, prompt, request, sink);
-        });
-    return;
+    Response events;
+    events.content_type = "text/event-stream";
+    events.headers = {{"Cache-Control", "no-cache"},
+                      {"X-Accel-Buffering", "no"}};  // proxies: pass each event on at once
+    events.stream = std::make_shared<http::Stream>();
+    const std::shared_ptr<http::Stream> sink = events.stream;
+    reply.send(std::move(events));
+    return stream_generation(state, model, prompt, request, *sink);
   }
 
   // The whole text in one answer, within the request timeout.
@@ -161,17 +137,33 @@ void handle_generate(ServerState& state, const Request& req, Response& res,
                                  {"text", text},
                                  {"tokens", count},
                                  {"finish_reason", "length"}};
-  res.set_content(answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), kJson);
+  // Counted before the answer goes, so a client that has it sees it counted.
   state.metrics.record_generate_success(name, count);
+  reply.send(json_response(answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
 }
 
 }  // namespace
 
-void install_generate_route(httplib::Server& http, ServerState& state) {
-  http.Post(std::string(kModelPath) + "/generate",
-            [&state](const Request& req, Response& res, const httplib::ContentReader& reader) {
-              handle_generate(state, req, res, reader);
-            });
+void handle_generate(ServerState& state, Request& req, const ModelPath& path, Reply reply) {
+  const Clock::time_point arrived = Clock::now();
+  const ModelEntry* entry = nullptr;
+  Response refusal;
+  std::shared_ptr<const ServedModel> model = find_model(state, path, refusal, &entry);
+  if (!model) {
+    if (entry)
+      state.metrics.record_generate_failure(entry->slot->name(), refusal.status == 503
+                                                                     ? FailureReason::NotReady
+                                                                     : FailureReason::BadRequest);
+    return reply.send(std::move(refusal));
+  }
+  state.workers.run([&state, &name = entry->slot->name(), model = std::move(model),
+                     body = std::move(req.body), arrived, reply] {
+    try {
+      generate(state, name, model, body, arrived, reply);
+    } catch (const std::exception& e) {
+      reply.send(error_response(500, fmt::format("internal error: {}", e.what())));
+    }
+  });
 }
 
 }  // namespace lathe::serve

@@ -13,9 +13,6 @@
 namespace lathe::serve {
 namespace {
 
-using httplib::Request;
-using httplib::Response;
-
 void append_float(std::string& out, float value) {
   if (std::isfinite(value))
     fmt::format_to(std::back_inserter(out), "{}", value);
@@ -69,27 +66,34 @@ std::string infer_response(const InferenceModel& model, const InferRequest& requ
   return out;
 }
 
-void handle_infer(ServerState& state, const Request& req, Response& res,
-                  const httplib::ContentReader& reader) {
-  const Clock::time_point arrived = Clock::now();
-  const ModelEntry* entry = nullptr;
-  const std::shared_ptr<const ServedModel> model = find_model(state, req, res, &entry);
-  if (!model) {
-    if (entry)
-      state.metrics.record_infer_failure(entry->slot->name(), res.status == 503
-                                                                  ? FailureReason::NotReady
-                                                                  : FailureReason::BadRequest);
-    return;
+// Bodies larger than this are parsed on a worker thread, not on the event thread that serves
+// other connections too.
+constexpr std::size_t kInlineBodyBytes = 256 << 10;
+
+// The answer to an inference the batcher ran, or the reason it failed.
+void answer_job(ServerState& state, const std::string& name, const InferenceModel& model,
+                const InferRequest& request, JobResult result, const Reply& reply) {
+  if (result.status != 200) {
+    const FailureReason reason = result.status == 504   ? FailureReason::Timeout
+                                 : result.status == 503 ? FailureReason::ShuttingDown
+                                                        : FailureReason::Internal;
+    state.metrics.record_infer_failure(name, reason);
+    return reply.send(error_response(result.status, result.error));
   }
-  const std::string& name = entry->slot->name();
+  Response answer = json_response(infer_response(model, request, result.outputs));
+  state.metrics.record_infer_success(name);  // before the client can see the answer
+  reply.send(std::move(answer));
+}
+
+// Parses the body against the model's signature and queues it for the model's batcher.
+void admit(ServerState& state, const ModelEntry& entry, std::shared_ptr<const ServedModel> model,
+           std::string body, const Reply& reply) {
+  const Clock::time_point arrived = Clock::now();
+  const std::string& name = entry.slot->name();
   auto fail = [&](int status, FailureReason reason, std::string_view message) {
     state.metrics.record_infer_failure(name, reason);
-    send_error(res, status, message);
+    reply.send(error_response(status, message));
   };
-
-  std::optional<std::string> read = read_body(state, req, reader, fail);
-  if (!read) return;
-  std::string body = std::move(*read);
   const InferenceModel* inference = model->inference();
   if (!inference)
     return fail(
@@ -98,7 +102,7 @@ void handle_infer(ServerState& state, const Request& req, Response& res,
                     "classifiers and regression models",
                     json_string(name), task_in_words(model->task()), name, model->endpoint()));
 
-  InferRequest request;
+  auto request = std::make_shared<InferRequest>();
   try {
     // The JSON reader's index takes 4 bytes per byte of body besides a padded copy: bodies
     // beyond 8 MB are read one at a time, so that many at once cannot multiply the memory the
@@ -107,60 +111,81 @@ void handle_infer(ServerState& state, const Request& req, Response& res,
     std::unique_lock one_large_body(large_bodies, std::defer_lock);
     if (body.size() > (std::size_t{8} << 20)) one_large_body.lock();
     const RequestLimits limits{state.options.max_json_depth, state.options.max_elements};
-    request = parse_infer_request(body, inference->signature_for_requests(), limits);
+    *request = parse_infer_request(body, inference->signature_for_requests(), limits);
   } catch (const RequestError& e) {
     return fail(e.status(), FailureReason::BadRequest, e.what());
   }
   body = std::string();  // the parsed floats are all that is needed now
-  if (request.table) {
+  if (request->table) {
     try {
-      request.data = inference->encode(*request.table);
+      request->data = inference->encode(*request->table);
     } catch (const Error& e) {
       return fail(400, FailureReason::BadRequest, e.what());
     }
-    request.table.reset();
+    request->table.reset();
   }
 
   auto job = std::make_shared<InferenceJob>();
   job->model = model;
-  job->rows = request.batch;
-  job->inputs = std::move(request.data);
+  job->rows = request->batch;
+  job->inputs = std::move(request->data);
   job->enqueued = Clock::now();
-  std::future<JobResult> answer = job->result.get_future();
-  switch (entry->batcher->submit(job)) {
+  // Whichever comes first answers: the batcher, or the deadline.
+  const std::weak_ptr<InferenceJob> waiting = job;
+  const auto timer = state.deadlines.add(arrived + state.options.request_timeout, [&state, name,
+                                                                                   waiting] {
+    if (const auto expired = waiting.lock())
+      expired->answer({504,
+                       fmt::format("no answer from model {} within {} ms (--request-timeout-ms)",
+                                   json_string(name), state.options.request_timeout.count()),
+                       {}});
+  });
+  job->on_answer = [&state, &name, model, request, timer, reply](JobResult result) {
+    state.deadlines.cancel(timer);
+    answer_job(state, name, *model->inference(), *request, std::move(result), reply);
+  };
+  switch (entry.batcher->submit(job)) {
     case Batcher::Submitted::Queued:
-      break;
-    case Batcher::Submitted::QueueFull:
-      res.set_header("Retry-After", "1");
-      return fail(503, FailureReason::QueueFull,
-                  fmt::format("the queue of model {} is full ({} requests waiting, --max-queue); "
-                              "retry later",
-                              json_string(name), state.options.max_queue));
+      return;
+    case Batcher::Submitted::QueueFull: {
+      state.deadlines.cancel(timer);
+      state.metrics.record_infer_failure(name, FailureReason::QueueFull);
+      Response full = error_response(
+          503, fmt::format("the queue of model {} is full ({} requests waiting, --max-queue); "
+                           "retry later",
+                           json_string(name), state.options.max_queue));
+      full.headers.push_back({"Retry-After", "1"});
+      return reply.send(std::move(full));
+    }
     case Batcher::Submitted::Stopped:
+      state.deadlines.cancel(timer);
       return fail(503, FailureReason::ShuttingDown, "the server is shutting down");
   }
-  if (answer.wait_until(arrived + state.options.request_timeout) != std::future_status::ready) {
-    job->abandoned = true;
-    return fail(504, FailureReason::Timeout,
-                fmt::format("no answer from model {} within {} ms (--request-timeout-ms)",
-                            json_string(name), state.options.request_timeout.count()));
-  }
-  const JobResult result = answer.get();
-  if (result.status != 200)
-    return fail(result.status,
-                result.status == 503 ? FailureReason::ShuttingDown : FailureReason::Internal,
-                result.error);
-  res.set_content(infer_response(*inference, request, result.outputs), kJson);
-  state.metrics.record_infer_success(name);
 }
 
 }  // namespace
 
-void install_infer_route(httplib::Server& http, ServerState& state) {
-  http.Post(std::string(kModelPath) + "/infer",
-            [&state](const Request& req, Response& res, const httplib::ContentReader& reader) {
-              handle_infer(state, req, res, reader);
-            });
+void handle_infer(ServerState& state, Request& req, const ModelPath& path, Reply reply) {
+  const ModelEntry* entry = nullptr;
+  Response refusal;
+  std::shared_ptr<const ServedModel> model = find_model(state, path, refusal, &entry);
+  if (!model) {
+    if (entry)
+      state.metrics.record_infer_failure(entry->slot->name(), refusal.status == 503
+                                                                  ? FailureReason::NotReady
+                                                                  : FailureReason::BadRequest);
+    return reply.send(std::move(refusal));
+  }
+  if (req.body.size() <= kInlineBodyBytes)
+    return admit(state, *entry, std::move(model), std::move(req.body), reply);
+  state.workers.run(
+      [&state, entry, model = std::move(model), body = std::move(req.body), reply]() mutable {
+        try {
+          admit(state, *entry, std::move(model), std::move(body), reply);
+        } catch (const std::exception& e) {
+          reply.send(error_response(500, fmt::format("internal error: {}", e.what())));
+        }
+      });
 }
 
 }  // namespace lathe::serve

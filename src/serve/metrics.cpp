@@ -5,6 +5,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
+
+#include "src/serve/model_path.h"
 
 namespace lathe::serve {
 namespace {
@@ -90,24 +93,12 @@ std::string_view Metrics::endpoint_of(std::string_view method, std::string_view 
   if (path == "/v2") return "server_metadata";
   if (path == "/v2/health/live") return "health_live";
   if (path == "/v2/health/ready") return "health_ready";
-  constexpr std::string_view models = "/v2/models/";
-  if (path.substr(0, models.size()) != models) return "other";
-  std::string_view rest = path.substr(models.size());
-  const auto slash = rest.find('/');
-  if (slash == 0 || rest.empty()) return "other";
-  if (slash == std::string_view::npos) return "model_metadata";
-  rest = rest.substr(slash);  // after the name
-  if (rest.substr(0, 10) == "/versions/") {
-    rest = rest.substr(10);
-    const auto next = rest.find('/');
-    if (next == 0 || rest.empty()) return "other";
-    if (next == std::string_view::npos) return "model_metadata";
-    rest = rest.substr(next);
-  }
-  if (rest == "/ready") return "model_ready";
-  if (rest == "/infer") return method == "POST" ? "infer" : "other";
-  if (rest == "/generate") return method == "POST" ? "generate" : "other";
-  return "other";
+  const std::optional<ModelPath> model = parse_model_path(path);
+  if (!model) return "other";
+  if (model->action.empty()) return "model_metadata";
+  if (model->action == "ready") return "model_ready";
+  if (method != "POST") return "other";
+  return model->action == "infer" ? "infer" : "generate";
 }
 
 void Metrics::add_model(const std::string& model) {

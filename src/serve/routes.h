@@ -1,21 +1,22 @@
 #pragma once
 // The HTTP side: the Open Inference Protocol v2 routes, authentication, error bodies and request
-// accounting, installed on a cpp-httplib server.
+// accounting, as the hooks of the event-driven transport (src/http/event_server.h).
 #include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "lathe/serve.h"
+#include "src/http/event_server.h"
 #include "src/serve/batcher.h"
+#include "src/serve/deadlines.h"
 #include "src/serve/metrics.h"
+#include "src/serve/model_path.h"
 #include "src/serve/model_slot.h"
-
-namespace httplib {
-class Server;
-}
+#include "src/serve/workers.h"
 
 namespace lathe::serve {
 
@@ -31,15 +32,19 @@ struct ServerState {
   std::map<std::string, ModelEntry, std::less<>> models;
   std::atomic<bool> ready{false};
   std::function<void(std::string_view)> log;
+  Deadlines deadlines;  // the --request-timeout-ms of queued inferences
+  Workers workers;      // generations and large bodies, kept off the event threads
 };
 
-// Every route, with access control, limits and error bodies (routes.cpp).
-void install_routes(httplib::Server& http, ServerState& state);
+// Every route, with access control, error bodies and request accounting (routes.cpp).
+http::EventServer::Hooks route_hooks(ServerState& state);
 
-// The routes by concern, which install_routes calls.
-void install_status_routes(httplib::Server& http,
-                           ServerState& state);                       // health, metadata, /metrics
-void install_infer_route(httplib::Server& http, ServerState& state);  // POST .../infer
-void install_generate_route(httplib::Server& http, ServerState& state);  // POST .../generate
+// The routes by concern, which route_hooks dispatches to.
+// Health, metadata, readiness, /metrics (GET and HEAD); nullopt for any other path.
+std::optional<http::Response> answer_status(const ServerState& state, const http::Request& req);
+void handle_infer(ServerState& state, http::Request& req, const ModelPath& path,
+                  http::Reply reply);  // POST .../infer
+void handle_generate(ServerState& state, http::Request& req, const ModelPath& path,
+                     http::Reply reply);  // POST .../generate
 
 }  // namespace lathe::serve

@@ -2,7 +2,6 @@
 // stopped in the right order (HTTP drains before the batchers stop, so every request in flight
 // gets its answer).
 #include <fmt/format.h>
-#include <httplib.h>
 
 #include <cctype>
 #include <cstdio>
@@ -11,7 +10,7 @@
 
 #include "lathe/error.h"
 #include "lathe/serve.h"
-#include "src/http/connection_threads.h"
+#include "src/http/event_server.h"
 #include "src/serve/routes.h"
 #include "src/tensor/blas.h"
 
@@ -38,9 +37,9 @@ void check_options(const ServeOptions& o) {
     if (!ok) throw Error("serve: " + message);
   };
   require(o.port >= 0 && o.port <= 65535, fmt::format("port {} is not in 0..65535", o.port));
-  require(o.http_threads >= 1, "--threads must be at least 1");
+  require(o.http_threads >= 0, "--threads must be 0 (one per CPU) or more");
   require(o.max_connections >= o.http_threads,
-          "--max-connections must be at least --threads (the threads that wait from the start)");
+          "--max-connections must be at least --threads (each thread serves a share of them)");
   require(o.max_batch_size >= 1, "--max-batch-size must be at least 1");
   require(o.max_queue_delay.count() >= 0, "--max-queue-delay-us must be 0 or more");
   require(o.max_queue >= 1, "--max-queue must be at least 1");
@@ -73,16 +72,12 @@ std::string default_model_name(const std::filesystem::path& bundle_path) {
 
 struct InferenceServer::Impl {
   serve::ServerState state;
-  http::HttpServer http;
-  std::thread listener;
+  std::unique_ptr<http::EventServer> http;
   int port = -1;
   std::unique_ptr<PeriodicThread> watcher;
   std::mutex lifecycle_mutex;  // start, load_models and stop
   bool stopped = false;
   int previous_blas_threads = 0;  // to restore at stop; 0: unchanged
-  std::atomic<bool> stopping{false};
-
-  std::atomic<bool> listener_done{false};
 
   // Loads the bundle again; false (logged, old version kept) when it cannot be loaded.
   bool reload(ModelEntry& entry, const char* why) {
@@ -134,7 +129,14 @@ InferenceServer::InferenceServer(std::vector<ServedBundle> bundles, ServeOptions
         state.metrics, state.log);
     state.models.emplace(bundle.name, std::move(entry));
   }
-  serve::install_routes(impl_->http, state);
+  const ServeOptions& o = state.options;
+  const int threads = o.http_threads > 0
+                          ? o.http_threads
+                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  impl_->http = std::make_unique<http::EventServer>(
+      http::EventServerOptions{o.host, o.port, threads, std::max(o.max_connections, threads),
+                               o.max_body_bytes, /*idle_timeout_seconds=*/5},
+      serve::route_hooks(state));
 }
 
 InferenceServer::~InferenceServer() {
@@ -145,40 +147,16 @@ int InferenceServer::start() {
   std::lock_guard lock(impl_->lifecycle_mutex);
   if (impl_->stopped) throw Error("serve: the server was stopped");
   if (impl_->port >= 0) return impl_->port;
-  http::HttpServer& http = impl_->http;
   const ServeOptions& o = impl_->state.options;
-  http.new_task_queue = [warm = o.http_threads, most = o.max_connections] {
-    return new http::ConnectionThreads(warm, most);
-  };
-  http.set_payload_max_length(o.max_body_bytes);
-  http.set_tcp_nodelay(true);
-  http.set_keep_alive_max_count(1000);
-  // httplib's defaults stay: 5 s keep-alive idle time, 5 s per read and per write, so a client
-  // that stalls mid-request gives its thread back.
-  const int port = o.port == 0 ? http.bind_to_any_port(o.host)
-                               : (http.bind_to_port(o.host, o.port) ? o.port : -1);
-  if (port < 0)
-    throw Error(
-        fmt::format("serve: cannot listen on {}:{} (address in use, or not an address of "
-                    "this machine)",
-                    o.host, o.port));
-  http.widen_accept_queue();
-  Impl* impl = impl_.get();
+  int port = 0;
+  try {
+    port = impl_->http->start();
+  } catch (const std::runtime_error& e) {
+    throw Error(fmt::format("serve: {}", e.what()));
+  }
   if (o.blas_threads > 0 && detail::blas_threads() != o.blas_threads) {
     impl_->previous_blas_threads = detail::blas_threads();
     detail::set_blas_threads(o.blas_threads);
-  }
-  impl_->listener = std::thread([impl] {
-    impl->http.listen_after_bind();
-    impl->listener_done = true;
-    if (!impl->stopping) impl->state.log("error: the listening socket failed; no new connections");
-  });
-  // stop() only takes effect once the accept loop runs, so wait for it.
-  while (!http.is_running() && !impl_->listener_done)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  if (impl_->listener_done) {
-    impl_->listener.join();
-    throw Error(fmt::format("serve: listening on {}:{} failed", o.host, port));
   }
   impl_->port = port;
   return port;
@@ -221,11 +199,12 @@ void InferenceServer::stop() {
   std::lock_guard lock(impl_->lifecycle_mutex);
   if (impl_->stopped) return;
   impl_->stopped = true;
-  impl_->stopping = true;
   impl_->watcher.reset();
-  // Stops accepting; the thread pool finishes the requests in flight before listen returns.
-  impl_->http.stop();
-  if (impl_->listener.joinable()) impl_->listener.join();
+  // Stops accepting and answers every request in flight (their batches still run), then the
+  // threads they used go.
+  impl_->http->stop();
+  impl_->state.workers.join();
+  impl_->state.deadlines.stop();
   for (auto& [name, entry] : impl_->state.models) entry.batcher->stop();
   impl_->state.ready = false;
   if (impl_->previous_blas_threads > 0) detail::set_blas_threads(impl_->previous_blas_threads);

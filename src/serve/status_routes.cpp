@@ -7,32 +7,27 @@
 
 namespace lathe::serve {
 
-using httplib::Request;
-using httplib::Response;
-
-void install_status_routes(httplib::Server& http, ServerState& state) {
-  http.Get("/v2/health/live", [](const Request&, Response& res) { res.status = 200; });
-  http.Get("/v2/health/ready", [&state](const Request&, Response& res) {
-    if (state.ready.load())
-      res.status = 200;
-    else
-      send_error(res, 503, "the models are not loaded yet");
-  });
-  http.Get("/v2", [](const Request&, Response& res) {
+std::optional<Response> answer_status(const ServerState& state, const Request& req) {
+  if (req.path == "/v2/health/live") return Response{};
+  if (req.path == "/v2/health/ready")
+    return state.ready.load() ? Response{} : error_response(503, "the models are not loaded yet");
+  if (req.path == "/v2") {
     const nlohmann::json metadata = {
         {"name", "lathe"}, {"version", lathe::version()}, {"extensions", nlohmann::json::array()}};
-    res.set_content(metadata.dump(), kJson);
-  });
-  http.Get(kModelPath, [&state](const Request& req, Response& res) {
-    if (const auto model = find_model(state, req, res, nullptr))
-      res.set_content(model->metadata_json, kJson);
-  });
-  http.Get(std::string(kModelPath) + "/ready", [&state](const Request& req, Response& res) {
-    if (find_model(state, req, res, nullptr)) res.status = 200;
-  });
-  http.Get("/metrics", [&state](const Request&, Response& res) {
-    res.set_content(state.metrics.text(), "text/plain; version=0.0.4; charset=utf-8");
-  });
+    return json_response(metadata.dump());
+  }
+  if (req.path == "/metrics") {
+    Response response;
+    response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    response.body = state.metrics.text();
+    return response;
+  }
+  const std::optional<ModelPath> path = parse_model_path(req.path);
+  if (!path || (!path->action.empty() && path->action != "ready")) return std::nullopt;
+  Response refusal;
+  const auto model = find_model(state, *path, refusal, nullptr);
+  if (!model) return refusal;
+  return path->action.empty() ? json_response(model->metadata_json) : Response{};
 }
 
 }  // namespace lathe::serve

@@ -27,7 +27,7 @@ fail() {
 deb=$(ls "$work"/lathe_*_amd64.deb)
 depends=$(dpkg-deb -f "$deb" Depends)
 echo "ok   $(basename "$deb"), Depends: $depends"
-for library in libopenblas0 libprotobuf libopenmpi libcpp-httplib libfmt; do
+for library in libopenblas0 libprotobuf libopenmpi libcpp-httplib libmicrohttpd libfmt; do
   echo "$depends" | grep -q "$library" || fail "Depends lacks $library (from dpkg-shlibdeps)"
 done
 if dpkg-query -W -f='${Status}' lathe 2>/dev/null | grep -q "install ok installed"; then

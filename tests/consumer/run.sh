@@ -50,7 +50,7 @@ pkg-config --exists lathe-serve lathe-onnx || fail "pkg-config lathe-serve lathe
 # A tensors-only program needs none of the optional parts' libraries.
 "$work/cmake/tensors_only" || fail "tensors_only did not run"
 libraries=$(ldd "$work/cmake/tensors_only")
-optional="protobuf|onnx|libmpi|open-pal|httplib|libssl|brotli"
+optional="protobuf|onnx|libmpi|open-pal|httplib|microhttpd|libssl|brotli"
 if echo "$libraries" | grep -Ei "$optional"; then
   fail "tensors_only links a library of an optional part"
 fi
