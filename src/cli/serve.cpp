@@ -15,7 +15,7 @@ struct ServeCliOptions {
   std::vector<std::string> bundles;
   std::vector<std::string> names;
   ServeOptions serve;
-  std::int64_t max_queue_delay_us = 500;
+  std::int64_t max_queue_delay_us = 0;
   std::int64_t request_timeout_ms = 30000;
   std::int64_t watch_interval_ms = 1000;
   std::string precision = "float32";

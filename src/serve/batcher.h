@@ -52,7 +52,7 @@ struct InferenceJob {
 
 struct BatchingOptions {
   std::int64_t max_batch_size = 64;
-  std::chrono::microseconds max_queue_delay{500};
+  std::chrono::microseconds max_queue_delay{0};
   std::int64_t max_queue = 1024;
   bool parallel_forward = false;  // false: each batch runs on the worker thread alone
 };
