@@ -3,30 +3,17 @@
 // the limit however small the compressed body; corrupt and cut-short streams are errors.
 #include <brotli/encode.h>
 #include <gtest/gtest.h>
-#include <zlib.h>
 
 #include <stdexcept>
 #include <string>
 
 #include "src/http/body_decoder.h"
+#include "tests/test_support.h"
 
 namespace lathe::http {
 namespace {
 
-// `windowBits` 15 + 16 writes gzip, 15 a zlib stream (what HTTP calls "deflate").
-std::string zlib_compress(const std::string& text, int window_bits) {
-  z_stream stream{};
-  EXPECT_EQ(deflateInit2(&stream, 6, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY), Z_OK);
-  std::string out(deflateBound(&stream, text.size()), '\0');
-  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
-  stream.avail_in = static_cast<uInt>(text.size());
-  stream.next_out = reinterpret_cast<Bytef*>(out.data());
-  stream.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&stream, Z_FINISH), Z_STREAM_END);
-  out.resize(stream.total_out);
-  deflateEnd(&stream);
-  return out;
-}
+using lathe::testing::zlib_compress;
 
 std::string brotli_compress(const std::string& text) {
   std::size_t size = BrotliEncoderMaxCompressedSize(text.size());

@@ -1,7 +1,6 @@
 // The byte-level entry points (parse_idx, parse_csv, parse_run_config, parse_safetensors,
 // parse_bundle) that the path-based readers call and the fuzzers use: same results and same
 // messages as reading the file, with `where` in place of the path.
-#include <zlib.h>
 
 #include <filesystem>
 #include <fstream>
@@ -19,20 +18,7 @@ using testing::error_of;
 using testing::TempDir;
 
 std::string gzip(const std::string& data) {
-  uLongf size = compressBound(static_cast<uLong>(data.size())) + 32;
-  std::string out(size, '\0');
-  z_stream stream{};
-  EXPECT_EQ(deflateInit2(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8,
-                         Z_DEFAULT_STRATEGY),
-            Z_OK);
-  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  stream.avail_in = static_cast<uInt>(data.size());
-  stream.next_out = reinterpret_cast<Bytef*>(out.data());
-  stream.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&stream, Z_FINISH), Z_STREAM_END);
-  out.resize(stream.total_out);
-  deflateEnd(&stream);
-  return out;
+  return lathe::testing::zlib_compress(data);
 }
 
 const std::string kIdx = std::string("\0\0\x08\x02\0\0\0\x02\0\0\0\x03", 12) + "abcdef";

@@ -3,18 +3,39 @@
 // directory per test, and small checks. The test suite compiles as unity sources (CMakeLists.txt,
 // LATHE_UNITY_BUILD), so a helper two files need lives here rather than twice.
 #include <unistd.h>
+#include <zlib.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
 #include "lathe/error.h"
 
 namespace lathe::testing {
+
+// `data` compressed by zlib: gzip with window_bits 15 + 16, a zlib stream (what HTTP calls
+// "deflate") with 15.
+inline std::string zlib_compress(const std::string& data, int window_bits = 15 + 16) {
+  z_stream stream{};
+  if (deflateInit2(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, window_bits, 8,
+                   Z_DEFAULT_STRATEGY) != Z_OK)
+    throw std::runtime_error("deflateInit2 failed");
+  std::string out(deflateBound(&stream, static_cast<uLong>(data.size())), '\0');
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  stream.avail_in = static_cast<uInt>(data.size());
+  stream.next_out = reinterpret_cast<Bytef*>(out.data());
+  stream.avail_out = static_cast<uInt>(out.size());
+  const int result = deflate(&stream, Z_FINISH);
+  out.resize(stream.total_out);
+  deflateEnd(&stream);
+  if (result != Z_STREAM_END) throw std::runtime_error("deflate did not finish");
+  return out;
+}
 
 inline bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;

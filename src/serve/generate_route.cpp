@@ -150,20 +150,13 @@ void handle_generate(ServerState& state, Request& req, const ModelPath& path, Re
   Response refusal;
   std::shared_ptr<const ServedModel> model = find_model(state, path, refusal, &entry);
   if (!model) {
-    if (entry)
-      state.metrics.record_generate_failure(entry->slot->name(), refusal.status == 503
-                                                                     ? FailureReason::NotReady
-                                                                     : FailureReason::BadRequest);
+    if (entry) state.metrics.record_generate_failure(entry->slot->name(), refusal_reason(refusal));
     return reply.send(std::move(refusal));
   }
-  state.workers.run([&state, &name = entry->slot->name(), model = std::move(model),
-                     body = std::move(req.body), arrived, reply] {
-    try {
-      generate(state, name, model, body, arrived, reply);
-    } catch (const std::exception& e) {
-      reply.send(error_response(500, fmt::format("internal error: {}", e.what())));
-    }
-  });
+  run_on_worker(
+      state, reply,
+      [&state, &name = entry->slot->name(), model = std::move(model), body = std::move(req.body),
+       arrived, reply] { generate(state, name, model, body, arrived, reply); });
 }
 
 }  // namespace lathe::serve

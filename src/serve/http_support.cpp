@@ -60,4 +60,14 @@ std::shared_ptr<const ServedModel> find_model(const ServerState& state, const Mo
   return model;
 }
 
+void run_on_worker(ServerState& state, const Reply& reply, std::function<void()> task) {
+  state.workers.run([reply, task = std::move(task)] {
+    try {
+      task();
+    } catch (const std::exception& e) {
+      reply.send(error_response(500, fmt::format("internal error: {}", e.what())));
+    }
+  });
+}
+
 }  // namespace lathe::serve

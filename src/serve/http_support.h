@@ -29,6 +29,15 @@ Response json_response(std::string body);
 std::shared_ptr<const ServedModel> find_model(const ServerState& state, const ModelPath& path,
                                               Response& refusal, const ModelEntry** entry_out);
 
+// The failure find_model's refusal counts as in the metrics.
+inline FailureReason refusal_reason(const Response& refusal) {
+  return refusal.status == 503 ? FailureReason::NotReady : FailureReason::BadRequest;
+}
+
+// Runs `task` on a worker thread, off the HTTP event threads; an exception it lets out is
+// answered 500.
+void run_on_worker(ServerState& state, const Reply& reply, std::function<void()> task);
+
 // How a route answers a failure: records it in the metrics and sends the error body.
 using Failure = std::function<void(int status, FailureReason reason, std::string_view message)>;
 

@@ -170,21 +170,15 @@ void handle_infer(ServerState& state, Request& req, const ModelPath& path, Reply
   Response refusal;
   std::shared_ptr<const ServedModel> model = find_model(state, path, refusal, &entry);
   if (!model) {
-    if (entry)
-      state.metrics.record_infer_failure(entry->slot->name(), refusal.status == 503
-                                                                  ? FailureReason::NotReady
-                                                                  : FailureReason::BadRequest);
+    if (entry) state.metrics.record_infer_failure(entry->slot->name(), refusal_reason(refusal));
     return reply.send(std::move(refusal));
   }
   if (req.body.size() <= kInlineBodyBytes)
     return admit(state, *entry, std::move(model), std::move(req.body), reply);
-  state.workers.run(
+  run_on_worker(
+      state, reply,
       [&state, entry, model = std::move(model), body = std::move(req.body), reply]() mutable {
-        try {
-          admit(state, *entry, std::move(model), std::move(body), reply);
-        } catch (const std::exception& e) {
-          reply.send(error_response(500, fmt::format("internal error: {}", e.what())));
-        }
+        admit(state, *entry, std::move(model), std::move(body), reply);
       });
 }
 
