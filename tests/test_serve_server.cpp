@@ -202,6 +202,9 @@ TEST_F(ServeTest, AnswersEveryEndpoint) {
   expect_error(c->Get("/v2/models/tiny/versions/7"), 404, "has no version \"7\"");
   expect_error(post_infer(infer_body({1, 2, 3, 4}, {1, 4}), {}, "nope"), 404, "unknown model");
   expect_error(c->Get("/nowhere"), 404, "no route for GET /nowhere");
+  // Percent-decoded, but an encoded slash stays inside its segment: no model has that name.
+  EXPECT_EQ(c->Get("/v2/models/t%69ny/ready")->status, 200);
+  expect_error(c->Get("/v2/models/tiny%2Fready"), 404, "unknown model \"tiny%2Fready\"");
   expect_error(c->Get("/v2/models/tiny/infer"), 405, "takes POST");
   expect_error(c->Delete("/v2/health/live"), 405, "takes GET");
 
@@ -475,6 +478,26 @@ TEST_F(ServeTest, TimesOutSlowRequestsAndSkipsThem) {
                "lathe_inference_request_failure_total{model=\"tiny\",reason=\"timeout\"} 1"));
 }
 
+TEST_F(ServeTest, TimesOutRequestsWhoseDeadlinePassedWhileTheirBodyWasRead) {
+  // Bodies this large are parsed off the event threads, and parsing them takes longer than the
+  // timeout: the deadline has passed before the request reaches its batcher. (Once this crashed
+  // the server: the timer fired before the request had anywhere to send its answer.)
+  ServeOptions options;
+  options.request_timeout = 1ms;
+  options.max_queue_delay = 2s;  // and no batch could answer in time anyway
+  start(options);
+  const std::string big = infer_body(std::vector<double>(4 * 100000, 0.25), {100000, 4});
+  ASSERT_GT(big.size(), 256u << 10);
+  std::vector<std::future<int>> answers;
+  for (int i = 0; i < 4; ++i)
+    answers.push_back(std::async(std::launch::async, [&] {
+      auto res = post_infer(big);
+      return res ? res->status : -1;
+    }));
+  for (auto& answer : answers) EXPECT_EQ(answer.get(), 504);
+  EXPECT_EQ(client()->Get("/v2/health/live")->status, 200);
+}
+
 TEST_F(ServeTest, LimitsTheBodySize) {
   ServeOptions options;
   options.max_body_bytes = 1000;
@@ -521,6 +544,12 @@ TEST_F(ServeTest, LimitsTheBodySize) {
   // Bodies where none belongs are refused before they are read.
   httplib::Headers chunked_header{{"Transfer-Encoding", "chunked"}};
   expect_error(client()->Get("/v2/health/ready", chunked_header), 400, "takes no request body");
+  // Unknown paths are 404s, with a body or without.
+  const std::string unknown = raw_http(port_,
+                                       "POST /v2/nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                       "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n");
+  EXPECT_EQ(unknown.substr(0, 12), "HTTP/1.1 404") << unknown;
+  EXPECT_TRUE(contains(unknown, R"({"error":"no route for POST /v2/nope"})")) << unknown;
 }
 
 TEST_F(ServeTest, RefusesDeepJsonAndKeepsServing) {
@@ -573,6 +602,8 @@ TEST_F(ServeTest, RequiresTheApiKeyExceptForHealth) {
   expect_error(post_infer(body, {{"Authorization", "Bearer wrong"}}), 401, "API key");
   expect_error(post_infer(body, {{"X-API-Key", "s3cre"}}), 401, "API key");
   EXPECT_EQ(post_infer(body, {{"Authorization", "Bearer s3cret"}})->status, 200);
+  EXPECT_EQ(post_infer(body, {{"Authorization", "bearer s3cret"}})->status, 200);  // RFC 9110
+  expect_error(post_infer(body, {{"Authorization", "bearers3cret"}}), 401, "API key");
   EXPECT_EQ(post_infer(body, {{"X-API-Key", "s3cret"}})->status, 200);
   auto c = client();
   EXPECT_EQ(c->Get("/v2/health/live")->status, 200);
@@ -647,7 +678,7 @@ TEST_F(ServeTest, RefusesAReloadWhoseSignatureDiffersUnlessAllowed) {
 
 TEST_F(ServeTest, StopFinishesRequestsInFlight) {
   ServeOptions options;
-  options.max_queue_delay = 1s;
+  options.max_queue_delay = 5s;
   start(options);
   auto in_flight = std::async(std::launch::async, [this] {
     auto res = post_infer(infer_body({1, 2, 3, 4}, {1, 4}));
@@ -656,7 +687,18 @@ TEST_F(ServeTest, StopFinishesRequestsInFlight) {
   ASSERT_TRUE(eventually([this] {
     return contains(server_->metrics_text(), "lathe_inference_queue_depth{model=\"tiny\"} 1\n");
   }));
-  server_->stop();
+  auto stopping = std::async(std::launch::async, [this] { server_->stop(); });
+  // While the request in flight waits for its batch, a new connection is refused at once, not
+  // accepted and left unanswered.
+  auto late = client();
+  late->set_connection_timeout(2);
+  late->set_read_timeout(2);
+  EXPECT_TRUE(eventually([&] {
+    const auto res = late->Get("/v2/health/live");
+    return !res && res.error() == httplib::Error::Connection;
+  }));
+  EXPECT_EQ(in_flight.wait_for(0s), std::future_status::timeout);
+  stopping.get();
   EXPECT_EQ(in_flight.get(), 200);
   auto after = client();
   after->set_connection_timeout(2);

@@ -330,6 +330,31 @@ void on_completed(void*, MHD_Connection*, void** slot, MHD_RequestTerminationCod
   *slot = nullptr;
 }
 
+// Percent-decodes a request path in place, except "%2F": an encoded slash stays three characters,
+// so that it cannot split a path segment (a model name) into two.
+std::size_t unescape_path(void*, MHD_Connection*, char* text) {
+  const auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  char* out = text;
+  for (const char* in = text; *in;) {
+    const int high = in[0] == '%' ? hex(in[1]) : -1;
+    const int low = high >= 0 ? hex(in[2]) : -1;
+    const int byte = high * 16 + low;
+    if (low >= 0 && byte != '/' && byte != 0) {
+      *out++ = static_cast<char>(byte);
+      in += 3;
+    } else {
+      *out++ = *in++;
+    }
+  }
+  *out = '\0';
+  return static_cast<std::size_t>(out - text);
+}
+
 // The address to listen on: a numeric host, or a name that resolves to this machine.
 sockaddr_storage resolve(const std::string& host, int port, socklen_t& length) {
   addrinfo hints{};
@@ -374,7 +399,7 @@ int EventServer::start() {
       MHD_OPTION_LISTEN_BACKLOG_SIZE, static_cast<unsigned>(SOMAXCONN),
       // SO_REUSEADDR: a restarted server binds its port while the last one's connections linger.
       MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_NOTIFY_COMPLETED, &on_completed, nullptr,
-      MHD_OPTION_END);
+      MHD_OPTION_UNESCAPE_CALLBACK, &unescape_path, nullptr, MHD_OPTION_END);
   if (!impl.daemon)
     throw std::runtime_error("cannot listen on " + impl.options.host + ":" +
                              std::to_string(impl.options.port) +
@@ -388,6 +413,9 @@ void EventServer::stop() {
   if (!impl.daemon) return;
   impl.stopping = true;
   impl.listen_socket = MHD_quiesce_daemon(impl.daemon);
+  // The socket stays open until the event threads are gone, but stops listening now: a client
+  // connecting meanwhile is refused at once (and can go elsewhere) rather than queued unserved.
+  if (impl.listen_socket >= 0) ::shutdown(impl.listen_socket, SHUT_RDWR);
   {
     std::unique_lock lock(impl.in_flight_mutex);
     impl.all_answered.wait(lock, [&] { return impl.in_flight == 0; });

@@ -11,18 +11,17 @@ Deadlines::~Deadlines() {
   stop();
 }
 
-std::shared_ptr<Deadlines::Timer> Deadlines::add(Clock::time_point due,
-                                                 std::function<void()> expire) {
-  auto timer = std::make_shared<Timer>();
-  timer->expire = std::move(expire);
+void Deadlines::add(const std::shared_ptr<Timer>& timer, Clock::time_point due,
+                    std::function<void()> expire) {
   bool earliest = false;
   {
     std::lock_guard lock(mutex_);
+    timer->expire = std::move(expire);
+    timer->pending = true;
     timer->position = pending_.emplace(due, timer);
     earliest = timer->position == pending_.begin();
   }
   if (earliest) changed_.notify_one();
-  return timer;
 }
 
 void Deadlines::cancel(const std::shared_ptr<Timer>& timer) {

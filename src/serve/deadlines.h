@@ -21,7 +21,11 @@ class Deadlines {
   Deadlines& operator=(const Deadlines&) = delete;
 
   class Timer;
-  std::shared_ptr<Timer> add(Clock::time_point due, std::function<void()> expire);
+  // Schedules `timer`, made beforehand so that whoever may cancel it can hold it before it can
+  // fire (a deadline already past fires at once).
+  void add(const std::shared_ptr<Timer>& timer, Clock::time_point due,
+           std::function<void()> expire);
+  // Does nothing for a timer that is not scheduled, or has fired.
   void cancel(const std::shared_ptr<Timer>& timer);
   // Joins the thread; timers still pending never run.
   void stop();
@@ -40,7 +44,7 @@ class Deadlines::Timer {
   friend class Deadlines;
   std::function<void()> expire;
   std::multimap<Clock::time_point, std::shared_ptr<Timer>>::iterator position;
-  bool pending = true;
+  bool pending = false;
 };
 
 }  // namespace lathe::serve

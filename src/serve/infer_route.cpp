@@ -130,20 +130,22 @@ void admit(ServerState& state, const ModelEntry& entry, std::shared_ptr<const Se
   job->rows = request->batch;
   job->inputs = std::move(request->data);
   job->enqueued = Clock::now();
-  // Whichever comes first answers: the batcher, or the deadline.
+  // Whichever comes first answers: the batcher, or the deadline. The answer is in place before
+  // the deadline is set, which may have passed already while a large body was parsed.
+  const auto timer = std::make_shared<Deadlines::Timer>();
+  job->on_answer = [&state, &name, model, request, timer, reply](JobResult result) {
+    state.deadlines.cancel(timer);
+    answer_job(state, name, *model->inference(), *request, std::move(result), reply);
+  };
   const std::weak_ptr<InferenceJob> waiting = job;
-  const auto timer = state.deadlines.add(arrived + state.options.request_timeout, [&state, name,
-                                                                                   waiting] {
+  state.deadlines.add(timer, arrived + state.options.request_timeout, [&state, name, waiting] {
     if (const auto expired = waiting.lock())
       expired->answer({504,
                        fmt::format("no answer from model {} within {} ms (--request-timeout-ms)",
                                    json_string(name), state.options.request_timeout.count()),
                        {}});
   });
-  job->on_answer = [&state, &name, model, request, timer, reply](JobResult result) {
-    state.deadlines.cancel(timer);
-    answer_job(state, name, *model->inference(), *request, std::move(result), reply);
-  };
+
   switch (entry.batcher->submit(job)) {
     case Batcher::Submitted::Queued:
       return;

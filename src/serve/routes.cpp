@@ -6,6 +6,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
+
 #include "src/serve/http_support.h"
 
 namespace lathe::serve {
@@ -19,12 +22,15 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
 }
 
 bool authorized(const Request& req, const std::string& key) {
-  constexpr std::string_view prefix = "Bearer ";
+  constexpr std::string_view prefix = "bearer ";  // the scheme's name is case-insensitive
   if (const std::string* bearer = req.header("Authorization")) {
     const std::string_view value = *bearer;
-    if (value.size() > prefix.size() && value.substr(0, prefix.size()) == prefix &&
-        constant_time_equal(value.substr(prefix.size()), key))
-      return true;
+    const bool is_bearer =
+        value.size() > prefix.size() &&
+        std::equal(prefix.begin(), prefix.end(), value.begin(), [](char want, char got) {
+          return want == std::tolower(static_cast<unsigned char>(got));
+        });
+    if (is_bearer && constant_time_equal(value.substr(prefix.size()), key)) return true;
   }
   const std::string* api_key = req.header("X-API-Key");
   return api_key && constant_time_equal(*api_key, key);
@@ -45,8 +51,9 @@ std::optional<Response> screen(const ServerState& state, const Request& req) {
                                       "KEY\" or \"X-API-Key: KEY\""),
                        "WWW-Authenticate", "Bearer");
   const std::string_view endpoint = Metrics::endpoint_of(req.method, req.path);
+  const bool known = endpoint != "other";  // unknown paths are 404s, whatever they send
   const bool takes_body = endpoint == "infer" || endpoint == "generate";
-  if (!takes_body && (req.header("Transfer-Encoding") || req.header("Content-Encoding")))
+  if (known && !takes_body && (req.header("Transfer-Encoding") || req.header("Content-Encoding")))
     return with_header(error_response(400, fmt::format("{} {} takes no request body; only POST "
                                                        "/v2/models/{{name}}/infer and .../generate "
                                                        "do",
