@@ -100,6 +100,19 @@ TEST(BodyDecoder, CorruptOrCutShortStreamsAreErrors) {
   // An empty body is empty whatever its Content-Encoding says.
   EXPECT_EQ(decode("gzip", "", 100, 1).state, BodyDecoder::State::Reading);
   EXPECT_EQ(decode("br", "", 100, 1).state, BodyDecoder::State::Reading);
+  // What is wrong, in words that name the encoding.
+  BodyDecoder cut("gzip", 1 << 20);
+  cut.feed(gzip.substr(0, gzip.size() / 2));
+  EXPECT_EQ(cut.finish(), BodyDecoder::State::Corrupt);
+  EXPECT_EQ(cut.problem(), "the gzip body is cut short: its compressed stream does not end");
+  BodyDecoder trailing("br", 1 << 20);
+  EXPECT_EQ(trailing.feed(br + "x"), BodyDecoder::State::Corrupt);
+  EXPECT_EQ(trailing.problem(), "the br body goes on after the end of its compressed stream");
+  BodyDecoder plain("deflate", 1 << 20);
+  EXPECT_EQ(plain.feed(text), BodyDecoder::State::Corrupt);
+  EXPECT_EQ(plain.problem(),
+            "the deflate body is not valid gzip or zlib data (a raw deflate stream needs the zlib "
+            "header)");
   EXPECT_THROW(BodyDecoder("compress", 100), std::invalid_argument);
   EXPECT_THROW(BodyDecoder("gzip, br", 100), std::invalid_argument);
 }

@@ -544,6 +544,18 @@ TEST_F(ServeTest, LimitsTheBodySize) {
   // Bodies where none belongs are refused before they are read.
   httplib::Headers chunked_header{{"Transfer-Encoding", "chunked"}};
   expect_error(client()->Get("/v2/health/ready", chunked_header), 400, "takes no request body");
+  // Bodies that cannot be decoded are refused naming the encoding and what is wrong.
+  expect_error(client()->Post("/v2/models/tiny/infer", {{"Content-Encoding", "gzip"}}, "{}",
+                              "application/json"),
+               400, "the gzip body is not valid gzip or zlib data");
+  expect_error(client()->Post("/v2/models/tiny/infer", {{"Content-Encoding", "zstd"}}, "{}",
+                              "application/json"),
+               415, "unsupported Content-Encoding \"zstd\"");
+  // Each counts as a bad request of the model (3 bodies too large, 2 undecodable).
+  EXPECT_TRUE(
+      contains(server_->metrics_text(),
+               "lathe_inference_request_failure_total{model=\"tiny\",reason=\"bad_request\"} 5\n"))
+      << server_->metrics_text();
   // Unknown paths are 404s, with a body or without.
   const std::string unknown = raw_http(port_,
                                        "POST /v2/nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"

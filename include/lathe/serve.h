@@ -31,7 +31,7 @@ struct ServeOptions {
   int port = 8000;  // 0: an ephemeral port, see InferenceServer::port()
   // HTTP event threads (0: one per CPU). Each serves its share of the open connections without
   // waiting on any of them: a request waiting for its batch or a client that stalls holds no
-  // thread. A connection beyond max_connections is closed as soon as it is accepted.
+  // thread. A connection beyond max_connections waits, not accepted, until one closes.
   int http_threads = 0;
   int max_connections = 4096;
 

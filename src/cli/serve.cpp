@@ -73,8 +73,8 @@ void add_serve_command(CLI::App& app) {
       ->check(kNonNegative)
       ->capture_default_str();
   cmd->add_option("--max-connections", s.max_connections,
-                  "most connections open at once; a connection beyond them is closed as soon "
-                  "as it is accepted")
+                  "most connections open at once; a connection beyond them waits, not "
+                  "accepted, until one closes")
       ->check(kPositive)
       ->capture_default_str();
   cmd->add_option("--max-batch-size", s.max_batch_size,

@@ -47,8 +47,10 @@ struct BodyDecoder::Inflater {
       inflateEnd(&zlib);
   }
 
-  // Appends what `input` decodes to onto `out`, at most `room` bytes; false on corrupt data.
-  // Sets `overflow` when the output would pass `room`.
+  // Appends what `input` decodes to onto `out`, at most `room` bytes; false on corrupt data or
+  // bytes after the end of the stream (`trailing` says which). Sets `overflow` when the output
+  // would pass `room`.
+  bool trailing = false;
   bool run(std::string_view input, std::string& out, std::size_t room, bool& overflow) {
     char buffer[16384];
     if (brotli) {
@@ -63,12 +65,16 @@ struct BodyDecoder::Inflater {
         if (!append(buffer, sizeof buffer - available_out, out, room, overflow)) return true;
         if (result == BROTLI_DECODER_RESULT_SUCCESS) {
           ended = true;
-          return available_in == 0;  // bytes after the end of the stream
+          trailing = available_in != 0;
+          return !trailing;
         }
         if (result == BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT) return true;
       }
     }
-    if (ended) return input.empty();
+    if (ended) {
+      trailing = !input.empty();
+      return !trailing;
+    }
     zlib.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(input.data()));
     zlib.avail_in = static_cast<uInt>(input.size());
     for (;;) {
@@ -79,7 +85,8 @@ struct BodyDecoder::Inflater {
       if (!append(buffer, sizeof buffer - zlib.avail_out, out, room, overflow)) return true;
       if (result == Z_STREAM_END) {
         ended = true;
-        return zlib.avail_in == 0;
+        trailing = zlib.avail_in != 0;
+        return !trailing;
       }
       if (zlib.avail_in == 0 && zlib.avail_out != 0) return true;
       if (result == Z_BUF_ERROR && zlib.avail_out != 0) return true;
@@ -99,6 +106,7 @@ struct BodyDecoder::Inflater {
 
 BodyDecoder::BodyDecoder(std::string_view encoding, std::size_t limit) : limit_(limit) {
   encoding = trimmed(encoding);
+  name_ = std::string(encoding);
   if (encoding.empty() || equals_ignoring_case(encoding, "identity")) return;
   if (equals_ignoring_case(encoding, "gzip") || equals_ignoring_case(encoding, "x-gzip") ||
       equals_ignoring_case(encoding, "deflate"))
@@ -106,7 +114,8 @@ BodyDecoder::BodyDecoder(std::string_view encoding, std::size_t limit) : limit_(
   else if (equals_ignoring_case(encoding, "br"))
     inflater_ = std::make_unique<Inflater>(true);
   else
-    throw std::invalid_argument("unsupported Content-Encoding");
+    throw std::invalid_argument("unsupported Content-Encoding \"" + name_ +
+                                "\"; use gzip, deflate or br");
 }
 
 BodyDecoder::~BodyDecoder() = default;
@@ -122,9 +131,14 @@ BodyDecoder::State BodyDecoder::feed(std::string_view bytes) {
     }
   } else {
     bool overflow = false;
-    if (!inflater_->run(bytes, body_, limit_, overflow))
+    if (!inflater_->run(bytes, body_, limit_, overflow)) {
       state_ = State::Corrupt;
-    else if (overflow)
+      problem_ = inflater_->trailing
+                     ? "the " + name_ + " body goes on after the end of its compressed stream"
+                     : "the " + name_ + " body is not valid " +
+                           (inflater_->brotli ? std::string("brotli") : "gzip or zlib") +
+                           " data (a raw deflate stream needs the zlib header)";
+    } else if (overflow)
       state_ = State::TooLarge;
   }
   if (state_ != State::Reading) body_ = std::string();
@@ -136,6 +150,7 @@ BodyDecoder::State BodyDecoder::finish() {
     // An empty body with an encoding header is an empty body; one cut short is not.
     if (received_ != 0) {
       state_ = State::Corrupt;
+      problem_ = "the " + name_ + " body is cut short: its compressed stream does not end";
       body_ = std::string();
     }
   }

@@ -26,12 +26,16 @@ class BodyDecoder {
   State finish();
 
   std::string& body() { return body_; }
+  // Once Corrupt: what is wrong, naming the encoding ("the gzip body is cut short").
+  const std::string& problem() const { return problem_; }
 
  private:
   struct Inflater;
   std::size_t limit_;
   std::string body_;
   std::size_t received_ = 0;  // encoded bytes fed
+  std::string name_;          // the encoding, as the client wrote it
+  std::string problem_;
   State state_ = State::Reading;
   std::unique_ptr<Inflater> inflater_;  // null for an identity body
 };

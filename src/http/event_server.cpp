@@ -139,8 +139,8 @@ class Exchange {
     const std::string* encoding = request_.header("Content-Encoding");
     try {
       decoder_ = std::make_unique<BodyDecoder>(encoding ? *encoding : "", limit);
-    } catch (const std::invalid_argument&) {
-      queue_now(server_.hooks.error(415, "unsupported Content-Encoding; use gzip, deflate or br"));
+    } catch (const std::invalid_argument& unsupported) {
+      queue_now(refused(415, unsupported.what()));
     }
   }
 
@@ -161,7 +161,7 @@ class Exchange {
         refusal_ = too_large();
         return;
       case BodyDecoder::State::Corrupt:
-        refusal_ = server_.hooks.error(400, "the request body could not be decoded");
+        refusal_ = refused(400, decoder_->problem());
         return;
     }
   }
@@ -172,7 +172,7 @@ class Exchange {
     if (refusal_) return queue_now(std::move(*refusal_));
     if (!dispatched_) {
       if (decoder_->finish() != BodyDecoder::State::Reading)
-        return queue_now(server_.hooks.error(400, "the request body could not be decoded"));
+        return queue_now(refused(400, decoder_->problem()));
       request_.body = std::move(decoder_->body());
       decoder_.reset();
       dispatched_ = true;
@@ -223,10 +223,16 @@ class Exchange {
     return std::max<std::size_t>(server_.options.max_body_bytes, 1 << 20);
   }
 
-  Response too_large() const {
-    return server_.hooks.error(413, "the request body is larger than " +
-                                        std::to_string(server_.options.max_body_bytes) +
-                                        " bytes (--max-body-bytes)");
+  Response too_large() {
+    return refused(413, "the request body is larger than " +
+                            std::to_string(server_.options.max_body_bytes) +
+                            " bytes (--max-body-bytes)");
+  }
+
+  // An answer the transport gives itself, about the request's body.
+  Response refused(int status, const std::string& message) {
+    if (server_.hooks.refused) server_.hooks.refused(request_, status);
+    return server_.hooks.error(status, message);
   }
 
   void queue_now(Response response) {

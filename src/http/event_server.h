@@ -84,7 +84,7 @@ struct EventServerOptions {
   std::string host = "127.0.0.1";
   int port = 0;  // 0: an ephemeral port
   int threads = 2;
-  int max_connections = 4096;            // beyond, new connections are closed at once
+  int max_connections = 4096;            // beyond, new connections wait unaccepted
   std::size_t max_body_bytes = 1 << 20;  // decoded; 413 beyond
   unsigned idle_timeout_seconds = 5;     // a connection with no traffic this long is closed
 };
@@ -98,6 +98,8 @@ class EventServer {
     std::function<void(Request&, Reply)> handle;
     // Every answer as it is queued (requests the server refused itself included).
     std::function<void(const Request&, int status)> answered;
+    // A request the transport refused for its body (413, 415, 400), before any route saw it.
+    std::function<void(const Request&, int status)> refused;
     // The body of an answer the transport gives itself (413, 415, 400 for a corrupt body, 500).
     std::function<Response(int status, std::string_view message)> error;
   };

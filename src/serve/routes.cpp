@@ -107,6 +107,16 @@ http::EventServer::Hooks route_hooks(ServerState& state) {
   hooks.answered = [&state](const Request& req, int status) {
     state.metrics.record_http(Metrics::endpoint_of(req.method, req.path), status);
   };
+  hooks.refused = [&state](const Request& req, int) {
+    // A model's requests refused for their bodies count as its bad requests.
+    const std::optional<ModelPath> path = parse_model_path(req.path);
+    if (!path || req.method != "POST" || !state.models.count(path->name)) return;
+    const std::string name(path->name);
+    if (path->action == "infer")
+      state.metrics.record_infer_failure(name, FailureReason::BadRequest);
+    if (path->action == "generate")
+      state.metrics.record_generate_failure(name, FailureReason::BadRequest, 0);
+  };
   hooks.error = error_response;
   return hooks;
 }
