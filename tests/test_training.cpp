@@ -246,8 +246,8 @@ TEST(Training, TrainLogFollowsTheLogLinesAndResumes) {
   EXPECT_EQ(lines_of().size(), 2u) << "a fresh run in the same folder starts a fresh log";
 }
 
-TEST(Training, AStopRequestEndsTrainingAndKeepsTheCheckpoint) {
-  TempDir dir;
+TEST(Training, AStopWritesACheckpointThatResumesAsIfTheRunHadNotStopped) {
+  TempDir dir, straight_dir;
   int asked = 0;
   TrainingRun run(dir.path(), 5, false, 0.01, 0, [&] { return ++asked == 13; });
   try {
@@ -255,14 +255,28 @@ TEST(Training, AStopRequestEndsTrainingAndKeepsTheCheckpoint) {
     FAIL() << "no TrainingStopped";
   } catch (const TrainingStopped& e) {
     EXPECT_EQ(e.steps_taken(), 13);
-    EXPECT_EQ(std::string(e.what()),
-              "training stopped at step 13; the checkpoint of step 10 stays in " +
-                  dir.path().string() + " (continue with --resume)");
+    EXPECT_EQ(std::string(e.what()), "training stopped at step 13; its checkpoint is in " +
+                                         dir.path().string() + " (continue with --resume)");
   }
   EXPECT_EQ(run.trainer->history().size(), 1u);
   TrainingRun resumed(dir.path(), 2, true);
   resumed.fit();
-  EXPECT_EQ(resumed.trainer->history().back().step, 20) << "resumes from the checkpoint";
+  EXPECT_NE(resumed.log.str().find("in epoch 1, after batch 2"), std::string::npos)
+      << resumed.log.str();
+  // Step 13 is 3 batches into epoch 1: the resumed run redoes none of them, and epoch 1's
+  // training loss still covers all of its batches.
+  TrainingRun straight(straight_dir.path(), 2, false);
+  straight.fit();
+  ASSERT_EQ(resumed.trainer->history().size(), 2u);
+  for (std::size_t e = 0; e < 2; ++e) {
+    EXPECT_EQ(straight.trainer->history()[e].step, resumed.trainer->history()[e].step);
+    EXPECT_EQ(straight.trainer->history()[e].train_loss, resumed.trainer->history()[e].train_loss);
+    EXPECT_EQ(straight.trainer->history()[e].validation.loss,
+              resumed.trainer->history()[e].validation.loss);
+  }
+  const auto a = straight.model->state_dict(), b = resumed.model->state_dict();
+  for (const auto& [name, tensor] : a)
+    EXPECT_EQ(tensor.to_vector(), b.at(name).to_vector()) << name << " differs after resume";
 }
 
 // run_training's status.json: finished, stopped or failed (with the error), beside config.json.
@@ -287,7 +301,7 @@ TEST(Training, RunFolderSaysHowTheRunStands) {
 
   EXPECT_THROW(run_training(config({}), false, log, [] { return true; }), TrainingStopped);
   EXPECT_EQ(status()["status"], "stopped");
-  EXPECT_EQ(status()["message"], "training stopped at step 1; the checkpoint of step 1 stays in " +
+  EXPECT_EQ(status()["message"], "training stopped at step 1; its checkpoint is in " +
                                      dir.path().string() + " (continue with --resume)");
 
   const std::string diverged =

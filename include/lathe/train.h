@@ -187,7 +187,11 @@ class Trainer {
   std::vector<double> summed(std::vector<double> values) const;
   bool writes_files() const;
   void broadcast_model();
-  void save_checkpoint(const Position& position, const BatchSource& train) const;
+  // `mid_span`: written between evaluations (a stop), so it keeps the running sums of the loss
+  // since the last evaluation and the last log line, for a resume to report what a run without
+  // the stop would (not in a distributed run, where those sums are per process).
+  void save_checkpoint(const Position& position, const BatchSource& train,
+                       bool mid_span = false) const;
   void load_checkpoint(Position& position, BatchSource& train);
   void write_run_files() const;
   // Appends a line to train_log.jsonl (the process that writes files only).

@@ -60,10 +60,9 @@ void add_train_command(CLI::App& app) {
       "Train a model from a TOML config; writes checkpoints, metrics.jsonl, train_log.jsonl, "
       "curves.svg, status.json, config.json and a model bundle to trainer.output_dir (what "
       "`lathe board` shows). Every config key: docs/config.md (or `lathe config-reference`). "
-      "Ctrl-C stops after the current step; --resume continues from the last checkpoint, "
-      "written at every evaluation (each epoch, or every trainer.eval_every steps). Under "
-      "`mpirun -np N` it trains data-parallel "
-      "(docs/distributed.md)");
+      "Ctrl-C stops after the current step and writes a checkpoint there; --resume continues "
+      "from the last checkpoint (written at every evaluation, and at a stop), as if the run "
+      "had not stopped. Under `mpirun -np N` it trains data-parallel (docs/distributed.md)");
   train->add_option("config", options->config, "the run configuration (TOML)")->required();
   train->add_option("--set", options->overrides,
                     "override a config key, e.g. --set trainer.epochs=2 (repeatable; list items "

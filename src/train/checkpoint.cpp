@@ -135,23 +135,29 @@ void read_checkpoint(const std::filesystem::path& path, Module& model, Optimizer
 
 }  // namespace
 
-void Trainer::save_checkpoint(const Position& position, const BatchSource& train) const {
+void Trainer::save_checkpoint(const Position& position, const BatchSource& train,
+                              bool mid_span) const {
   nlohmann::json history = nlohmann::json::array();
   for (const TrainingRecord& r : history_) history.push_back(r.to_json(task_));
   // "completed_epochs" and "epochs_without_improvement" keep the names of checkpoints written
   // before the trainer counted steps, which still resume.
-  write_checkpoint(checkpoint_path(options_.output_dir), model_, optimizer_,
-                   {{"completed_epochs", position.pass},
-                    {"batch_in_epoch", position.batch},
-                    {"source", train.state()},
-                    {"history", history},
-                    {"best_validation_loss", std::isinf(best_validation_loss_)
-                                                 ? nlohmann::json(nullptr)
-                                                 : nlohmann::json(best_validation_loss_)},
-                    {"epochs_without_improvement", evaluations_without_improvement_},
-                    {"stopped_early", stopped_early_},
-                    {"generator", default_generator().state_json()},
-                    {"settings", options_.run_settings}},
+  nlohmann::json state = {{"completed_epochs", position.pass},
+                          {"batch_in_epoch", position.batch},
+                          {"source", train.state()},
+                          {"history", history},
+                          {"best_validation_loss", std::isinf(best_validation_loss_)
+                                                       ? nlohmann::json(nullptr)
+                                                       : nlohmann::json(best_validation_loss_)},
+                          {"epochs_without_improvement", evaluations_without_improvement_},
+                          {"stopped_early", stopped_early_},
+                          {"generator", default_generator().state_json()},
+                          {"settings", options_.run_settings}};
+  const bool one_process = !options_.processes || !options_.processes->distributed();
+  if (mid_span && one_process)
+    state["running_sums"] = {
+        {"span", {span_loss_sum_, span_rows_, span_items_, span_train_seconds_}},
+        {"log", {log_loss_sum_, log_rows_}}};
+  write_checkpoint(checkpoint_path(options_.output_dir), model_, optimizer_, state,
                    options_.run_identity);
 }
 
@@ -176,6 +182,19 @@ void Trainer::load_checkpoint(Position& position, BatchSource&) {
             state.at("epochs_without_improvement").get<std::int64_t>();
         stopped_early_ = state.at("stopped_early").get<bool>();
         default_generator().set_state_json(state.at("generator"));
+        if (state.contains("running_sums")) {  // written by a stop between evaluations
+          const nlohmann::json& sums = state.at("running_sums");
+          const auto span = sums.at("span").get<std::vector<double>>();
+          const auto log = sums.at("log").get<std::vector<double>>();
+          if (span.size() != 4 || log.size() != 2)
+            throw Error(path.string() + ": the checkpoint's running sums are malformed");
+          span_loss_sum_ = span[0];
+          span_rows_ = span[1];
+          span_items_ = span[2];
+          span_train_seconds_ = span[3];
+          log_loss_sum_ = log[0];
+          log_rows_ = log[1];
+        }
         // Checkpoints from before settings were kept have none to compare.
         const nlohmann::json settings = state.value("settings", options_.run_settings);
         if (settings != options_.run_settings && writes_files())
@@ -185,6 +204,9 @@ void Trainer::load_checkpoint(Position& position, BatchSource&) {
   if (by_iterations())
     out_ << fmt::format("Resumed from {} at iteration {}\n", path.string(),
                         optimizer_.steps_taken());
+  else if (position.batch > 0)
+    out_ << fmt::format("Resumed from {} in epoch {}, after batch {}\n", path.string(),
+                        position.pass, position.batch - 1);
   else
     out_ << fmt::format("Resumed from {} after epoch {}\n", path.string(), position.pass - 1);
 }

@@ -380,14 +380,16 @@ const std::vector<TrainingRecord>& Trainer::fit(BatchSource& train, BatchSource*
     }
     if (options_.stop_requested && options_.stop_requested()) {
       bar.clear();
+      // A checkpoint at the stop, unless the evaluation of this step wrote one: a resume redoes
+      // nothing.
+      const bool saved = !history_.empty() && history_.back().step == steps;
+      if (writes_files() && !saved) save_checkpoint(position, train, /*mid_span=*/true);
       throw TrainingStopped(
-          steps,
-          fmt::format("training stopped at step {}{}", steps,
-                      history_.empty() || options_.output_dir.empty()
-                          ? std::string()
-                          : fmt::format("; the checkpoint of step {} stays in {} "
-                                        "(continue with --resume)",
-                                        history_.back().step, options_.output_dir.string())));
+          steps, fmt::format("training stopped at step {}{}", steps,
+                             writes_files() ? fmt::format("; its checkpoint is in {} (continue "
+                                                          "with --resume)",
+                                                          options_.output_dir.string())
+                                            : std::string()));
     }
   }
   bar.clear();
