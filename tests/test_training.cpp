@@ -279,6 +279,25 @@ TEST(Training, AStopWritesACheckpointThatResumesAsIfTheRunHadNotStopped) {
     EXPECT_EQ(tensor.to_vector(), b.at(name).to_vector()) << name << " differs after resume";
 }
 
+TEST(Training, AModelThatDoesNotFitTheDataSaysWhatTheDataLookedLike) {
+  Generator init(3);
+  auto model =
+      make_sequential(nlohmann::json::parse(R"([{"type":"linear","in":6,"out":3}])"), init);
+  Adam optimizer(model->named_parameters(), AdamOptions{});
+  DataLoader train(blobs(40, 1), DataLoaderOptions{.batch_size = 8});
+  std::ostringstream log;
+  Trainer trainer(
+      *model, optimizer, [](const Tensor& p, const Tensor& t) { return cross_entropy(p, t); },
+      Task::Classification,
+      TrainerOptions{.epochs = 1, .progress = TrainerOptions::Progress::Never}, nullptr, log);
+  const std::string message = error_of([&] { trainer.fit(train, nullptr); });
+  EXPECT_EQ(message.rfind("the model's first training step failed on a batch of inputs [8,5] "
+                          "and targets [8]: ",
+                          0),
+            0u)
+      << message;
+}
+
 // run_training's status.json: finished, stopped or failed (with the error), beside config.json.
 TEST(Training, RunFolderSaysHowTheRunStands) {
   TempDir dir;

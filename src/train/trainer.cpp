@@ -171,8 +171,19 @@ bool Trainer::step(BatchSource& train, Position& position) {
     if (rows > 0) {
       // One batch of a step weighs its share of the step's rows on this process.
       const double share = static_cast<double>(rows) / static_cast<double>(local_rows);
-      value = sharded_->loss_backward(micro.batch, loss_, share,
-                                      micros.size() == 1 ? reducer_.get() : nullptr);
+      try {
+        value = sharded_->loss_backward(micro.batch, loss_, share,
+                                        micros.size() == 1 ? reducer_.get() : nullptr);
+      } catch (const Error& e) {
+        if (session_steps_ > 0) throw;
+        // A model that does not fit the data fails here first (a plugin's module without an
+        // output_shape cannot be checked earlier): say what the data looked like.
+        throw Error(
+            fmt::format("the model's first training step failed on a batch of inputs {} "
+                        "and targets {}: {}",
+                        shape_str(micro.batch.inputs.shape()),
+                        shape_str(micro.batch.targets.shape()), e.what()));
+      }
       if (!std::isfinite(value))
         throw Error(fmt::format(
             "training diverged: the loss is {} at {}; the parameters were not updated by this "
