@@ -1,5 +1,6 @@
 // The Trainer: bit-exact resume, run files, early stopping, checkpoints surviving failures, and
 // the house-prices example against the closed-form least-squares optimum.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -415,6 +416,45 @@ TEST(Training, AResumeWithOtherOptimizerSettingsSaysWhich) {
                                "optimizer.lr: the checkpoint has 0.1, this run 0.05\n"),
             std::string::npos)
       << changed.str();
+}
+
+// A cosine schedule spans the run, so a resume that lengthens the run changes its curve: said.
+TEST(Training, AResumeThatChangesACosineCurveSaysSo) {
+  TempDir dir;
+  const auto config = [&](std::vector<std::string> overrides) {
+    overrides.push_back("trainer.output_dir=" + dir.path().string());
+    overrides.push_back("schedule.type=cosine");
+    overrides.push_back("schedule.warmup_steps=1");
+    return load_run_config(LATHE_SOURCE_DIR "/examples/house_prices/config.toml", overrides);
+  };
+  std::ostringstream first, longer;
+  const RunResult two = run_training(config({"trainer.epochs=2"}), false, first);
+  const std::int64_t per_epoch = two.history.back().step / 2;
+  run_training(config({"trainer.epochs=3"}), true, longer);
+  EXPECT_NE(longer.str().find(fmt::format("Note: resuming with settings other than the "
+                                          "checkpoint's: schedule.total_steps: the checkpoint has "
+                                          "{}, this run {}\n",
+                                          2 * per_epoch, 3 * per_epoch)),
+            std::string::npos)
+      << longer.str();
+}
+
+// A checkpoint past the end of the run asked for is refused, and the run folder stays as it was.
+TEST(Training, AResumePastTheEndOfTheRunIsRefused) {
+  TempDir dir;
+  const auto config = [&](std::vector<std::string> overrides) {
+    overrides.push_back("trainer.output_dir=" + dir.path().string());
+    return load_run_config(LATHE_SOURCE_DIR "/examples/house_prices/config.toml", overrides);
+  };
+  std::ostringstream log;
+  run_training(config({"trainer.epochs=3"}), false, log);
+  const std::string status = testing::read_file(dir.path() / "status.json");
+  EXPECT_EQ(error_of([&] { run_training(config({"trainer.epochs=2"}), true, log); }),
+            (dir.path() / "checkpoint.safetensors").string() +
+                ": cannot resume: the checkpoint is after epoch 2, past the end of this run "
+                "(trainer.epochs = 2); ask for more, or train into another trainer.output_dir");
+  EXPECT_EQ(testing::read_file(dir.path() / "status.json"), status);
+  run_training(config({"trainer.epochs=3"}), true, log);  // at its end: nothing left to do
 }
 
 // A run for epochs learns its step count from the data, so the warmup check waits for it.

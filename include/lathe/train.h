@@ -193,6 +193,10 @@ class Trainer {
   void save_checkpoint(const Position& position, const BatchSource& train,
                        bool mid_span = false) const;
   void load_checkpoint(Position& position, BatchSource& train);
+  // Throws when the checkpoint (`steps` taken, in `pass` after `batch` batches) is past the end
+  // this run asks for.
+  void refuse_past_end(const std::filesystem::path& path, std::int64_t steps, std::int64_t pass,
+                       std::int64_t batch) const;
   void write_run_files() const;
   // Appends a line to train_log.jsonl (the process that writes files only).
   void append_train_log(std::int64_t step, double epoch, double loss) const;

@@ -133,11 +133,13 @@ BodyDecoder::State BodyDecoder::feed(std::string_view bytes) {
     bool overflow = false;
     if (!inflater_->run(bytes, body_, limit_, overflow)) {
       state_ = State::Corrupt;
+      const std::string kind = inflater_->brotli                        ? "brotli"
+                               : equals_ignoring_case(name_, "deflate") ? "zlib"
+                                                                        : "gzip";
       problem_ = inflater_->trailing
                      ? "the " + name_ + " body goes on after the end of its compressed stream"
-                     : "the " + name_ + " body is not valid " +
-                           (inflater_->brotli ? std::string("brotli") : "gzip or zlib") +
-                           " data (a raw deflate stream needs the zlib header)";
+                     : "the " + name_ + " body is not valid " + kind + " data" +
+                           (kind == "zlib" ? " (a raw deflate stream needs the zlib header)" : "");
     } else if (overflow)
       state_ = State::TooLarge;
   }

@@ -161,9 +161,42 @@ void Trainer::save_checkpoint(const Position& position, const BatchSource& train
                    options_.run_identity);
 }
 
+// A checkpoint past the end this run asks for would "finish" at once, reporting the record of an
+// evaluation older than the weights it saves.
+void Trainer::refuse_past_end(const std::filesystem::path& path, std::int64_t steps,
+                              std::int64_t pass, std::int64_t batch) const {
+  std::string where, limit;
+  if (by_iterations() && steps > options_.iterations) {
+    where = fmt::format("at iteration {}", steps);
+    limit = fmt::format("trainer.iterations = {}", options_.iterations);
+  } else if (!by_iterations() &&
+             (pass > options_.epochs || (pass == options_.epochs && batch > 0))) {
+    where = batch > 0 ? fmt::format("in epoch {}, after batch {}", pass, batch - 1)
+                      : fmt::format("after epoch {}", pass - 1);
+    limit = fmt::format("trainer.epochs = {}", options_.epochs);
+  } else {
+    return;
+  }
+  throw Error(
+      fmt::format("{}: cannot resume: the checkpoint is {}, past the end of this run ({}); "
+                  "ask for more, or train into another trainer.output_dir",
+                  path.string(), where, limit));
+}
+
 void Trainer::check_resumable() const {
   const auto path = checkpoint_path(options_.output_dir);
-  resumable_state(path, load_checkpoint_file(path), options_.run_identity, optimizer_.name());
+  const SafetensorsContents contents = load_checkpoint_file(path);
+  const nlohmann::json state =
+      resumable_state(path, contents, options_.run_identity, optimizer_.name());
+  try {
+    const auto step = contents.tensors.find(std::string(kOptimizerPrefix) + "step");
+    const std::int64_t steps =
+        step == contents.tensors.end() ? 0 : static_cast<std::int64_t>(step->second.item());
+    refuse_past_end(path, steps, state.at("completed_epochs").get<std::int64_t>(),
+                    state.value("batch_in_epoch", std::int64_t{0}));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("{}: malformed checkpoint state: {}", path.string(), e.what()));
+  }
 }
 
 void Trainer::load_checkpoint(Position& position, BatchSource&) {
@@ -201,6 +234,7 @@ void Trainer::load_checkpoint(Position& position, BatchSource&) {
           out_ << fmt::format("Note: resuming with settings other than the checkpoint's: {}\n",
                               run_differences(settings, options_.run_settings));
       });
+  refuse_past_end(path, optimizer_.steps_taken(), position.pass, position.batch);
   if (by_iterations())
     out_ << fmt::format("Resumed from {} at iteration {}\n", path.string(),
                         optimizer_.steps_taken());

@@ -334,12 +334,15 @@ RunResult train_test_and_save(const RunConfig& config, const PreparedData& data,
   BundleInfo info{model.spec(), data.preprocessing, data.task_info, nlohmann::json::object()};
   if (data.tokens) {
     const TrainingRecord& last = result.history.back();
-    out << fmt::format("Final: train loss {:.4f}, val loss {:.4f}; {:.1f} ms/iteration\n",
-                       last.train_loss, last.validation.loss, result.milliseconds_per_step);
+    // No speed when this process ran no step (a resume of a run stopped at its last step).
+    const bool timed = result.milliseconds_per_step > 0;
+    out << fmt::format(
+        "Final: train loss {:.4f}, val loss {:.4f}{}\n", last.train_loss, last.validation.loss,
+        timed ? fmt::format("; {:.1f} ms/iteration", result.milliseconds_per_step) : std::string());
     info.metrics.update({{"iterations", last.step},
                          {"train_loss", last.train_loss},
-                         {"validation_loss", last.validation.loss},
-                         {"ms_per_iteration", result.milliseconds_per_step}});
+                         {"validation_loss", last.validation.loss}});
+    if (timed) info.metrics["ms_per_iteration"] = result.milliseconds_per_step;
   } else {
     result.train = evaluate(model, loss, data.task, *sources.train_evaluation);
     result.test = evaluate(model, loss, data.task, *sources.test);
@@ -591,7 +594,10 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& conso
   TrainerOptions options = trainer_options(config, processes, resume);
   options.run_identity = run_identity(config, data);
   const nlohmann::json resolved = config.to_json();
-  options.run_settings = {{"optimizer", resolved["optimizer"]}, {"schedule", resolved["schedule"]}};
+  nlohmann::json schedule = resolved["schedule"];
+  // A cosine curve spans the run: a resume that changes the run's length changes the curve.
+  if (config.schedule.type == "cosine") schedule["total_steps"] = total_steps;
+  options.run_settings = {{"optimizer", resolved["optimizer"]}, {"schedule", schedule}};
   if (t.precision == "bf16") {
     options.bf16_products = detail::bf16_products_supported();
     out << (options.bf16_products
