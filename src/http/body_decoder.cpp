@@ -8,13 +8,10 @@
 #include <stdexcept>
 #include <string>
 
+#include "src/http/ascii.h"
+
 namespace lathe::http {
 namespace {
-
-bool equals_ignoring_case(std::string_view a, std::string_view b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(),
-                    [](char x, char y) { return (x | 0x20) == (y | 0x20); });
-}
 
 std::string_view trimmed(std::string_view text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);

@@ -13,21 +13,14 @@
 #include <stdexcept>
 #include <string>
 
+#include "src/http/ascii.h"
 #include "src/http/body_decoder.h"
 
 namespace lathe::http {
-namespace {
-
-bool same_name(std::string_view a, std::string_view b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(),
-                    [](char x, char y) { return (x | 0x20) == (y | 0x20); });
-}
-
-}  // namespace
 
 const std::string* Request::header(std::string_view name) const {
   for (const Header& header : headers)
-    if (same_name(header.name, name)) return &header.value;
+    if (equals_ignoring_case(header.name, name)) return &header.value;
   return nullptr;
 }
 
@@ -362,7 +355,7 @@ std::size_t unescape_path(void*, MHD_Connection*, char* text) {
 }
 
 // The address to listen on: a numeric host, or a name that resolves to this machine.
-sockaddr_storage resolve(const std::string& host, int port, socklen_t& length) {
+sockaddr_storage resolve(const std::string& host, int port) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -373,7 +366,6 @@ sockaddr_storage resolve(const std::string& host, int port, socklen_t& length) {
     throw std::runtime_error("'" + host + "' is not an address of this machine");
   sockaddr_storage address{};
   std::memcpy(&address, found->ai_addr, found->ai_addrlen);
-  length = found->ai_addrlen;
   freeaddrinfo(found);
   return address;
 }
@@ -392,8 +384,7 @@ EventServer::~EventServer() {
 
 int EventServer::start() {
   Impl& impl = *impl_;
-  socklen_t length = 0;
-  const sockaddr_storage address = resolve(impl.options.host, impl.options.port, length);
+  const sockaddr_storage address = resolve(impl.options.host, impl.options.port);
   unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
   if (address.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
   const unsigned threads = static_cast<unsigned>(std::max(1, impl.options.threads));

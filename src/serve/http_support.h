@@ -38,7 +38,4 @@ inline FailureReason refusal_reason(const Response& refusal) {
 // answered 500.
 void run_on_worker(ServerState& state, const Reply& reply, std::function<void()> task);
 
-// How a route answers a failure: records it in the metrics and sends the error body.
-using Failure = std::function<void(int status, FailureReason reason, std::string_view message)>;
-
 }  // namespace lathe::serve

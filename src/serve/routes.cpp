@@ -6,9 +6,7 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
-#include <cctype>
-
+#include "src/http/ascii.h"
 #include "src/serve/http_support.h"
 
 namespace lathe::serve {
@@ -22,15 +20,12 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
 }
 
 bool authorized(const Request& req, const std::string& key) {
-  constexpr std::string_view prefix = "bearer ";  // the scheme's name is case-insensitive
+  constexpr std::string_view prefix = "Bearer ";  // the scheme's name is case-insensitive
   if (const std::string* bearer = req.header("Authorization")) {
     const std::string_view value = *bearer;
-    const bool is_bearer =
-        value.size() > prefix.size() &&
-        std::equal(prefix.begin(), prefix.end(), value.begin(), [](char want, char got) {
-          return want == std::tolower(static_cast<unsigned char>(got));
-        });
-    if (is_bearer && constant_time_equal(value.substr(prefix.size()), key)) return true;
+    if (value.size() > prefix.size() && http::starts_with_ignoring_case(value, prefix) &&
+        constant_time_equal(value.substr(prefix.size()), key))
+      return true;
   }
   const std::string* api_key = req.header("X-API-Key");
   return api_key && constant_time_equal(*api_key, key);
