@@ -18,6 +18,12 @@ using testing::error_of;
 
 using testing::TempDir;
 
+// examples/house_prices's config with `overrides`, training into `dir`.
+RunConfig house_prices_into(const std::filesystem::path& dir, std::vector<std::string> overrides) {
+  overrides.push_back("trainer.output_dir=" + dir.string());
+  return load_run_config(LATHE_SOURCE_DIR "/examples/house_prices/config.toml", overrides);
+}
+
 // Three noisy Gaussian blobs in 5-D.
 std::shared_ptr<TensorDataset> blobs(std::int64_t n, std::uint64_t seed) {
   Generator g(seed);
@@ -303,9 +309,8 @@ TEST(Training, AModelThatDoesNotFitTheDataSaysWhatTheDataLookedLike) {
 TEST(Training, RunFolderSaysHowTheRunStands) {
   TempDir dir;
   const auto config = [&](std::vector<std::string> overrides) {
-    overrides.push_back("trainer.output_dir=" + dir.path().string());
     overrides.push_back("trainer.epochs=2");
-    return load_run_config(LATHE_SOURCE_DIR "/examples/house_prices/config.toml", overrides);
+    return house_prices_into(dir.path(), overrides);
   };
   const auto status = [&] {
     return nlohmann::json::parse(testing::read_file(dir.path() / "status.json"));
@@ -336,9 +341,8 @@ TEST(Training, RunFolderSaysHowTheRunStands) {
 TEST(Training, ARefusedResumeSaysWhatDiffersAndChangesNothing) {
   TempDir dir;
   const auto config = [&](std::vector<std::string> overrides) {
-    overrides.push_back("trainer.output_dir=" + dir.path().string());
     overrides.push_back("trainer.epochs=2");
-    return load_run_config(LATHE_SOURCE_DIR "/examples/house_prices/config.toml", overrides);
+    return house_prices_into(dir.path(), overrides);
   };
   std::ostringstream log;
   run_training(config({}), false, log);
@@ -376,10 +380,9 @@ TEST(Training, ARefusedResumeSaysWhatDiffersAndChangesNothing) {
 // in metrics.jsonl), the validation metric on every line, and the bundle counts iterations.
 TEST(Training, IterationRunsReportOnlyWhatWasMeasured) {
   TempDir dir;
-  const RunConfig config = load_run_config(
-      LATHE_SOURCE_DIR "/examples/house_prices/config.toml",
-      {"trainer.output_dir=" + dir.path().string(), "trainer.iterations=4", "trainer.eval_every=2",
-       "trainer.batch_size=64", "data.validation_fraction=0.2"});
+  const RunConfig config =
+      house_prices_into(dir.path(), {"trainer.iterations=4", "trainer.eval_every=2",
+                                     "trainer.batch_size=64", "data.validation_fraction=0.2"});
   std::ostringstream log;
   const RunResult result = run_training(config, false, log);
   const std::string text = log.str();
@@ -404,8 +407,7 @@ TEST(Training, IterationRunsReportOnlyWhatWasMeasured) {
 TEST(Training, AResumeWithOtherOptimizerSettingsSaysWhich) {
   TempDir dir;
   const auto config = [&](std::vector<std::string> overrides) {
-    overrides.push_back("trainer.output_dir=" + dir.path().string());
-    return load_run_config(LATHE_SOURCE_DIR "/examples/house_prices/config.toml", overrides);
+    return house_prices_into(dir.path(), overrides);
   };
   std::ostringstream first, same, changed;
   run_training(config({"trainer.epochs=2"}), false, first);
@@ -422,10 +424,9 @@ TEST(Training, AResumeWithOtherOptimizerSettingsSaysWhich) {
 TEST(Training, AResumeThatChangesACosineCurveSaysSo) {
   TempDir dir;
   const auto config = [&](std::vector<std::string> overrides) {
-    overrides.push_back("trainer.output_dir=" + dir.path().string());
     overrides.push_back("schedule.type=cosine");
     overrides.push_back("schedule.warmup_steps=1");
-    return load_run_config(LATHE_SOURCE_DIR "/examples/house_prices/config.toml", overrides);
+    return house_prices_into(dir.path(), overrides);
   };
   std::ostringstream first, longer;
   const RunResult two = run_training(config({"trainer.epochs=2"}), false, first);
@@ -443,8 +444,7 @@ TEST(Training, AResumeThatChangesACosineCurveSaysSo) {
 TEST(Training, AResumePastTheEndOfTheRunIsRefused) {
   TempDir dir;
   const auto config = [&](std::vector<std::string> overrides) {
-    overrides.push_back("trainer.output_dir=" + dir.path().string());
-    return load_run_config(LATHE_SOURCE_DIR "/examples/house_prices/config.toml", overrides);
+    return house_prices_into(dir.path(), overrides);
   };
   std::ostringstream log;
   run_training(config({"trainer.epochs=3"}), false, log);
@@ -460,10 +460,8 @@ TEST(Training, AResumePastTheEndOfTheRunIsRefused) {
 // A run for epochs learns its step count from the data, so the warmup check waits for it.
 TEST(Training, CosineWarmupLongerThanAnEpochRunIsRefusedByName) {
   TempDir dir;
-  const RunConfig config =
-      load_run_config(LATHE_SOURCE_DIR "/examples/house_prices/config.toml",
-                      {"trainer.output_dir=" + dir.path().string(), "trainer.epochs=3",
-                       "schedule.type=cosine", "schedule.warmup_steps=4"});
+  const RunConfig config = house_prices_into(
+      dir.path(), {"trainer.epochs=3", "schedule.type=cosine", "schedule.warmup_steps=4"});
   std::ostringstream log;
   EXPECT_EQ(error_of([&] { run_training(config, false, log); }),
             std::string(LATHE_SOURCE_DIR "/examples/house_prices/config.toml") +
@@ -500,8 +498,7 @@ TEST(Training, FashionImagesStayBytesAndBatchAsTheFloatPathWould) {
 
 TEST(Training, HousePricesReachTheLeastSquaresOptimum) {
   TempDir dir;
-  const RunConfig config = load_run_config(LATHE_SOURCE_DIR "/examples/house_prices/config.toml",
-                                           {"trainer.output_dir=" + dir.path().string()});
+  const RunConfig config = house_prices_into(dir.path(), {});
   const PreparedData data = prepare_data(config);
   ASSERT_EQ(data.train->size() + data.test->size(), 506);
   std::vector<std::int64_t> rows(static_cast<std::size_t>(data.train->size()));
