@@ -91,6 +91,35 @@ TEST(CsvTable, ErrorsKeepFileLineAndColumn) {
             "r.csv: no data rows after the header");
 }
 
+// Text cells end up as JSON strings in the bundle: a file in another encoding is refused where
+// it is read, not after training.
+TEST(CsvTable, TextThatIsNotUtf8IsRefusedAtItsCell) {
+  EXPECT_EQ(error_of([] { parse_csv_table("city,y\nM\xFCnchen,1\n", "latin1.csv"); }),
+            "latin1.csv:2:1: the cell is not UTF-8 text (invalid UTF-8 at byte offset 1: 0xfc "
+            "is a byte that never occurs in UTF-8 of the cell); lathe reads CSV files as UTF-8: "
+            "convert this one (from Windows-1252, say: iconv -f WINDOWS-1252 -t UTF-8)");
+  EXPECT_EQ(
+      error_of([] { parse_csv_table("note,y\n\"two\nlines\",1\nx,\"\xE9t\xE9\"\n", "q.csv"); }),
+      "q.csv:4:2: the cell is not UTF-8 text (invalid UTF-8 at byte offset 0: byte 0x74 at "
+      "offset 1 does not continue the 3-byte sequence that starts with 0xe9 of the cell); "
+      "lathe reads CSV files as UTF-8: convert this one (from Windows-1252, say: iconv -f "
+      "WINDOWS-1252 -t UTF-8)");
+  EXPECT_EQ(parse_csv_table("city,y\nM\xC3\xBCnchen,1\n", "utf8.csv").columns[0].text[0],
+            "M\xC3\xBCnchen");
+  EXPECT_EQ(error_of([] {
+              parse_csv_table(std::string("\xFF\xFE"
+                                          "a\0,\0",
+                                          6),
+                              "u16.csv");
+            }),
+            "u16.csv: the file is UTF-16 text (it starts with a UTF-16 byte order mark); lathe "
+            "reads CSV files as UTF-8: save it as UTF-8");
+  EXPECT_EQ(error_of([] { parse_csv_table("a,b\r1,2\r3,4\r", "mac.csv"); }),
+            "mac.csv: the lines end with a carriage return alone (old Mac line ends); lathe reads "
+            "LF or CRLF: convert the file (tr '\\r' '\\n' <in >out)");
+  EXPECT_EQ(parse_csv_table("a,b\r\n1,2\r", "crlf.csv").rows, 1);
+}
+
 TEST(CsvTable, TenMegabytesInOneQuotedCellIsRefusedAtItsPosition) {
   const std::string big = "a,b\n1,2\n3,\"" + std::string(10 << 20, 'x') + "\"\n";
   EXPECT_EQ(error_of([&] { parse_csv_table(big, "big.csv"); }),
@@ -233,6 +262,25 @@ TEST(TableEncoding, ImputationChoicesPerColumn) {
   options.impute_categorical = "most_frequent";
   const TableEncoding constant = TableEncoding::fit(table, all_rows(5), options);
   EXPECT_EQ(row_of(constant.transform(table), 4), (std::vector<float>{-1, 1, 1, 0}));
+}
+
+// scikit-learn's SimpleImputer(strategy="constant") then OneHotEncoder: a fill value training
+// never needed is no category, so a missing cell later is an unknown category.
+TEST(TableEncoding, ConstantFillOfAColumnWithNoMissingCellsIsAnUnknownCategory) {
+  const RawTable train = parse_csv_table("y,c\n0,a\n1,b\n0,a\n", "t.csv");
+  TableOptions options = options_for("y");
+  options.impute_categorical = "constant";
+  const TableEncoding encoding = TableEncoding::fit(train, all_rows(3), options);
+  EXPECT_EQ(encoding.columns()[0].categories, (std::vector<std::string>{"a", "b"}));
+  const TableEncoding loaded = TableEncoding::from_json(json::parse(encoding.to_json().dump()));
+  const RawTable later = parse_csv_table("c\nNA\nb\n", "later.csv");
+  EXPECT_EQ(loaded.transform(later).to_vector(), (std::vector<double>{0, 0, 0, 1}));
+  options.unknown_category = "error";
+  const TableEncoding strict = TableEncoding::fit(train, all_rows(3), options);
+  EXPECT_EQ(error_of([&] { TableEncoding::from_json(strict.to_json()).transform(later); }),
+            "later.csv:2:1: column 'c': missing value, filled with 'missing_value', which is not "
+            "a category: the column had no missing cells in training, and unknown_category is "
+            "\"error\"");
 }
 
 TEST(TableEncoding, AllMissingColumnsAndLabelProblems) {

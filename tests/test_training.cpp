@@ -305,6 +305,34 @@ TEST(Training, AModelThatDoesNotFitTheDataSaysWhatTheDataLookedLike) {
       << message;
 }
 
+// A bundle whose class names and outputs differ could not be loaded: refused before training.
+TEST(Training, AModelWithOtherThanOneOutputPerClassIsRefusedAtItsLayer) {
+  TempDir dir;
+  dir.write("pets.csv",
+            "animal,legs\ncat,4\nbird,2\nfish,0\ncat,4\nbird,2\nfish,0\ncat,3\nbird,2\nfish,0\n");
+  const auto config_path = dir.write("config.toml", R"([data]
+format = "csv"
+path = "pets.csv"
+target = "animal"
+validation_fraction = 0
+[model]
+layers = [
+  { type = "linear", in = 1, out = 2 },
+]
+[trainer]
+epochs = 1
+)");
+  const std::string run = "trainer.output_dir=" + (dir.path() / "run").string();
+  std::ostringstream log;
+  EXPECT_EQ(error_of([&] { run_training(load_run_config(config_path, {run}), false, log); }),
+            config_path.string() +
+                ":8: the model gives 2 outputs for an example, but the data has 3 classes (bird, "
+                "cat, fish): it must give one output per class");
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "run"));
+  run_training(load_run_config(config_path, {run, "model.layers.0.out=3"}), false, log);
+  EXPECT_TRUE(std::filesystem::exists(dir.path() / "run" / "model.safetensors"));
+}
+
 // run_training's status.json: finished, stopped or failed (with the error), beside config.json.
 TEST(Training, RunFolderSaysHowTheRunStands) {
   TempDir dir;

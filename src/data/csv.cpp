@@ -17,6 +17,7 @@
 #include "lathe/error.h"
 #include "lathe/table.h"
 #include "src/data/csv_support.h"
+#include "src/data/utf8.h"
 #include "src/io/file_bytes.h"
 
 namespace lathe {
@@ -116,6 +117,7 @@ class CsvReader {
     std::string_view cell = text_.substr(begin, pos_ - begin);
     while (!cell.empty() && is_space(cell.back())) cell.remove_suffix(1);
     if (cell.size() > kMaxCsvCellBytes) too_long(line_, column);
+    check_utf8(cell, line_, column);
     return std::string(cell);
   }
 
@@ -142,7 +144,18 @@ class CsvReader {
       throw Error(fmt::format(
           "{}:{}:{}: unexpected '{}' after the closing quote; expected {} or the end of the line",
           name_, line_, column, detail_printable(text_[pos_]), delimiter_words()));
+    check_utf8(cell, open_line, column);
     return cell;
+  }
+
+  // Text cells become category and class names, kept in bundles as JSON strings.
+  void check_utf8(std::string_view cell, std::size_t line, std::size_t column) const {
+    const std::string problem = detail::utf8_problem(cell);
+    if (!problem.empty())
+      throw Error(fmt::format(
+          "{}:{}:{}: the cell is not UTF-8 text ({} of the cell); lathe reads CSV files as "
+          "UTF-8: convert this one (from Windows-1252, say: iconv -f WINDOWS-1252 -t UTF-8)",
+          name_, line, column, problem));
   }
 
   static std::string detail_printable(char c) {
@@ -168,6 +181,18 @@ std::string_view csv_text(std::string_view bytes, const std::string& name,
   inflated = detail::gunzip_if_compressed(bytes, name);
   std::string_view text = inflated ? detail::as_chars(*inflated) : bytes;
   if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);
+  if (text.starts_with("\xFF\xFE") || text.starts_with("\xFE\xFF"))
+    throw Error(
+        fmt::format("{}: the file is UTF-16 text (it starts with a UTF-16 byte order "
+                    "mark); lathe reads CSV files as UTF-8: save it as UTF-8",
+                    name));
+  const std::size_t carriage_return = text.find('\r');
+  if (text.find('\n') == std::string_view::npos && carriage_return != std::string_view::npos &&
+      carriage_return + 1 < text.size())
+    throw Error(
+        fmt::format("{}: the lines end with a carriage return alone (old Mac line "
+                    "ends); lathe reads LF or CRLF: convert the file (tr '\\r' '\\n' <in >out)",
+                    name));
   return text;
 }
 

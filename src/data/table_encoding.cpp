@@ -411,6 +411,11 @@ Tensor TableEncoding::transform(const RawTable& table,
       const auto found = std::lower_bound(column.categories.begin(), column.categories.end(), text);
       if (found != column.categories.end() && *found == text) {
         features[found - column.categories.begin()] = 1;
+      } else if (unknown_category_ == "error" && missing) {
+        throw Error(fmt::format(
+            "{}: column '{}': missing value, filled with '{}', which is not a category: the "
+            "column had no missing cells in training, and unknown_category is \"error\"",
+            table.where(r, j), column.name, shown_cell(text)));
       } else if (unknown_category_ == "error") {
         throw Error(fmt::format(
             "{}: column '{}': '{}' is not a category seen in training ({}), and "
@@ -620,8 +625,11 @@ TableEncoding TableEncoding::from_json(const json& in) {
       if (categorical) {
         if (!fill.is_string()) bad(field + ".fill", "expected a category (a string)");
         column.fill_category = fill.get<std::string>();
-        if (!std::binary_search(column.categories.begin(), column.categories.end(),
-                                column.fill_category))
+        // A constant fill is a category only where training had missing cells to fill.
+        const bool fill_is_category =
+            column.impute == "most_frequent" || column.missing_in_training > 0;
+        if (fill_is_category && !std::binary_search(column.categories.begin(),
+                                                    column.categories.end(), column.fill_category))
           bad(field + ".fill", fmt::format("'{}' is not one of the column's categories",
                                            shown_cell(column.fill_category)));
       } else {

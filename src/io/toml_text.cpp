@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "lathe/error.h"
+#include "src/data/utf8.h"
 
 namespace lathe {
 namespace {
@@ -198,23 +199,7 @@ toml::table parse_toml(std::string_view text, const std::string& where) {
 }
 
 bool valid_utf8(std::string_view text) {
-  for (std::size_t i = 0; i < text.size();) {
-    const auto lead = static_cast<unsigned char>(text[i]);
-    const std::size_t length = lead < 0x80    ? 1
-                               : lead >= 0xF0 ? 4
-                               : lead >= 0xE0 ? 3
-                               : lead >= 0xC2 ? 2
-                                              : 0;
-    if (length == 0 || lead > 0xF4 || i + length > text.size()) return false;
-    const char32_t c = code_point_at(text, i);
-    if (c == U'\uFFFD' && text.substr(i, 3) != "\xEF\xBF\xBD") return false;
-    // Overlong forms, surrogates and values beyond U+10FFFF.
-    if ((length == 3 && c < 0x800) || (length == 4 && (c < 0x10000 || c > 0x10FFFF)) ||
-        (c >= 0xD800 && c <= 0xDFFF))
-      return false;
-    i += length;
-  }
-  return true;
+  return detail::utf8_problem(text).empty();
 }
 
 }  // namespace lathe

@@ -482,11 +482,14 @@ Value add_table_encoding(GraphBuilder& g, onnx::GraphProto& graph, const TableEn
     const std::int64_t width = column.width();
     std::vector<double> map(cats.size() * static_cast<std::size_t>(width), 0.0);
     for (std::int64_t i = 0; i < k; ++i) map[static_cast<std::size_t>(i * width + i)] = 1;
+    // A constant fill that training never needed is no category: a missing cell is unknown.
     const auto fill =
-        std::lower_bound(column.categories.begin(), column.categories.end(), column.fill_category) -
-        column.categories.begin();
+        std::lower_bound(column.categories.begin(), column.categories.end(), column.fill_category);
+    const bool imputed =
+        column.impute != "none" && fill != column.categories.end() && *fill == column.fill_category;
     for (std::size_t row = static_cast<std::size_t>(k); row < cats.size(); ++row) {
-      if (column.impute != "none") map[row * static_cast<std::size_t>(width) + fill] = 1;
+      if (imputed)
+        map[row * static_cast<std::size_t>(width) + (fill - column.categories.begin())] = 1;
       if (column.indicator) map[row * static_cast<std::size_t>(width) + k] = 1;
     }
     const auto rows = static_cast<std::int64_t>(cats.size());

@@ -469,6 +469,36 @@ PreparedData prepare_table(const RunConfig& config) {
   return out;
 }
 
+// A bundle's class names and its model's outputs must agree (Predictor refuses them otherwise):
+// checked on one example of zeros before training rather than after it. A model whose forward
+// fails on zeros is left to the first training step, which names the batch.
+void check_class_count(const RunConfig& config, const PreparedData& data, Module& model) {
+  if (data.task != Task::Classification || !data.task_info.contains("classes") || !data.train)
+    return;
+  const std::size_t classes = data.task_info["classes"].size();
+  Shape example{1};
+  const Shape one = data.train->example_shape();
+  example.insert(example.end(), one.begin(), one.end());
+  std::int64_t outputs = 0;
+  try {
+    NoGradGuard no_grad;
+    EvalModeGuard eval(model);
+    const Tensor out = model.forward(Tensor::zeros(example));
+    if (out.dim() != 2) return;
+    outputs = out.size(1);
+  } catch (const std::exception&) {
+    return;
+  }
+  if (outputs == static_cast<std::int64_t>(classes)) return;
+  const std::string where =
+      config.model_sources.empty() ? config.source.string() : config.model_sources.back();
+  throw Error(fmt::format(
+      "{}: the model gives {} outputs for an example, but the data has {} classes ({}): it must "
+      "give one output per class",
+      where, outputs, classes,
+      first_names(data.task_info["classes"].get<std::vector<std::string>>())));
+}
+
 }  // namespace
 
 void check_model_shapes(const RunConfig& config, const Shape& example) {
@@ -575,6 +605,7 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& conso
 
   Generator init(t.seed);
   const std::shared_ptr<Module> model = build_model(config, data, init);
+  check_class_count(config, data, *model);
   out << describe_model(*model) << "\n";
   std::unique_ptr<Optimizer> optimizer =
       make_optimizer(config.optimizer, model->named_parameters());
