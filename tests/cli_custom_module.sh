@@ -50,6 +50,11 @@ expect_error "without the plugin" "unknown layer type 'moon_net'.*--plugin" insp
   failures=$((failures + 1))
 expect_error "a plugin that is not there" "plugin $work/absent.so: cannot load" \
   --plugin "$work/absent.so" inspect "$bundle" || failures=$((failures + 1))
+# A second copy registers moon_net again: an error naming the copy, not an abort.
+cp "$plugin" "$work/copy.so"
+expect_error "a type registered twice" \
+  "plugin $work/copy.so: register_layer_type: a type named 'moon_net' is already registered" \
+  --plugin "$plugin" --plugin "$work/copy.so" inspect "$bundle" || failures=$((failures + 1))
 
 export LATHE_PLUGINS="$plugin"
 if start_lathe_serve "$work" "$lathe" "$bundle" --name moons --no-watch; then

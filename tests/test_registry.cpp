@@ -119,6 +119,22 @@ TEST(OpenRegistry, RegistrationRefusesDuplicatesAndIncompleteTypes) {
             "register_layer_type: the name \"sequential\" is reserved or empty");
 }
 
+TEST(OpenRegistry, AMakeFunctionThatReturnsNoModuleIsAnError) {
+  if (!find_layer_type("returns_null"))
+    register_layer_type({"returns_null", "", {}, [](const json&, Generator&) {
+                           return std::shared_ptr<Module>();
+                         }});
+  Generator generator(0);
+  EXPECT_EQ(error_of([&] {
+              make_layer(json{{"type", "returns_null"}}, generator);
+            }),
+            "layer type 'returns_null': its make function returned no module");
+  EXPECT_EQ(error_of([&] {
+              spec_tensor_shapes(json{{"type", "returns_null"}});
+            }),
+            "layer type 'returns_null': its make function returned no module");
+}
+
 // The shapes configs and bundles are checked with: each layer's output for one example, and an
 // error naming the layer and the sizes that disagree.
 TEST(OpenRegistry, TracesShapesThroughTheLayers) {

@@ -96,6 +96,11 @@ nlohmann::json parse_json_file(const std::filesystem::path& path) {
     if (const auto end = detail.find("] "); detail.starts_with("[json.") && end != detail.npos)
       detail.erase(0, end + 2);
     throw Error(fmt::format("{}: invalid JSON at byte {}: {}", path.string(), e.byte, detail));
+  } catch (const nlohmann::json::exception& e) {  // a number past double's range: 1e400
+    std::string detail = e.what();
+    if (const auto end = detail.find("] "); detail.starts_with("[json.") && end != detail.npos)
+      detail.erase(0, end + 2);
+    throw Error(fmt::format("{}: invalid JSON: {}", path.string(), detail));
   }
 }
 

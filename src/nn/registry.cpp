@@ -10,6 +10,7 @@
 #include "lathe/gpt.h"
 #include "lathe/nn.h"
 #include "lathe/ops.h"
+#include "src/nn/plugin_registration.h"
 
 namespace lathe {
 namespace {
@@ -459,7 +460,9 @@ std::string known_types() {
 
 }  // namespace
 
-void register_layer_type(LayerType type) {
+namespace {
+
+void add_layer_type(LayerType type) {
   if (type.name.empty() || type.name == "sequential")
     throw Error(
         fmt::format("register_layer_type: the name \"{}\" is reserved or empty", type.name));
@@ -479,6 +482,23 @@ void register_layer_type(LayerType type) {
       throw Error(
           fmt::format("register_layer_type: a type named '{}' is already registered", type.name));
   r.types.push_back(std::move(type));
+}
+
+}  // namespace
+
+namespace detail {
+thread_local std::vector<std::string>* plugin_registration_problems = nullptr;
+}  // namespace detail
+
+void register_layer_type(LayerType type) {
+  try {
+    add_layer_type(std::move(type));
+  } catch (const Error& e) {
+    // An exception cannot leave a shared library's static initializers (the process would
+    // abort): load_plugin collects it instead and reports it with the plugin's name.
+    if (!detail::plugin_registration_problems) throw;
+    detail::plugin_registration_problems->push_back(e.what());
+  }
 }
 
 const LayerType* find_layer_type(const std::string& name) {
@@ -547,6 +567,18 @@ json validate_layer_spec(const json& spec) {
   return args;
 }
 
+namespace {
+
+// A registered type's module; a program's make function may return none.
+std::shared_ptr<Module> made(const LayerType& type, const json& args, Generator& generator) {
+  std::shared_ptr<Module> module = type.make(args, generator);
+  if (!module)
+    throw Error(fmt::format("layer type '{}': its make function returned no module", type.name));
+  return module;
+}
+
+}  // namespace
+
 std::shared_ptr<Module> make_layer(const json& spec, Generator& generator) {
   // Not spec.value("type", ""): that throws nlohmann's type_error when "type" is not a string.
   if (spec.is_object() && spec.contains("type") && spec["type"] == "sequential") {
@@ -555,7 +587,7 @@ std::shared_ptr<Module> make_layer(const json& spec, Generator& generator) {
   }
   try {
     const json args = validate_layer_spec(spec);
-    return find_layer_type(args["type"].get<std::string>())->make(args, generator);
+    return made(*find_layer_type(args["type"].get<std::string>()), args, generator);
   } catch (const LayerSpecError& e) {
     throw Error(e.what());
   }
@@ -633,7 +665,7 @@ std::map<std::string, Shape> spec_tensor_shapes(const json& spec) {
       own = type.tensor_shapes(args);
     } else {
       Generator unused(0);
-      for (const auto& [name, tensor] : type.make(args, unused)->state_dict())
+      for (const auto& [name, tensor] : made(type, args, unused)->state_dict())
         own[name] = tensor.shape();
     }
     for (auto& [name, shape] : own) tensors[prefix + name] = std::move(shape);

@@ -174,10 +174,11 @@ bool Trainer::step(BatchSource& train, Position& position) {
       try {
         value = sharded_->loss_backward(micro.batch, loss_, share,
                                         micros.size() == 1 ? reducer_.get() : nullptr);
-      } catch (const Error& e) {
+      } catch (const std::exception& e) {
         if (session_steps_ > 0) throw;
         // A model that does not fit the data fails here first (a plugin's module without an
-        // output_shape cannot be checked earlier): say what the data looked like.
+        // output_shape cannot be checked earlier, and may throw its own exceptions): say what
+        // the data looked like.
         throw Error(
             fmt::format("the model's first training step failed on a batch of inputs {} "
                         "and targets {}: {}",
