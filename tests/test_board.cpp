@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <map>
 
 #include "lathe/board.h"
 #include "src/board/runs.h"
@@ -165,6 +166,43 @@ TEST(BoardRuns, StatusOfAGoneProcessIsStopped) {
   const nlohmann::json run = nlohmann::json::parse(runs.list_json())["runs"][0];
   EXPECT_EQ(run["status"], "stopped");
   EXPECT_NE(run["message"].get<std::string>().find("ended without saying"), std::string::npos);
+}
+
+// A status.json of the wrong shape is one run's problem: the others still list.
+TEST(BoardRuns, AStatusFileOfTheWrongShapeSpoilsOnlyItsRun) {
+  TempDir dir;
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  const std::map<std::string, std::string> files = {
+      {"good", R"({"status":"finished","started":10,"finished":20})"},
+      {"number", R"({"status":123,"host":{}})"},
+      {"pid_zero", nlohmann::json({{"status", "running"}, {"pid", 0}, {"host", host}}).dump()},
+      {"pid_huge",
+       nlohmann::json({{"status", "running"}, {"pid", 4294967297LL}, {"host", host}}).dump()},
+      {"truncated", R"({"status": "running", "pid": )"},
+      {"backwards", R"({"status":"finished","started":20,"finished":10})"}};
+  for (const auto& [name, text] : files) {
+    std::filesystem::create_directories(dir.path() / name);
+    append(dir.path() / name / "status.json", text);
+  }
+  RunsFolder runs(dir.path());
+  ASSERT_EQ(runs.refresh(), files.size());
+  std::map<std::string, nlohmann::json> listed;
+  const nlohmann::json listing = nlohmann::json::parse(runs.list_json());
+  for (const auto& run : listing["runs"]) listed[run["name"].get<std::string>()] = run;
+  EXPECT_EQ(listed["good"]["status"], "finished");
+  EXPECT_EQ(listed["good"]["duration"], 10);
+  EXPECT_EQ(listed["number"]["status"], "unknown");
+  for (const char* name : {"pid_zero", "pid_huge"}) {
+    EXPECT_EQ(listed[name]["status"], "unknown") << name;
+    EXPECT_EQ(listed[name]["message"],
+              "status.json says running but names no process id it could be")
+        << name;
+  }
+  EXPECT_EQ(listed["truncated"]["status"], "unknown");
+  EXPECT_EQ(listed["truncated"]["message"],
+            "status.json is not a JSON object (damaged, or caught while being written)");
+  EXPECT_TRUE(listed["backwards"]["duration"].is_null());
 }
 
 TEST(BoardServer, ServesThePageReadOnlyToLoopbackNamesOnly) {

@@ -69,6 +69,11 @@ FileStamp stamp_of(const fs::path& path) {
   return stamp;
 }
 
+std::string text(const nlohmann::json& object, const char* key) {
+  const auto found = object.find(key);
+  return found != object.end() && found->is_string() ? found->get<std::string>() : std::string();
+}
+
 double number(const nlohmann::json& object, const char* key) {
   const auto found = object.find(key);
   return found != object.end() && found->is_number() ? found->get<double>() : kMissing;
@@ -415,6 +420,7 @@ void RunsFolder::refresh_run(Run& run) {
     run.status_stamp = stamp;
     nlohmann::json status = read_small_json(status_path);
     // A file caught between writes is read again next time rather than forgotten.
+    run.status_unreadable = stamp.exists && !status.is_object();
     if (status.is_object() || !stamp.exists)
       run.status = status.is_object() ? status : nlohmann::json::object();
     else
@@ -464,18 +470,27 @@ nlohmann::json RunsFolder::summary(const Run& run) const {
   const nlohmann::json iterations = config("trainer.iterations");
   out["by_iterations"] = iterations.is_number() && iterations.get<double>() > 0;
 
-  // Status: what status.json says, unless the process it names on this host is gone.
-  std::string status = run.status.value("status", std::string());
+  // Status: what status.json says, unless the process it names on this host is gone. The file
+  // is read as untrusted: a field of the wrong type counts as absent.
+  std::string status = text(run.status, "status");
   nlohmann::json message = run.status.contains("message") ? run.status["message"] : nullptr;
-  if (status == "running" && run.status.value("host", std::string()) == host_ &&
-      run.status.contains("pid") && run.status["pid"].is_number_integer()) {
-    const auto pid = run.status["pid"].get<std::int64_t>();
-    if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+  if (status == "running" && text(run.status, "host") == host_) {
+    const auto pid = run.status.find("pid");
+    const bool valid = pid != run.status.end() && pid->is_number_integer() &&
+                       pid->get<std::int64_t>() > 0 &&
+                       pid->get<std::int64_t>() <= std::numeric_limits<pid_t>::max();
+    if (!valid) {
+      status = "unknown";
+      message = "status.json says running but names no process id it could be";
+    } else if (::kill(static_cast<pid_t>(pid->get<std::int64_t>()), 0) != 0 && errno == ESRCH) {
       status = "stopped";
-      message = fmt::format("the training process ({}) ended without saying how (killed?)", pid);
+      message = fmt::format("the training process ({}) ended without saying how (killed?)",
+                            pid->get<std::int64_t>());
     }
   }
   if (status.empty()) status = run.bundle_stamp.exists ? "finished" : "unknown";
+  if (status == "unknown" && message.is_null() && run.status_unreadable)
+    message = "status.json is not a JSON object (damaged, or caught while being written)";
   out["status"] = status;
   out["message"] = message;
   for (const char* key : {"pid", "host", "started", "finished"})
@@ -489,7 +504,9 @@ nlohmann::json RunsFolder::summary(const Run& run) const {
                 : status == "running"   ? now_unix()
                                         : kMissing) -
                started;
-  if (duration.is_number() && !std::isfinite(duration.get<double>())) duration = nullptr;
+  if (duration.is_number() &&
+      (!std::isfinite(duration.get<double>()) || duration.get<double>() < 0))
+    duration = nullptr;
   if (duration.is_null() && m.points() > 0) {
     const double first = m.column(kTime).front() - m.column(kSeconds).front();
     const double last = m.column(kTime).back();

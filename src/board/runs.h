@@ -81,6 +81,7 @@ struct Run {
   JsonLinesFile metrics, log;
   FileStamp status_stamp, config_stamp, bundle_stamp, samples_stamp;
   nlohmann::json status = nlohmann::json::object();
+  bool status_unreadable = false;                    // status.json is there but not a JSON object
   nlohmann::json config = nlohmann::json::object();  // flattened: "optimizer.lr": 0.001
   nlohmann::json bundle = nullptr;                   // the bundle's lathe.metrics, when readable
   nlohmann::json sample = nullptr;                   // the last line of samples.jsonl

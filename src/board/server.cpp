@@ -143,8 +143,22 @@ struct BoardServer::Impl {
                if (!serve_asset(request.matches[1].str(), response))
                  answer_error(response, 404, "board: not found");
              });
+    http.set_exception_handler(
+        [](const httplib::Request&, httplib::Response& response, std::exception_ptr thrown) {
+          std::string what = "unknown exception";
+          try {
+            std::rethrow_exception(thrown);
+          } catch (const std::exception& e) {
+            what = e.what();
+          } catch (...) {
+          }
+          answer_error(response, 500, "board: internal error: " + what);
+        });
     http.set_error_handler([](const httplib::Request&, httplib::Response& response) {
-      if (response.body.empty()) answer_error(response, response.status, "board: not found");
+      if (response.body.empty())
+        answer_error(response, response.status,
+                     response.status == 404 ? "board: not found"
+                                            : fmt::format("board: HTTP {}", response.status));
     });
   }
 };
