@@ -340,6 +340,35 @@ TEST(OnnxImport, AChainOfLayerFormsBecomesLatheLayers) {
   for (std::size_t k = 0; k < a.size(); ++k) EXPECT_NEAR(a[k], b[k], 1e-6);
 }
 
+// PyTorch without dynamic_axes: the batch is fixed at the example's size. Any number of rows
+// runs, the last group filled up with zeros whose answers are dropped.
+TEST(OnnxImport, AFixedBatchGraphRunsAnyNumberOfRows) {
+  const testing::TempDir dir;
+  onnx::ModelProto model = dense_model();
+  model.mutable_graph()
+      ->mutable_input(0)
+      ->mutable_type()
+      ->mutable_tensor_type()
+      ->mutable_shape()
+      ->mutable_dim(0)
+      ->set_dim_value(2);
+  OnnxImportOptions keep;
+  keep.keep_graph = true;
+  const LoadedBundle graph = import_onnx(save_model(dir, model, "fixed2.onnx"), keep);
+  const LoadedBundle lowered = import_onnx(dir.path() / "fixed2.onnx");
+  EXPECT_EQ(graph.info.architecture["type"], "onnx_graph");
+  for (const std::int64_t rows : {1, 2, 3, 5}) {
+    std::vector<double> values;
+    for (std::int64_t k = 0; k < 2 * rows; ++k) values.push_back(0.5 * static_cast<double>(k) - 1);
+    const Tensor x = Tensor::from_vector(values, {rows, 2});
+    const Tensor a = graph.model->forward(x), b = lowered.model->forward(x);
+    EXPECT_EQ(a.shape(), (Shape{rows, 3})) << rows;
+    const auto av = a.to_vector(), bv = b.to_vector();
+    ASSERT_EQ(av.size(), bv.size());
+    for (std::size_t k = 0; k < av.size(); ++k) EXPECT_NEAR(av[k], bv[k], 1e-6) << rows;
+  }
+}
+
 TEST(OnnxImport, AGraphWithoutLayerFormsStaysAGraphAndSaysWhy) {
   const testing::TempDir dir;
   onnx::ModelProto model = dense_model();

@@ -152,14 +152,23 @@ class OnnxGraphModule : public Module {
 
   Tensor forward(const Tensor& input) override {
     if (fixed_batch_ > 0 && input.dim() > 0 && input.size(0) != fixed_batch_) {
-      // The graph was exported for batches of exactly fixed_batch_ rows: run it on each.
-      if (input.size(0) % fixed_batch_ != 0)
-        throw Error(fmt::format("onnx_graph: the model takes batches of {} rows, got {}",
-                                fixed_batch_, input.size(0)));
+      // The graph was exported for batches of exactly fixed_batch_ rows: run it on each group,
+      // the last one filled up with rows of zeros whose answers are dropped.
+      const std::int64_t rows = input.size(0);
       std::vector<Tensor> parts;
-      for (std::int64_t start = 0; start < input.size(0); start += fixed_batch_)
-        parts.push_back(run(slice(input, 0, start, start + fixed_batch_)));
-      return concat(parts, 0);
+      for (std::int64_t start = 0; start < rows; start += fixed_batch_) {
+        const std::int64_t end = std::min(rows, start + fixed_batch_);
+        Tensor group = slice(input, 0, start, end);
+        if (end - start < fixed_batch_) {
+          Shape filler = input.shape();
+          filler[0] = fixed_batch_ - (end - start);
+          group = concat({group, Tensor::zeros(filler, input.dtype())}, 0);
+          parts.push_back(slice(run(group), 0, 0, end - start));
+        } else {
+          parts.push_back(run(group));
+        }
+      }
+      return parts.size() == 1 ? parts[0] : concat(parts, 0);
     }
     return run(input);
   }
