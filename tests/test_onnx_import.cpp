@@ -369,6 +369,24 @@ TEST(OnnxImport, AFixedBatchGraphRunsAnyNumberOfRows) {
   }
 }
 
+// torch.onnx writes the scalar of `x * 0.5` as a Constant node, not an initializer: it becomes
+// the bundle's preprocessing all the same.
+TEST(OnnxImport, AScalarFromAConstantNodeBecomesPreprocessing) {
+  const testing::TempDir dir;
+  onnx::ModelProto model = dense_model();
+  onnx::GraphProto* g = model.mutable_graph();
+  g->mutable_node(0)->set_input(0, "scaled");
+  onnx::NodeProto* constant = add_node(g, "Constant", {}, {"half"}, "constant");
+  onnx::AttributeProto* value = constant->add_attribute();
+  value->set_name("value");
+  value->set_type(onnx::AttributeProto::TENSOR);
+  *value->mutable_t() = float_tensor("", {}, {0.5f});
+  add_node(g, "Mul", {"x", "half"}, {"scaled"}, "scale");
+  const LoadedBundle bundle = import_onnx(save_model(dir, model, "scaled.onnx"));
+  EXPECT_EQ(bundle.info.architecture["layers"][0]["type"], "linear");
+  EXPECT_EQ(bundle.info.preprocessing.to_json(), Preprocessing::normalize(0.5, 0, 1).to_json());
+}
+
 TEST(OnnxImport, AGraphWithoutLayerFormsStaysAGraphAndSaysWhy) {
   const testing::TempDir dir;
   onnx::ModelProto model = dense_model();

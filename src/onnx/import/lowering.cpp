@@ -6,6 +6,8 @@
 // outputs on a random probe; anything else stays an onnx_graph.
 #include <onnx/onnx_pb.h>
 
+#include <deque>
+
 #include "src/onnx/import/graph.h"
 #include "src/onnx/import/lowering.h"
 #include "src/onnx/import/tensor_proto.h"
@@ -20,6 +22,25 @@ class Lowering {
   Lowering(const onnx::ModelProto& model, bool may_take_preprocessing, bool flat_input)
       : graph_(model.graph()), may_take_preprocessing_(may_take_preprocessing), flat_(flat_input) {
     for (const auto& t : graph_.initializer()) initializers_[t.name()] = &t;
+    // PyTorch writes the scalars of `x * (1 / 255)` and the pads of a Pad as Constant nodes.
+    for (const auto& node : graph_.node()) {
+      if (node.op_type() != "Constant" || node.output_size() != 1) continue;
+      for (const auto& a : node.attribute()) {
+        if (a.name() == "value" && a.has_t()) {
+          initializers_[node.output(0)] = &a.t();
+        } else if (a.name() == "value_float" || a.name() == "value_int") {
+          onnx::TensorProto& t = constants_.emplace_back();
+          if (a.name() == "value_float") {
+            t.set_data_type(onnx::TensorProto::FLOAT);
+            t.add_float_data(a.f());
+          } else {
+            t.set_data_type(onnx::TensorProto::INT64);
+            t.add_int64_data(a.i());
+          }
+          initializers_[node.output(0)] = &t;
+        }
+      }
+    }
   }
 
   // The chain from `input` to `output`, as layers; nullopt with `why` set where it is not one.
@@ -72,10 +93,11 @@ class Lowering {
           refuse(fmt::format("node '{}' ({}) takes the data as input {}, not first", found->name(),
                              found->op_type(), k));
       } else if (!in.empty() && !initializers_.count(in)) {
-        refuse(
-            fmt::format("node '{}' ({}) joins two computed values (a branch or a residual "
-                        "connection), which a chain of lathe layers does not express",
-                        found->name(), found->op_type()));
+        refuse(fmt::format(
+            "node '{}' ({}) also takes '{}', which the graph computes rather than holds as a "
+            "constant (a branch, a residual connection or a computed shape): a chain of lathe "
+            "layers does not express that",
+            found->name(), found->op_type(), in));
       }
     }
     return found;
@@ -308,6 +330,7 @@ class Lowering {
   bool may_take_preprocessing_;
   bool flat_;  // one example is a vector here
   std::map<std::string, const onnx::TensorProto*> initializers_;
+  std::deque<onnx::TensorProto> constants_;  // Constant nodes given as value_float or value_int
   json layers_ = json::array();
   std::map<std::string, Tensor> state_;
   Preprocessing preprocessing_ = Preprocessing::none();
