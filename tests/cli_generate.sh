@@ -72,6 +72,10 @@ echo "ok   generate: $(head -c 120 "$work/a" | tr '\n' ' ')"
 expect_one_error "unknown character" "--prompt: character '日' (U+65E5) at byte offset 4" \
   "$lathe" generate "$bundle" --prompt "The 日本"
 expect_one_error "empty prompt" "--prompt is empty" "$lathe" generate "$bundle" --prompt ""
+# Checked before any tokenizer sees it (byte-level BPE would take the bytes and echo them).
+expect_one_error "a prompt that is not UTF-8" \
+  "--prompt: invalid UTF-8 at byte offset 4: 0xff is a byte that never occurs in UTF-8" \
+  "$lathe" generate "$bundle" --prompt $'The \xff\xfe'
 expect_one_error "negative --max-tokens" "--max-tokens must be 0 or more, got -5" \
   "$lathe" generate "$bundle" --prompt "x" --max-tokens -5
 expect_one_error "negative --temperature" "--temperature must be a finite number >= 0" \

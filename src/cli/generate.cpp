@@ -14,6 +14,7 @@
 #include "lathe/predict_io.h"
 #include "lathe/text.h"
 #include "src/cli/commands.h"
+#include "src/data/utf8.h"
 #include "src/tensor/blas.h"
 
 namespace lathe::cli {
@@ -66,6 +67,9 @@ void run_generate(const GenerateOptions& options) {
         "(trained on [data] format = \"text\"); use `lathe predict` for this one",
         options.bundle, bundle.info.task.value("task", std::string("classification"))));
   const LanguageModel lm = as_language_model(bundle, options.bundle);
+  // Byte-level BPE would take any bytes, and echo them: the output is promised to be UTF-8.
+  if (const std::string problem = detail::utf8_problem(options.prompt); !problem.empty())
+    throw Error(fmt::format("--prompt: {}", problem));
   std::vector<std::int64_t> prompt;
   try {
     prompt = lm.tokenizer->encode(options.prompt);
