@@ -104,6 +104,16 @@ TEST(Safetensors, AFailedSaveLeavesTheOldFileIntact) {
       << "no temporary file is left behind";
 }
 
+TEST(Safetensors, SavingIntoAFolderThatIsNotThereSaysSo) {
+  TempDir dir;
+  const auto path = dir.path() / "missing" / "w.safetensors";
+  EXPECT_EQ(error_of([&] {
+              save_safetensors(path, {{"w", Tensor::ones({2})}});
+            }),
+            path.string() + ": cannot write: the folder " + (dir.path() / "missing").string() +
+                " does not exist");
+}
+
 TEST(Bundle, SavesAndRebuildsAModelWithItsPreprocessing) {
   TempDir dir;
   Generator g(4);

@@ -71,6 +71,7 @@ TEST(CsvTable, SemicolonAndTabDelimiters) {
   EXPECT_EQ(column_text(tabs, 1), std::vector<std::string>{""});
   EXPECT_EQ(column_text(tabs, 2), std::vector<std::string>{"3"});
   EXPECT_EQ(CsvDialect::delimiter_from_name("tab"), '\t');
+  EXPECT_EQ(CsvDialect::delimiter_from_name("\\t"), '\t');  // --set data.delimiter=\t
   EXPECT_EQ(error_of([] { CsvDialect::delimiter_from_name("|"); }),
             "delimiter \"|\" is not one lathe reads; use \",\", \";\" or \"\\t\"");
   EXPECT_EQ(error_of([] { parse_csv_table("a;b\n\"1\"x;2\n", "s.csv", {';'}); }),

@@ -261,7 +261,8 @@ std::vector<float> read_numbers(CsvReader& reader, const std::string& name,
 char CsvDialect::delimiter_from_name(const std::string& name) {
   if (name == ",") return ',';
   if (name == ";") return ';';
-  if (name == "\t" || name == "tab") return '\t';
+  // "\\t" is what `--set data.delimiter=\t` gives, the escape a TOML string would read.
+  if (name == "\t" || name == "\\t" || name == "tab") return '\t';
   throw Error(
       fmt::format("delimiter \"{}\" is not one lathe reads; use \",\", \";\" or \"\\t\"", name));
 }

@@ -25,7 +25,15 @@ void write_file_atomically(const std::filesystem::path& path, const std::string&
   const std::filesystem::path temporary =
       directory / fmt::format(".{}.tmp{}", path.filename().string(), ::getpid());
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail_file(temporary, "create");
+  if (fd < 0) {
+    const int error = errno;
+    std::error_code ignored;
+    if (error == ENOENT && !std::filesystem::is_directory(directory, ignored))
+      throw Error(fmt::format("{}: cannot write: the folder {} does not exist", path.string(),
+                              directory.string()));
+    throw Error(fmt::format("{}: cannot write (creating {}): {}", path.string(), temporary.string(),
+                            std::strerror(error)));
+  }
   std::size_t written = 0;
   while (written < contents.size()) {
     const ssize_t n = ::write(fd, contents.data() + written, contents.size() - written);
