@@ -87,6 +87,23 @@ EOF
   [ "$native_eval" = "$other_eval" ] || fail "eval $model: '$other_eval' vs '$native_eval'"
 done
 echo "ok   predict and eval of the imported bundles (layers, graph) and of the .onnx file = the native bundle's"
+# The same images as a CSV: 784 pixel columns and the label last, which --target names.
+"$python" - "$work" <<'EOF' || fail "writing the CSV"
+import sys, numpy as np
+work = sys.argv[1]
+pixels = np.frombuffer(open(f"{work}/images-idx3-ubyte", "rb").read()[16:], np.uint8).reshape(-1, 784)
+labels = np.frombuffer(open(f"{work}/labels-idx1-ubyte", "rb").read()[8:], np.uint8)
+with open(f"{work}/images.csv", "w") as f:
+    f.write(",".join(f"p{i}" for i in range(784)) + ",label\n")
+    for row, label in zip(pixels, labels):
+        f.write(",".join(map(str, row)) + f",{label}\n")
+EOF
+csv_eval=$("$lathe" eval "$work/model.onnx" "$work/images.csv" --target label)
+[ "$csv_eval" = "$native_eval" ] || fail "eval --target of a CSV: '$csv_eval' vs '$native_eval'"
+expect_error "eval of a CSV without --target" \
+  "images.csv: this model was not trained on CSV data, so which column holds the labels is not known: name it with --target COLUMN" \
+  eval "$work/model.onnx" "$work/images.csv" || failures=$((failures + 1))
+echo "ok   eval of a CSV with --target = the native bundle's eval of the images"
 "$lathe" inspect "$work/model.onnx" >"$work/inspect.txt" || fail "inspect .onnx"
 grep -q "^Format: *onnx (imported)" "$work/inspect.txt" &&
   grep -q "^Classes (10): *T-shirt/top, Trouser" "$work/inspect.txt" &&

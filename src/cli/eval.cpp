@@ -22,6 +22,7 @@ struct EvalOptions {
   std::int64_t batch_size = 1000;
   std::string precision = "float32";
   std::string split = "all";
+  std::string target;  // the label column of a CSV, for a model not trained on one
 };
 
 // A model trained on a table: the rows of `split` (as the bundle records how training split the
@@ -68,18 +69,21 @@ TensorDataset read_table_split(const std::string& path, const nlohmann::json& ta
                        encoding.transform_target(table, &picked));
 }
 
-TensorDataset read_labeled(const std::vector<std::string>& paths, const nlohmann::json& task) {
+TensorDataset read_labeled(const std::vector<std::string>& paths, const nlohmann::json& task,
+                           const std::string& target_option) {
   if (paths.size() == 2) return TensorDataset(read_idx(paths[0]), read_idx_labels(paths[1]));
   if (paths.size() == 1 && std::filesystem::is_directory(paths[0])) {
     const LabeledImages digits = read_mnist_json_digits(paths[0]);
     return TensorDataset(digits.images, digits.labels);
   }
   if (paths.size() == 1) {
-    const std::string target = task.value("target", "");
+    const std::string target =
+        target_option.empty() ? task.value("target", std::string()) : target_option;
     if (target.empty())
       throw Error(
-          fmt::format("{}: this model was not trained on CSV data; give IDX images and labels or a "
-                      "digits folder",
+          fmt::format("{}: this model was not trained on CSV data, so which column holds the "
+                      "labels is not known: name it with --target COLUMN (the other columns are "
+                      "the features, in order), or give IDX images and labels or a digits folder",
                       paths[0]));
     const CsvTable table = read_csv(paths[0], target);
     if (task.value("task", "classification") == "regression")
@@ -135,6 +139,11 @@ void run_eval(const EvalOptions& options) {
       throw Error(fmt::format("{}: lathe.task {}", options.bundle, e.what()));
     }
   }
+  if (!options.target.empty() && encoding)
+    throw Error(fmt::format(
+        "{}: --target is for models not trained on a CSV table; this one reads its label column "
+        "'{}' by name",
+        options.bundle, encoding->target()));
   if (options.split != "all" && !(encoding && paths.size() == 1))
     throw Error(fmt::format(
         "{}: --split {} needs a model trained on a CSV table, evaluated on that file; this "
@@ -143,7 +152,7 @@ void run_eval(const EvalOptions& options) {
   const TensorDataset raw =
       encoding && paths.size() == 1
           ? read_table_split(paths[0], task_info, *encoding, options.split, options.bundle)
-          : read_labeled(paths, task_info);
+          : read_labeled(paths, task_info, options.target);
   auto data = std::make_shared<TensorDataset>(
       bundle.info.preprocessing.apply(as_model_input(raw.inputs(), task_info)), raw.targets());
   DataLoader loader(data, {.batch_size = options.batch_size, .shuffle = false});
@@ -192,6 +201,9 @@ void add_eval_command(CLI::App& app) {
                    "every row")
       ->check(CLI::IsMember({"all", "test", "validation", "train"}))
       ->capture_default_str();
+  eval->add_option("--target", options->target,
+                   "the CSV's label column, for a model not trained on a CSV table (an imported "
+                   "one, say); the other columns are its features, in order");
   add_precision_option(eval, options->precision);
   eval->callback([options] { run_eval(*options); });
 }
