@@ -9,6 +9,7 @@
 #include <limits>
 #include <optional>
 #include <string_view>
+#include <unordered_map>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -204,11 +205,11 @@ std::vector<std::string> read_header(CsvReader& reader, const std::string& name)
 }
 
 void check_unique(const std::vector<std::string>& columns, const std::string& name) {
+  std::unordered_map<std::string_view, std::size_t> first;
   for (std::size_t j = 0; j < columns.size(); ++j)
-    for (std::size_t k = 0; k < j; ++k)
-      if (columns[j] == columns[k])
-        throw Error(fmt::format("{}:1:{}: duplicate column name '{}' (also column {})", name, j + 1,
-                                columns[j], k + 1));
+    if (const auto [at, added] = first.emplace(columns[j], j); !added)
+      throw Error(fmt::format("{}:1:{}: duplicate column name '{}' (also column {})", name, j + 1,
+                              columns[j], at->second + 1));
 }
 
 // Moves `reader` to the next data row, false at the end. Blank lines may only trail: one

@@ -40,40 +40,64 @@ bool shallow(const nlohmann::json& value, int max_depth) {
   return true;
 }
 
+// The limits, checked by a first pass that builds nothing. (nlohmann's callback parser could check
+// them while building, but it scans the parent container at the end of every object: a bundle
+// whose table encoding lists 100,000 columns took seconds to read.)
+class LimitChecker : public nlohmann::json::json_sax_t {
+ public:
+  LimitChecker(const std::string& context, int max_depth)
+      : context_(context), max_depth_(max_depth) {}
+
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override { return open(true); }
+  bool start_array(std::size_t) override { return open(false); }
+  bool end_object() override { return close(); }
+  bool end_array() override { return close(); }
+  bool key(string_t& key) override {
+    Frame& frame = frames_.back();
+    frame.last_key = key;
+    if (!frame.keys.insert(key).second)
+      throw Error(fmt::format("{}: key '{}' appears twice in the object at {}", context_,
+                              printable(key), place(frames_)));
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::json::exception& e) override {
+    if (const auto* error = dynamic_cast<const nlohmann::json::parse_error*>(&e)) throw *error;
+    throw Error(fmt::format("{}: not valid JSON: {}", context_, printable(e.what(), false)));
+  }
+
+ private:
+  bool open(bool object) {
+    frames_.push_back(Frame{object, {}, {}});
+    if (static_cast<int>(frames_.size()) > max_depth_)
+      throw Error(fmt::format("{}: JSON nests deeper than {} levels at {}", context_, max_depth_,
+                              place(frames_)));
+    return true;
+  }
+  bool close() {
+    frames_.pop_back();
+    return true;
+  }
+
+  const std::string& context_;
+  int max_depth_;
+  std::vector<Frame> frames_;
+};
+
 }  // namespace
 
 nlohmann::json parse_untrusted_json(std::string_view text, const std::string& context,
                                     int max_depth) {
-  using Event = nlohmann::json::parse_event_t;
-  std::vector<Frame> frames;
-  const auto check = [&](int /*depth*/, Event event, nlohmann::json& parsed) {
-    switch (event) {
-      case Event::object_start:
-      case Event::array_start:
-        frames.push_back(Frame{event == Event::object_start, {}, {}});
-        if (static_cast<int>(frames.size()) > max_depth)
-          throw Error(fmt::format("{}: JSON nests deeper than {} levels at {}", context, max_depth,
-                                  place(frames)));
-        break;
-      case Event::key: {
-        Frame& frame = frames.back();
-        frame.last_key = parsed.get<std::string>();
-        if (!frame.keys.insert(frame.last_key).second)
-          throw Error(fmt::format("{}: key '{}' appears twice in the object at {}", context,
-                                  printable(frame.last_key), place(frames)));
-        break;
-      }
-      case Event::object_end:
-      case Event::array_end:
-        frames.pop_back();
-        break;
-      case Event::value:
-        break;
-    }
-    return true;
-  };
   try {
-    return nlohmann::json::parse(text.begin(), text.end(), check);
+    LimitChecker checker(context, max_depth);
+    nlohmann::json::sax_parse(text.begin(), text.end(), &checker);
+    return nlohmann::json::parse(text.begin(), text.end());
   } catch (const nlohmann::json::parse_error& e) {
     // e.what() starts with "[json.exception.parse_error.101] ", which says nothing to a user, and
     // may quote the offending (possibly not UTF-8) bytes.
