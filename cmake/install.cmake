@@ -60,7 +60,9 @@ function(lathe_component_pc component description requires_private libs_private)
     ${PROJECT_BINARY_DIR}/pkgconfig/lathe-${component}.pc @ONLY)
 endfunction()
 lathe_component_pc(onnx "ONNX export" "fmt protobuf" "-lonnx_proto")
-lathe_component_pc(serve "HTTP inference server" "fmt libmicrohttpd libbrotlidec zlib simdjson" "")
+# libmicrohttpd by name, not through its .pc: its Requires.private pulls in gnutls's static
+# libraries, which Debian's -dev packages do not ship; it is a shared library here anyway.
+lathe_component_pc(serve "HTTP inference server" "fmt libbrotlidec zlib simdjson" "-lmicrohttpd")
 set(LATHE_PC_FILES ${PROJECT_BINARY_DIR}/pkgconfig/lathe.pc
   ${PROJECT_BINARY_DIR}/pkgconfig/lathe-onnx.pc ${PROJECT_BINARY_DIR}/pkgconfig/lathe-serve.pc)
 if(LATHE_MPI)

@@ -87,12 +87,12 @@ std::vector<ConfigKey> build_table() {
              "csv: what fills a missing cell of a numeric column (none: it is an error)"),
       choice("data", "impute_categorical", {"none", "most_frequent", "constant"}, "\"none\"",
              "csv: what fills a missing cell of a categorical column"),
-      key("data", "impute_columns", Type::Table, "{}",
+      key("data", "impute_columns", Type::Map, "{}",
           "csv: per column, over the two above: { sex = \"constant\", body_mass_g = \"mean\" }"),
       key("data", "fill_value", N, "0", "csv: what impute \"constant\" fills a numeric cell with"),
       key("data", "fill_category", S, "\"missing_value\"",
           "csv: what impute \"constant\" fills a categorical cell with"),
-      key("data", "missing_indicator", B, "false",
+      key("data", "missing_indicator", Type::BooleanOrStrings, "false",
           "csv: a 0/1 column NAME_missing after each column with missing training cells; a list "
           "of columns: after those, always"),
       choice("data", "unknown_category", {"ignore", "error"}, "\"ignore\"",
@@ -213,6 +213,10 @@ std::string type_text(const ConfigKey& k) {
       return "list of strings";
     case Type::Table:
       return "list of tables";
+    case Type::Map:
+      return "table of column = string";
+    case Type::BooleanOrStrings:
+      return "boolean, or list of strings";
   }
   return "?";
 }

@@ -10,7 +10,7 @@
 namespace lathe::detail {
 
 struct ConfigKey {
-  enum class Type { Integer, Number, Boolean, String, Path, Strings, Table };
+  enum class Type { Integer, Number, Boolean, String, Path, Strings, Table, Map, BooleanOrStrings };
   std::string section;  // "trainer"
   std::string key;      // "epochs"
   Type type;

@@ -46,6 +46,16 @@ make -s -C "$work/consumer/make" train_save_load >"$work/make.log" 2>&1 ||
 pkg-config --exists "lathe = $(sed -n 's/^Version: //p' "$PKG_CONFIG_PATH/lathe.pc")" ||
   fail "pkg-config lathe"
 pkg-config --exists lathe-serve lathe-onnx || fail "pkg-config lathe-serve lathe-onnx"
+# Every library the components' static link names must be there to link (a dependency's own
+# Requires.private once pulled in gnutls's static libraries, which Debian's -dev packages lack).
+echo 'int main() {}' >"$work/empty.cpp"
+components="lathe lathe-serve lathe-onnx"
+[ -f "$PKG_CONFIG_PATH/lathe-mpi.pc" ] && components="$components lathe-mpi"
+for component in $components; do
+  # shellcheck disable=SC2046
+  c++ "$work/empty.cpp" -o "$work/empty" $(pkg-config --static --libs "$component") \
+    >"$work/link.log" 2>&1 || fail "pkg-config --static --libs $component does not link: $(cat "$work/link.log")"
+done
 
 # A tensors-only program needs none of the optional parts' libraries.
 "$work/cmake/tensors_only" || fail "tensors_only did not run"
