@@ -52,6 +52,10 @@ expect_error "--split on another file" \
   "other\.csv: not the file the model was trained on \(SHA-256 [0-9a-f]{16}, the bundle records [0-9a-f]{16} for penguins\.csv\); --split test needs that file, --split all evaluates any" \
   eval "$bundle" "$work/other.csv" --split test || failures=$((failures + 1))
 "$lathe" eval "$bundle" "$work/other.csv" | grep -q "^344 examples: " || fail "eval of all rows of another file"
+echo '[{"island": "Dream"}]' >"$work/rows.json"
+expect_error "eval of a JSON file" \
+  "rows\.json: eval takes labeled data .*a JSON file of inputs has no labels: use lathe predict for it" \
+  eval "$bundle" "$work/rows.json" || failures=$((failures + 1))
 
 # ---- Predict rows with the original columns ----
 cut -d, -f2- "$penguins" | head -6 >"$work/rows.csv"  # no species column; row 5 has NA cells

@@ -210,9 +210,11 @@ TEST(PredictInputs, KindsComeFromTheFileName) {
   EXPECT_EQ(input_kind("dir/Shirt.PNG"), InputKind::Image);
   EXPECT_EQ(input_kind("a.jpeg"), InputKind::Image);
   EXPECT_EQ(input_kind("houses.csv.gz"), InputKind::Csv);
+  EXPECT_EQ(input_kind("houses.tsv"), InputKind::Csv);  // read with the bundle's delimiter
   EXPECT_EQ(input_kind("examples.json"), InputKind::Json);
   EXPECT_EQ(error_of([] { input_kind("notes.txt"); }),
-            "notes.txt: unknown kind of input file ('.txt'); expected .csv, .json, an image (.png, "
+            "notes.txt: unknown kind of input file ('.txt'); expected .csv (or .tsv), .json, an "
+            "image (.png, "
             ".jpg, .jpeg, .bmp, .gif, .pgm, .ppm) or an IDX file (.idx, *-idx3-ubyte), each "
             "optionally .gz");
 }

@@ -129,6 +129,14 @@ void run_eval(const EvalOptions& options) {
   const Task task = task_info.value("task", "classification") == "regression"
                         ? Task::Regression
                         : Task::Classification;
+  std::string data_name = options.data_path;
+  if (data_name.ends_with(".gz")) data_name.resize(data_name.size() - 3);
+  if (data_name.ends_with(".json"))
+    throw Error(
+        fmt::format("{}: eval takes labeled data (a CSV file with the label column, IDX "
+                    "images and labels, or a folder of JSON digits); a JSON file of "
+                    "inputs has no labels: use lathe predict for it",
+                    options.data_path));
   std::vector<std::string> paths{options.data_path};
   if (!options.labels_path.empty()) paths.push_back(options.labels_path);
   std::optional<TableEncoding> encoding;

@@ -19,7 +19,7 @@ namespace lathe {
 namespace {
 
 constexpr const char* kKnownKinds =
-    ".csv, .json, an image (.png, .jpg, .jpeg, .bmp, .gif, .pgm, .ppm) or an IDX file "
+    ".csv (or .tsv), .json, an image (.png, .jpg, .jpeg, .bmp, .gif, .pgm, .ppm) or an IDX file "
     "(.idx, *-idx3-ubyte), each optionally .gz";
 
 std::string lowercase(std::string text) {
@@ -243,7 +243,7 @@ InputKind input_kind(const std::filesystem::path& path) {
   std::string name = lowercase(path.filename().string());
   if (name.ends_with(".gz")) name.resize(name.size() - 3);
   const std::string extension = std::filesystem::path(name).extension().string();
-  if (extension == ".csv") return InputKind::Csv;
+  if (extension == ".csv" || extension == ".tsv") return InputKind::Csv;
   if (extension == ".json") return InputKind::Json;
   for (const char* image : {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm"})
     if (extension == image) return InputKind::Image;
