@@ -60,7 +60,8 @@ TEST(CsvTable, QuotedCellsWithDelimitersQuotesAndLineBreaks) {
   EXPECT_EQ(table.names(), (std::vector<std::string>{"name", "note", "n"}));
   EXPECT_EQ(column_text(table, 0), (std::vector<std::string>{"Smith, J.", "two\nlines"}));
   EXPECT_EQ(column_text(table, 1), (std::vector<std::string>{"said \"hi\"", "plain"}));
-  EXPECT_EQ(table.where(1, 2), "mem.csv:3:3");  // the line the record starts on
+  EXPECT_EQ(table.where(1, 0), "mem.csv:3:1");  // the line the cell starts on
+  EXPECT_EQ(table.where(1, 2), "mem.csv:4:3");
 }
 
 TEST(CsvTable, SemicolonAndTabDelimiters) {
@@ -90,6 +91,13 @@ TEST(CsvTable, ErrorsKeepFileLineAndColumn) {
             "r.csv:1:2: duplicate column name 'a' (also column 1)");
   EXPECT_EQ(error_of([] { parse_csv_table("a,b\n", "r.csv"); }),
             "r.csv: no data rows after the header");
+  // A cell after a quoted cell with line breaks is on a later line than its row's start.
+  const RawTable spanning = parse_csv_table("a,b,c\n1,\"x\ny\nz\",3\n4,5,6\n", "m.csv");
+  EXPECT_EQ(spanning.where(0, 0), "m.csv:2:1");
+  EXPECT_EQ(spanning.where(0, 2), "m.csv:4:3");
+  EXPECT_EQ(spanning.where(1, 2), "m.csv:5:3");
+  EXPECT_EQ(error_of([] { parse_csv_columns("a,b,c\n1,\"x\ny\",zz\n", "n.csv", {"c"}); }),
+            "n.csv:3:3: column 'c': 'zz' is not a number");
 }
 
 // Text cells end up as JSON strings in the bundle: a file in another encoding is refused where

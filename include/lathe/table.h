@@ -69,6 +69,8 @@ struct RawTable {
   std::vector<RawColumn> columns;
   std::int64_t rows = 0;
   std::vector<std::size_t> lines;  // CSV: the line each row starts on (the header is line 1)
+  // CSV rows whose quoted cells hold line breaks: the line each of their cells starts on.
+  std::map<std::int64_t, std::vector<std::size_t>> cell_lines;
   // Where cell (row, column) came from, for messages; unset: "source:line:column" from `lines`.
   std::function<std::string(std::int64_t row, std::size_t column)> locate;
 

@@ -69,6 +69,7 @@ class CsvReader {
     if (pos_ >= text_.size()) return false;
     record_line_ = line_;
     cells_.clear();
+    cell_lines_.clear();
     blank_ = at_line_end();
     if (!blank_) {
       cells_.push_back(read_cell());
@@ -88,6 +89,12 @@ class CsvReader {
   const std::vector<std::string>& cells() const { return cells_; }
   bool blank() const { return blank_; }
   std::size_t line() const { return record_line_; }  // the line the record starts on, from 1
+  // The line cell j starts on: the record's, unless a quoted cell before it held line breaks.
+  std::size_t cell_line(std::size_t j) const {
+    return j < cell_lines_.size() ? cell_lines_[j] : record_line_;
+  }
+  // Whether a quoted cell of the record held a line break (so cells start on other lines).
+  bool spans_lines() const { return !cell_lines_.empty() && cell_lines_.back() != record_line_; }
 
  private:
   // At '\n', "\r\n", a final '\r', or the end of the text.
@@ -111,6 +118,7 @@ class CsvReader {
 
   std::string read_cell() {
     const std::size_t column = cells_.size() + 1;
+    cell_lines_.push_back(line_);
     skip_spaces();
     if (pos_ < text_.size() && text_[pos_] == '"') return read_quoted_cell(column);
     const std::size_t begin = pos_;
@@ -172,6 +180,7 @@ class CsvReader {
   char delimiter_;
   std::size_t pos_ = 0, line_ = 1, record_line_ = 1;
   std::vector<std::string> cells_;
+  std::vector<std::size_t> cell_lines_;
   bool blank_ = false;
 };
 
@@ -247,7 +256,7 @@ std::vector<float> read_numbers(CsvReader& reader, const std::string& name,
     for (const std::size_t j : picked) {
       float value = 0;
       if (const char* problem = parse_csv_number(cells[j], value))
-        throw Error(fmt::format("{}:{}:{}: column '{}': '{}' {}", name, reader.line(), j + 1,
+        throw Error(fmt::format("{}:{}:{}: column '{}': '{}' {}", name, reader.cell_line(j), j + 1,
                                 header[j], detail::shown_cell(cells[j]), problem));
       values.push_back(value);
     }
@@ -279,6 +288,9 @@ void TextCells::push_back(std::string_view cell) {
 
 std::string RawTable::where(std::int64_t row, std::size_t column) const {
   if (locate) return locate(row, column);
+  if (const auto spanning = cell_lines.find(row);
+      spanning != cell_lines.end() && column < spanning->second.size())
+    return fmt::format("{}:{}:{}", source, spanning->second[column], column + 1);
   if (static_cast<std::size_t>(row) < lines.size())
     return fmt::format("{}:{}:{}", source, lines[static_cast<std::size_t>(row)], column + 1);
   return fmt::format("{}: row {}, column {}", source, row, column + 1);
@@ -314,6 +326,10 @@ RawTable parse_csv_table(std::string_view bytes, const std::string& where,
   while (next_data_row(reader, name, header.size(), blank_line)) {
     const auto& cells = reader.cells();
     for (std::size_t j = 0; j < cells.size(); ++j) table.columns[j].text.push_back(cells[j]);
+    if (reader.spans_lines()) {
+      std::vector<std::size_t>& lines = table.cell_lines[table.rows];
+      for (std::size_t j = 0; j < cells.size(); ++j) lines.push_back(reader.cell_line(j));
+    }
     table.lines.push_back(reader.line());
     ++table.rows;
   }
