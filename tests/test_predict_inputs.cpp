@@ -358,6 +358,30 @@ TEST(PredictInputs, CsvColumnsArePickedByTheBundlesFeatureNames) {
             dir / "header.csv" + ": no data rows after the header");
 }
 
+// A model not trained on CSV reads every column in order, after a header of any names; a first
+// row of fractions is data, not a header, and would be lost: refused.
+TEST(PredictInputs, ACsvWithoutAHeaderIsRefusedRatherThanLosingARow) {
+  TempDir dir;
+  const Predictor predictor = Predictor::load(save_classifier(dir));  // 16 inputs, no names
+  const InputSpec spec = InputSpec::of(predictor);
+  std::string row, names, numbers;
+  for (int j = 0; j < 16; ++j) {
+    row += (j ? "," : "") + std::to_string(j) + ".5";
+    names += (j ? ",p" : "p") + std::to_string(j);
+    numbers += (j ? "," : "") + std::to_string(j);
+  }
+  dir.write("headless.csv", row + "\n" + row + "\n");
+  EXPECT_EQ(error_of([&] { read_prediction_inputs({dir.path() / "headless.csv"}, spec); }),
+            dir / "headless.csv" +
+                ":1: the first row (0.5, 1.5, 2.5, ...) holds numbers, not column names: a CSV "
+                "input starts with a header row, or its first example is lost; add one (any "
+                "names: the columns are read in order)");
+  dir.write("named.csv", names + "\n" + row + "\n");
+  dir.write("pandas.csv", numbers + "\n" + row + "\n");  // pandas' 0, 1, 2, ... over a frame
+  for (const char* file : {"named.csv", "pandas.csv"})
+    EXPECT_EQ(read_prediction_inputs({dir.path() / file}, spec).inputs.size(0), 1) << file;
+}
+
 // A bundle trained on a table: rows hold the original columns, text included.
 fs::path save_table_classifier(const TempDir& dir) {
   const RawTable table =

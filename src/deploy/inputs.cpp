@@ -12,6 +12,7 @@
 #include "lathe/data.h"
 #include "lathe/error.h"
 #include "lathe/predict_io.h"
+#include "src/data/csv_support.h"
 #include "src/io/file_bytes.h"
 #include "src/io/untrusted_json.h"
 
@@ -61,6 +62,18 @@ void read_idx_examples(const std::filesystem::path& path, const InputSpec& spec,
   add_rows(out, name, data.data<float>(), data.size(0), features);
 }
 
+// A "header" of numbers that are not all integers is the first example of a file without one.
+// (Integer names stay names: pandas writes 0, 1, 2, ... over an unnamed frame's columns.)
+bool header_is_data(const std::vector<std::string>& header) {
+  bool fraction = false;
+  for (const std::string& name : header) {
+    float value = 0;
+    if (detail::parse_csv_number(name, value)) return false;  // not a number
+    fraction = fraction || value != std::floor(value) || name.find_first_of(".eE") != name.npos;
+  }
+  return fraction;
+}
+
 void read_csv_examples(const std::filesystem::path& path, const InputSpec& spec, Collected& out) {
   const std::string name = path.string();
   if (spec.encoding) {
@@ -74,6 +87,16 @@ void read_csv_examples(const std::filesystem::path& path, const InputSpec& spec,
     throw Error(fmt::format("{}: the bundle names {} features but its input shape {} has {}", name,
                             spec.features.size(), shape_str(spec.shape), features));
   const CsvTable table = read_csv_columns(path, spec.features);
+  if (spec.features.empty() && header_is_data(table.feature_names)) {
+    const std::vector<std::string>& first = table.feature_names;
+    const std::vector<std::string> shown(first.begin(),
+                                         first.begin() + std::min<std::ptrdiff_t>(3, first.size()));
+    throw Error(fmt::format(
+        "{}:1: the first row ({}{}) holds numbers, not column names: a CSV input starts with a "
+        "header row, or its first example is lost; add one (any names: the columns are read in "
+        "order)",
+        name, fmt::join(shown, ", "), first.size() > 3 ? ", ..." : ""));
+  }
   if (table.features.size(1) != features)
     throw Error(fmt::format(
         "{}: {} columns, but the model takes {} features; the bundle records no feature names "
