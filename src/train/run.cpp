@@ -469,34 +469,41 @@ PreparedData prepare_table(const RunConfig& config) {
   return out;
 }
 
-// A bundle's class names and its model's outputs must agree (Predictor refuses them otherwise):
-// checked on one example of zeros before training rather than after it. A model whose forward
-// fails on zeros is left to the first training step, which names the batch.
-void check_class_count(const RunConfig& config, const PreparedData& data, Module& model) {
-  if (data.task != Task::Classification || !data.task_info.contains("classes") || !data.train)
-    return;
-  const std::size_t classes = data.task_info["classes"].size();
-  Shape example{1};
-  const Shape one = data.train->example_shape();
-  example.insert(example.end(), one.begin(), one.end());
-  std::int64_t outputs = 0;
+// The model on two training examples, in eval mode and without gradients, before the run folder
+// is touched: a model that cannot take the data (a plugin's type, whose shapes the config check
+// cannot trace) fails here rather than in the first step, after the folder was rewritten. And a
+// bundle's class names and its model's outputs must agree (Predictor refuses them otherwise).
+void check_model_takes_data(const RunConfig& config, const PreparedData& data, Module& model) {
+  if (!data.train || data.train->size() == 0) return;
+  const Batch batch = data.train->get_batch({0, std::min<std::int64_t>(1, data.train->size() - 1)});
+  const auto failed = [&](const std::exception& e) {
+    return Error(
+        fmt::format("the model fails on a batch of inputs {} and targets {} of the data: {}",
+                    shape_str(batch.inputs.shape()), shape_str(batch.targets.shape()), e.what()));
+  };
+  NoGradGuard no_grad;
+  EvalModeGuard eval(model);
+  Tensor out;
   try {
-    NoGradGuard no_grad;
-    EvalModeGuard eval(model);
-    const Tensor out = model.forward(Tensor::zeros(example));
-    if (out.dim() != 2) return;
-    outputs = out.size(1);
-  } catch (const std::exception&) {
-    return;
+    out = model.forward(batch.inputs);
+  } catch (const std::exception& e) {
+    throw failed(e);
   }
-  if (outputs == static_cast<std::int64_t>(classes)) return;
-  const std::string where =
-      config.model_sources.empty() ? config.source.string() : config.model_sources.back();
-  throw Error(fmt::format(
-      "{}: the model gives {} outputs for an example, but the data has {} classes ({}): it must "
-      "give one output per class",
-      where, outputs, classes,
-      first_names(data.task_info["classes"].get<std::vector<std::string>>())));
+  if (data.task == Task::Classification && data.task_info.contains("classes") && out.dim() == 2 &&
+      out.size(1) != static_cast<std::int64_t>(data.task_info["classes"].size())) {
+    const std::string where =
+        config.model_sources.empty() ? config.source.string() : config.model_sources.back();
+    throw Error(fmt::format(
+        "{}: the model gives {} outputs for an example, but the data has {} classes ({}): it "
+        "must give one output per class",
+        where, out.size(1), data.task_info["classes"].size(),
+        first_names(data.task_info["classes"].get<std::vector<std::string>>())));
+  }
+  try {
+    loss_for(config.loss)(out, batch.targets);
+  } catch (const std::exception& e) {
+    throw failed(e);
+  }
 }
 
 }  // namespace
@@ -605,7 +612,7 @@ RunResult run_training(const RunConfig& config, bool resume, std::ostream& conso
 
   Generator init(t.seed);
   const std::shared_ptr<Module> model = build_model(config, data, init);
-  check_class_count(config, data, *model);
+  check_model_takes_data(config, data, *model);
   out << describe_model(*model) << "\n";
   std::unique_ptr<Optimizer> optimizer =
       make_optimizer(config.optimizer, model->named_parameters());
