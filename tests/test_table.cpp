@@ -104,15 +104,15 @@ TEST(CsvTable, ErrorsKeepFileLineAndColumn) {
 // it is read, not after training.
 TEST(CsvTable, TextThatIsNotUtf8IsRefusedAtItsCell) {
   EXPECT_EQ(error_of([] { parse_csv_table("city,y\nM\xFCnchen,1\n", "latin1.csv"); }),
-            "latin1.csv:2:1: the cell is not UTF-8 text (invalid UTF-8 at byte offset 1: 0xfc "
-            "is a byte that never occurs in UTF-8 of the cell); lathe reads CSV files as UTF-8: "
-            "convert this one (from Windows-1252, say: iconv -f WINDOWS-1252 -t UTF-8)");
+            "latin1.csv:2:1: the cell is not UTF-8 text (in the cell, invalid UTF-8 at byte "
+            "offset 1: 0xfc is a byte that never occurs in UTF-8); lathe reads CSV files as "
+            "UTF-8: convert this one (from Windows-1252, say: iconv -f WINDOWS-1252 -t UTF-8)");
   EXPECT_EQ(
       error_of([] { parse_csv_table("note,y\n\"two\nlines\",1\nx,\"\xE9t\xE9\"\n", "q.csv"); }),
-      "q.csv:4:2: the cell is not UTF-8 text (invalid UTF-8 at byte offset 0: byte 0x74 at "
-      "offset 1 does not continue the 3-byte sequence that starts with 0xe9 of the cell); "
-      "lathe reads CSV files as UTF-8: convert this one (from Windows-1252, say: iconv -f "
-      "WINDOWS-1252 -t UTF-8)");
+      "q.csv:4:2: the cell is not UTF-8 text (in the cell, invalid UTF-8 at byte offset 0: byte "
+      "0x74 at offset 1 does not continue the 3-byte sequence that starts with 0xe9); lathe reads "
+      "CSV files as UTF-8: convert this one (from Windows-1252, say: iconv -f WINDOWS-1252 -t "
+      "UTF-8)");
   EXPECT_EQ(parse_csv_table("city,y\nM\xC3\xBCnchen,1\n", "utf8.csv").columns[0].text[0],
             "M\xC3\xBCnchen");
   EXPECT_EQ(error_of([] {

@@ -162,7 +162,7 @@ class CsvReader {
     const std::string problem = detail::utf8_problem(cell);
     if (!problem.empty())
       throw Error(fmt::format(
-          "{}:{}:{}: the cell is not UTF-8 text ({} of the cell); lathe reads CSV files as "
+          "{}:{}:{}: the cell is not UTF-8 text (in the cell, {}); lathe reads CSV files as "
           "UTF-8: convert this one (from Windows-1252, say: iconv -f WINDOWS-1252 -t UTF-8)",
           name_, line, column, problem));
   }
