@@ -16,6 +16,7 @@ fashion=/usr/share/datasets/fashion-mnist
   { echo "FAIL: the baseline run did not train"; exit 1; }
 checkpoint="$work/run/checkpoint.safetensors"
 before=$(sha256sum "$checkpoint")
+run_files_before=$(sha256sum "$work"/run/*)
 
 . "$source_dir/tests/lib/expect_error.sh"
 # expect NAME PATTERN ARGS...: expect_error, and the checkpoint is unchanged.
@@ -52,6 +53,12 @@ expect "missing config file" "absent\.toml" train "$work/absent.toml"
 
 # Checked when the config is read, before any data loads (the data paths here do not exist).
 sed 's/^lr = .*/lr = -0.1/' "$source_dir/examples/fashion_mlp/config.toml" >"$work/negative.toml"
+python3 - "$source_dir/examples/fashion_mlp/config.toml" "$work/no_names.toml" <<'EOF'
+import re, sys
+text = open(sys.argv[1]).read()
+text = re.sub(r"class_names = \[[^\]]*\]\n", "", text)
+open(sys.argv[2], "w").write(text)
+EOF
 expect "negative learning rate" "negative\.toml:[0-9]+: optimizer\.lr must be > 0, got -0\.1" \
   train "$work/negative.toml" --set "trainer.output_dir=$work/run"
 # The model against the data's header: the layer's line and index and both sizes, before the
@@ -60,6 +67,15 @@ expect "layer size mismatch" \
   "config\.toml:[0-9]+: model\.layers\[3\]: linear: the input has 128 features but 'in' is 100" \
   train "$source_dir/examples/fashion_mlp/config.toml" --set "trainer.output_dir=$work/run" \
   --set model.layers.3.in=100 --set "data.train_labels=/no/such/file"
+# The built model on two examples before the run folder is touched: one output per class, and
+# without class names one per label of every split.
+expect "too few outputs for the classes" \
+  "config\.toml:[0-9]+: the model gives 9 outputs for an example, but the data has 10 classes \(T-shirt/top, Trouser" \
+  train "$source_dir/examples/fashion_mlp/config.toml" --set "trainer.output_dir=$work/run" \
+  --set model.layers.5.out=9
+expect "too few outputs for the labels" \
+  "no_names\.toml:[0-9]+: the model gives 9 outputs for an example, but the data's labels go up to 9 \(10 classes\)" \
+  train "$work/no_names.toml" --set "trainer.output_dir=$work/run" --set model.layers.5.out=9
 expect "CSV columns against the first layer" \
   "config\.toml:[0-9]+: model\.layers\[0\]: linear: the input has 13 features but 'in' is 4" \
   train "$houses" --set "trainer.output_dir=$work/run" --set model.layers.0.in=4
@@ -73,6 +89,11 @@ expect "flag value out of range" \
 expect "missing bundle" "^lathe: error: bundle: File does not exist: .*nope\.safetensors; see lathe serve" \
   serve "$work/nope.safetensors" --port 0
 
+# Every bad input was refused before the run folder was touched: all its files as they were.
+if [ "$(sha256sum "$work"/run/*)" != "$run_files_before" ]; then
+  echo "FAIL: the earlier run's files changed"
+  failures=$((failures + 1))
+fi
 if [ "$failures" -ne 0 ]; then
   echo "$failures failures"
   exit 1

@@ -307,6 +307,8 @@ TEST(Config, TableKeys) {
 
   EXPECT_EQ(error_of([&] { with("delimiter = \"|\""); }),
             p + ":6: data.delimiter \"|\" is not one lathe reads; use \",\", \";\" or \"\\t\"");
+  EXPECT_EQ(error_of([&] { with("class_names = [\"a\", \"b\", \"a\"]"); }),
+            p + ":6: data.class_names lists 'a' twice (entries 0 and 2); a class is one name");
   EXPECT_EQ(
       error_of([&] { with("impute = \"zero\""); }),
       p + ":6: data.impute is \"zero\"; allowed: none, mean, median, most_frequent, constant");

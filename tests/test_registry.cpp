@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "lathe/lathe.h"
+#include "src/nn/registry_detail.h"
 #include "tests/test_support.h"
 
 namespace lathe {
@@ -120,10 +121,9 @@ TEST(OpenRegistry, RegistrationRefusesDuplicatesAndIncompleteTypes) {
 }
 
 TEST(OpenRegistry, AMakeFunctionThatReturnsNoModuleIsAnError) {
-  if (!find_layer_type("returns_null"))
-    register_layer_type({"returns_null", "", {}, [](const json&, Generator&) {
-                           return std::shared_ptr<Module>();
-                         }});
+  register_layer_type(
+      {"returns_null", "", {}, [](const json&, Generator&) { return std::shared_ptr<Module>(); }});
+  const testing::Finally forget([] { detail::remove_layer_type("returns_null"); });
   Generator generator(0);
   EXPECT_EQ(error_of([&] {
               make_layer(json{{"type", "returns_null"}}, generator);

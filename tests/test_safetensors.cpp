@@ -112,6 +112,13 @@ TEST(Safetensors, SavingIntoAFolderThatIsNotThereSaysSo) {
             }),
             path.string() + ": cannot write: the folder " + (dir.path() / "missing").string() +
                 " does not exist");
+  dir.write("file", "");
+  const auto under_a_file = dir.path() / "file" / "w.safetensors";
+  EXPECT_EQ(error_of([&] {
+              save_safetensors(under_a_file, {{"w", Tensor::ones({2})}});
+            }),
+            under_a_file.string() + ": cannot write: " + (dir.path() / "file").string() +
+                " is a file, not a folder");
 }
 
 TEST(Bundle, SavesAndRebuildsAModelWithItsPreprocessing) {

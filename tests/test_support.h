@@ -61,6 +61,18 @@ inline std::string error_of(const std::function<void()>& call) {
   return "(no error)";
 }
 
+// Runs `undo` at scope exit, also when the test fails by throwing.
+class Finally {
+ public:
+  explicit Finally(std::function<void()> undo) : undo_(std::move(undo)) {}
+  ~Finally() { undo_(); }
+  Finally(const Finally&) = delete;
+  Finally& operator=(const Finally&) = delete;
+
+ private:
+  std::function<void()> undo_;
+};
+
 // A fresh directory under the system temp folder, removed with its contents at scope exit.
 class TempDir {
  public:

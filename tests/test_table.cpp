@@ -89,6 +89,13 @@ TEST(CsvTable, ErrorsKeepFileLineAndColumn) {
             "r.csv:2:2: the quoted cell is never closed");
   EXPECT_EQ(error_of([] { parse_csv_table("a,a\n1,2\n", "r.csv"); }),
             "r.csv:1:2: duplicate column name 'a' (also column 1)");
+  EXPECT_EQ(error_of([] { parse_csv_table("0,0,255\n1,2,3\n", "pixels.csv"); }),
+            "pixels.csv:1:2: duplicate column name '0' (also column 1); is the first row data? A "
+            "CSV file starts with a row of column names");
+  EXPECT_EQ(error_of([] { parse_csv("a\tb\tlabel\n1\t2\t0\n", "t.tsv", "label"); }),
+            "t.tsv: target column 'label' not found; columns are: a\tb\tlabel (the header read "
+            "as one column that holds tabs: is that the file's delimiter? [data] delimiter sets "
+            "it for training, and a model reads the delimiter it was trained with)");
   EXPECT_EQ(error_of([] { parse_csv_table("a,b\n", "r.csv"); }),
             "r.csv: no data rows after the header");
   // A cell after a quoted cell with line breaks is on a later line than its row's start.
@@ -127,6 +134,9 @@ TEST(CsvTable, TextThatIsNotUtf8IsRefusedAtItsCell) {
             "mac.csv: the lines end with a carriage return alone (old Mac line ends); lathe reads "
             "LF or CRLF: convert the file (tr '\\r' '\\n' <in >out)");
   EXPECT_EQ(parse_csv_table("a,b\r\n1,2\r", "crlf.csv").rows, 1);
+  EXPECT_EQ(error_of([] { parse_csv_table(std::string("a\0,\0b\0\n\0", 8), "u16.csv"); }),
+            "u16.csv: a NUL byte at byte offset 1: the file is not UTF-8 text (UTF-16 without a "
+            "byte order mark, or not text at all); lathe reads CSV files as UTF-8");
 }
 
 TEST(CsvTable, TenMegabytesInOneQuotedCellIsRefusedAtItsPosition) {

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "lathe/lathe.h"
+#include "src/nn/registry_detail.h"
 #include "tests/test_support.h"
 
 namespace lathe {
@@ -344,10 +345,10 @@ class FailsInForward : public Module {
 // A model that cannot take the data is found before the run folder is touched: an earlier run's
 // files there stay as they were.
 TEST(Training, AModelThatFailsOnTheDataLeavesTheRunFolderAsItWas) {
-  if (!find_layer_type("fails_in_forward"))
-    register_layer_type({"fails_in_forward", "", {}, [](const nlohmann::json&, Generator&) {
-                           return std::make_shared<FailsInForward>();
-                         }});
+  register_layer_type({"fails_in_forward", "", {}, [](const nlohmann::json&, Generator&) {
+                         return std::make_shared<FailsInForward>();
+                       }});
+  const testing::Finally forget([] { detail::remove_layer_type("fails_in_forward"); });
   TempDir dir;
   std::ostringstream log;
   run_training(house_prices_into(dir.path(), {"trainer.epochs=2"}), false, log);

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <sstream>
 
 #include "lathe/distributed.h"
@@ -76,6 +77,11 @@ int main(int argc, char** argv) {
                  verbs.empty() ? "" : (verbs.front()->get_name() + " ").c_str());
     return 1;
   } catch (const lathe::Error& e) {
+    fail_distributed_job(e.what(), 1);
+    std::fprintf(stderr, "lathe: error: %s\n", e.what());
+    return 1;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // The machine's files, not lathe's code: a folder where a file is, no permission, a full disk.
     fail_distributed_job(e.what(), 1);
     std::fprintf(stderr, "lathe: error: %s\n", e.what());
     return 1;

@@ -52,6 +52,20 @@ std::string shown_cell(std::string_view text) {
   return text.size() <= kMax ? out : out + "...";
 }
 
+std::string listed_columns(const std::vector<std::string>& names) {
+  std::string out = fmt::format("{}", fmt::join(names, ", "));
+  if (names.size() != 1) return out;
+  for (const auto& [delimiter, words] :
+       {std::pair{'\t', "tabs"}, std::pair{';', "semicolons"}, std::pair{',', "commas"}})
+    if (names[0].find(delimiter) != std::string::npos)
+      return out + fmt::format(
+                       " (the header read as one column that holds {}: is that the file's "
+                       "delimiter? [data] delimiter sets it for training, and a model reads the "
+                       "delimiter it was trained with)",
+                       words);
+  return out;
+}
+
 }  // namespace detail
 
 namespace {
@@ -196,6 +210,12 @@ std::string_view csv_text(std::string_view bytes, const std::string& name,
         fmt::format("{}: the file is UTF-16 text (it starts with a UTF-16 byte order "
                     "mark); lathe reads CSV files as UTF-8: save it as UTF-8",
                     name));
+  if (const std::size_t nul = text.find('\0'); nul != std::string_view::npos)
+    throw Error(
+        fmt::format("{}: a NUL byte at byte offset {}: the file is not UTF-8 text (UTF-16 "
+                    "without a byte order mark, or not text at all); lathe reads CSV "
+                    "files as UTF-8",
+                    name, nul));
   const std::size_t carriage_return = text.find('\r');
   if (text.find('\n') == std::string_view::npos && carriage_return != std::string_view::npos &&
       carriage_return + 1 < text.size())
@@ -216,9 +236,15 @@ std::vector<std::string> read_header(CsvReader& reader, const std::string& name)
 void check_unique(const std::vector<std::string>& columns, const std::string& name) {
   std::unordered_map<std::string_view, std::size_t> first;
   for (std::size_t j = 0; j < columns.size(); ++j)
-    if (const auto [at, added] = first.emplace(columns[j], j); !added)
-      throw Error(fmt::format("{}:1:{}: duplicate column name '{}' (also column {})", name, j + 1,
-                              columns[j], at->second + 1));
+    if (const auto [at, added] = first.emplace(columns[j], j); !added) {
+      float number = 0;
+      const bool data = !parse_csv_number(columns[j], number);
+      throw Error(fmt::format("{}:1:{}: duplicate column name '{}' (also column {}){}", name, j + 1,
+                              columns[j], at->second + 1,
+                              data ? "; is the first row data? A CSV file starts with a row of "
+                                     "column names"
+                                   : ""));
+    }
 }
 
 // Moves `reader` to the next data row, false at the end. Blank lines may only trail: one
@@ -361,7 +387,7 @@ CsvTable parse_csv(std::string_view bytes, const std::string& where, const std::
   }
   if (target_column == columns.size())
     throw Error(fmt::format("{}: target column '{}' not found; columns are: {}", name, target,
-                            fmt::join(columns, ", ")));
+                            detail::listed_columns(columns)));
   if (table.feature_names.empty())
     throw Error(
         fmt::format("{}: no feature columns; the only column is the target '{}'", name, target));
@@ -401,7 +427,7 @@ CsvTable parse_csv_columns(std::string_view bytes, const std::string& where,
     const auto found = std::find(header.begin(), header.end(), wanted);
     if (found == header.end())
       throw Error(fmt::format("{}: column '{}' not found; columns are: {}", name, wanted,
-                              fmt::join(header, ", ")));
+                              detail::listed_columns(header)));
     if (std::find(found + 1, header.end(), wanted) != header.end())
       throw Error(fmt::format("{}: column name '{}' appears more than once", name, wanted));
     picked.push_back(static_cast<std::size_t>(found - header.begin()));

@@ -153,7 +153,7 @@ TableEncoding TableEncoding::fit(const RawTable& table,
   };
   if (column_index(options.target) == names.size())
     throw Error(fmt::format("{}: target column '{}' not found; columns are: {}", source,
-                            options.target, fmt::join(names, ", ")));
+                            options.target, detail::listed_columns(names)));
   // Every column the options name must exist and must not be the target.
   const auto check_named = [&](const std::string& name, const char* key) {
     if (column_index(name) == names.size())
@@ -373,7 +373,7 @@ Tensor TableEncoding::transform(const RawTable& table,
     const RawColumn* raw = found == by_name.end() ? nullptr : found->second;
     if (!raw)
       throw Error(fmt::format("{}: column '{}' not found; columns are: {}", table.source,
-                              column.name, fmt::join(table.names(), ", ")));
+                              column.name, detail::listed_columns(table.names())));
     sources.push_back({raw, static_cast<std::size_t>(raw - table.columns.data()), offset});
     offset += column.width();
   }
@@ -437,7 +437,7 @@ Tensor TableEncoding::transform_target(const RawTable& table,
   const RawColumn* raw = table.find(target_);
   if (!raw)
     throw Error(fmt::format("{}: target column '{}' not found; columns are: {}", table.source,
-                            target_, fmt::join(table.names(), ", ")));
+                            target_, detail::listed_columns(table.names())));
   const auto j = static_cast<std::size_t>(raw - table.columns.data());
   const auto count =
       rows ? static_cast<std::int64_t>(rows->size()) : static_cast<std::int64_t>(table.rows);

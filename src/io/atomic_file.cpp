@@ -28,9 +28,12 @@ void write_file_atomically(const std::filesystem::path& path, const std::string&
   if (fd < 0) {
     const int error = errno;
     std::error_code ignored;
-    if (error == ENOENT && !std::filesystem::is_directory(directory, ignored))
-      throw Error(fmt::format("{}: cannot write: the folder {} does not exist", path.string(),
-                              directory.string()));
+    if ((error == ENOENT || error == ENOTDIR) && !std::filesystem::is_directory(directory, ignored))
+      throw Error(std::filesystem::exists(directory, ignored)
+                      ? fmt::format("{}: cannot write: {} is a file, not a folder", path.string(),
+                                    directory.string())
+                      : fmt::format("{}: cannot write: the folder {} does not exist", path.string(),
+                                    directory.string()));
     throw Error(fmt::format("{}: cannot write (creating {}): {}", path.string(), temporary.string(),
                             std::strerror(error)));
   }

@@ -367,6 +367,13 @@ DataConfig read_data(Section& data, const std::string& where) {
   d.validation_fraction = data.number("validation_fraction", d.validation_fraction);
   d.seed = static_cast<std::uint64_t>(data.integer("seed", 0));
   d.class_names = data.strings("class_names");
+  for (std::size_t i = 0; i < d.class_names.size(); ++i)
+    for (std::size_t k = 0; k < i; ++k)
+      if (d.class_names[i] == d.class_names[k])
+        fail(*data.raw("class_names")->as_array()->get(i),
+             fmt::format("data.class_names lists '{}' twice (entries {} and {}); a class is one "
+                         "name",
+                         d.class_names[i], k, i));
   read_table_keys(data, d);
   data.finish();
   const auto require = [&](bool ok, const char* what) {

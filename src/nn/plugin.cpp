@@ -9,7 +9,7 @@
 
 #include "lathe/error.h"
 #include "lathe/nn.h"
-#include "src/nn/plugin_registration.h"
+#include "src/nn/registry_detail.h"
 
 namespace lathe {
 

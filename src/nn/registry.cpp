@@ -10,7 +10,7 @@
 #include "lathe/gpt.h"
 #include "lathe/nn.h"
 #include "lathe/ops.h"
-#include "src/nn/plugin_registration.h"
+#include "src/nn/registry_detail.h"
 
 namespace lathe {
 namespace {
@@ -487,7 +487,18 @@ void add_layer_type(LayerType type) {
 }  // namespace
 
 namespace detail {
+
 thread_local std::vector<std::string>* plugin_registration_problems = nullptr;
+
+void remove_layer_type(const std::string& name) {
+  Registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  // Only the last: erasing inside the deque would move the types find_layer_type pointed to.
+  if (r.types.empty() || r.types.back().name != name)
+    throw Error(fmt::format("remove_layer_type: '{}' is not the type registered last", name));
+  r.types.pop_back();
+}
+
 }  // namespace detail
 
 void register_layer_type(LayerType type) {

@@ -473,6 +473,22 @@ PreparedData prepare_table(const RunConfig& config) {
 // is touched: a model that cannot take the data (a plugin's type, whose shapes the config check
 // cannot trace) fails here rather than in the first step, after the folder was rewritten. And a
 // bundle's class names and its model's outputs must agree (Predictor refuses them otherwise).
+// The largest class label of the example splits, or -1 where they hold no class labels.
+std::int64_t largest_label(const PreparedData& data) {
+  std::int64_t largest = -1;
+  for (const auto& split : {data.train, data.validation, data.test}) {
+    const Tensor* targets = nullptr;
+    if (const auto* tensors = dynamic_cast<const TensorDataset*>(split.get()))
+      targets = &tensors->targets();
+    else if (const auto* bytes = dynamic_cast<const ByteImageDataset*>(split.get()))
+      targets = &bytes->targets();
+    if (!targets || targets->dtype() != DType::Int64 || targets->numel() == 0) continue;
+    const std::int64_t* labels = targets->data<std::int64_t>();
+    largest = std::max(largest, *std::max_element(labels, labels + targets->numel()));
+  }
+  return largest;
+}
+
 void check_model_takes_data(const RunConfig& config, const PreparedData& data, Module& model) {
   if (!data.train || data.train->size() == 0) return;
   const Batch batch = data.train->get_batch({0, std::min<std::int64_t>(1, data.train->size() - 1)});
@@ -489,15 +505,24 @@ void check_model_takes_data(const RunConfig& config, const PreparedData& data, M
   } catch (const std::exception& e) {
     throw failed(e);
   }
+  const std::string where =
+      config.model_sources.empty() ? config.source.string() : config.model_sources.back();
   if (data.task == Task::Classification && data.task_info.contains("classes") && out.dim() == 2 &&
-      out.size(1) != static_cast<std::int64_t>(data.task_info["classes"].size())) {
-    const std::string where =
-        config.model_sources.empty() ? config.source.string() : config.model_sources.back();
+      out.size(1) != static_cast<std::int64_t>(data.task_info["classes"].size()))
     throw Error(fmt::format(
         "{}: the model gives {} outputs for an example, but the data has {} classes ({}): it "
         "must give one output per class",
         where, out.size(1), data.task_info["classes"].size(),
         first_names(data.task_info["classes"].get<std::vector<std::string>>())));
+  // Without class names, every label of every split must have an output (a test label past the
+  // outputs would fail only after training).
+  if (data.task == Task::Classification && out.dim() == 2) {
+    const std::int64_t largest = largest_label(data);
+    if (largest >= out.size(1))
+      throw Error(fmt::format(
+          "{}: the model gives {} outputs for an example, but the data's labels go up to {} ({} "
+          "classes): it must give one output per class",
+          where, out.size(1), largest, largest + 1));
   }
   try {
     loss_for(config.loss)(out, batch.targets);
