@@ -387,6 +387,26 @@ TEST(OnnxImport, AScalarFromAConstantNodeBecomesPreprocessing) {
   EXPECT_EQ(bundle.info.preprocessing.to_json(), Preprocessing::normalize(0.5, 0, 1).to_json());
 }
 
+// (x / 255 - 0.5) / 0.5, as `transforms`-style code writes it: not the (x * scale - mean) / std
+// order, so the preprocessing is the affine map the three make, x * 2/255 - 1.
+TEST(OnnxImport, ScalarPreprocessingInAnyOrderBecomesOneAffineMap) {
+  const testing::TempDir dir;
+  onnx::ModelProto model = dense_model();
+  onnx::GraphProto* g = model.mutable_graph();
+  g->mutable_node(0)->set_input(0, "normalized");
+  *g->add_initializer() = float_tensor("c255", {}, {255});
+  *g->add_initializer() = float_tensor("half", {}, {0.5f});
+  add_node(g, "Div", {"x", "c255"}, {"scaled"}, "scale");
+  add_node(g, "Sub", {"scaled", "half"}, {"centred"}, "centre");
+  add_node(g, "Div", {"centred", "half"}, {"normalized"}, "spread");
+  const LoadedBundle bundle = import_onnx(save_model(dir, model, "divided.onnx"));
+  ASSERT_EQ(bundle.info.architecture["layers"][0]["type"], "linear");
+  const Tensor x = Tensor::from_vector({0, 255, 127, 30}, {2, 2});
+  const std::vector<double> expected = {-1, 1, 127 * 2 / 255.0 - 1, 30 * 2 / 255.0 - 1};
+  const std::vector<double> got = bundle.info.preprocessing.apply(x).to_vector();
+  for (std::size_t k = 0; k < expected.size(); ++k) EXPECT_NEAR(got[k], expected[k], 1e-6) << k;
+}
+
 TEST(OnnxImport, AGraphWithoutLayerFormsStaysAGraphAndSaysWhy) {
   const testing::TempDir dir;
   onnx::ModelProto model = dense_model();

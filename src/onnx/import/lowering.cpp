@@ -47,13 +47,8 @@ class Lowering {
   std::optional<LoweredModel> run(const std::string& input, const std::string& output,
                                   std::string& why) {
     std::string value = input;
-    bool first = true;
     try {
-      while (value != output) {
-        const onnx::NodeProto* node = only_consumer(value);
-        value = lower(*node, first);
-        first = false;
-      }
+      while (value != output) value = lower(*only_consumer(value));
     } catch (const NotLowerable& e) {
       why = e.what();
       return std::nullopt;
@@ -162,22 +157,24 @@ class Lowering {
   }
 
   // Returns the node's output; adds what it computes to the layers (or the preprocessing).
-  std::string lower(const onnx::NodeProto& node, bool first) {
+  std::string lower(const onnx::NodeProto& node) {
     const std::string& op = node.op_type();
     const std::string out = node.output(0);
     if (node.domain() != "" && node.domain() != "ai.onnx") refuse("domain " + node.domain());
-    // A leading x * scale, - mean, / std (scalars): the bundle's preprocessing.
+    // Leading multiplies, subtractions and divisions by scalars: the bundle's preprocessing. In
+    // the order (x * scale - mean) / std it keeps those numbers; any other order is the one
+    // affine map a x + b they make.
     if (may_take_preprocessing_ && layers_.empty() && (op == "Mul" || op == "Sub" || op == "Div")) {
       const double c = scalar(node.input(1));
-      if (op == "Mul" && first)
-        scale_ = c;
-      else if (op == "Sub" && !has_mean_)
-        mean_ = c, has_mean_ = true;
-      else if (op == "Div" && !has_std_ && c > 0)
-        std_ = c, has_std_ = true;
-      else
-        refuse(fmt::format("{} in the preprocessing", op));
-      preprocessing_ = Preprocessing::normalize(scale_, mean_, std_);
+      if (op == "Div" && c == 0) refuse("a division by zero in the preprocessing");
+      const int stage = op == "Mul" ? 1 : op == "Sub" ? 2 : 3;
+      in_order_ = in_order_ && stage > stage_ && (op != "Div" || c > 0);
+      stage_ = stage;
+      if (op == "Mul") scale_ = c, slope_ *= c, offset_ *= c;
+      if (op == "Sub") mean_ = c, offset_ -= c;
+      if (op == "Div") std_ = c, slope_ /= c, offset_ /= c;
+      preprocessing_ = in_order_ ? Preprocessing::normalize(scale_, mean_, std_)
+                                 : Preprocessing::normalize(slope_, -offset_, 1);
       return out;
     }
     if (op == "Identity" || op == "Dropout") return out;
@@ -334,8 +331,10 @@ class Lowering {
   json layers_ = json::array();
   std::map<std::string, Tensor> state_;
   Preprocessing preprocessing_ = Preprocessing::none();
-  double scale_ = 1, mean_ = 0, std_ = 1;
-  bool has_mean_ = false, has_std_ = false;
+  double scale_ = 1, mean_ = 0, std_ = 1;  // (x * scale - mean) / std, while in that order
+  double slope_ = 1, offset_ = 0;          // the same as slope x + offset, in any order
+  int stage_ = 0;                          // 1 after a Mul, 2 after a Sub, 3 after a Div
+  bool in_order_ = true;
 };
 
 }  // namespace
