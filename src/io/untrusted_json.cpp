@@ -43,18 +43,11 @@ bool shallow(const nlohmann::json& value, int max_depth) {
 // The limits, checked by a first pass that builds nothing. (nlohmann's callback parser could check
 // them while building, but it scans the parent container at the end of every object: a bundle
 // whose table encoding lists 100,000 columns took seconds to read.)
-class LimitChecker : public nlohmann::json::json_sax_t {
+class LimitChecker : public NestingSax {
  public:
   LimitChecker(const std::string& context, int max_depth)
       : context_(context), max_depth_(max_depth) {}
 
-  bool null() override { return true; }
-  bool boolean(bool) override { return true; }
-  bool number_integer(number_integer_t) override { return true; }
-  bool number_unsigned(number_unsigned_t) override { return true; }
-  bool number_float(number_float_t, const string_t&) override { return true; }
-  bool string(string_t&) override { return true; }
-  bool binary(binary_t&) override { return true; }
   bool start_object(std::size_t) override { return open(true); }
   bool start_array(std::size_t) override { return open(false); }
   bool end_object() override { return close(); }

@@ -15,6 +15,18 @@ namespace lathe::detail {
 nlohmann::json parse_untrusted_json(std::string_view text, const std::string& context,
                                     int max_depth);
 
+// A SAX handler that accepts every value: the base of checks that look only at the nesting.
+class NestingSax : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+};
+
 // `text` for an error message: control bytes and DEL become \xNN, and so do bytes of 0x80 and
 // above unless `keep_utf8` (for text already known to be valid UTF-8, like parsed JSON strings).
 std::string printable(std::string_view text, bool keep_utf8 = true);

@@ -22,6 +22,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "src/io/untrusted_json.h"
 #include "src/serve/json_messages.h"
 
 namespace lathe::serve {
@@ -126,18 +127,11 @@ std::string too_deep_message(std::size_t max_depth) {
 // nlohmann's account of a body simdjson found malformed: the byte where it stopped and what it
 // read there, or nesting past the limit that comes first (a truncated body of 100,000 brackets
 // is refused for its depth, as by the walk).
-class FirstProblem : public nlohmann::json_sax<nlohmann::json> {
+class FirstProblem : public detail::NestingSax {
  public:
   explicit FirstProblem(std::size_t max_depth) : max_depth_(max_depth) {}
   std::optional<std::string> message;
 
-  bool null() override { return true; }
-  bool boolean(bool) override { return true; }
-  bool number_integer(number_integer_t) override { return true; }
-  bool number_unsigned(number_unsigned_t) override { return true; }
-  bool number_float(number_float_t, const string_t&) override { return true; }
-  bool string(string_t&) override { return true; }
-  bool binary(binary_t&) override { return true; }
   bool start_object(std::size_t) override { return open(); }
   bool key(string_t&) override { return true; }
   bool end_object() override { return close(); }
