@@ -75,7 +75,10 @@ TEST(ParseInMemory, CsvColumnsPicksReordersAndMatchesTheFileReader) {
   EXPECT_EQ(error_of([] { parse_csv_columns("a,b\n1,2\n", "mem", {"c"}); }),
             "mem: column 'c' not found; columns are: a, b");
   EXPECT_EQ(error_of([] { parse_csv_columns("a,a\n1,2\n", "mem", {"a"}); }),
-            "mem: column name 'a' appears more than once");
+            "mem:1:2: duplicate column name 'a' (also column 1)");
+  // A name twice among columns nothing reads is no error.
+  EXPECT_EQ(parse_csv_columns("x,b,x\n1,2,3\n", "mem", {"b"}).features.to_vector(),
+            (std::vector<double>{2}));
   EXPECT_EQ(error_of([] { parse_csv_columns("a,b\n1,2\n\n3,4\n", "mem", {"a"}); }),
             "mem:3: empty line between data rows; expected 2 cells");
 }

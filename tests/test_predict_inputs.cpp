@@ -359,7 +359,7 @@ TEST(PredictInputs, CsvColumnsArePickedByTheBundlesFeatureNames) {
 }
 
 // A model not trained on CSV reads every column in order, after a header of any names; a first
-// row of fractions is data, not a header, and would be lost: refused.
+// row of numbers is data, not a header, and would be lost: refused, unless it counts the columns.
 TEST(PredictInputs, ACsvWithoutAHeaderIsRefusedRatherThanLosingARow) {
   TempDir dir;
   const Predictor predictor = Predictor::load(save_classifier(dir));  // 16 inputs, no names
@@ -376,6 +376,22 @@ TEST(PredictInputs, ACsvWithoutAHeaderIsRefusedRatherThanLosingARow) {
                 ":1: the first row (0.5, 1.5, 2.5, ...) holds numbers, not column names: a CSV "
                 "input starts with a header row, or its first example is lost; add one (any "
                 "names: the columns are read in order)");
+  std::string integers, repeated;  // data that happens to be whole numbers
+  for (int j = 0; j < 16; ++j) {
+    integers += (j ? "," : "") + std::to_string(3 * j + 1);
+    repeated += (j ? "," : "") + std::to_string(j % 5);
+  }
+  dir.write("integers.csv", integers + "\n" + integers + "\n");
+  EXPECT_EQ(error_of([&] { read_prediction_inputs({dir.path() / "integers.csv"}, spec); }),
+            dir / "integers.csv" +
+                ":1: the first row (1, 4, 7, ...) holds numbers, not column names: a CSV input "
+                "starts with a header row, or its first example is lost; add one (any names: the "
+                "columns are read in order)");
+  dir.write("repeated.csv", repeated + "\n" + repeated + "\n");
+  EXPECT_EQ(error_of([&] { read_prediction_inputs({dir.path() / "repeated.csv"}, spec); }),
+            dir / "repeated.csv" +
+                ":1:6: duplicate column name '0' (also column 1); is the first row data? A CSV "
+                "file starts with a row of column names");
   dir.write("named.csv", names + "\n" + row + "\n");
   dir.write("pandas.csv", numbers + "\n" + row + "\n");  // pandas' 0, 1, 2, ... over a frame
   for (const char* file : {"named.csv", "pandas.csv"})

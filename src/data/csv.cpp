@@ -10,6 +10,7 @@
 #include <optional>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -233,10 +234,14 @@ std::vector<std::string> read_header(CsvReader& reader, const std::string& name)
   return reader.cells();
 }
 
-void check_unique(const std::vector<std::string>& columns, const std::string& name) {
+// The index of each column name in the header `columns`; a name that appears twice is an error
+// where it `matters` (a column a caller reads).
+template <class Matters>
+std::unordered_map<std::string_view, std::size_t> index_columns(
+    const std::vector<std::string>& columns, const std::string& name, const Matters& matters) {
   std::unordered_map<std::string_view, std::size_t> first;
   for (std::size_t j = 0; j < columns.size(); ++j)
-    if (const auto [at, added] = first.emplace(columns[j], j); !added) {
+    if (const auto [at, added] = first.emplace(columns[j], j); !added && matters(columns[j])) {
       float number = 0;
       const bool data = !parse_csv_number(columns[j], number);
       throw Error(fmt::format("{}:1:{}: duplicate column name '{}' (also column {}){}", name, j + 1,
@@ -245,6 +250,11 @@ void check_unique(const std::vector<std::string>& columns, const std::string& na
                                      "column names"
                                    : ""));
     }
+  return first;
+}
+
+void check_unique(const std::vector<std::string>& columns, const std::string& name) {
+  index_columns(columns, name, [](std::string_view) { return true; });
 }
 
 // Moves `reader` to the next data row, false at the end. Blank lines may only trail: one
@@ -423,14 +433,16 @@ CsvTable parse_csv_columns(std::string_view bytes, const std::string& where,
   CsvTable table;
   table.feature_names = columns.empty() ? header : columns;
   std::vector<std::size_t> picked;  // header index of each wanted column
+  const std::unordered_set<std::string_view> wanted_names(table.feature_names.begin(),
+                                                          table.feature_names.end());
+  const auto index = index_columns(
+      header, name, [&](std::string_view column) { return wanted_names.count(column) > 0; });
   for (const std::string& wanted : table.feature_names) {
-    const auto found = std::find(header.begin(), header.end(), wanted);
-    if (found == header.end())
+    const auto found = index.find(wanted);
+    if (found == index.end())
       throw Error(fmt::format("{}: column '{}' not found; columns are: {}", name, wanted,
                               detail::listed_columns(header)));
-    if (std::find(found + 1, header.end(), wanted) != header.end())
-      throw Error(fmt::format("{}: column name '{}' appears more than once", name, wanted));
-    picked.push_back(static_cast<std::size_t>(found - header.begin()));
+    picked.push_back(found->second);
   }
 
   std::size_t rows = 0;

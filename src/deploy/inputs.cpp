@@ -62,16 +62,17 @@ void read_idx_examples(const std::filesystem::path& path, const InputSpec& spec,
   add_rows(out, name, data.data<float>(), data.size(0), features);
 }
 
-// A "header" of numbers that are not all integers is the first example of a file without one.
-// (Integer names stay names: pandas writes 0, 1, 2, ... over an unnamed frame's columns.)
+// A "header" of numbers is the first example of a file without one, unless it counts the
+// columns: pandas writes 0, 1, 2, ... over an unnamed frame's columns (and some tools 1, 2, ...).
 bool header_is_data(const std::vector<std::string>& header) {
-  bool fraction = false;
-  for (const std::string& name : header) {
+  bool from_zero = true, from_one = true;
+  for (std::size_t j = 0; j < header.size(); ++j) {
     float value = 0;
-    if (detail::parse_csv_number(name, value)) return false;  // not a number
-    fraction = fraction || value != std::floor(value) || name.find_first_of(".eE") != name.npos;
+    if (detail::parse_csv_number(header[j], value)) return false;  // not a number: a name
+    from_zero = from_zero && header[j] == std::to_string(j);
+    from_one = from_one && header[j] == std::to_string(j + 1);
   }
-  return fraction;
+  return !from_zero && !from_one;
 }
 
 void read_csv_examples(const std::filesystem::path& path, const InputSpec& spec, Collected& out) {
