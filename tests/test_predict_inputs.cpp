@@ -364,31 +364,28 @@ TEST(PredictInputs, ACsvWithoutAHeaderIsRefusedRatherThanLosingARow) {
   TempDir dir;
   const Predictor predictor = Predictor::load(save_classifier(dir));  // 16 inputs, no names
   const InputSpec spec = InputSpec::of(predictor);
-  std::string row, names, numbers;
+  std::string row, names, numbers, integers, repeated;
   for (int j = 0; j < 16; ++j) {
-    row += (j ? "," : "") + std::to_string(j) + ".5";
-    names += (j ? ",p" : "p") + std::to_string(j);
-    numbers += (j ? "," : "") + std::to_string(j);
+    const std::string comma = j ? "," : "";
+    row += comma + std::to_string(j) + ".5";
+    names += comma + "p" + std::to_string(j);
+    numbers += comma + std::to_string(j);
+    integers += comma + std::to_string(3 * j + 1);  // data that happens to be whole numbers
+    repeated += comma + std::to_string(j % 5);
   }
-  dir.write("headless.csv", row + "\n" + row + "\n");
-  EXPECT_EQ(error_of([&] { read_prediction_inputs({dir.path() / "headless.csv"}, spec); }),
-            dir / "headless.csv" +
-                ":1: the first row (0.5, 1.5, 2.5, ...) holds numbers, not column names: a CSV "
-                "input starts with a header row, or its first example is lost; add one (any "
-                "names: the columns are read in order)");
-  std::string integers, repeated;  // data that happens to be whole numbers
-  for (int j = 0; j < 16; ++j) {
-    integers += (j ? "," : "") + std::to_string(3 * j + 1);
-    repeated += (j ? "," : "") + std::to_string(j % 5);
-  }
-  dir.write("integers.csv", integers + "\n" + integers + "\n");
-  EXPECT_EQ(error_of([&] { read_prediction_inputs({dir.path() / "integers.csv"}, spec); }),
-            dir / "integers.csv" +
-                ":1: the first row (1, 4, 7, ...) holds numbers, not column names: a CSV input "
-                "starts with a header row, or its first example is lost; add one (any names: the "
-                "columns are read in order)");
-  dir.write("repeated.csv", repeated + "\n" + repeated + "\n");
-  EXPECT_EQ(error_of([&] { read_prediction_inputs({dir.path() / "repeated.csv"}, spec); }),
+  // The error reading a file whose first row is `first`, then one row of data.
+  const auto refusal = [&](const std::string& file, const std::string& first) {
+    dir.write(file, first + "\n" + row + "\n");
+    return error_of([&] { read_prediction_inputs({dir.path() / file}, spec); });
+  };
+  const std::string lost =
+      " holds numbers, not column names: a CSV input starts with a header row, or its first "
+      "example is lost; add one (any names: the columns are read in order)";
+  EXPECT_EQ(refusal("headless.csv", row),
+            dir / "headless.csv" + ":1: the first row (0.5, 1.5, 2.5, ...)" + lost);
+  EXPECT_EQ(refusal("integers.csv", integers),
+            dir / "integers.csv" + ":1: the first row (1, 4, 7, ...)" + lost);
+  EXPECT_EQ(refusal("repeated.csv", repeated),
             dir / "repeated.csv" +
                 ":1:6: duplicate column name '0' (also column 1); is the first row data? A CSV "
                 "file starts with a row of column names");
