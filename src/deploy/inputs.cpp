@@ -116,15 +116,10 @@ nlohmann::json parse_json_file(const std::filesystem::path& path) {
   try {
     return nlohmann::json::parse(file.bytes.begin(), file.bytes.end());
   } catch (const nlohmann::json::parse_error& e) {
-    std::string detail = e.what();  // starts with "[json.exception.parse_error.101] "
-    if (const auto end = detail.find("] "); detail.starts_with("[json.") && end != detail.npos)
-      detail.erase(0, end + 2);
-    throw Error(fmt::format("{}: invalid JSON at byte {}: {}", path.string(), e.byte, detail));
+    throw Error(fmt::format("{}: invalid JSON at byte {}: {}", path.string(), e.byte,
+                            detail::json_error_text(e)));
   } catch (const nlohmann::json::exception& e) {  // a number past double's range: 1e400
-    std::string detail = e.what();
-    if (const auto end = detail.find("] "); detail.starts_with("[json.") && end != detail.npos)
-      detail.erase(0, end + 2);
-    throw Error(fmt::format("{}: invalid JSON: {}", path.string(), detail));
+    throw Error(fmt::format("{}: invalid JSON: {}", path.string(), detail::json_error_text(e)));
   }
 }
 

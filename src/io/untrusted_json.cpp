@@ -92,16 +92,19 @@ nlohmann::json parse_untrusted_json(std::string_view text, const std::string& co
     nlohmann::json::sax_parse(text.begin(), text.end(), &checker);
     return nlohmann::json::parse(text.begin(), text.end());
   } catch (const nlohmann::json::parse_error& e) {
-    // e.what() starts with "[json.exception.parse_error.101] ", which says nothing to a user, and
-    // may quote the offending (possibly not UTF-8) bytes.
-    std::string detail = e.what();
-    if (const auto end = detail.find("] "); detail.starts_with("[json.") && end != detail.npos)
-      detail.erase(0, end + 2);
-    throw Error(
-        fmt::format("{}: not valid JSON (byte {}): {}", context, e.byte, printable(detail, false)));
+    // The message may quote the offending (possibly not UTF-8) bytes.
+    throw Error(fmt::format("{}: not valid JSON (byte {}): {}", context, e.byte,
+                            printable(json_error_text(e), false)));
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("{}: not valid JSON: {}", context, printable(e.what(), false)));
   }
+}
+
+std::string json_error_text(const std::exception& error) {
+  std::string text = error.what();
+  if (const auto end = text.find("] "); text.starts_with("[json.") && end != text.npos)
+    text.erase(0, end + 2);
+  return text;
 }
 
 std::string printable(std::string_view text, bool keep_utf8) {

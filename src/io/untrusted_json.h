@@ -27,6 +27,10 @@ class NestingSax : public nlohmann::json_sax<nlohmann::json> {
   bool binary(binary_t&) override { return true; }
 };
 
+// nlohmann's message without its "[json.exception.parse_error.101] " prefix, which says nothing
+// to a user.
+std::string json_error_text(const std::exception& error);
+
 // `text` for an error message: control bytes and DEL become \xNN, and so do bytes of 0x80 and
 // above unless `keep_utf8` (for text already known to be valid UTF-8, like parsed JSON strings).
 std::string printable(std::string_view text, bool keep_utf8 = true);

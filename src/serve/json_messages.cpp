@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "src/io/untrusted_json.h"
+
 namespace lathe::serve {
 
 std::string cut_short(const std::string& text) {
@@ -24,8 +26,8 @@ std::string malformed_json_message(std::size_t position, const std::exception& e
   const auto syntax = what.find("syntax error");
   if (syntax != std::string::npos)
     what.erase(0, syntax);
-  else if (what.rfind("[json.exception.", 0) == 0 && what.find("] ") != std::string::npos)
-    what.erase(0, what.find("] ") + 2);  // "[json.exception.out_of_range.406] number ..."
+  else
+    what = detail::json_error_text(error);  // "[json.exception.out_of_range.406] number ..."
   if (what.size() > 2 * kMaxErrorTokenChars) what = what.substr(0, 2 * kMaxErrorTokenChars) + "...";
   return fmt::format("malformed JSON at byte {}: {}", position, what);
 }

@@ -469,10 +469,6 @@ PreparedData prepare_table(const RunConfig& config) {
   return out;
 }
 
-// The model on two training examples, in eval mode and without gradients, before the run folder
-// is touched: a model that cannot take the data (a plugin's type, whose shapes the config check
-// cannot trace) fails here rather than in the first step, after the folder was rewritten. And a
-// bundle's class names and its model's outputs must agree (Predictor refuses them otherwise).
 // The largest class label of the example splits, or -1 where they hold no class labels.
 std::int64_t largest_label(const PreparedData& data) {
   std::int64_t largest = -1;
@@ -489,6 +485,10 @@ std::int64_t largest_label(const PreparedData& data) {
   return largest;
 }
 
+// The model on two training examples, in eval mode and without gradients, before the run folder
+// is touched: a model that cannot take the data (a plugin's type, whose shapes the config check
+// cannot trace) fails here rather than in the first step, after the folder was rewritten. And a
+// bundle's class names and its model's outputs must agree (Predictor refuses them otherwise).
 void check_model_takes_data(const RunConfig& config, const PreparedData& data, Module& model) {
   if (!data.train || data.train->size() == 0) return;
   const Batch batch = data.train->get_batch({0, std::min<std::int64_t>(1, data.train->size() - 1)});
